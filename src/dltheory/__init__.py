@@ -1,0 +1,39 @@
+"""dltheory: deep-learning theory, computable and checkable.
+
+Notation (the course's, in ASCII): ``c_w``, ``c_b`` weight and bias variances
+C_W, C_b; ``nngp`` the kernel K; ``ntk`` the neural tangent kernel Theta;
+``k_star`` a fixed point K*; ``chi_parallel``, ``chi_perp`` susceptibilities;
+``theta`` parameters; ``depth`` = L hidden layers; ``width`` = n.
+
+Public API:
+
+* activations: :class:`Activation`, :func:`activation`;
+* specs: :class:`Dense`, :class:`Nonlinearity`, :class:`Serial`, :func:`MLP`,
+  :func:`spec_from_module`;
+* kernels: :func:`kernel`, :class:`KernelState`;
+* finite networks: :func:`build_module`, :func:`empirical_ntk`,
+  :func:`sample_outputs`, :class:`Estimate`.
+"""
+
+from .activations import Activation, activation
+from .finite import Estimate, build_module, empirical_ntk, sample_outputs
+from .kernels import KernelState, kernel
+from .spec import MLP, Dense, Nonlinearity, Serial, spec_from_module
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MLP",
+    "Activation",
+    "Dense",
+    "Estimate",
+    "KernelState",
+    "Nonlinearity",
+    "Serial",
+    "activation",
+    "build_module",
+    "empirical_ntk",
+    "kernel",
+    "sample_outputs",
+    "spec_from_module",
+]

@@ -1,0 +1,172 @@
+"""The ``Activation`` type: a torch function beside its Gaussian expectations.
+
+An activation declares, in one place, what the finite network computes
+(``fn`` and its derivatives) and what the infinite-width kernels need:
+
+* 2-D maps over broadcast covariances (k11, k12, k22):
+  ``nngp_map = E[s(u) s(v)]`` and ``ntk_map = E[s'(u) s'(v)]``;
+* 1-D maps at variance K (criticality): ``second_moment = E[s(z)^2]``,
+  ``derivative_second_moment = E[s'(z)^2]`` and
+  ``square_second_derivative = E[(s^2)''(z)]``.
+
+Closed forms are used where declared; everything else falls back to the
+Hermite (Mehler) quadrature of :mod:`dltheory.activations.quadrature`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .._checks import message
+from . import quadrature
+
+Fn = Callable[[torch.Tensor], torch.Tensor]
+Map2 = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+Map1 = Callable[[torch.Tensor], torch.Tensor]
+
+__all__ = ["Activation"]
+
+
+def _autograd_derivative(fn: Fn) -> Fn:
+    def derivative(x: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            leaf = x.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(fn(leaf).sum(), leaf, create_graph=x.requires_grad)
+        return grad
+
+    return derivative
+
+
+@dataclass(frozen=True, eq=False)
+class Activation:
+    """A nonlinearity with its Gaussian expectations.
+
+    Attributes:
+        name: registry name, e.g. ``"relu"``.
+        fn: the elementwise torch function sigma.
+        d1: sigma' (explicit, or autograd of ``fn``).
+        d2: sigma'' (explicit, or autograd of ``d1``).
+        nngp_closed: closed form of E[s(u)s(v)] from (k11, k12, k22), if known.
+        ntk_closed: closed form of E[s'(u)s'(v)], if known.
+        kinks: points where sigma is not smooth (quadrature panels break there).
+        params: parameters of a family member (e.g. ``{"slope": 0.1}``).
+        tol: absolute tolerance of the quadrature fallback.
+
+    Example:
+        >>> import torch
+        >>> from dltheory import activation
+        >>> relu = activation("relu")
+        >>> k = torch.tensor(2.0, dtype=torch.float64)
+        >>> float(relu.nngp_map(k, k, k))  # E[relu(u)^2] = K / 2
+        1.0
+    """
+
+    name: str
+    fn: Fn
+    d1: Fn | None = None
+    d2: Fn | None = None
+    nngp_closed: Map2 | None = None
+    ntk_closed: Map2 | None = None
+    second_derivative_closed: Map1 | None = None
+    kinks: tuple[float, ...] = ()
+    params: dict[str, Any] = field(default_factory=dict)
+    tol: float = quadrature.DEFAULT_TOL
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(message("name", "a non-empty string", self.name))
+        if not callable(self.fn):
+            raise TypeError(message("fn", "a callable on torch tensors", self.fn))
+        if self.d1 is None:
+            object.__setattr__(self, "d1", _autograd_derivative(self.fn))
+        if self.d2 is None:
+            object.__setattr__(self, "d2", _autograd_derivative(self.d1))
+        object.__setattr__(self, "kinks", tuple(float(c) for c in self.kinks))
+
+    @classmethod
+    def from_callable(
+        cls,
+        fn: Fn,
+        name: str | None = None,
+        *,
+        d1: Fn | None = None,
+        d2: Fn | None = None,
+        kinks: Sequence[float] = (),
+    ) -> Activation:
+        """Wrap any elementwise torch function; Gaussian maps come from quadrature.
+
+        Derivatives default to autograd of ``fn``. Declare non-smooth points in
+        ``kinks`` (e.g. ``(0.0, 6.0)`` for ReLU6) to keep quadrature accurate.
+        """
+        if not callable(fn):
+            raise TypeError(message("fn", "a callable on torch tensors", fn))
+        probe = torch.linspace(-2, 2, 5, dtype=torch.float64)
+        try:
+            out = fn(probe)
+        except Exception as err:
+            raise TypeError(message("fn", "an elementwise function of a torch tensor", fn)) from err
+        if not isinstance(out, torch.Tensor) or out.shape != probe.shape:
+            raise TypeError(message("fn", "elementwise (same shape out as in)", fn))
+        label = name or getattr(fn, "__name__", "custom")
+        return cls(name=label, fn=fn, d1=d1, d2=d2, kinks=tuple(kinks))
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+    def __repr__(self) -> str:
+        extra = "".join(f", {k}={v!r}" for k, v in self.params.items())
+        return f"Activation({self.name!r}{extra})"
+
+    @property
+    def has_closed_form(self) -> bool:
+        """Whether both 2-D maps are closed forms (no quadrature)."""
+        return self.nngp_closed is not None and self.ntk_closed is not None
+
+    # 2-D maps -----------------------------------------------------------------
+    def nngp_map(self, k11: torch.Tensor, k12: torch.Tensor, k22: torch.Tensor) -> torch.Tensor:
+        """E[s(u) s(v)], (u, v) ~ N(0, [[k11, k12], [k12, k22]]), broadcast."""
+        if self.nngp_closed is not None:
+            return self.nngp_closed(k11, k12, k22)
+        return quadrature.mehler_expectation(
+            self.fn, self.fn, k11, k12, k22, kinks=self.kinks, tol=self.tol
+        )
+
+    def ntk_map(self, k11: torch.Tensor, k12: torch.Tensor, k22: torch.Tensor) -> torch.Tensor:
+        """E[s'(u) s'(v)], (u, v) ~ N(0, [[k11, k12], [k12, k22]]), broadcast."""
+        if self.ntk_closed is not None:
+            return self.ntk_closed(k11, k12, k22)
+        return quadrature.mehler_expectation(
+            self.d1, self.d1, k11, k12, k22, kinks=self.kinks, tol=self.tol
+        )
+
+    # 1-D maps -----------------------------------------------------------------
+    def second_moment(self, k: torch.Tensor) -> torch.Tensor:
+        """E[s(z)^2], z ~ N(0, K)."""
+        k = torch.as_tensor(k, dtype=torch.float64)
+        if self.nngp_closed is not None:
+            return self.nngp_closed(k, k, k)
+        return quadrature.expectation_1d(lambda z: self.fn(z) ** 2, k, self.kinks)
+
+    def derivative_second_moment(self, k: torch.Tensor) -> torch.Tensor:
+        """E[s'(z)^2], z ~ N(0, K)."""
+        k = torch.as_tensor(k, dtype=torch.float64)
+        if self.ntk_closed is not None:
+            return self.ntk_closed(k, k, k)
+        return quadrature.expectation_1d(lambda z: self.d1(z) ** 2, k, self.kinks)
+
+    def square_second_derivative(self, k: torch.Tensor) -> torch.Tensor:
+        """E[(s^2)''(z)] = 2 E[s'(z)^2 + s(z) s''(z)], z ~ N(0, K).
+
+        Equals 2 d/dK E[s(z)^2] (Gaussian integration by parts), the quantity in
+        chi_parallel = (C_w / 2) E[(s^2)''] (Roberts, Yaida & Hanin 2022, Sec. 5.1).
+        """
+        k = torch.as_tensor(k, dtype=torch.float64)
+        if self.second_derivative_closed is not None:
+            return self.second_derivative_closed(k)
+        return quadrature.expectation_1d(
+            lambda z: 2 * (self.d1(z) ** 2 + self.fn(z) * self.d2(z)), k, self.kinks
+        )

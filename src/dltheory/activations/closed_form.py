@@ -1,0 +1,226 @@
+"""Activations whose Gaussian maps have closed forms.
+
+Sources:
+* ReLU / step: arc-cosine kernels, Cho & Saul (2009), Eq. (6)-(7) with n = 1, 0.
+  The notes call k_n "E[relu(u)^n relu(v)^n]"; Cho & Saul's k_n is twice that
+  (their weights have unit variance over 2 sides); we return the expectation.
+* Leaky ReLU / abs: s = a z + b |z| with a = (1+slope)/2, b = (1-slope)/2, and
+  E|u||v| = sqrt(k11 k22) (2 sin t + (pi - 2t) cos t) / pi.
+* sign: E[sign u sign v] = (2/pi) arcsin(rho) (Sheppard's formula).
+* erf: Williams (1997), "Computing with infinite networks", Eq. (11). The notes
+  attribute this form to tanh; it is exact for erf only.
+* sin / cos: E[sin u sin v] = exp(-(k11+k22)/2) sinh(k12), cosh for cos.
+
+Step and sign have zero derivative almost everywhere: their NTK map is 0, which
+is what autograd (and gradient descent) sees in a finite network.
+
+Angles are taken from rho with rho snapped to +-1 within a few ulps, so the
+diagonal (the same input twice) is exact: theta = 0, not ~1e-8.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .base import Activation
+from .quadrature import _correlation
+
+__all__ = ["abs_", "cos", "erf", "identity", "leaky_relu", "relu", "sign", "sin", "step"]
+
+_PI = math.pi
+
+
+def _angle(k11: torch.Tensor, k12: torch.Tensor, k22: torch.Tensor):
+    """(rho, theta, sin theta, sqrt(k11 k22)) with the diagonal exact."""
+    k11, k12, k22 = torch.broadcast_tensors(*(torch.as_tensor(t) for t in (k11, k12, k22)))
+    rho = _correlation(k11, k12, k22)
+    theta = torch.arccos(rho)
+    sin = ((1 - rho) * (1 + rho)).clamp_min(0).sqrt()
+    return rho, theta, sin, (k11 * k22).sqrt()
+
+
+def _relu_nngp(k11, k12, k22):
+    rho, theta, sin, norm = _angle(k11, k12, k22)
+    return norm * (sin + (_PI - theta) * rho) / (2 * _PI)
+
+
+def _relu_ntk(k11, k12, k22):
+    _, theta, _, _ = _angle(k11, k12, k22)
+    return (_PI - theta) / (2 * _PI)
+
+
+def _abs_moment(k11, k12, k22):
+    """E|u||v|."""
+    rho, theta, sin, norm = _angle(k11, k12, k22)
+    return norm * (2 * sin + (_PI - 2 * theta) * rho) / _PI
+
+
+def _sign_moment(k11, k12, k22):
+    rho, _, _, _ = _angle(k11, k12, k22)
+    return (2 / _PI) * torch.arcsin(rho)
+
+
+def _step_fn(x: torch.Tensor) -> torch.Tensor:
+    return (x > 0).to(x.dtype)
+
+
+def _zeros_like(x: torch.Tensor) -> torch.Tensor:
+    return torch.zeros_like(x)
+
+
+def _zero_map(k11, k12, k22):
+    k11, k12, k22 = torch.broadcast_tensors(*(torch.as_tensor(t) for t in (k11, k12, k22)))
+    return torch.zeros_like(k12)
+
+
+def relu() -> Activation:
+    """ReLU, s(z) = max(z, 0): the arc-cosine kernel of degree 1."""
+    return Activation(
+        name="relu",
+        fn=torch.relu,
+        d1=_step_fn,
+        d2=_zeros_like,
+        nngp_closed=_relu_nngp,
+        ntk_closed=_relu_ntk,
+        second_derivative_closed=lambda k: torch.ones_like(k),
+        kinks=(0.0,),
+    )
+
+
+def leaky_relu(slope: float = 0.01) -> Activation:
+    """Leaky ReLU, s(z) = max(z, slope z) = a z + b |z|."""
+    a, b = (1 + slope) / 2, (1 - slope) / 2
+
+    def nngp(k11, k12, k22):
+        return a * a * k12 + b * b * _abs_moment(k11, k12, k22)
+
+    def ntk(k11, k12, k22):
+        return a * a + b * b * _sign_moment(k11, k12, k22)
+
+    return Activation(
+        name="leaky_relu",
+        fn=lambda x: torch.nn.functional.leaky_relu(x, slope),
+        d1=lambda x: torch.where(x > 0, 1.0, slope).to(x.dtype),
+        d2=_zeros_like,
+        nngp_closed=nngp,
+        ntk_closed=ntk,
+        second_derivative_closed=lambda k: torch.full_like(k, 1 + slope * slope),
+        kinks=(0.0,),
+        params={"slope": slope},
+    )
+
+
+def abs_() -> Activation:
+    """Absolute value |z|."""
+    return Activation(
+        name="abs",
+        fn=torch.abs,
+        d1=torch.sign,
+        d2=_zeros_like,
+        nngp_closed=_abs_moment,
+        ntk_closed=_sign_moment,
+        second_derivative_closed=lambda k: torch.full_like(k, 2.0),
+        kinks=(0.0,),
+    )
+
+
+def step() -> Activation:
+    """Heaviside step 1(z > 0): the arc-cosine kernel of degree 0."""
+    return Activation(
+        name="step",
+        fn=_step_fn,
+        d1=_zeros_like,
+        d2=_zeros_like,
+        nngp_closed=lambda k11, k12, k22: (_PI - _angle(k11, k12, k22)[1]) / (2 * _PI),
+        ntk_closed=_zero_map,
+        second_derivative_closed=lambda k: torch.zeros_like(k),
+        kinks=(0.0,),
+    )
+
+
+def sign() -> Activation:
+    """Sign function, E[sign u sign v] = (2/pi) arcsin(rho)."""
+    return Activation(
+        name="sign",
+        fn=torch.sign,
+        d1=_zeros_like,
+        d2=_zeros_like,
+        nngp_closed=_sign_moment,
+        ntk_closed=_zero_map,
+        second_derivative_closed=lambda k: torch.zeros_like(k),
+        kinks=(0.0,),
+    )
+
+
+def erf() -> Activation:
+    """Error function; Williams (1997) closed forms."""
+
+    def nngp(k11, k12, k22):
+        return (2 / _PI) * torch.arcsin(
+            (2 * k12 / ((1 + 2 * k11) * (1 + 2 * k22)).sqrt()).clamp(-1, 1)
+        )
+
+    def ntk(k11, k12, k22):
+        det = ((1 + 2 * k11) * (1 + 2 * k22) - 4 * k12 * k12).clamp_min(1e-300)
+        return (4 / _PI) / det.sqrt()
+
+    two_over_root_pi = 2 / math.sqrt(_PI)
+    return Activation(
+        name="erf",
+        fn=torch.erf,
+        d1=lambda x: two_over_root_pi * torch.exp(-x * x),
+        d2=lambda x: -2 * x * two_over_root_pi * torch.exp(-x * x),
+        nngp_closed=nngp,
+        ntk_closed=ntk,
+        # 2 d/dK (2/pi) arcsin(2K / (1 + 2K)).
+        second_derivative_closed=lambda k: 8 / (_PI * (1 + 2 * k) * (1 + 4 * k).sqrt()),
+    )
+
+
+def _sinh_map(k11, k12, k22):
+    return torch.exp(-(k11 + k22) / 2) * torch.sinh(k12)
+
+
+def _cosh_map(k11, k12, k22):
+    return torch.exp(-(k11 + k22) / 2) * torch.cosh(k12)
+
+
+def sin() -> Activation:
+    """sin z: E[sin u sin v] = exp(-(k11 + k22)/2) sinh(k12)."""
+    return Activation(
+        name="sin",
+        fn=torch.sin,
+        d1=torch.cos,
+        d2=lambda x: -torch.sin(x),
+        nngp_closed=_sinh_map,
+        ntk_closed=_cosh_map,
+        second_derivative_closed=lambda k: 2 * torch.exp(-2 * k),
+    )
+
+
+def cos() -> Activation:
+    """cos z: E[cos u cos v] = exp(-(k11 + k22)/2) cosh(k12)."""
+    return Activation(
+        name="cos",
+        fn=torch.cos,
+        d1=lambda x: -torch.sin(x),
+        d2=lambda x: -torch.cos(x),
+        nngp_closed=_cosh_map,
+        ntk_closed=_sinh_map,
+        second_derivative_closed=lambda k: -2 * torch.exp(-2 * k),
+    )
+
+
+def identity() -> Activation:
+    """Identity (deep linear networks): E[uv] = k12, E[1] = 1."""
+    return Activation(
+        name="identity",
+        fn=lambda x: x,
+        d1=torch.ones_like,
+        d2=_zeros_like,
+        nngp_closed=lambda k11, k12, k22: torch.broadcast_tensors(k11, k12, k22)[1].clone(),
+        ntk_closed=lambda k11, k12, k22: torch.ones_like(torch.broadcast_tensors(k11, k12, k22)[1]),
+        second_derivative_closed=lambda k: torch.full_like(k, 2.0),
+    )

@@ -1,0 +1,111 @@
+"""Measurements on finite networks: empirical NTK and sampled outputs."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from torch import nn
+from torch.func import functional_call, jacrev, vmap
+
+from .._checks import as_float_tensor, check_choice, check_int, message
+from ..spec.layers import Serial
+from .modules import build_module
+
+__all__ = ["empirical_ntk", "sample_outputs"]
+
+
+def _inputs(name: str, x: Any, model: nn.Module) -> torch.Tensor:
+    param = next(iter(model.parameters()), None)
+    if param is None:
+        param = next(iter(model.buffers()), None)
+    dtype = param.dtype if param is not None else None
+    device = param.device if param is not None else None
+    return as_float_tensor(name, x, ndim=2, dtype=dtype, device=device)
+
+
+def _jacobian(model: nn.Module, x: torch.Tensor, params, buffers) -> dict[str, torch.Tensor]:
+    def f(p, xi):
+        return functional_call(model, (p, buffers), (xi[None],))[0]
+
+    return vmap(jacrev(f), in_dims=(None, 0))(params, x)
+
+
+def empirical_ntk(
+    model: nn.Module,
+    x1: Any,
+    x2: Any = None,
+    *,
+    output: Literal["trace", "full"] = "trace",
+    chunk_size: int = 64,
+) -> torch.Tensor:
+    """Empirical NTK Theta_ab = sum_p dz(x_a)/dtheta_p dz(x_b)/dtheta_p.
+
+    Sums over every trainable parameter (``requires_grad``), identity metric;
+    per-example Jacobians come from ``torch.func.vmap(jacrev(...))`` in chunks
+    of ``chunk_size`` inputs.
+
+    Args:
+        model: maps (N, n_0) -> (N, out).
+        x1, x2: inputs (``x2=None``: the symmetric kernel of ``x1``).
+        output: ``"trace"`` averages over outputs (N1, N2), the per-unit kernel
+            that the infinite-width NTK describes; ``"full"`` gives (N1, N2, out, out).
+
+    >>> from dltheory import MLP
+    >>> net = MLP(depth=1, activation="identity").sample(width=4, in_dim=2, seed=0)
+    >>> empirical_ntk(net, torch.eye(2)).shape
+    torch.Size([2, 2])
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(message("model", "a torch.nn.Module", type(model).__name__))
+    check_choice("output", output, ("trace", "full"))
+    chunk_size = check_int("chunk_size", chunk_size, minimum=1)
+    x1 = _inputs("x1", x1, model)
+    x2 = x1 if x2 is None else _inputs("x2", x2, model)
+    if x2.shape[1] != x1.shape[1]:
+        raise ValueError(message("x2", f"inputs with {x1.shape[1]} features", tuple(x2.shape)))
+    params = {k: v.detach() for k, v in model.named_parameters() if v.requires_grad}
+    if not params:
+        raise ValueError(message("model", "a module with trainable parameters", model))
+    buffers = dict(model.named_buffers())
+
+    def flat(x):
+        return torch.cat(
+            [j.flatten(2) for j in _jacobian(model, x, params, buffers).values()], dim=2
+        )
+
+    rows = []
+    for i in range(0, len(x1), chunk_size):
+        j1 = flat(x1[i : i + chunk_size])
+        cols = []
+        for j in range(0, len(x2), chunk_size):
+            j2 = j1 if x2 is x1 and i == j else flat(x2[j : j + chunk_size])
+            cols.append(torch.einsum("aop,bqp->aboq", j1, j2))
+        rows.append(torch.cat(cols, dim=1))
+    full = torch.cat(rows, dim=0)
+    if output == "full":
+        return full
+    return full.diagonal(dim1=2, dim2=3).mean(-1)
+
+
+def sample_outputs(
+    spec: Serial,
+    x: Any,
+    width: int,
+    n_networks: int,
+    *,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
+    """Outputs (n_networks, N, out) of independently sampled finite networks.
+
+    Network ``i`` uses seed ``seed + i``, so a sweep can be split and resumed.
+    """
+    n_networks = check_int("n_networks", n_networks, minimum=1)
+    x = as_float_tensor("x", x, ndim=2, dtype=dtype)
+    outs = []
+    with torch.no_grad():
+        for i in range(n_networks):
+            net = build_module(spec, width, in_dim=x.shape[1], seed=seed + i, dtype=dtype)
+            outs.append(net(x))
+    return torch.stack(outs)

@@ -1,0 +1,173 @@
+"""The finite interpreter of a spec: one torch module per layer kind.
+
+``build_module(spec, width)`` returns a ``torch.nn.Sequential`` whose
+initialisation and parametrisation are exactly the spec's, so that over seeds
+its outputs converge to ``spec.kernel(x).nngp`` and its empirical NTK (the
+parameter-Jacobian Gram, identity metric) to ``spec.kernel(x).ntk``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .._checks import check_int, message
+from ..activations import Activation
+from ..spec.layers import Dense, Nonlinearity, Serial
+
+__all__ = ["MODULE_RULES", "ActivationModule", "FiniteDense", "build_module"]
+
+
+class FiniteDense(nn.Module):
+    """z = b_mult * beta + w_mult * (omega @ x) with the spec's parametrisation.
+
+    NTK parametrisation: w_mult = sqrt(lambda_w / fan_in), omega ~ N(0, C_w / lambda_w);
+    b_mult = sqrt(lambda_b), beta ~ N(0, C_b / lambda_b). Standard: w_mult = sqrt(lr_w),
+    omega ~ N(0, C_w / (fan_in lr_w)). A zero learning-rate factor freezes the
+    parameter (a buffer holding the full value). Either way W ~ N(0, C_w / fan_in)
+    and b ~ N(0, C_b), and d z / d omega carries exactly the kernel's lambda_w.
+    """
+
+    def __init__(
+        self,
+        spec: Dense,
+        in_features: int,
+        out_features: int,
+        generator: torch.Generator,
+        dtype: torch.dtype,
+        device: torch.device | str | None,
+    ) -> None:
+        super().__init__()
+        self.spec = spec
+        self.in_features, self.out_features = in_features, out_features
+        if spec.parametrization == "ntk":
+            lr_w, lr_b = spec.learning_rates(in_features)
+            w_mult2, b_mult2 = lr_w / in_features, lr_b
+        else:
+            lr_w = 1.0 if spec.lr_w is None else spec.lr_w
+            lr_b = 1.0 if spec.lr_b is None else spec.lr_b
+            w_mult2, b_mult2 = lr_w, lr_b
+        w_std = math.sqrt(spec.c_w / in_features)
+        b_std = math.sqrt(spec.c_b)
+        shape_w, shape_b = (out_features, in_features), (out_features,)
+        omega = torch.randn(shape_w, generator=generator, dtype=dtype, device=device)
+        beta = torch.randn(shape_b, generator=generator, dtype=dtype, device=device)
+        self.w_mult = math.sqrt(w_mult2) if w_mult2 > 0 else 1.0
+        self.b_mult = math.sqrt(b_mult2) if b_mult2 > 0 else 1.0
+        self._register("weight", omega * (w_std / self.w_mult), trainable=w_mult2 > 0)
+        self._register("bias", beta * (b_std / self.b_mult), trainable=b_mult2 > 0)
+
+    def _register(self, name: str, value: torch.Tensor, trainable: bool) -> None:
+        if trainable:
+            self.register_parameter(name, nn.Parameter(value))
+        else:
+            self.register_buffer(name, value)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.nn.functional.linear(x, self.weight * self.w_mult)
+        return out + self.bias * self.b_mult
+
+    def extra_repr(self) -> str:
+        s = self.spec
+        return (
+            f"in={self.in_features}, out={self.out_features}, c_w={s.c_w}, c_b={s.c_b}, "
+            f"parametrization={s.parametrization!r}"
+        )
+
+
+class ActivationModule(nn.Module):
+    """Applies an ``Activation``'s torch function."""
+
+    def __init__(self, activation: Activation) -> None:
+        super().__init__()
+        self.activation = activation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activation.fn(x)
+
+    def extra_repr(self) -> str:
+        return repr(self.activation)
+
+
+def _dense(layer: Dense, width_in: int, width: int | None, **kw) -> tuple[nn.Module, int]:
+    out = layer.width if layer.width is not None else width
+    if out is None:
+        raise ValueError(
+            message(
+                "width",
+                "an integer >= 1 for the hidden layers",
+                None,
+                "Pass spec.sample(width=...)",
+            )
+        )
+    return FiniteDense(layer, width_in, out, **kw), out
+
+
+def _nonlinearity(layer: Nonlinearity, width_in: int, width: int | None, **kw):
+    return ActivationModule(layer.activation), width_in
+
+
+MODULE_RULES = {Dense: _dense, Nonlinearity: _nonlinearity}
+
+
+def build_module(
+    spec: Serial,
+    width: int | None = None,
+    *,
+    in_dim: int | None = None,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> nn.Sequential:
+    """Sample a finite network of ``spec``.
+
+    Args:
+        spec: the network spec.
+        width: width of the hidden Dense layers (default: ``spec.width``).
+        in_dim: input features n_0 (default: ``spec.in_dim``).
+        seed / generator: the randomness (exactly one; a seed makes a CPU generator
+            on ``device``).
+        dtype: parameter dtype (default ``torch.get_default_dtype()``).
+        device: where the parameters live.
+
+    >>> from dltheory import MLP
+    >>> net = MLP(depth=2, activation="tanh").sample(width=16, in_dim=3, seed=0)
+    >>> tuple(net(torch.zeros(5, 3)).shape)
+    (5, 1)
+    """
+    if not isinstance(spec, Serial):
+        raise TypeError(message("spec", "a dltheory Serial/MLP spec", type(spec).__name__))
+    width = spec.width if width is None else check_int("width", width, minimum=1)
+    in_dim = spec.in_dim if in_dim is None else check_int("in_dim", in_dim, minimum=1)
+    if in_dim is None:
+        raise ValueError(message("in_dim", "an integer >= 1", None, "Pass sample(in_dim=...)"))
+    if (seed is None) == (generator is None):
+        raise ValueError(
+            message(
+                "seed",
+                "given, or a generator given (exactly one)",
+                seed,
+                "Pass seed=0 for reproducible sampling",
+            )
+        )
+    dtype = torch.get_default_dtype() if dtype is None else dtype
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(message("dtype", "a floating torch.dtype", dtype))
+    if generator is None:
+        generator = torch.Generator(device=device or "cpu")
+        generator.manual_seed(check_int("seed", seed, minimum=0))
+    modules = []
+    features = in_dim
+    for layer in spec.layers:
+        module, features = (
+            MODULE_RULES[type(layer)](
+                layer, features, width, generator=generator, dtype=dtype, device=device
+            )
+            if isinstance(layer, Dense)
+            else MODULE_RULES[type(layer)](layer, features, width)
+        )
+        modules.append(module)
+    return nn.Sequential(*modules)

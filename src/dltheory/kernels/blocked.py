@@ -1,0 +1,193 @@
+"""``kernel``: infinite-width NNGP / NTK of a spec, in blocks under a memory budget.
+
+A diagonal pass first gives every input's variance at every layer (O(N L)).
+Then each (rows, columns) block of pairs runs through all layers at once, so
+the working set of one block stays small and the result is the same, bit for
+bit, as one big block. Without ``x2`` only blocks on and above the diagonal are
+computed and the matrix is mirrored.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from .._checks import as_float_tensor, check_int, message
+from ..spec.layers import Dense, Nonlinearity, Serial
+from .recursion import Propagation, propagate
+from .state import KernelState
+
+__all__ = ["DEFAULT_MEMORY_BUDGET", "kernel"]
+
+DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes of working memory for one block
+_ARRAYS_PER_PAIR = 12  # float64 N1 x N2 arrays alive at once inside one layer
+
+
+def _check_spec(spec: Serial) -> None:
+    if not isinstance(spec, Serial):
+        raise TypeError(message("spec", "a dltheory Serial/MLP spec", type(spec).__name__))
+    if not isinstance(spec.layers[0], Dense):
+        raise ValueError(
+            message(
+                "spec",
+                "a network whose first layer is Dense",
+                spec.layers[0],
+                "Kernels start from the input Gram matrix",
+            )
+        )
+    if not isinstance(spec.layers[-1], Dense):
+        raise ValueError(
+            message("spec", "a network whose last layer is Dense (the readout)", spec.layers[-1])
+        )
+    for prev, layer in zip(spec.layers, spec.layers[1:], strict=False):
+        if isinstance(prev, Nonlinearity) and isinstance(layer, Nonlinearity):
+            raise ValueError(
+                message(
+                    "spec",
+                    "free of two nonlinearities in a row",
+                    spec,
+                    "Compose them into one activation",
+                )
+            )
+
+
+def _block_size(n1: int, n2: int, budget: int, collect: int) -> int:
+    per_pair = 8 * (_ARRAYS_PER_PAIR + 2 * collect)
+    side = int(math.sqrt(max(budget, per_pair) / per_pair))
+    return max(1, min(max(n1, n2), side))
+
+
+def kernel(
+    spec: Serial,
+    x1: Any,
+    x2: Any = None,
+    *,
+    return_layers: bool = False,
+    memory_budget: int | None = None,
+    block_size: int | None = None,
+) -> KernelState:
+    """Infinite-width NNGP and NTK of the output of ``spec`` (float64).
+
+    K^(1)_ab = C_b + C_w x_a.x_b / n_0, K^(l+1)_ab = C_b + C_w E[s(u) s(v)];
+    Theta^(1) = lambda_b + lambda_w x_a.x_b / n_0,
+    Theta^(l+1) = lambda_b + lambda_w E[s s] + C_w E[s' s'] Theta^(l)
+    (Neal 1996; Lee et al. 2018; Jacot et al. 2018; DESIGN.md conventions).
+
+    Args:
+        spec: a ``Serial`` (e.g. from ``MLP``).
+        x1: (N1, n_0) inputs (torch or NumPy; converted to float64 on their device).
+        x2: (N2, n_0) inputs, or ``None`` for the symmetric kernel of ``x1``.
+        return_layers: also return K^(1..L+1) (one ``KernelState`` per Dense layer).
+        memory_budget: bytes of working memory per block (default 1 GiB).
+        block_size: side of a block of pairs (overrides ``memory_budget``).
+
+    Returns:
+        ``KernelState`` with ``nngp`` and ``ntk`` of shape (N1, N2).
+
+    >>> import torch
+    >>> from dltheory import MLP
+    >>> x = torch.tensor([[1.0, 0.0], [0.0, 2.0]], dtype=torch.float64)
+    >>> k = MLP(depth=5, activation="relu", c_w=2.0).kernel(x)
+    >>> [round(float(v), 12) for v in k.nngp.diagonal()]  # 2|x|^2 / n_0 at every depth
+    [1.0, 4.0]
+    """
+    _check_spec(spec)
+    x1 = as_float_tensor("x1", x1, ndim=2, dtype=torch.float64)
+    symmetric = x2 is None
+    x2 = x1 if symmetric else as_float_tensor("x2", x2, ndim=2, dtype=torch.float64)
+    n0 = x1.shape[1]
+    if x2.shape[1] != n0:
+        raise ValueError(
+            message("x2", f"a 2-D array with {n0} features like x1", f"shape {tuple(x2.shape)}")
+        )
+    if spec.in_dim is not None and n0 != spec.in_dim:
+        raise ValueError(
+            message("x1", f"inputs with in_dim={spec.in_dim} features", f"shape {tuple(x1.shape)}")
+        )
+    if x2.device != x1.device:
+        raise ValueError(message("x2", f"on the device of x1 ({x1.device})", str(x2.device)))
+    n_dense = sum(isinstance(layer, Dense) for layer in spec.layers)
+    collect = n_dense if return_layers else 0
+    if block_size is None:
+        budget = (
+            DEFAULT_MEMORY_BUDGET
+            if memory_budget is None
+            else check_int("memory_budget", memory_budget, minimum=1)
+        )
+        block_size = _block_size(len(x1), len(x2), budget, collect)
+    else:
+        block_size = check_int("block_size", block_size, minimum=1)
+
+    diag1 = _diagonal_pass(spec, x1, n0)
+    diag2 = diag1 if symmetric else _diagonal_pass(spec, x2, n0)
+    n1, n2 = len(x1), len(x2)
+    new = lambda: torch.empty(n1, n2, dtype=torch.float64, device=x1.device)  # noqa: E731
+    nngp, ntk = new(), new()
+    layer_out = [(new(), new()) for _ in range(collect)]
+
+    for i in range(0, n1, block_size):
+        rows = slice(i, min(i + block_size, n1))
+        for j in range(i if symmetric else 0, n2, block_size):
+            cols = slice(j, min(j + block_size, n2))
+            gram = x1[rows] @ x2[cols].T / n0
+            if symmetric and i == j:
+                gram.diagonal().copy_(diag1.gram[rows])
+
+            def store(index: int, state: Propagation, rows=rows, cols=cols) -> None:
+                layer_out[index][0][rows, cols] = state.nngp
+                layer_out[index][1][rows, cols] = state.ntk
+
+            final = propagate(
+                spec,
+                gram,
+                n0,
+                var1=[v[rows] for v in diag1.variances],
+                var2=[v[cols] for v in diag2.variances],
+                on_dense=store if collect else None,
+            )
+            nngp[rows, cols], ntk[rows, cols] = final.nngp, final.ntk
+            if symmetric and j != i:
+                nngp[cols, rows], ntk[cols, rows] = final.nngp.T, final.ntk.T
+                for a, b in layer_out:
+                    a[cols, rows], b[cols, rows] = a[rows, cols].T, b[rows, cols].T
+
+    if symmetric:  # the diagonal pass is the exact 1-D recursion
+        nngp.diagonal().copy_(diag1.nngp[-1])
+        ntk.diagonal().copy_(diag1.ntk[-1])
+        for (a, b), da, db in zip(layer_out, diag1.nngp, diag1.ntk, strict=False):
+            a.diagonal().copy_(da)
+            b.diagonal().copy_(db)
+    layers = tuple(
+        KernelState(a, b, d1a, d2a)
+        for (a, b), d1a, d2a in zip(layer_out, diag1.nngp, diag2.nngp, strict=False)
+    )
+    return KernelState(nngp, ntk, diag1.nngp[-1], diag2.nngp[-1], layers)
+
+
+class _Diagonal:
+    """Per-input variances before each nonlinearity, and the diagonal kernels."""
+
+    def __init__(self, gram: torch.Tensor) -> None:
+        self.gram = gram
+        self.variances: list[torch.Tensor] = []
+        self.nngp: list[torch.Tensor] = []
+        self.ntk: list[torch.Tensor] = []
+
+
+def _diagonal_pass(spec: Serial, x: torch.Tensor, n0: int) -> _Diagonal:
+    out = _Diagonal((x * x).sum(-1) / n0)
+
+    def dense(index: int, state: Propagation) -> None:
+        out.nngp.append(state.nngp)
+        out.ntk.append(state.ntk)
+
+    propagate(
+        spec,
+        out.gram.clone(),
+        n0,
+        on_dense=dense,
+        on_nonlinearity=lambda index, var: out.variances.append(var),
+    )
+    return out

@@ -1,0 +1,197 @@
+"""Architecture specs: frozen data that the kernel recursion and the module
+builder interpret (``dltheory.kernels.recursion`` and ``dltheory.finite.modules``).
+
+Conventions (DESIGN.md): z^(1) = b^(1) + W^(1) x, z^(l+1) = b^(l+1) + W^(l+1) s(z^(l)),
+W ~ N(0, C_w / n_{l-1}), b ~ N(0, C_b).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from .._checks import check_choice, check_int, check_nonnegative, message
+from ..activations import Activation
+from ..activations import activation as lookup_activation
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..kernels.state import KernelState
+
+Parametrization = Literal["ntk", "standard"]
+PARAMETRIZATIONS = ("ntk", "standard")
+
+__all__ = ["PARAMETRIZATIONS", "Dense", "Layer", "Nonlinearity", "Parametrization", "Serial"]
+
+
+@dataclass(frozen=True)
+class Dense:
+    """A fully connected layer z = b + W x, W ~ N(0, c_w / fan_in), b ~ N(0, c_b).
+
+    Attributes:
+        c_w: weight variance C_w (times fan-in).
+        c_b: bias variance C_b.
+        width: output features; ``None`` takes the network's sampling width.
+        parametrization: ``"ntk"`` (W = sqrt(lr_w / fan_in) omega, trained in
+            omega) or ``"standard"`` (W trained directly).
+        lr_w, lr_b: per-layer learning-rate factors lambda_w, lambda_b. In NTK
+            parametrisation they default to (C_w, C_b), which makes
+            Theta^(l+1) = K^(l+1) + C_w E[s's'] Theta^(l); in standard
+            parametrisation they default to 1 (a plain gradient), so the NTK
+            grows with the width: lambda_w^eff = lr_w * fan_in. The notes' "per-layer
+            learning rates lambda_b = C_b, lambda_w = C_w / n_{l-1}" are the standard
+            lr factors that reproduce the NTK-parametrisation kernel.
+    """
+
+    c_w: float = 1.0
+    c_b: float = 0.0
+    width: int | None = None
+    parametrization: Parametrization = "ntk"
+    lr_w: float | None = None
+    lr_b: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "c_w", check_nonnegative("c_w", self.c_w))
+        object.__setattr__(self, "c_b", check_nonnegative("c_b", self.c_b))
+        if self.width is not None:
+            object.__setattr__(self, "width", check_int("width", self.width, minimum=1))
+        check_choice("parametrization", self.parametrization, PARAMETRIZATIONS)
+        for name in ("lr_w", "lr_b"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, check_nonnegative(name, value))
+
+    def learning_rates(self, fan_in: int | None) -> tuple[float, float]:
+        """(lambda_w, lambda_b) as they enter Theta = lambda_b + lambda_w E[s s] + ..."""
+        if self.parametrization == "ntk":
+            lr_w = self.c_w if self.lr_w is None else self.lr_w
+            lr_b = self.c_b if self.lr_b is None else self.lr_b
+            return lr_w, lr_b
+        if fan_in is None:
+            raise ValueError(
+                message(
+                    "width",
+                    "given for a standard-parametrisation NTK",
+                    None,
+                    "Its NTK grows with the fan-in: pass width= to MLP/Serial or use "
+                    "parametrization='ntk'",
+                )
+            )
+        lr_w = 1.0 if self.lr_w is None else self.lr_w
+        lr_b = 1.0 if self.lr_b is None else self.lr_b
+        return lr_w * fan_in, lr_b
+
+
+@dataclass(frozen=True)
+class Nonlinearity:
+    """An elementwise activation s, applied to the preactivations."""
+
+    activation: Activation
+
+    def __init__(self, activation: Activation | str | Callable, **params: Any) -> None:
+        object.__setattr__(self, "activation", lookup_activation(activation, **params))
+
+
+Layer = Dense | Nonlinearity
+
+
+@dataclass(frozen=True)
+class Serial:
+    """A composition of layers: the spec of a network.
+
+    Attributes:
+        layers: the layers in order (nested ``Serial`` are flattened).
+        width: default width of ``Dense`` layers without one (sampling and the
+            standard-parametrisation NTK need it).
+        in_dim: input features n_0 (may also be given when sampling).
+    """
+
+    layers: tuple[Layer, ...]
+    width: int | None = None
+    in_dim: int | None = None
+    _name: str = field(default="", compare=False, repr=False)
+
+    def __init__(
+        self,
+        *layers: Layer | Serial,
+        width: int | None = None,
+        in_dim: int | None = None,
+        name: str = "",
+    ) -> None:
+        flat: list[Layer] = []
+        for layer in layers:
+            if isinstance(layer, Serial):
+                flat.extend(layer.layers)
+            elif isinstance(layer, Dense | Nonlinearity):
+                flat.append(layer)
+            else:
+                raise TypeError(message("layers", "Dense, Nonlinearity or Serial", layer))
+        if not flat:
+            raise ValueError(message("layers", "at least one layer", layers))
+        object.__setattr__(self, "layers", tuple(flat))
+        if width is not None:
+            width = check_int("width", width, minimum=1)
+        if in_dim is not None:
+            in_dim = check_int("in_dim", in_dim, minimum=1)
+        object.__setattr__(self, "width", width)
+        object.__setattr__(self, "in_dim", in_dim)
+        object.__setattr__(self, "_name", name)
+
+    @property
+    def depth(self) -> int:
+        """Number of nonlinearities (hidden layers)."""
+        return sum(isinstance(layer, Nonlinearity) for layer in self.layers)
+
+    @property
+    def out_dim(self) -> int | None:
+        """Output features of the last ``Dense`` (``None``: the sampling width)."""
+        for layer in reversed(self.layers):
+            if isinstance(layer, Dense):
+                return layer.width if layer.width is not None else self.width
+        return self.width
+
+    def kernel(
+        self,
+        x1: Any,
+        x2: Any = None,
+        *,
+        return_layers: bool = False,
+        memory_budget: int | None = None,
+        block_size: int | None = None,
+    ) -> KernelState:
+        """Infinite-width NNGP and NTK of the output; see :func:`dltheory.kernels.kernel`."""
+        from ..kernels.blocked import kernel
+
+        return kernel(
+            self,
+            x1,
+            x2,
+            return_layers=return_layers,
+            memory_budget=memory_budget,
+            block_size=block_size,
+        )
+
+    def sample(
+        self,
+        width: int | None = None,
+        *,
+        in_dim: int | None = None,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> torch.nn.Module:
+        """A finite network of this spec; see :func:`dltheory.finite.build_module`."""
+        from ..finite.modules import build_module
+
+        return build_module(
+            self,
+            width=width,
+            in_dim=in_dim,
+            seed=seed,
+            generator=generator,
+            dtype=dtype,
+            device=device,
+        )
