@@ -52,6 +52,9 @@ class Activation:
         d2: sigma'' (explicit, or autograd of ``d1``).
         nngp_closed: closed form of E[s(u)s(v)] from (k11, k12, k22), if known.
         ntk_closed: closed form of E[s'(u)s'(v)], if known.
+        second_derivative_closed: closed form of E[(s^2)''] at variance K, if known.
+        pair: the closed forms as one scalar numba function
+            (k11, k12, k22) -> (E[s s], E[s' s']) for the fused CPU backend.
         kinks: points where sigma is not smooth (quadrature panels break there).
         params: parameters of a family member (e.g. ``{"slope": 0.1}``).
         tol: absolute tolerance of the quadrature fallback.
@@ -72,6 +75,7 @@ class Activation:
     nngp_closed: Map2 | None = None
     ntk_closed: Map2 | None = None
     second_derivative_closed: Map1 | None = None
+    pair: Any = None
     kinks: tuple[float, ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
     tol: float = quadrature.DEFAULT_TOL

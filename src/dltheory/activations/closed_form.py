@@ -21,15 +21,107 @@ diagonal (the same input twice) is exact: theta = 0, not ~1e-8.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
 
+from .. import _fastmath
 from .base import Activation
 from .quadrature import _correlation
+
+try:  # scalar twins of the closed forms for the fused CPU kernel backend
+    from numba import njit
+except ImportError:  # pragma: no cover
+    njit = None
 
 __all__ = ["abs_", "cos", "erf", "identity", "leaky_relu", "relu", "sign", "sin", "step"]
 
 _PI = math.pi
+_SNAP = 64 * 2.220446049250313e-16
+
+
+def _scalar(fn):
+    """Compile a scalar pair map (k11, k12, k22) -> (E[s s], E[s' s']) if numba is there."""
+    return None if njit is None else njit(cache=False, inline="always")(fn)
+
+
+def _rho(k11: float, k12: float, k22: float) -> float:
+    d = math.sqrt(k11 * k22)
+    rho = k12 / d if d > 0 else 0.0
+    rho = min(1.0, max(-1.0, rho))
+    if abs(rho) >= 1 - _SNAP:
+        rho = 1.0 if rho > 0 else -1.0
+    return rho
+
+
+_rho_nb = _scalar(_rho) if njit is not None else None
+
+
+def _relu_pair(k11, k12, k22):
+    rho = _rho_nb(k11, k12, k22)
+    theta = _fastmath.acos(rho)
+    sin = math.sqrt(max((1 - rho) * (1 + rho), 0.0))
+    return (
+        math.sqrt(k11 * k22) * (sin + (math.pi - theta) * rho) / (2 * math.pi),
+        (math.pi - theta) / (2 * math.pi),
+    )
+
+
+def _step_pair(k11, k12, k22):
+    return (math.pi - _fastmath.acos(_rho_nb(k11, k12, k22))) / (2 * math.pi), 0.0
+
+
+def _sign_pair(k11, k12, k22):
+    return (2 / math.pi) * _fastmath.asin(_rho_nb(k11, k12, k22)), 0.0
+
+
+def _erf_pair(k11, k12, k22):
+    a, b = 1 + 2 * k11, 1 + 2 * k22
+    x = min(1.0, max(-1.0, 2 * k12 / math.sqrt(a * b)))
+    det = max(a * b - 4 * k12 * k12, 1e-300)
+    return (2 / math.pi) * _fastmath.asin(x), (4 / math.pi) / math.sqrt(det)
+
+
+def _sin_pair(k11, k12, k22):
+    e = math.exp(-(k11 + k22) / 2)
+    return e * math.sinh(k12), e * math.cosh(k12)
+
+
+def _cos_pair(k11, k12, k22):
+    e = math.exp(-(k11 + k22) / 2)
+    return e * math.cosh(k12), e * math.sinh(k12)
+
+
+def _identity_pair(k11, k12, k22):
+    return k12, 1.0
+
+
+@lru_cache(maxsize=16)
+def _leaky_pair(slope: float):
+    a2, b2 = ((1 + slope) / 2) ** 2, ((1 - slope) / 2) ** 2
+
+    def pair(k11, k12, k22):
+        rho = _rho_nb(k11, k12, k22)
+        theta = _fastmath.acos(rho)
+        sin = math.sqrt(max((1 - rho) * (1 + rho), 0.0))
+        abs_moment = math.sqrt(k11 * k22) * (2 * sin + (math.pi - 2 * theta) * rho) / math.pi
+        return a2 * k12 + b2 * abs_moment, a2 + b2 * (2 / math.pi) * _fastmath.asin(rho)
+
+    return _scalar(pair)
+
+
+_PAIRS = {
+    name: _scalar(fn)
+    for name, fn in {
+        "relu": _relu_pair,
+        "step": _step_pair,
+        "sign": _sign_pair,
+        "erf": _erf_pair,
+        "sin": _sin_pair,
+        "cos": _cos_pair,
+        "identity": _identity_pair,
+    }.items()
+}
 
 
 def _angle(k11: torch.Tensor, k12: torch.Tensor, k22: torch.Tensor):
@@ -79,6 +171,7 @@ def relu() -> Activation:
     """ReLU, s(z) = max(z, 0): the arc-cosine kernel of degree 1."""
     return Activation(
         name="relu",
+        pair=_PAIRS["relu"],
         fn=torch.relu,
         d1=_step_fn,
         d2=_zeros_like,
@@ -101,6 +194,7 @@ def leaky_relu(slope: float = 0.01) -> Activation:
 
     return Activation(
         name="leaky_relu",
+        pair=_leaky_pair(slope),
         fn=lambda x: torch.nn.functional.leaky_relu(x, slope),
         d1=lambda x: torch.where(x > 0, 1.0, slope).to(x.dtype),
         d2=_zeros_like,
@@ -116,6 +210,7 @@ def abs_() -> Activation:
     """Absolute value |z|."""
     return Activation(
         name="abs",
+        pair=_leaky_pair(-1.0),
         fn=torch.abs,
         d1=torch.sign,
         d2=_zeros_like,
@@ -130,6 +225,7 @@ def step() -> Activation:
     """Heaviside step 1(z > 0): the arc-cosine kernel of degree 0."""
     return Activation(
         name="step",
+        pair=_PAIRS["step"],
         fn=_step_fn,
         d1=_zeros_like,
         d2=_zeros_like,
@@ -144,6 +240,7 @@ def sign() -> Activation:
     """Sign function, E[sign u sign v] = (2/pi) arcsin(rho)."""
     return Activation(
         name="sign",
+        pair=_PAIRS["sign"],
         fn=torch.sign,
         d1=_zeros_like,
         d2=_zeros_like,
@@ -169,6 +266,7 @@ def erf() -> Activation:
     two_over_root_pi = 2 / math.sqrt(_PI)
     return Activation(
         name="erf",
+        pair=_PAIRS["erf"],
         fn=torch.erf,
         d1=lambda x: two_over_root_pi * torch.exp(-x * x),
         d2=lambda x: -2 * x * two_over_root_pi * torch.exp(-x * x),
@@ -191,6 +289,7 @@ def sin() -> Activation:
     """sin z: E[sin u sin v] = exp(-(k11 + k22)/2) sinh(k12)."""
     return Activation(
         name="sin",
+        pair=_PAIRS["sin"],
         fn=torch.sin,
         d1=torch.cos,
         d2=lambda x: -torch.sin(x),
@@ -204,6 +303,7 @@ def cos() -> Activation:
     """cos z: E[cos u cos v] = exp(-(k11 + k22)/2) cosh(k12)."""
     return Activation(
         name="cos",
+        pair=_PAIRS["cos"],
         fn=torch.cos,
         d1=lambda x: -torch.sin(x),
         d2=lambda x: -torch.cos(x),
@@ -217,6 +317,7 @@ def identity() -> Activation:
     """Identity (deep linear networks): E[uv] = k12, E[1] = 1."""
     return Activation(
         name="identity",
+        pair=_PAIRS["identity"],
         fn=lambda x: x,
         d1=torch.ones_like,
         d2=_zeros_like,

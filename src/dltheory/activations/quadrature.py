@@ -187,7 +187,8 @@ def mehler_expectation(
     interior = rho.abs() < 1
     rho_max = float(rho[interior].abs().max()) if bool(interior.any()) else 0.0
 
-    for degree in _DEGREES:
+    degree, worst, scale = 0, 0.0, 1.0
+    for degree in _DEGREES if bool(interior.any()) else ():
         cf, mf = hermite_coefficients(f, uniq, degree, kinks)
         cg, mg = (cf, mf) if g is f else hermite_coefficients(g, uniq, degree, kinks)
         tail_f = (mf - (cf**2).sum(-1)).clamp_min(0.0) + 4e-16 * mf
@@ -197,8 +198,8 @@ def mehler_expectation(
         if worst <= tol * scale:
             break
     # Horner over the degree, one fused pass per term.
-    out = torch.zeros(shape, dtype=torch.float64)
-    if interior.any():
+    out = torch.zeros(shape, dtype=torch.float64, device=k11.device)
+    if degree:
         a, b = cf[inv1], cg[inv2]
         out = a[..., degree] * b[..., degree]
         for k in range(degree - 1, -1, -1):
@@ -266,8 +267,8 @@ def _conditional_quadrature(
             safe = torch.where(spread > 0, spread, 1.0)
             inner_cuts = ((cuts_for[None, None, :] - shift) / safe).reshape(-1, len(kinks))
         y, wy = _grid_with_cuts(inner_var.clamp_min(1.0), inner_cuts, degree=1)
-        y = y.reshape(*shift.shape[:2], -1)
-        wy = wy.reshape(*shift.shape[:2], -1)
+        rows = shift.shape[:2] if y.shape[0] > 1 else (1, 1)
+        y, wy = y.reshape(*rows, -1), wy.reshape(*rows, -1)
         inner = (g(shift + spread * y) * wy).sum(-1)  # (P, M)
         out[start : start + chunk] = (f(a.sqrt()[:, None] * x) * inner * wx).sum(-1)
     return out

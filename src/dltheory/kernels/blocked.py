@@ -10,12 +10,13 @@ computed and the matrix is mirrored.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
-from .._checks import as_float_tensor, check_int, message
+from .._checks import as_float_tensor, check_choice, check_int, message
 from ..spec.layers import Dense, Nonlinearity, Serial
+from . import fused
 from .recursion import Propagation, propagate
 from .state import KernelState
 
@@ -55,7 +56,7 @@ def _check_spec(spec: Serial) -> None:
 
 def _block_size(n1: int, n2: int, budget: int, collect: int) -> int:
     per_pair = 8 * (_ARRAYS_PER_PAIR + 2 * collect)
-    side = int(math.sqrt(max(budget, per_pair) / per_pair))
+    side = min(512, int(math.sqrt(max(budget, per_pair) / per_pair)))
     return max(1, min(max(n1, n2), side))
 
 
@@ -67,6 +68,7 @@ def kernel(
     return_layers: bool = False,
     memory_budget: int | None = None,
     block_size: int | None = None,
+    backend: Literal["auto", "fused", "torch"] = "auto",
 ) -> KernelState:
     """Infinite-width NNGP and NTK of the output of ``spec`` (float64).
 
@@ -82,6 +84,10 @@ def kernel(
         return_layers: also return K^(1..L+1) (one ``KernelState`` per Dense layer).
         memory_budget: bytes of working memory per block (default 1 GiB).
         block_size: side of a block of pairs (overrides ``memory_budget``).
+        backend: ``"fused"`` (CPU: each pair runs through all layers in one
+            compiled loop), ``"torch"`` (tensor ops per layer, any device, with
+            2-D quadrature for pairs the Mehler series cannot certify) or
+            ``"auto"`` (fused where it applies, torch otherwise).
 
     Returns:
         ``KernelState`` with ``nngp`` and ``ntk`` of shape (N1, N2).
@@ -94,6 +100,7 @@ def kernel(
     [1.0, 4.0]
     """
     _check_spec(spec)
+    check_choice("backend", backend, ("auto", "fused", "torch"))
     x1 = as_float_tensor("x1", x1, ndim=2, dtype=torch.float64)
     symmetric = x2 is None
     x2 = x1 if symmetric else as_float_tensor("x2", x2, ndim=2, dtype=torch.float64)
@@ -123,10 +130,83 @@ def kernel(
     diag1 = _diagonal_pass(spec, x1, n0)
     diag2 = diag1 if symmetric else _diagonal_pass(spec, x2, n0)
     n1, n2 = len(x1), len(x2)
+    result = None
+    if backend in ("auto", "fused") and fused.available(spec, x1.device):
+        result = _fused(spec, x1, x2, n0, diag1, diag2, symmetric, collect)
+        if result is None and backend == "fused":
+            raise ValueError(
+                message(
+                    "backend",
+                    "'auto' or 'torch' for these inputs",
+                    backend,
+                    "Some pairs need the 2-D quadrature of the torch backend",
+                )
+            )
+    elif backend == "fused":
+        raise ValueError(
+            message(
+                "backend",
+                "'auto' or 'torch' here",
+                backend,
+                "The fused backend needs numba, a CPU tensor and one closed-form activation",
+            )
+        )
+    if result is None:
+        result = _torch_blocks(spec, x1, x2, n0, diag1, diag2, symmetric, collect, block_size)
+    nngp, ntk, layer_out = result
+
+    if symmetric:  # the diagonal pass is the exact 1-D recursion
+        nngp.diagonal().copy_(diag1.nngp[-1])
+        ntk.diagonal().copy_(diag1.ntk[-1])
+        for (a, b), da, db in zip(layer_out, diag1.nngp, diag1.ntk, strict=False):
+            a.diagonal().copy_(da)
+            b.diagonal().copy_(db)
+    layers = tuple(
+        KernelState(a, b, d1a, d2a)
+        for (a, b), d1a, d2a in zip(layer_out, diag1.nngp, diag2.nngp, strict=False)
+    )
+    return KernelState(nngp, ntk, diag1.nngp[-1], diag2.nngp[-1], layers)
+
+
+def _fused(spec, x1, x2, n0, diag1, diag2, symmetric, collect):
+    gram = x1 @ x2.T / n0
+    if symmetric:
+        gram.diagonal().copy_(diag1.gram)
+    tol = _series_tolerance(spec, diag1, diag2)
+    out = fused.fused_kernel(
+        spec,
+        gram,
+        n0,
+        diag1.variances,
+        diag2.variances,
+        symmetric=symmetric,
+        collect=bool(collect),
+        tol=tol,
+    )
+    if out is None:
+        return None
+    arrays = [torch.from_numpy(a) for a in out]
+    nngp, ntk = arrays[0], arrays[1]
+    layer_out = [(arrays[2][i], arrays[3][i]) for i in range(collect)]
+    if symmetric:
+        for a in [nngp, ntk, *[m for pair in layer_out for m in pair]]:
+            upper = torch.triu(a, diagonal=1)
+            a.copy_(upper + upper.T + torch.diag(a.diagonal()))
+    return nngp, ntk, layer_out
+
+
+def _series_tolerance(spec, diag1, diag2) -> float:
+    """Absolute tolerance of Mehler series: the activations' tol at the kernels' scale."""
+    tols = [layer.activation.tol for layer in spec.layers if isinstance(layer, Nonlinearity)]
+    scale = max([1.0] + [float(v.abs().max()) for v in diag1.nngp + diag2.nngp])
+    return min(tols, default=1e-12) * scale
+
+
+def _torch_blocks(spec, x1, x2, n0, diag1, diag2, symmetric, collect, block_size):
+    n1, n2 = len(x1), len(x2)
     new = lambda: torch.empty(n1, n2, dtype=torch.float64, device=x1.device)  # noqa: E731
     nngp, ntk = new(), new()
     layer_out = [(new(), new()) for _ in range(collect)]
-
     for i in range(0, n1, block_size):
         rows = slice(i, min(i + block_size, n1))
         for j in range(i if symmetric else 0, n2, block_size):
@@ -152,18 +232,7 @@ def kernel(
                 nngp[cols, rows], ntk[cols, rows] = final.nngp.T, final.ntk.T
                 for a, b in layer_out:
                     a[cols, rows], b[cols, rows] = a[rows, cols].T, b[rows, cols].T
-
-    if symmetric:  # the diagonal pass is the exact 1-D recursion
-        nngp.diagonal().copy_(diag1.nngp[-1])
-        ntk.diagonal().copy_(diag1.ntk[-1])
-        for (a, b), da, db in zip(layer_out, diag1.nngp, diag1.ntk, strict=False):
-            a.diagonal().copy_(da)
-            b.diagonal().copy_(db)
-    layers = tuple(
-        KernelState(a, b, d1a, d2a)
-        for (a, b), d1a, d2a in zip(layer_out, diag1.nngp, diag2.nngp, strict=False)
-    )
-    return KernelState(nngp, ntk, diag1.nngp[-1], diag2.nngp[-1], layers)
+    return nngp, ntk, layer_out
 
 
 class _Diagonal:

@@ -160,6 +160,7 @@ class Serial:
         return_layers: bool = False,
         memory_budget: int | None = None,
         block_size: int | None = None,
+        backend: str = "auto",
     ) -> KernelState:
         """Infinite-width NNGP and NTK of the output; see :func:`dltheory.kernels.kernel`."""
         from ..kernels.blocked import kernel
@@ -171,6 +172,7 @@ class Serial:
             return_layers=return_layers,
             memory_budget=memory_budget,
             block_size=block_size,
+            backend=backend,
         )
 
     def sample(

@@ -1,0 +1,225 @@
+"""Fused CPU backend: every pair of inputs runs through all layers in registers.
+
+The torch interpreter (``recursion.py``) makes a few passes over N1 x N2 arrays
+per layer; on a CPU the time goes to memory traffic and to allocations, not to
+arithmetic. Here one compiled loop (numba, threads over rows) carries each pair
+(K_ab, Theta_ab) through the whole network, reading only the per-input
+variances of each layer: a constant number of passes over the output in total.
+
+Nonlinearities come in two kinds:
+
+* a closed form declared by the activation as a scalar numba function
+  ``pair(k11, k12, k22) -> (E[s s], E[s' s'])`` (``Activation.pair``), tested
+  against the activation's torch closed forms;
+* any other activation: its Mehler series with Hermite-coefficient tables per
+  input and layer (``quadrature.hermite_coefficients``), summed per pair until
+  the Cauchy-Schwarz tail bound is below the tolerance.
+
+A pair the series cannot certify (or a degenerate pair of unequal variances)
+makes the backend report failure and the caller falls back to the torch
+interpreter, which has a 2-D quadrature for such pairs.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from ..activations import quadrature
+from ..spec.layers import Dense, Nonlinearity, Serial
+
+try:  # numba is a dependency, but the library works (slower) without it
+    import numba as nb
+except ImportError:  # pragma: no cover
+    nb = None
+
+__all__ = ["available", "fused_kernel"]
+
+_DEGENERATE = 64 * np.finfo(np.float64).eps
+_DEGREES = (48, 128)  # try a short series first; retry longer where pairs need it
+_DENSE, _CLOSED, _SERIES = 0, 1, 2
+
+
+def available(spec: Serial, device: torch.device) -> bool:
+    """Whether the fused backend can run this spec on this device."""
+    if nb is None or device.type != "cpu":
+        return False
+    closed = {
+        layer.activation.pair
+        for layer in spec.layers
+        if isinstance(layer, Nonlinearity) and layer.activation.pair is not None
+    }
+    return len(closed) <= 1
+
+
+def _program(spec: Serial, fan_in: int) -> np.ndarray:
+    """Rows (kind, c_w, c_b, lambda_w, lambda_b) in layer order."""
+    rows, width = [], fan_in
+    for layer in spec.layers:
+        if isinstance(layer, Dense):
+            lr_w, lr_b = layer.learning_rates(width)
+            rows.append((_DENSE, layer.c_w, layer.c_b, lr_w, lr_b))
+            width = layer.width if layer.width is not None else spec.width
+        else:
+            kind = _CLOSED if layer.activation.pair is not None else _SERIES
+            rows.append((kind, 0.0, 0.0, 0.0, 0.0))
+    return np.asarray(rows, dtype=np.float64)
+
+
+class _Tables:
+    """Hermite tables (n_series_layers, N, D + 1) for s and s', the square roots
+    of their tails and the diagonal moments E[s^2], E[s'^2] at each input's variance."""
+
+    def __init__(self, spec: Serial, variances: list[torch.Tensor], degree: int) -> None:
+        acts = [layer.activation for layer in spec.layers if isinstance(layer, Nonlinearity)]
+        series = [(a, v) for a, v in zip(acts, variances, strict=True) if a.pair is None]
+        n = len(variances[0]) if variances else 0
+        shape = (max(len(series), 1), n, degree + 1)
+        self.f, self.g = np.zeros(shape), np.zeros(shape)
+        self.tail_f, self.tail_g = np.zeros(shape), np.zeros(shape)
+        self.m_f, self.m_g = np.zeros(shape[:2]), np.zeros(shape[:2])
+        for s, (act, var) in enumerate(series):
+            var = var.cpu()
+            for coef, tail, mom, fn in (
+                (self.f, self.tail_f, self.m_f, act.fn),
+                (self.g, self.tail_g, self.m_g, act.d1),
+            ):
+                c, m = quadrature.hermite_coefficients(fn, var, degree, act.kinks)
+                c, m = c.numpy(), m.numpy()
+                coef[s], mom[s] = c, m
+                # tail[k] = E f^2 - sum_{j <= k} c_j^2, never below rounding.
+                tail[s] = np.sqrt(
+                    np.maximum(m[:, None] - np.cumsum(c * c, axis=1), 0) + 4e-16 * m[:, None]
+                )
+
+
+@lru_cache(maxsize=32)
+def _compiled(pair):
+    """The fused loop, specialised to one closed-form pair function (or none)."""
+    if pair is None:
+
+        @nb.njit(inline="always")
+        def pair(k11, k12, k22):  # never called: no closed-form layers
+            return 0.0, 0.0
+
+    @nb.njit(inline="always")
+    def series(f1, f2, r1, r2, rho, tol):
+        # sum_k c_k(k11) c_k(k22) rho^k, stopped once |rho|^(k+1) sqrt(t1_k t2_k) <= tol
+        # (r = sqrt of the tails), checked every 4 terms.
+        total, power = 0.0, 1.0
+        n = f1.shape[0]
+        for k0 in range(0, n, 4):
+            for k in range(k0, min(k0 + 4, n)):
+                total += f1[k] * f2[k] * power
+                power *= rho
+            last = min(k0 + 4, n) - 1
+            if abs(power) * r1[last] * r2[last] <= tol:
+                return total, True
+        return total, False
+
+    @nb.njit(parallel=True)
+    def run(gram, var1, var2, program, tf1, tf2, tg1, tg2, rf1, rf2, rg1, rg2,
+            mf1, mg1, symmetric, tol, out_k, out_t, layers_k, layers_t, collect):
+        n1, n2 = gram.shape
+        failed = np.zeros(n1, dtype=np.bool_)
+        for r in nb.prange(n1):
+            # Interleave short and long rows of the triangle across threads.
+            half = np.int64(r) // 2
+            i = half if np.int64(r) % 2 == 0 else np.int64(n1) - 1 - half
+            j0 = i if symmetric else 0
+            # One row of pairs stays in cache through every layer.
+            k = out_k[i, j0:]
+            t = out_t[i, j0:]
+            k[:] = gram[i, j0:]
+            t[:] = 0.0
+            m = k.shape[0]
+            nl, ns, nd = 0, 0, 0
+            for row in range(program.shape[0]):
+                kind = program[row, 0]
+                if kind == 0:
+                    c_w, c_b = program[row, 1], program[row, 2]
+                    lr_w, lr_b = program[row, 3], program[row, 4]
+                    for j in range(m):
+                        t[j] = lr_b + lr_w * k[j] + c_w * t[j]
+                        k[j] = c_b + c_w * k[j]
+                    if collect:
+                        layers_k[nd, i, j0:] = k
+                        layers_t[nd, i, j0:] = t
+                    nd += 1
+                elif kind == 1:
+                    v1 = var1[nl, i]
+                    for j in range(m):
+                        a, b = pair(v1, k[j], var2[nl, j0 + j])
+                        k[j] = a
+                        t[j] *= b
+                    nl += 1
+                else:
+                    v1 = var1[nl, i]
+                    for j in range(m):
+                        v2 = var2[nl, j0 + j]
+                        d = math.sqrt(v1 * v2)
+                        rho = k[j] / d if d > 0 else 0.0
+                        rho = min(1.0, max(-1.0, rho))
+                        if abs(rho) >= 1 - 64 * 2.220446049250313e-16:
+                            if rho > 0 and v1 == v2:
+                                a, b = mf1[ns, i], mg1[ns, i]
+                            else:
+                                failed[i] = True
+                                a, b = 0.0, 0.0
+                        else:
+                            a, ok1 = series(tf1[ns, i], tf2[ns, j0 + j], rf1[ns, i],
+                                            rf2[ns, j0 + j], rho, tol)
+                            b, ok2 = series(tg1[ns, i], tg2[ns, j0 + j], rg1[ns, i],
+                                            rg2[ns, j0 + j], rho, tol)
+                            if not (ok1 and ok2):
+                                failed[i] = True
+                        k[j] = a
+                        t[j] *= b
+                    nl += 1
+                    ns += 1
+        return not failed.any()
+
+    return run
+
+
+def fused_kernel(
+    spec: Serial,
+    gram: torch.Tensor,
+    fan_in: int,
+    var1: list[torch.Tensor],
+    var2: list[torch.Tensor],
+    *,
+    symmetric: bool,
+    collect: bool,
+    tol: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Run the fused loop on one block; ``None`` if some pair needs the fallback.
+
+    Returns (nngp, ntk, layers_nngp, layers_ntk) as NumPy arrays; with
+    ``symmetric`` only the upper triangle (j >= i) is filled.
+    """
+    acts = {layer.activation.pair for layer in spec.layers if isinstance(layer, Nonlinearity)}
+    pair = next((p for p in acts if p is not None), None)
+    run = _compiled(pair)
+    program = _program(spec, fan_in)
+    g = gram.numpy()
+    n1, n2 = g.shape
+    v1 = np.stack([v.numpy() for v in var1]) if var1 else np.zeros((1, n1))
+    v2 = np.stack([v.numpy() for v in var2]) if var2 else np.zeros((1, n2))
+    n_dense = int((program[:, 0] == _DENSE).sum())
+    out_k, out_t = np.zeros((n1, n2)), np.zeros((n1, n2))
+    shape = (n_dense, n1, n2) if collect else (1, 1, 1)
+    layers_k, layers_t = np.zeros(shape), np.zeros(shape)
+    has_series = bool((program[:, 0] == _SERIES).any())
+    for degree in _DEGREES if has_series else _DEGREES[:1]:
+        t1 = _Tables(spec, var1, degree if has_series else 0)
+        t2 = t1 if symmetric else _Tables(spec, var2, degree if has_series else 0)
+        ok = run(g, v1, v2, program, t1.f, t2.f, t1.g, t2.g, t1.tail_f, t2.tail_f, t1.tail_g,
+                 t2.tail_g, t1.m_f, t1.m_g, symmetric, tol, out_k, out_t, layers_k, layers_t,
+                 collect)
+        if ok:
+            return out_k, out_t, layers_k, layers_t
+    return None

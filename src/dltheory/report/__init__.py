@@ -1,0 +1,39 @@
+"""Reproductions of the course: prediction vs measurement, verdicts, the report.
+
+* :mod:`~dltheory.report.registry`: ``@reproduction(name, title=..., claim=...)``
+  registers ``run(quick, seed) -> Outcome``; topic modules live in
+  :mod:`dltheory.report.experiments`.
+* :mod:`~dltheory.report.result`: ``Outcome`` (what a reproduction returns) and
+  ``Result`` (what the report records).
+* :mod:`~dltheory.report.runner`: ``run_report(out_dir, quick, only, progress)``
+  writes ``results.json`` and a self-contained ``report.html`` after every
+  reproduction.
+"""
+
+from .figures import new_figure, png_bytes
+from .html_report import render_html, write_html
+from .registry import REGISTRY, Reproduction, registered, reproduction, select
+from .result import Outcome, Result
+from .runner import HTML_NAME, JSON_NAME, ReportRun, run_one, run_report
+from .writers import atomic_write, write_json
+
+__all__ = [
+    "HTML_NAME",
+    "JSON_NAME",
+    "REGISTRY",
+    "Outcome",
+    "ReportRun",
+    "Reproduction",
+    "Result",
+    "atomic_write",
+    "new_figure",
+    "png_bytes",
+    "registered",
+    "render_html",
+    "reproduction",
+    "run_one",
+    "run_report",
+    "select",
+    "write_html",
+    "write_json",
+]

@@ -1,0 +1,113 @@
+"""Quadrature (Mehler series) maps vs an independent nested adaptive quadrature."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import integrate
+
+from dltheory import Activation, activation
+from dltheory.activations import quadrature
+
+
+def _nested(f, g, k11, k12, k22, kink=None) -> float:
+    """E[f(u) g(v)]: u = a x, v = b x + c y, adaptive quad in y then x (scipy)."""
+    a = math.sqrt(k11)
+    b = k12 / a
+    c = math.sqrt(max(k22 - b * b, 0.0))
+    phi = lambda t: math.exp(-t * t / 2) / math.sqrt(2 * math.pi)  # noqa: E731
+
+    def inner(x):
+        pts = None if kink is None or c == 0 else [(kink - b * x) / c]
+        if c == 0:
+            return g(b * x)
+        lo, hi = -12.0, 12.0
+        pts = [p for p in (pts or []) if lo < p < hi] or None
+        return integrate.quad(lambda y: g(b * x + c * y) * phi(y), lo, hi, points=pts,
+                              epsabs=1e-14, epsrel=1e-13, limit=200)[0]
+
+    pts = None if kink is None else [kink / a]
+    return integrate.quad(lambda x: f(a * x) * inner(x) * phi(x), -12, 12, points=pts,
+                          epsabs=1e-14, epsrel=1e-13, limit=200)[0]
+
+
+def _scalar(act: Activation, derivative=False):
+    fn = act.d1 if derivative else act.fn
+    return lambda t: float(fn(torch.tensor(t, dtype=torch.float64)))
+
+
+CASES = [(1.0, 0.3, 2.0), (0.5, -0.45, 0.5), (2.0, 1.9, 2.2), (0.05, 0.01, 3.0)]
+
+
+@pytest.mark.parametrize("name", ["tanh", "gelu", "silu", "sigmoid", "softplus", "elu"])
+def test_quadrature_maps_match_nested_integral(name):
+    act = activation(name)
+    kink = 0.0 if act.kinks else None
+    for k11, k12, k22 in CASES:
+        t = [torch.tensor(v, dtype=torch.float64) for v in (k11, k12, k22)]
+        expected = _nested(_scalar(act), _scalar(act), k11, k12, k22, kink)
+        assert float(act.nngp_map(*t)) == pytest.approx(expected, abs=1e-9)
+        expected = _nested(_scalar(act, True), _scalar(act, True), k11, k12, k22, kink)
+        assert float(act.ntk_map(*t)) == pytest.approx(expected, abs=1e-9)
+
+
+def test_user_callable_with_kinks_matches_reference():
+    relu6 = Activation.from_callable(lambda x: x.clamp(0, 6), name="relu6", kinks=(0.0, 6.0))
+    for k11, k12, k22 in [(4.0, 3.0, 9.0), (30.0, -10.0, 20.0)]:
+        t = [torch.tensor(v, dtype=torch.float64) for v in (k11, k12, k22)]
+        f = lambda v: min(max(v, 0.0), 6.0)  # noqa: E731
+        expected = _nested_two_kinks(f, k11, k12, k22, (0.0, 6.0))
+        assert float(relu6.nngp_map(*t)) == pytest.approx(expected, abs=1e-9)
+
+
+def _nested_two_kinks(f, k11, k12, k22, kinks) -> float:
+    a = math.sqrt(k11)
+    b = k12 / a
+    c = math.sqrt(k22 - b * b)
+    phi = lambda t: math.exp(-t * t / 2) / math.sqrt(2 * math.pi)  # noqa: E731
+
+    def inner(x):
+        pts = [p for p in ((k - b * x) / c for k in kinks) if -12 < p < 12] or None
+        return integrate.quad(lambda y: f(b * x + c * y) * phi(y), -12, 12, points=pts,
+                              epsabs=1e-14, epsrel=1e-13, limit=200)[0]
+
+    pts = [k / a for k in kinks if abs(k / a) < 12]
+    return integrate.quad(lambda x: f(a * x) * inner(x) * phi(x), -12, 12, points=pts,
+                          epsabs=1e-14, epsrel=1e-13, limit=200)[0]
+
+
+def test_mehler_matches_closed_form_for_erf():
+    """The series machinery itself, on an activation with a known answer."""
+    erf = activation("erf")
+    rng = np.random.default_rng(0)
+    k11 = torch.tensor(rng.uniform(0.1, 3, 40))
+    k22 = torch.tensor(rng.uniform(0.1, 3, 40))
+    rho = torch.tensor(rng.uniform(-0.999, 0.999, 40))
+    k12 = rho * (k11 * k22).sqrt()
+    got = quadrature.mehler_expectation(erf.fn, erf.fn, k11, k12, k22)
+    torch.testing.assert_close(got, erf.nngp_map(k11, k12, k22), rtol=0, atol=1e-11)
+    got = quadrature.mehler_expectation(erf.d1, erf.d1, k11, k12, k22)
+    torch.testing.assert_close(got, erf.ntk_map(k11, k12, k22), rtol=0, atol=1e-11)
+
+
+def test_large_variance_pairs_fall_back_to_2d_quadrature():
+    """tanh at K = 400 is nearly a sign: the series cannot certify rho = 0.99."""
+    tanh, sign = activation("tanh"), activation("sign")
+    k = torch.tensor(400.0, dtype=torch.float64)
+    k12 = 0.99 * k
+    got = float(tanh.nngp_map(k, k12, k))
+    # tanh(20 z) ~ sign(z) up to O(1/sqrt(K)): the sign closed form is close.
+    assert got == pytest.approx(float(sign.nngp_map(k, k12, k)), abs=0.02)
+    expected = _nested(math.tanh, math.tanh, 400.0, 396.0, 400.0)
+    assert got == pytest.approx(expected, abs=1e-8)
+
+
+def test_expectation_1d_matches_closed_moments():
+    k = torch.tensor([0.1, 1.0, 5.0], dtype=torch.float64)
+    got = quadrature.expectation_1d(lambda z: z**4, k)
+    torch.testing.assert_close(got, 3 * k**2, rtol=1e-13, atol=0)
+    got = quadrature.expectation_1d(torch.cos, k)
+    torch.testing.assert_close(got, torch.exp(-k / 2), rtol=1e-13, atol=0)

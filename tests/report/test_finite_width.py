@@ -1,0 +1,130 @@
+"""gaussian_outputs: the batched ensemble sampler, kurtosis, slope fit, the reproduction."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dltheory import MLP
+from dltheory.report.experiments import finite_width
+from dltheory.report.experiments.finite_width import (
+    ensemble_forward,
+    ensemble_outputs,
+    excess_kurtosis,
+    loglog_slope,
+    relu_excess_kurtosis,
+    sample_ensemble,
+)
+
+
+def test_ensemble_forward_equals_the_library_network():
+    spec = MLP(2, "tanh", c_w=1.3, c_b=0.4, out_dim=2)
+    x = torch.randn(5, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    nets = [spec.sample(7, in_dim=3, seed=s, dtype=torch.float64) for s in (0, 1)]
+    weights = []
+    for index, module in enumerate(nets[0]):
+        if hasattr(module, "w_mult"):
+            weights.append(
+                tuple(
+                    torch.stack([getattr(n[index], p) * getattr(n[index], m) for n in nets])
+                    for p, m in (("weight", "w_mult"), ("bias", "b_mult"))
+                )
+            )
+            weights[-1] = (weights[-1][0], weights[-1][1][:, :, None])
+        else:
+            weights.append(None)
+    with torch.no_grad():
+        out = ensemble_forward(spec, weights, x)
+        expected = torch.stack([net(x) for net in nets])
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_sampled_weights_have_fan_in_variances():
+    spec = MLP(1, "relu", c_w=2.0, c_b=0.5)
+    weights = sample_ensemble(spec, 50, 4, 2000, torch.Generator().manual_seed(0), torch.float64)
+    (w1, b1), none, (w2, b2) = weights
+    assert none is None
+    assert w1.shape == (2000, 50, 4) and w2.shape == (2000, 1, 50) and b1.shape == (2000, 50, 1)
+    # Variance of n i.i.d. N(0, s2) draws: mean of squares, stderr s2 sqrt(2 / n).
+    for tensor, s2 in ((w1, 2.0 / 4), (w2, 2.0 / 50), (b1, 0.5), (b2, 0.5)):
+        n = tensor.numel()
+        assert abs(float(tensor.square().mean()) - s2) <= 5 * s2 * math.sqrt(2 / n)
+
+
+def test_ensemble_outputs_batches_do_not_change_the_statistics():
+    spec = MLP(1, "relu", c_w=2.0)
+    x = torch.tensor([[1.0, -0.5]], dtype=torch.float64)
+    z = ensemble_outputs(spec, x, 8, 20_000, torch.Generator().manual_seed(0), batch_elements=10_000)
+    assert z.shape == (20_000, 1, 1) and z.dtype == torch.float64
+    # E[z^2] = K = C_w |x|^2 / n_0 exactly at any width for ReLU with C_b = 0.
+    second = z.square().flatten()
+    k = 2.0 * 1.25 / 2
+    assert abs(float(second.mean()) - k) <= 5 * float(second.std()) / math.sqrt(20_000)
+
+
+@pytest.mark.parametrize(
+    ("name", "draw", "kappa"),
+    [
+        ("gaussian", lambda g, n: torch.randn(n, generator=g, dtype=torch.float64), 0.0),
+        ("uniform", lambda g, n: 2 * torch.rand(n, generator=g, dtype=torch.float64) - 1, -1.2),
+        (
+            "laplace",
+            lambda g, n: torch.randn(n, generator=g, dtype=torch.float64)
+            * torch.empty(n, dtype=torch.float64).exponential_(generator=g).mul(2).sqrt(),
+            3.0,
+        ),
+    ],
+)
+def test_excess_kurtosis_of_known_laws(name, draw, kappa):
+    # Gaussian 0, uniform -6/5, Laplace 3 (the Laplace law as a Gaussian scale mixture).
+    estimate = excess_kurtosis(draw(torch.Generator().manual_seed(0), 200_000))
+    assert abs(estimate.mean - kappa) <= 5 * estimate.stderr, name
+    assert 0 < estimate.stderr < 0.1
+
+
+def test_relu_excess_kurtosis_against_monte_carlo():
+    spec = MLP(2, "relu", c_w=2.0)
+    x = torch.tensor([[0.4, -1.0, 0.3]], dtype=torch.float64)
+    z = ensemble_outputs(spec, x, 6, 200_000, torch.Generator().manual_seed(0))[:, 0, 0]
+    estimate = excess_kurtosis(z)
+    exact = relu_excess_kurtosis(2, 6)
+    assert exact == pytest.approx(3 * ((11 / 6) ** 2 - 1))
+    assert abs(estimate.mean - exact) <= 5 * estimate.stderr
+
+
+def test_loglog_slope_matches_numpy_weighted_polyfit():
+    widths = [8, 16, 32, 64]
+    values = [2.1, 0.98, 0.52, 0.24]
+    stderrs = [0.1, 0.06, 0.03, 0.02]
+    fit = loglog_slope(widths, values, stderrs)
+    sigma = np.array(stderrs) / np.array(values)
+    coef, cov = np.polyfit(np.log(widths), np.log(values), 1, w=1 / sigma, cov="unscaled")
+    assert fit.slope == pytest.approx(coef[0], rel=1e-10)
+    assert fit.intercept == pytest.approx(coef[1], rel=1e-10)
+    assert fit.stderr == pytest.approx(math.sqrt(cov[0, 0]), rel=1e-10)
+
+
+def test_gaussian_outputs_plumbing_at_a_tiny_size(monkeypatch):
+    tiny = finite_width._Sizes(depth=2, widths=(4, 8), n_networks=2000)
+    monkeypatch.setattr(finite_width, "_QUICK", tiny)
+    outcome = finite_width.gaussian_outputs(quick=True, seed=1)
+    assert outcome.prediction == -1.0
+    assert outcome.measurement.n == 4000
+    assert outcome.details["widths"] == [4, 8]
+    assert outcome.details["excess_kurtosis_exact"] == [
+        relu_excess_kurtosis(2, 4),
+        relu_excess_kurtosis(2, 8),
+    ]
+    nngp = np.array(outcome.details["nngp"])
+    x = np.array(outcome.parameters["inputs"])
+    np.testing.assert_allclose(np.diag(nngp), 2 * (x**2).sum(1) / x.shape[1], rtol=1e-12)
+    assert outcome.figure is not None
+
+
+@pytest.mark.slow
+def test_gaussian_outputs_quick_passes():
+    outcome = finite_width.gaussian_outputs(quick=True, seed=0)
+    assert outcome.verdict is True
