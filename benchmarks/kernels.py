@@ -10,14 +10,14 @@ both libraries see the same numbers):
 * tanh MLP, N = 500 inputs of dimension 100, depth 3, C_w = 1, C_b = 0.1; the peer
   uses its numerical activation (2-D Gauss-Hermite quadrature of degree 25).
 
-Each library runs in its own subprocess (peak RSS from ``getrusage``): one warm-up
-call (compilation included), then ``repeats`` timed calls (median and best). The peer
+Each library runs in its own subprocess (peak RSS: VmHWM): one warm-up call
+(compilation included), then several timed calls (median and best, wall and CPU time). The peer
 runs ``peer_neural_tangents.py`` in ``benchmarks/_peer/venv``; without that venv the
 baseline is a naive float64 NumPy implementation of this file (``--baseline naive``).
 Accuracy: both libraries against the mpmath references of ``reference.py`` on a
 subset of the inputs, plus a small stress set of near-parallel / antipodal / rescaled
 inputs (reported, not part of the targets). The floor: this machine's streaming
-bandwidth and arccos/tanh throughput, applied to an operation count of the work.
+bandwidth, acos / tanh throughput and matmul rate, applied to operation counts.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import resource
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +55,8 @@ class Workload:
     c_w: float
     c_b: float
     seed: int
-    repeats: int
+    repeats: int  # timed calls of dltheory
+    peer_repeats: int  # timed calls of the peer (seconds each)
     n_ref: int  # relu: first n_ref inputs, all pairs; tanh: pairs among the first n_ref
 
     @property
@@ -66,13 +67,13 @@ class Workload:
 def workloads(quick: bool) -> list[Workload]:
     if quick:
         return [
-            Workload("relu", "relu", 300, 100, 20, 2.0, 0.0, 0, 2, 8),
-            Workload("tanh", "tanh", 100, 100, 3, 1.0, 0.1, 1, 2, 3),
+            Workload("relu", "relu", 300, 100, 20, 2.0, 0.0, 0, 2, 2, 8),
+            Workload("tanh", "tanh", 100, 100, 3, 1.0, 0.1, 1, 2, 2, 3),
         ]
     return [
-        Workload("relu", "relu", 2000, 100, 20, 2.0, 0.0, 0, 5, 30),
-        Workload("relu_cb0.1", "relu", 2000, 100, 20, 2.0, 0.1, 0, 5, 30),
-        Workload("tanh", "tanh", 500, 100, 3, 1.0, 0.1, 1, 3, 6),
+        Workload("relu", "relu", 2000, 100, 20, 2.0, 0.0, 0, 5, 3, 30),
+        Workload("relu_cb0.1", "relu", 2000, 100, 20, 2.0, 0.1, 0, 5, 2, 30),
+        Workload("tanh", "tanh", 500, 100, 3, 1.0, 0.1, 1, 5, 3, 6),
     ]
 
 
@@ -117,7 +118,9 @@ def tanh_stress_pairs(n: int) -> list[tuple[int, int]]:
 def _max_rss_mb() -> float:
     """Peak resident memory of this process in MB (VmHWM: reset by exec, unlike ru_maxrss)."""
     try:
-        for line in open("/proc/self/status").read().splitlines():
+        with open("/proc/self/status") as status:
+            lines = status.read().splitlines()
+        for line in lines:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024.0
     except OSError:
@@ -126,16 +129,19 @@ def _max_rss_mb() -> float:
 
 
 def _timed(fn, x, repeats: int) -> tuple[dict, object]:
+    """One warm-up call, then ``repeats`` timed calls: wall and process CPU seconds."""
     rss_before = _max_rss_mb()
     start = time.perf_counter()
     fn(x)
     first = time.perf_counter() - start
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         out = fn(x)
         times.append(time.perf_counter() - start)
-    return {"first_s": first, "times_s": times, "rss_before_mb": rss_before}, out
+        cpu.append(time.process_time() - start_cpu)
+    stats = {"first_s": first, "times_s": times, "cpu_s": cpu, "rss_before_mb": rss_before}
+    return stats, out
 
 
 def _worker_dltheory(job: dict) -> dict:
@@ -261,7 +267,14 @@ def _input_digest(x: np.ndarray) -> str:
 def reference(w: Workload, x: np.ndarray, pairs: list[tuple[int, int]] | None):
     from reference import relu_reference, tanh_reference
 
-    key = {**asdict(w), "x": _input_digest(x), "pairs": pairs}
+    key = {
+        "activation": w.activation,
+        "depth": w.depth,
+        "c_w": w.c_w,
+        "c_b": w.c_b,
+        "x": _input_digest(x),
+        "pairs": pairs,
+    }
     if w.activation == "relu":
 
         def compute():
@@ -392,6 +405,9 @@ def machine_info() -> dict[str, str]:
 
 
 def _stat(r: dict, key: str) -> float:
+    """median / best wall seconds, or median CPU seconds ("cpu") of the timed calls."""
+    if key == "cpu":
+        return float(np.median(r["cpu_s"]))
     return float(np.median(r["times_s"])) if key == "median" else float(min(r["times_s"]))
 
 
@@ -417,6 +433,40 @@ def _versions(rows: list[dict], key: str) -> dict[str, str]:
     return next((r[key]["versions"] for r in rows if "versions" in r[key]), {})
 
 
+def _targets(rows: list[dict], peer_name: str, quick: bool) -> list[str]:
+    """The project's targets (TARGETS) against this run's numbers."""
+    lines = [
+        "## Targets",
+        "",
+        *(
+            ["(Quick run: small N; the targets are set for the full workloads.)", ""]
+            if quick
+            else []
+        ),
+        "| target | measured | met? |",
+        "|---|---|---|",
+    ]
+    for row in rows:
+        w = row["w"]
+        if w.name not in TARGETS:
+            continue
+        speed_target, acc_target = TARGETS[w.name]
+        med = _speedup(row["ours"], row["peer"], "median")
+        err = row["errors"]["workload"].get("dltheory")
+        worst = None if err is None else max(v[0] for v in err.values())
+        ok_speed = med is not None and med >= speed_target
+        ok_acc = worst is not None and worst <= acc_target
+        lines.append(
+            f"| {w.name}: >= {speed_target:.0f}x faster than {peer_name} (median wall) | "
+            f"{'-' if med is None else f'{med:.1f}x'} | {'yes' if ok_speed else '**no**'} |"
+        )
+        lines.append(
+            f"| {w.name}: max rel. error <= {acc_target:.0e} (NNGP, NTK, all pairs) | "
+            f"{'-' if worst is None else f'{worst:.1e}'} | {'yes' if ok_acc else '**no**'} |"
+        )
+    return [*lines, ""]
+
+
 def render(meta: dict, rows: list[dict], rates: dict, baseline: str) -> str:
     peer_name = "neural-tangents" if baseline == "peer" else "naive numpy"
     lines = [
@@ -430,16 +480,18 @@ def render(meta: dict, rows: list[dict], rates: dict, baseline: str) -> str:
         f"Load average (1 min) at start / end: {meta['load_start']:.2f} / {meta['load_end']:.2f} "
         "(the machine may be shared: both libraries run alternately in the same session).",
         "",
+        *_targets(rows, peer_name, meta["quick"]),
         "## Workloads",
         "",
-        "| name | activation | N | d | depth | C_w | C_b | repeats |",
+        "| name | activation | N | d | depth | C_w | C_b | timed calls (dltheory / peer) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         w = row["w"]
         act = w.activation if w.activation == "relu" else "tanh (peer: numerical, deg 25)"
         lines.append(
-            f"| {w.name} | {act} | {w.n} | {w.dim} | {w.depth} | {w.c_w} | {w.c_b} | {w.repeats} |"
+            f"| {w.name} | {act} | {w.n} | {w.dim} | {w.depth} | {w.c_w} | {w.c_b} "
+            f"| {w.repeats} / {w.peer_repeats} |"
         )
     lines += [
         "",
@@ -449,21 +501,30 @@ def render(meta: dict, rows: list[dict], rates: dict, baseline: str) -> str:
         "",
         "## Time (seconds) and peak memory",
         "",
-        "Steady state: median of the timed calls after one warm-up call (best and the first "
-        "call, compilation included, in brackets). Peak RSS of the worker process in MB "
-        "(VmHWM; in brackets the increase over the peak after imports and loading the inputs).",
+        "Steady state: median wall time of the timed calls after one warm-up call (best and "
+        "the first call, compilation included, in brackets); CPU: median process CPU seconds "
+        "per call (all threads; less sensitive than wall time to other load on the machine). "
+        "Peak RSS of the worker process in MB (VmHWM; in brackets the increase over the peak "
+        "after imports and loading the inputs). Load: the 1-minute load average when each "
+        "job started (dltheory / peer; this machine has "
+        f"{meta['cores']} cores and may be shared).",
         "",
-        f"| workload | dltheory | {peer_name} | speed-up (median / best) | "
-        f"RSS dltheory | RSS {peer_name} |",
-        "|---|---|---|---|---|---|",
+        f"| workload | dltheory wall | {peer_name} wall | speed-up (median / best) | "
+        f"CPU dltheory / {peer_name} | CPU ratio | RSS dltheory | RSS {peer_name} | load |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         ours, peer = row["ours"], row["peer"]
         med, best = _speedup(ours, peer, "median"), _speedup(ours, peer, "best")
         speed = "-" if med is None else f"{med:.1f}x / {best:.1f}x"
+        cpu, ratio = "-", "-"
+        if med is not None:
+            cpu_ours, cpu_peer = _stat(ours, "cpu"), _stat(peer, "cpu")
+            cpu, ratio = f"{cpu_ours:.2f} / {cpu_peer:.2f}", f"{cpu_peer / cpu_ours:.1f}x"
         lines.append(
-            f"| {row['w'].name} | {_fmt_time(ours)} | {_fmt_time(peer)} | {speed} | "
-            f"{_fmt_rss(ours)} | {_fmt_rss(peer)} |"
+            f"| {row['w'].name} | {_fmt_time(ours)} | {_fmt_time(peer)} | {speed} | {cpu} | "
+            f"{ratio} | {_fmt_rss(ours)} | {_fmt_rss(peer)} | "
+            f"{ours['load']:.1f} / {peer['load']:.1f} |"
         )
     notes = [
         f"* {row['w'].name}, {who}: {r['note']}"
@@ -504,33 +565,18 @@ def render(meta: dict, rows: list[dict], rates: dict, baseline: str) -> str:
                         cells.append(f"{err[key][0]:.1e} ({err[key][1]})")
                     else:
                         cells.append("n/a")
-                lines.append(f"| {row['w'].name} | {subset} | {who} | " + " | ".join(cells) + " |")
+                label = row["subsets"][subset]
+                lines.append(f"| {row['w'].name} | {label} | {who} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        "## Targets",
-        "",
-        "| target | measured | met? |",
-        "|---|---|---|",
-    ]
-    for row in rows:
-        w = row["w"]
-        if w.name not in TARGETS:
-            continue
-        speed_target, acc_target = TARGETS[w.name]
-        med = _speedup(row["ours"], row["peer"], "median")
-        err = row["errors"]["workload"].get("dltheory")
-        worst = None if err is None else max(v[0] for v in err.values())
-        ok_speed = med is not None and med >= speed_target
-        ok_acc = worst is not None and worst <= acc_target
-        lines.append(
-            f"| {w.name}: >= {speed_target:.0f}x faster than {peer_name} | "
-            f"{'-' if med is None else f'{med:.1f}x'} | {'yes' if ok_speed else '**no**'} |"
+        f"dltheory against {peer_name} on all N x N entries (max |k - k_peer| / |k_peer|): "
+        + "; ".join(
+            f"{row['w'].name}: NNGP {row['agreement']['nngp']:.1e}, "
+            f"NTK {row['agreement']['ntk']:.1e}"
+            for row in rows
+            if row["agreement"] is not None
         )
-        lines.append(
-            f"| {w.name}: max rel. error <= {acc_target:.0e} (NNGP, NTK, all pairs) | "
-            f"{'-' if worst is None else f'{worst:.1e}'} | {'yes' if ok_acc else '**no**'} |"
-        )
-    lines += [
+        + ".",
         "",
         "## Floor",
         "",
@@ -592,7 +638,6 @@ def main(argv: list[str] | None = None) -> None:
             "c_w": w.c_w,
             "c_b": w.c_b,
             "inputs": str(w.inputs_path),
-            "repeats": w.repeats,
             "deg": 25,
         }
         results = {}
@@ -600,7 +645,8 @@ def main(argv: list[str] | None = None) -> None:
             tag = f"{who}_{w.name}_n{w.n}"
             out = {"out": str(PEER_DIR / f"{tag}.npz")}
             extra = [{"inputs": str(stress_path(w)), "out": str(PEER_DIR / f"{tag}_stress.npz")}]
-            full = {**job, **out, "extra": extra, "backend": args.backend}
+            repeats = w.repeats if who == "dltheory" else w.peer_repeats
+            full = {**job, **out, "extra": extra, "backend": args.backend, "repeats": repeats}
             print(f"{w.name}: {who} ...", flush=True)
             result = run_job(kind, full)
             if who == "dltheory" and "error" in result and args.backend == "default":
@@ -615,10 +661,19 @@ def main(argv: list[str] | None = None) -> None:
             pairs, stress_pairs = None, None
             ref = reference(w, x[: w.n_ref], None)
             ref_stress = reference(w, stress, None)
+            subsets = {
+                "workload": f"first {w.n_ref} inputs, all pairs",
+                "stress": f"stress, {len(stress)} inputs, all pairs",
+            }
         else:
             pairs, stress_pairs = tanh_pairs(w), tanh_stress_pairs(len(stress))
             ref = reference(w, x, pairs)
             ref_stress = reference(w, stress, stress_pairs)
+            n_diag = sum(a == b for a, b in pairs)
+            subsets = {
+                "workload": f"{len(pairs)} pairs ({n_diag} diagonal) of the first {w.n_ref}",
+                "stress": f"stress, x0 with each of {len(stress)} inputs",
+            }
         errs = {"workload": {}, "stress": {}}
         peer_label = "neural-tangents" if baseline == "peer" else "naive numpy"
         for who, label in (("dltheory", "dltheory"), ("peer", peer_label)):
@@ -630,17 +685,27 @@ def main(argv: list[str] | None = None) -> None:
             errs["stress"][label] = errors(
                 dict(np.load(r["stress"])), ref_stress, stress_pairs, labels
             )
+        agreement = None
+        if "error" not in results["dltheory"] and "error" not in results["peer"]:
+            ours, theirs = np.load(results["dltheory"]["out"]), np.load(results["peer"]["out"])
+            agreement = {
+                name: float(np.max(np.abs(ours[name] - theirs[name]) / np.abs(theirs[name])))
+                for name in ("nngp", "ntk")
+            }
         rows.append(
             {
+                "agreement": agreement,
                 "w": w,
                 "ours": results["dltheory"],
                 "peer": results["peer"],
                 "errors": errs,
+                "subsets": subsets,
                 "floor": floors(w, rates),
             }
         )
 
     meta["load_end"] = os.getloadavg()[0]
+    meta["quick"] = args.quick
     meta["date"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     meta["command"] = " ".join(["python benchmarks/kernels.py", *sys.argv[1:]])
     meta["total_s"] = time.perf_counter() - started

@@ -11,7 +11,8 @@ The network is stax.serial(*[Dense(W_std=sqrt(c_w), b_std=sqrt(c_b)), act] * dep
 Dense(W_std=sqrt(c_w), b_std=sqrt(c_b))) in NTK parametrisation, act = stax.Relu()
 (closed form) or stax.ElementwiseNumerical(jnp.tanh, deg) (2-D Gauss-Hermite quadrature).
 ``kernel_fn(x, None, ("nngp", "ntk"))`` is jitted, run once (compilation included),
-then ``repeats`` times. Prints one JSON line: times, peak RSS, versions. Saves the
+then ``repeats`` times. Prints one JSON line: wall and process CPU seconds per call,
+peak RSS (VmHWM), versions. Saves the
 kernels of ``inputs`` (and of each ``extra`` input set, not timed) with ``np.savez``.
 """
 
@@ -37,7 +38,9 @@ from neural_tangents import stax  # noqa: E402
 def _max_rss_mb() -> float:
     """Peak resident memory of this process in MB (VmHWM: reset by exec, unlike ru_maxrss)."""
     try:
-        for line in open("/proc/self/status").read().splitlines():
+        with open("/proc/self/status") as status:
+            lines = status.read().splitlines()
+        for line in lines:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024.0
     except OSError:
@@ -73,11 +76,12 @@ def main(job: dict) -> dict:
     start = time.perf_counter()
     _run(kernel_fn, x)
     first = time.perf_counter() - start
-    times = []
+    times, cpu = [], []
     for _ in range(job.get("repeats", 3)):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         out = _run(kernel_fn, x)
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
     rss_peak = _max_rss_mb()
     np.savez(job["out"], nngp=np.asarray(out.nngp), ntk=np.asarray(out.ntk))
     del out
@@ -89,6 +93,7 @@ def main(job: dict) -> dict:
         "versions": {"neural_tangents": nt.__version__, "jax": jax.__version__},
         "first_s": first,
         "times_s": times,
+        "cpu_s": cpu,
         "rss_before_mb": rss_before,
         "rss_peak_mb": rss_peak,
     }

@@ -219,7 +219,9 @@ def test_report_ctrl_c_exits_130_and_keeps_finished(capsys, tmp_path, fake_repro
     assert "Title aa_first" in (out_dir / "report.html").read_text()
 
 
-def test_report_error_in_a_reproduction_exits_1_and_records_it(capsys, tmp_path, fake_reproductions):
+def test_report_error_in_a_reproduction_exits_1_and_records_it(
+    capsys, tmp_path, fake_reproductions
+):
     out_dir = tmp_path / "rep"
     code, _, err = run_cli(
         capsys, "report", "--only", "ac_raises", "--only", "aa_first", "--out", str(out_dir)
@@ -230,7 +232,10 @@ def test_report_error_in_a_reproduction_exits_1_and_records_it(capsys, tmp_path,
     doc = json.loads((out_dir / "results.json").read_text())
     assert doc["status"] == "complete"
     statuses = {r["name"]: (r["status"], r["error"]) for r in doc["results"]}
-    assert statuses == {"aa_first": ("pass", None), "ac_raises": ("error", "RuntimeError: boom second line")}
+    assert statuses == {
+        "aa_first": ("pass", None),
+        "ac_raises": ("error", "RuntimeError: boom second line"),
+    }
 
 
 def test_sigint_during_report_exits_130_with_files_intact(tmp_path):

@@ -16,7 +16,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import torch
 import typer
@@ -45,28 +45,22 @@ class CliError(Exception):
         self.exit_code = exit_code
 
 
-def _usage_errors() -> tuple[type[BaseException], ...]:
-    """Click's usage errors: typer >= 0.2x vendors click (as typer.TyperException), older
-    typer uses click itself."""
-    errors: list[type[BaseException]] = [typer.TyperException]
+def _click_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    """(usage errors, aborts) of the click that typer runs on.
+
+    typer >= 0.2x vendors click (its usage errors subclass ``typer.TyperException``);
+    older typer runs on click itself.
+    """
+    usage = [getattr(typer, "TyperException", None)]
+    aborts = [typer.Abort]
     try:
         import click
     except ImportError:  # pragma: no cover
         pass
     else:
-        errors.append(click.ClickException)
-    return tuple(errors)
-
-
-def _aborts() -> tuple[type[BaseException], ...]:
-    aborts: list[type[BaseException]] = [typer.Abort]
-    try:
-        import click
-    except ImportError:  # pragma: no cover
-        pass
-    else:
+        usage.append(click.ClickException)
         aborts.append(click.exceptions.Abort)
-    return tuple(aborts)
+    return tuple(c for c in usage if c is not None), tuple(aborts)
 
 
 def _fmt(value: float) -> str:
@@ -85,7 +79,9 @@ def _matrix_table(title: str, matrix: torch.Tensor) -> Table:
 
 @app.command()
 def kernel(
-    activation: Annotated[str, typer.Option(help="Activation name, e.g. relu, tanh, erf.")] = "relu",
+    activation: Annotated[
+        str, typer.Option(help="Activation name, e.g. relu, tanh, erf.")
+    ] = "relu",
     depth: Annotated[int, typer.Option(help="Number of hidden layers L (>= 1).")] = 3,
     c_w: Annotated[float, typer.Option("--c-w", help="Weight variance C_w.")] = 2.0,
     c_b: Annotated[float, typer.Option("--c-b", help="Bias variance C_b.")] = 0.0,
@@ -120,19 +116,15 @@ def kernel(
         "parametrization": "ntk",
     }
     if as_json:
-        document = {
-            "inputs": x.tolist(),
-            "nngp": k.nngp.tolist(),
-            "ntk": k.ntk.tolist(),
-            "spec": described,
-            "seed": seed,
-        }
-        sys.stdout.write(json.dumps(document) + "\n")
+        from .report.result import plain  # non-finite -> null: strict JSON
+
+        document = {"inputs": x, "nngp": k.nngp, "ntk": k.ntk, "spec": described, "seed": seed}
+        sys.stdout.write(json.dumps(plain(document), allow_nan=False) + "\n")
         return
     console = Console()
     console.print(
-        f"[bold]MLP(depth={depth}, {act_name})[/], C_w = {_fmt(c_w)}, C_b = {_fmt(c_b)}, NTK parametrisation; "
-        f"{n} inputs x ~ N(0, I_{dim}), seed {seed}"
+        f"[bold]MLP(depth={depth}, {act_name})[/], C_w = {_fmt(c_w)}, C_b = {_fmt(c_b)}, "
+        f"NTK parametrisation; {n} inputs x ~ N(0, I_{dim}), seed {seed}"
     )
     console.print(_matrix_table("inputs", x))
     console.print(_matrix_table("NNGP K^(L+1)", k.nngp))
@@ -148,9 +140,7 @@ def report(
     only: Annotated[
         list[str] | None, typer.Option(help="Run only this reproduction (repeatable).")
     ] = None,
-    list_: Annotated[
-        bool, typer.Option("--list", help="List the reproductions and exit.")
-    ] = False,
+    list_: Annotated[bool, typer.Option("--list", help="List the reproductions and exit.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of every reproduction.")] = 0,
 ) -> None:
     """Run the course's reproductions: prediction vs measurement, verdict, figure.
@@ -169,9 +159,7 @@ def report(
         Console().print(table)
         return
     if out is None:
-        raise CliError(
-            message("--out", "a directory path", None, "Pass --out DIR (or --list)"), 2
-        )
+        raise CliError(message("--out", "a directory path", None, "Pass --out DIR (or --list)"), 2)
     try:
         run = run_report(out, quick=quick, only=only, progress=True, seed=seed)
     except KeyboardInterrupt:
@@ -183,9 +171,7 @@ def report(
     for result in run.results:
         style = {"pass": "green", "fail": "red", "error": "magenta"}[result.status]
         summary = result.error if result.error else result.summary
-        table.add_row(
-            result.name, f"[{style}]{result.status}[/]", f"{result.seconds:.1f}", summary
-        )
+        table.add_row(result.name, f"[{style}]{result.status}[/]", f"{result.seconds:.1f}", summary)
     console.print(table)
     console.print(f"wrote {run.json_path} and {run.html_path}")
     errors = sum(result.status == "error" for result in run.results)
@@ -193,7 +179,7 @@ def report(
         raise CliError(f"{errors} reproduction(s) raised an error; see {run.html_path}", 1)
 
 
-def _fail(text: str, exit_code: int) -> None:
+def _fail(text: str, exit_code: int) -> NoReturn:
     line = " ".join(text.split())
     sys.stderr.write(f"dltheory: error: {line}\n")
     sys.exit(exit_code)
@@ -207,11 +193,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     """
     command = typer.main.get_command(app)
     args = list(sys.argv[1:] if argv is None else argv)
+    usage_errors, aborts = _click_errors()
     try:
         code = command.main(args=args, prog_name="dltheory", standalone_mode=False)
     except CliError as err:
         _fail(str(err), err.exit_code)
-    except _usage_errors() as err:
+    except usage_errors as err:
         if not args:  # no command: the group asks for help
             typer.echo(command.get_help(typer.Context(command)))
             sys.exit(0)
@@ -222,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         _fail(f"{text} Try '{where} --help'.", getattr(err, "exit_code", 2))
     except (ValueError, TypeError) as err:
         _fail(str(err), 2)
-    except _aborts():
+    except aborts:
         _fail("interrupted", 130)
     except OSError as err:
         _fail(str(err), 1)

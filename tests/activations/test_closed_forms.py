@@ -17,6 +17,7 @@ import torch
 from scipy import integrate, special
 
 from dltheory import activation
+from dltheory.activations.closed_form import closed_pair
 
 HOMOGENEOUS = {  # name: (f, f', degree of f)
     "relu": (lambda u: np.maximum(u, 0.0), lambda u: (u > 0) * 1.0, 1),
@@ -111,10 +112,10 @@ def test_relu_diagonal_is_exact_half_variance():
                                   "cos", "identity"])
 def test_scalar_pair_twin_matches_torch_closed_form(name):
     act = activation(name)
-    assert act.pair is not None  # numba is a dependency: the fused backend needs the twin
+    assert act.pair_code  # numba is a dependency: the fused backend needs the twin
     rng = np.random.default_rng(3)
     for k11, k12, k22 in _covariances(rng) + [(0.0, 0.0, 1.0), (1.0, 1.0, 1.0)]:
         nngp, ntk = _maps(name, k11, k12, k22)
-        a, b = act.pair(k11, k12, k22)
+        a, b = closed_pair(act.pair_code, act.pair_param, k11, k12, k22)
         assert a == pytest.approx(nngp, rel=1e-13, abs=1e-15)
         assert b == pytest.approx(ntk, rel=1e-13, abs=1e-15)

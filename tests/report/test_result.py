@@ -43,7 +43,9 @@ def test_outcome_stores_plain_values_and_is_frozen():
     outcome = Outcome(
         prediction=torch.tensor([1.0, 2.0], dtype=torch.float64),
         measurement=Estimate(
-            torch.tensor([1.1, 1.9], dtype=torch.float64), torch.tensor([0.1, 0.1], dtype=torch.float64), 5
+            torch.tensor([1.1, 1.9], dtype=torch.float64),
+            torch.tensor([0.1, 0.1], dtype=torch.float64),
+            5,
         ),
         verdict=np.bool_(True),
         criterion="rule",

@@ -13,11 +13,8 @@ from dltheory import Estimate
 from dltheory.report import (
     Outcome,
     Reproduction,
-    Result,
-    atomic_write,
     new_figure,
     png_bytes,
-    render_html,
     run_report,
 )
 
@@ -34,7 +31,9 @@ def _passing(quick=False, seed=0):
 
 
 def _registry(**runs) -> dict[str, Reproduction]:
-    return {name: Reproduction(name, f"Title of {name}", "Claim.", run) for name, run in runs.items()}
+    return {
+        name: Reproduction(name, f"Title of {name}", "Claim.", run) for name, run in runs.items()
+    }
 
 
 def _interrupt(quick=False, seed=0):
@@ -107,22 +106,3 @@ def test_bad_arguments(tmp_path):
     assert not (tmp_path / "new").exists()
     with pytest.raises(ValueError, match=r"^seed must be an integer >= 0"):
         run_report(tmp_path, seed=-1, progress=False, registry=_registry(a=_passing))
-
-
-def test_atomic_write_replaces_whole_files(tmp_path):
-    path = tmp_path / "f.txt"
-    atomic_write(path, "old")
-    atomic_write(path, b"new")
-    assert path.read_text() == "new"
-    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
-
-
-def test_html_escapes_text_and_has_no_external_resources():
-    rep = Reproduction("evil", "<script>alert(1)</script>", "a < b & c", _passing)
-    result = Result.from_outcome(rep, _passing(), seconds=0.5, seed=0, quick=False)
-    page = render_html([result], {"status": "complete"}, pending=["later"])
-    assert "<script>" not in page
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "a &lt; b &amp; c" in page
-    for external in ("<link", 'src="http', 'href="http', "@import"):
-        assert external not in page
-    assert "later" in page and "pending" in page

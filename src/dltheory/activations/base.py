@@ -53,8 +53,9 @@ class Activation:
         nngp_closed: closed form of E[s(u)s(v)] from (k11, k12, k22), if known.
         ntk_closed: closed form of E[s'(u)s'(v)], if known.
         second_derivative_closed: closed form of E[(s^2)''] at variance K, if known.
-        pair: the closed forms as one scalar numba function
-            (k11, k12, k22) -> (E[s s], E[s' s']) for the fused CPU backend.
+        pair_code, pair_param: which scalar twin of the closed forms
+            (``closed_form.closed_pair``) the fused CPU backend uses; 0: none,
+            the Mehler series instead.
         kinks: points where sigma is not smooth (quadrature panels break there).
         params: parameters of a family member (e.g. ``{"slope": 0.1}``).
         tol: absolute tolerance of the quadrature fallback.
@@ -75,7 +76,8 @@ class Activation:
     nngp_closed: Map2 | None = None
     ntk_closed: Map2 | None = None
     second_derivative_closed: Map1 | None = None
-    pair: Any = None
+    pair_code: int = 0
+    pair_param: float = 0.0
     kinks: tuple[float, ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
     tol: float = quadrature.DEFAULT_TOL

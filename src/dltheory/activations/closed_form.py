@@ -21,7 +21,6 @@ diagonal (the same input twice) is exact: theta = 0, not ~1e-8.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import torch
 
@@ -41,11 +40,14 @@ _SNAP = 64 * 2.220446049250313e-16
 
 
 def _scalar(fn):
-    """Compile a scalar pair map (k11, k12, k22) -> (E[s s], E[s' s']) if numba is there."""
-    return None if njit is None else njit(cache=False, inline="always")(fn)
+    """Compile a scalar map with numba (cached on disk) when numba is there."""
+    return fn if njit is None else njit(cache=True)(fn)
 
 
-def _rho(k11: float, k12: float, k22: float) -> float:
+# Scalar twins of the closed forms, (k11, k12, k22, param) -> (E[s s], E[s' s']),
+# for the fused CPU backend; a test checks each against the torch forms below.
+@_scalar
+def _rho(k11, k12, k22):
     d = math.sqrt(k11 * k22)
     rho = k12 / d if d > 0 else 0.0
     rho = min(1.0, max(-1.0, rho))
@@ -54,11 +56,9 @@ def _rho(k11: float, k12: float, k22: float) -> float:
     return rho
 
 
-_rho_nb = _scalar(_rho) if njit is not None else None
-
-
-def _relu_pair(k11, k12, k22):
-    rho = _rho_nb(k11, k12, k22)
+@_scalar
+def _relu_pair(k11, k12, k22, param):
+    rho = _rho(k11, k12, k22)
     theta = _fastmath.acos(rho)
     sin = math.sqrt(max((1 - rho) * (1 + rho), 0.0))
     return (
@@ -67,61 +67,73 @@ def _relu_pair(k11, k12, k22):
     )
 
 
-def _step_pair(k11, k12, k22):
-    return (math.pi - _fastmath.acos(_rho_nb(k11, k12, k22))) / (2 * math.pi), 0.0
+@_scalar
+def _leaky_pair(k11, k12, k22, slope):
+    a2, b2 = ((1 + slope) / 2) ** 2, ((1 - slope) / 2) ** 2
+    rho = _rho(k11, k12, k22)
+    theta = _fastmath.acos(rho)
+    sin = math.sqrt(max((1 - rho) * (1 + rho), 0.0))
+    abs_moment = math.sqrt(k11 * k22) * (2 * sin + (math.pi - 2 * theta) * rho) / math.pi
+    return a2 * k12 + b2 * abs_moment, a2 + b2 * (2 / math.pi) * _fastmath.asin(rho)
 
 
-def _sign_pair(k11, k12, k22):
-    return (2 / math.pi) * _fastmath.asin(_rho_nb(k11, k12, k22)), 0.0
+@_scalar
+def _step_pair(k11, k12, k22, param):
+    return (math.pi - _fastmath.acos(_rho(k11, k12, k22))) / (2 * math.pi), 0.0
 
 
-def _erf_pair(k11, k12, k22):
+@_scalar
+def _sign_pair(k11, k12, k22, param):
+    return (2 / math.pi) * _fastmath.asin(_rho(k11, k12, k22)), 0.0
+
+
+@_scalar
+def _erf_pair(k11, k12, k22, param):
     a, b = 1 + 2 * k11, 1 + 2 * k22
     x = min(1.0, max(-1.0, 2 * k12 / math.sqrt(a * b)))
     det = max(a * b - 4 * k12 * k12, 1e-300)
     return (2 / math.pi) * _fastmath.asin(x), (4 / math.pi) / math.sqrt(det)
 
 
-def _sin_pair(k11, k12, k22):
+@_scalar
+def _sin_pair(k11, k12, k22, param):
     e = math.exp(-(k11 + k22) / 2)
     return e * math.sinh(k12), e * math.cosh(k12)
 
 
-def _cos_pair(k11, k12, k22):
+@_scalar
+def _cos_pair(k11, k12, k22, param):
     e = math.exp(-(k11 + k22) / 2)
     return e * math.cosh(k12), e * math.sinh(k12)
 
 
-def _identity_pair(k11, k12, k22):
+@_scalar
+def _identity_pair(k11, k12, k22, param):
     return k12, 1.0
 
 
-@lru_cache(maxsize=16)
-def _leaky_pair(slope: float):
-    a2, b2 = ((1 + slope) / 2) ** 2, ((1 - slope) / 2) ** 2
-
-    def pair(k11, k12, k22):
-        rho = _rho_nb(k11, k12, k22)
-        theta = _fastmath.acos(rho)
-        sin = math.sqrt(max((1 - rho) * (1 + rho), 0.0))
-        abs_moment = math.sqrt(k11 * k22) * (2 * sin + (math.pi - 2 * theta) * rho) / math.pi
-        return a2 * k12 + b2 * abs_moment, a2 + b2 * (2 / math.pi) * _fastmath.asin(rho)
-
-    return _scalar(pair)
+PAIR_CODES = {"relu": 1, "leaky_relu": 2, "step": 3, "sign": 4, "erf": 5, "sin": 6, "cos": 7,
+              "identity": 8}
 
 
-_PAIRS = {
-    name: _scalar(fn)
-    for name, fn in {
-        "relu": _relu_pair,
-        "step": _step_pair,
-        "sign": _sign_pair,
-        "erf": _erf_pair,
-        "sin": _sin_pair,
-        "cos": _cos_pair,
-        "identity": _identity_pair,
-    }.items()
-}
+@_scalar
+def closed_pair(code, param, k11, k12, k22):
+    """(E[s(u) s(v)], E[s'(u) s'(v)]) for the closed form with this code."""
+    if code == 1:
+        return _relu_pair(k11, k12, k22, param)
+    if code == 2:
+        return _leaky_pair(k11, k12, k22, param)
+    if code == 3:
+        return _step_pair(k11, k12, k22, param)
+    if code == 4:
+        return _sign_pair(k11, k12, k22, param)
+    if code == 5:
+        return _erf_pair(k11, k12, k22, param)
+    if code == 6:
+        return _sin_pair(k11, k12, k22, param)
+    if code == 7:
+        return _cos_pair(k11, k12, k22, param)
+    return _identity_pair(k11, k12, k22, param)
 
 
 def _angle(k11: torch.Tensor, k12: torch.Tensor, k22: torch.Tensor):
@@ -171,7 +183,7 @@ def relu() -> Activation:
     """ReLU, s(z) = max(z, 0): the arc-cosine kernel of degree 1."""
     return Activation(
         name="relu",
-        pair=_PAIRS["relu"],
+        pair_code=PAIR_CODES["relu"],
         fn=torch.relu,
         d1=_step_fn,
         d2=_zeros_like,
@@ -194,9 +206,10 @@ def leaky_relu(slope: float = 0.01) -> Activation:
 
     return Activation(
         name="leaky_relu",
-        pair=_leaky_pair(slope),
+        pair_code=PAIR_CODES["leaky_relu"],
+        pair_param=slope,
         fn=lambda x: torch.nn.functional.leaky_relu(x, slope),
-        d1=lambda x: torch.where(x > 0, 1.0, slope).to(x.dtype),
+        d1=lambda x: torch.where(x > 0, torch.ones_like(x), torch.full_like(x, slope)),
         d2=_zeros_like,
         nngp_closed=nngp,
         ntk_closed=ntk,
@@ -210,7 +223,8 @@ def abs_() -> Activation:
     """Absolute value |z|."""
     return Activation(
         name="abs",
-        pair=_leaky_pair(-1.0),
+        pair_code=PAIR_CODES["leaky_relu"],
+        pair_param=-1.0,
         fn=torch.abs,
         d1=torch.sign,
         d2=_zeros_like,
@@ -225,7 +239,7 @@ def step() -> Activation:
     """Heaviside step 1(z > 0): the arc-cosine kernel of degree 0."""
     return Activation(
         name="step",
-        pair=_PAIRS["step"],
+        pair_code=PAIR_CODES["step"],
         fn=_step_fn,
         d1=_zeros_like,
         d2=_zeros_like,
@@ -240,7 +254,7 @@ def sign() -> Activation:
     """Sign function, E[sign u sign v] = (2/pi) arcsin(rho)."""
     return Activation(
         name="sign",
-        pair=_PAIRS["sign"],
+        pair_code=PAIR_CODES["sign"],
         fn=torch.sign,
         d1=_zeros_like,
         d2=_zeros_like,
@@ -266,7 +280,7 @@ def erf() -> Activation:
     two_over_root_pi = 2 / math.sqrt(_PI)
     return Activation(
         name="erf",
-        pair=_PAIRS["erf"],
+        pair_code=PAIR_CODES["erf"],
         fn=torch.erf,
         d1=lambda x: two_over_root_pi * torch.exp(-x * x),
         d2=lambda x: -2 * x * two_over_root_pi * torch.exp(-x * x),
@@ -289,7 +303,7 @@ def sin() -> Activation:
     """sin z: E[sin u sin v] = exp(-(k11 + k22)/2) sinh(k12)."""
     return Activation(
         name="sin",
-        pair=_PAIRS["sin"],
+        pair_code=PAIR_CODES["sin"],
         fn=torch.sin,
         d1=torch.cos,
         d2=lambda x: -torch.sin(x),
@@ -303,7 +317,7 @@ def cos() -> Activation:
     """cos z: E[cos u cos v] = exp(-(k11 + k22)/2) cosh(k12)."""
     return Activation(
         name="cos",
-        pair=_PAIRS["cos"],
+        pair_code=PAIR_CODES["cos"],
         fn=torch.cos,
         d1=lambda x: -torch.sin(x),
         d2=lambda x: -torch.cos(x),
@@ -317,7 +331,7 @@ def identity() -> Activation:
     """Identity (deep linear networks): E[uv] = k12, E[1] = 1."""
     return Activation(
         name="identity",
-        pair=_PAIRS["identity"],
+        pair_code=PAIR_CODES["identity"],
         fn=lambda x: x,
         d1=torch.ones_like,
         d2=_zeros_like,

@@ -79,11 +79,23 @@ def _grid_with_cuts(
     half = _half_width(degree)
     k_max = float(variances.max()) if variances.numel() else 1.0
     n_panels = min(2 * math.ceil(half / _panel_width(k_max)), 4096)
+    if cuts is None:
+        nodes, weights = _shared_grid(half, n_panels)
+        return nodes.to(variances.device), weights.to(variances.device)
     edges = torch.linspace(-half, half, n_panels + 1, dtype=torch.float64)[None, :]
-    if cuts is not None:
-        edges = edges.expand(cuts.shape[0], -1)
-        edges = torch.sort(torch.cat([edges, cuts.clamp(-half, half)], dim=1), dim=1)[0]
-    x, w = (torch.from_numpy(a) for a in _legendre(_NODES_PER_PANEL))
+    edges = edges.to(cuts.device).expand(cuts.shape[0], -1)
+    edges = torch.sort(torch.cat([edges, cuts.clamp(-half, half)], dim=1), dim=1)[0]
+    return _panels(edges)
+
+
+@lru_cache(maxsize=64)
+def _shared_grid(half: float, n_panels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    edges = torch.linspace(-half, half, n_panels + 1, dtype=torch.float64)[None, :]
+    return _panels(edges)
+
+
+def _panels(edges: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    x, w = (torch.from_numpy(a).to(edges.device) for a in _legendre(_NODES_PER_PANEL))
     lo, hi = edges[:, :-1, None], edges[:, 1:, None]
     nodes = (0.5 * (hi - lo) * x + 0.5 * (hi + lo)).flatten(1)
     weights = (0.5 * (hi - lo) * w).flatten(1)

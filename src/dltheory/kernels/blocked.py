@@ -23,7 +23,8 @@ from .state import KernelState
 __all__ = ["DEFAULT_MEMORY_BUDGET", "kernel"]
 
 DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes of working memory for one block
-_ARRAYS_PER_PAIR = 12  # float64 N1 x N2 arrays alive at once inside one layer
+_ARRAYS_PER_PAIR = 12
+_FUSED_MIN_WORK = 50_000  # pairs x layers above which "auto" picks the fused loop  # float64 N1 x N2 arrays alive at once inside one layer
 
 
 def _check_spec(spec: Serial) -> None:
@@ -131,7 +132,9 @@ def kernel(
     diag2 = diag1 if symmetric else _diagonal_pass(spec, x2, n0)
     n1, n2 = len(x1), len(x2)
     result = None
-    if backend in ("auto", "fused") and fused.available(spec, x1.device):
+    # Small problems: the torch ops cost less than loading the compiled loop.
+    big = n1 * n2 * len(spec.layers) >= _FUSED_MIN_WORK
+    if (backend == "fused" or (backend == "auto" and big)) and fused.available(spec, x1.device):
         result = _fused(spec, x1, x2, n0, diag1, diag2, symmetric, collect)
         if result is None and backend == "fused":
             raise ValueError(
@@ -142,7 +145,7 @@ def kernel(
                     "Some pairs need the 2-D quadrature of the torch backend",
                 )
             )
-    elif backend == "fused":
+    elif backend == "fused" and not fused.available(spec, x1.device):
         raise ValueError(
             message(
                 "backend",

@@ -23,7 +23,6 @@ interpreter, which has a 2-D quadrature for such pairs.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import numpy as np
 import torch
@@ -45,27 +44,21 @@ _DENSE, _CLOSED, _SERIES = 0, 1, 2
 
 def available(spec: Serial, device: torch.device) -> bool:
     """Whether the fused backend can run this spec on this device."""
-    if nb is None or device.type != "cpu":
-        return False
-    closed = {
-        layer.activation.pair
-        for layer in spec.layers
-        if isinstance(layer, Nonlinearity) and layer.activation.pair is not None
-    }
-    return len(closed) <= 1
+    return nb is not None and device.type == "cpu"
 
 
 def _program(spec: Serial, fan_in: int) -> np.ndarray:
-    """Rows (kind, c_w, c_b, lambda_w, lambda_b) in layer order."""
+    """Rows (kind, c_w, c_b, lambda_w, lambda_b, pair_code, pair_param) in layer order."""
     rows, width = [], fan_in
     for layer in spec.layers:
         if isinstance(layer, Dense):
             lr_w, lr_b = layer.learning_rates(width)
-            rows.append((_DENSE, layer.c_w, layer.c_b, lr_w, lr_b))
+            rows.append((_DENSE, layer.c_w, layer.c_b, lr_w, lr_b, 0, 0.0))
             width = layer.width if layer.width is not None else spec.width
         else:
-            kind = _CLOSED if layer.activation.pair is not None else _SERIES
-            rows.append((kind, 0.0, 0.0, 0.0, 0.0))
+            act = layer.activation
+            kind = _CLOSED if act.pair_code else _SERIES
+            rows.append((kind, 0.0, 0.0, 0.0, 0.0, act.pair_code, act.pair_param))
     return np.asarray(rows, dtype=np.float64)
 
 
@@ -75,9 +68,9 @@ class _Tables:
 
     def __init__(self, spec: Serial, variances: list[torch.Tensor], degree: int) -> None:
         acts = [layer.activation for layer in spec.layers if isinstance(layer, Nonlinearity)]
-        series = [(a, v) for a, v in zip(acts, variances, strict=True) if a.pair is None]
+        series = [(a, v) for a, v in zip(acts, variances, strict=True) if not a.pair_code]
         n = len(variances[0]) if variances else 0
-        shape = (max(len(series), 1), n, degree + 1)
+        shape = (max(len(series), 1), n if series else 1, degree + 1)
         self.f, self.g = np.zeros(shape), np.zeros(shape)
         self.tail_f, self.tail_g = np.zeros(shape), np.zeros(shape)
         self.m_f, self.m_g = np.zeros(shape[:2]), np.zeros(shape[:2])
@@ -90,25 +83,19 @@ class _Tables:
                 c, m = quadrature.hermite_coefficients(fn, var, degree, act.kinks)
                 c, m = c.numpy(), m.numpy()
                 coef[s], mom[s] = c, m
-                # tail[k] = E f^2 - sum_{j <= k} c_j^2, never below rounding.
+                # sqrt of tail_k = E f^2 - sum_{j <= k} c_j^2, never below rounding.
                 tail[s] = np.sqrt(
                     np.maximum(m[:, None] - np.cumsum(c * c, axis=1), 0) + 4e-16 * m[:, None]
                 )
 
 
-@lru_cache(maxsize=32)
-def _compiled(pair):
-    """The fused loop, specialised to one closed-form pair function (or none)."""
-    if pair is None:
+if nb is not None:
+    from ..activations.closed_form import closed_pair
 
-        @nb.njit(inline="always")
-        def pair(k11, k12, k22):  # never called: no closed-form layers
-            return 0.0, 0.0
-
-    @nb.njit(inline="always")
-    def series(f1, f2, r1, r2, rho, tol):
-        # sum_k c_k(k11) c_k(k22) rho^k, stopped once |rho|^(k+1) sqrt(t1_k t2_k) <= tol
-        # (r = sqrt of the tails), checked every 4 terms.
+    @nb.njit(cache=True)
+    def _series(f1, f2, r1, r2, rho, tol):
+        """sum_k c_k(k11) c_k(k22) rho^k, stopped once |rho|^(k+1) sqrt(t1_k t2_k) <= tol
+        (r = sqrt of the tails), checked every 4 terms; also says if it converged."""
         total, power = 0.0, 1.0
         n = f1.shape[0]
         for k0 in range(0, n, 4):
@@ -120,11 +107,12 @@ def _compiled(pair):
                 return total, True
         return total, False
 
-    @nb.njit(parallel=True)
-    def run(gram, var1, var2, program, tf1, tf2, tg1, tg2, rf1, rf2, rg1, rg2,
-            mf1, mg1, symmetric, tol, out_k, out_t, layers_k, layers_t, collect):
+    @nb.njit(parallel=True, cache=True)
+    def _run(gram, var1, var2, program, tf1, tf2, tg1, tg2, rf1, rf2, rg1, rg2, mf1, mg1,
+             symmetric, tol, out_k, out_t, layers_k, layers_t, collect):
         n1, n2 = gram.shape
         failed = np.zeros(n1, dtype=np.bool_)
+        snap = 1 - 64 * 2.220446049250313e-16
         for r in nb.prange(n1):
             # Interleave short and long rows of the triangle across threads.
             half = np.int64(r) // 2
@@ -150,9 +138,10 @@ def _compiled(pair):
                         layers_t[nd, i, j0:] = t
                     nd += 1
                 elif kind == 1:
+                    code, param = np.int64(program[row, 5]), program[row, 6]
                     v1 = var1[nl, i]
                     for j in range(m):
-                        a, b = pair(v1, k[j], var2[nl, j0 + j])
+                        a, b = closed_pair(code, param, v1, k[j], var2[nl, j0 + j])
                         k[j] = a
                         t[j] *= b
                     nl += 1
@@ -163,17 +152,15 @@ def _compiled(pair):
                         d = math.sqrt(v1 * v2)
                         rho = k[j] / d if d > 0 else 0.0
                         rho = min(1.0, max(-1.0, rho))
-                        if abs(rho) >= 1 - 64 * 2.220446049250313e-16:
-                            if rho > 0 and v1 == v2:
-                                a, b = mf1[ns, i], mg1[ns, i]
-                            else:
-                                failed[i] = True
-                                a, b = 0.0, 0.0
-                        else:
-                            a, ok1 = series(tf1[ns, i], tf2[ns, j0 + j], rf1[ns, i],
-                                            rf2[ns, j0 + j], rho, tol)
-                            b, ok2 = series(tg1[ns, i], tg2[ns, j0 + j], rg1[ns, i],
-                                            rg2[ns, j0 + j], rho, tol)
+                        if abs(rho) >= snap:
+                            rho = 1.0 if rho > 0 else -1.0
+                        if rho == 1.0 and v1 == v2:  # the same input: its 1-D moments
+                            a, b = mf1[ns, i], mg1[ns, i]
+                        else:  # at rho = +-1 only converged tails certify the sum
+                            a, ok1 = _series(tf1[ns, i], tf2[ns, j0 + j], rf1[ns, i],
+                                             rf2[ns, j0 + j], rho, tol)
+                            b, ok2 = _series(tg1[ns, i], tg2[ns, j0 + j], rg1[ns, i],
+                                             rg2[ns, j0 + j], rho, tol)
                             if not (ok1 and ok2):
                                 failed[i] = True
                         k[j] = a
@@ -181,8 +168,6 @@ def _compiled(pair):
                     nl += 1
                     ns += 1
         return not failed.any()
-
-    return run
 
 
 def fused_kernel(
@@ -196,14 +181,11 @@ def fused_kernel(
     collect: bool,
     tol: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """Run the fused loop on one block; ``None`` if some pair needs the fallback.
+    """Run the fused loop on all pairs; ``None`` if some pair needs the fallback.
 
     Returns (nngp, ntk, layers_nngp, layers_ntk) as NumPy arrays; with
     ``symmetric`` only the upper triangle (j >= i) is filled.
     """
-    acts = {layer.activation.pair for layer in spec.layers if isinstance(layer, Nonlinearity)}
-    pair = next((p for p in acts if p is not None), None)
-    run = _compiled(pair)
     program = _program(spec, fan_in)
     g = gram.numpy()
     n1, n2 = g.shape
@@ -214,12 +196,12 @@ def fused_kernel(
     shape = (n_dense, n1, n2) if collect else (1, 1, 1)
     layers_k, layers_t = np.zeros(shape), np.zeros(shape)
     has_series = bool((program[:, 0] == _SERIES).any())
-    for degree in _DEGREES if has_series else _DEGREES[:1]:
-        t1 = _Tables(spec, var1, degree if has_series else 0)
-        t2 = t1 if symmetric else _Tables(spec, var2, degree if has_series else 0)
-        ok = run(g, v1, v2, program, t1.f, t2.f, t1.g, t2.g, t1.tail_f, t2.tail_f, t1.tail_g,
-                 t2.tail_g, t1.m_f, t1.m_g, symmetric, tol, out_k, out_t, layers_k, layers_t,
-                 collect)
+    for degree in _DEGREES if has_series else (0,):
+        t1 = _Tables(spec, var1, degree)
+        t2 = t1 if symmetric else _Tables(spec, var2, degree)
+        ok = _run(g, v1, v2, program, t1.f, t2.f, t1.g, t2.g, t1.tail_f, t2.tail_f, t1.tail_g,
+                  t2.tail_g, t1.m_f, t1.m_g, symmetric, tol, out_k, out_t, layers_k, layers_t,
+                  collect)
         if ok:
             return out_k, out_t, layers_k, layers_t
     return None

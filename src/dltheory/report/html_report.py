@@ -30,7 +30,8 @@ td.num { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; text-align
 .error { color: #fff; background: #6a1b9a; padding: 0.1em 0.5em; border-radius: 0.3em; }
 .pending { color: #555; background: #e0e0e0; padding: 0.1em 0.5em; border-radius: 0.3em; }
 section { border-top: 2px solid #eee; margin-top: 2em; padding-top: 0.5em; }
-blockquote { border-left: 4px solid #8ab4f8; margin: 0.5em 0; padding: 0.2em 1em; background: #f8fbff; }
+blockquote { border-left: 4px solid #8ab4f8; margin: 0.5em 0; padding: 0.2em 1em;
+             background: #f8fbff; }
 img { max-width: 100%; border: 1px solid #eee; }
 pre { background: #f5f5f7; padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
 code { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; }
@@ -81,7 +82,9 @@ def _values(result: Result) -> str:
         f'<td class="num">{_e(_num(m))} ± {_e(_num(s))}</td></tr>'
         for i, (p, m, s) in enumerate(zip(preds, mean, stderr, strict=False))
     )
-    short_p = _num(preds) if count <= _INLINE_LIST else f"{count} values, {_num(preds[:3])[:-1]}, …]"
+    short_p = (
+        _num(preds) if count <= _INLINE_LIST else f"{count} values, {_num(preds[:3])[:-1]}, …]"
+    )
     short_m = _num(mean) if count <= _INLINE_LIST else f"{count} values, {_num(mean[:3])[:-1]}, …]"
     return (
         f'<tr><th>prediction</th><td class="num">{_e(short_p)}</td></tr>'
@@ -134,11 +137,11 @@ def _section(result: Result) -> str:
 def _overview(results: Sequence[Result], pending: Sequence[str]) -> str:
     rows = [
         f'<tr><td><a href="#{_e(r.name)}">{_e(r.name)}</a></td><td>{_e(r.title)}</td>'
-        f"<td>{_badge(r.status)}</td><td class=\"num\">{r.seconds:.1f} s</td></tr>"
+        f'<td>{_badge(r.status)}</td><td class="num">{r.seconds:.1f} s</td></tr>'
         for r in results
     ]
     rows += [
-        f'<tr><td>{_e(name)}</td><td></td><td>{_badge("pending")}</td><td></td></tr>'
+        f"<tr><td>{_e(name)}</td><td></td><td>{_badge('pending')}</td><td></td></tr>"
         for name in pending
     ]
     head = "<tr><th>reproduction</th><th>title</th><th>verdict</th><th>runtime</th></tr>"

@@ -92,6 +92,7 @@ def reproduction(
     >>> list(mine)
     ['demo']
     """
+
     def register(run: Run) -> Run:
         rep = Reproduction(name, title, claim, run, topic, reference)
         if name in registry:
@@ -106,11 +107,17 @@ def reproduction(
 
 
 def registered() -> dict[str, Reproduction]:
-    """Every registered reproduction, in report order (imports the topic modules)."""
+    """Every registered reproduction, in report order (imports the topic modules).
+
+    Report order is the order of ``experiments.MODULES``, then definition order
+    within a module; reproductions registered elsewhere come last.
+    """
     from . import experiments
 
     experiments.load()
-    return dict(REGISTRY)
+    rank = {f"{experiments.__name__}.{m}": i for i, m in enumerate(experiments.MODULES)}
+    ordered = sorted(REGISTRY.values(), key=lambda rep: rank.get(rep.run.__module__, len(rank)))
+    return {rep.name: rep for rep in ordered}
 
 
 def select(

@@ -118,7 +118,12 @@ def run_report(
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(message("out_dir", "a directory", str(out), "Pass a directory path"))
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(
+            message("out_dir", "a directory that can be created", str(out), err.strerror or "")
+        ) from err
     json_path, html_path = out / JSON_NAME, out / HTML_NAME
     meta = {
         "dltheory": __version__,
@@ -153,7 +158,8 @@ def run_report(
                     style = {"pass": "green", "fail": "red", "error": "magenta"}[result.status]
                     bar.console.print(
                         f"[{style}]{result.status:>5}[/] {escape(rep.name)} "
-                        f"({result.seconds:.1f} s)" + (f": {escape(result.error)}" if result.error else "")
+                        f"({result.seconds:.1f} s)"
+                        + (f": {escape(result.error)}" if result.error else "")
                     )
                     bar.advance(task)
             if bar is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
+from matplotlib.ticker import MaxNLocator
 
 from ...finite import Estimate, FiniteDense
 from ...kernels import kernel
@@ -32,9 +33,10 @@ class _Sizes:
     in_dim: int
 
 
-_FULL = _Sizes(depth=20, width=256, n_networks=100, in_dim=10)
+_FULL = _Sizes(depth=20, width=256, n_networks=50, in_dim=10)
 _QUICK = _Sizes(depth=10, width=128, n_networks=40, in_dim=10)
 _N_STD = 5.0
+_DTYPE = torch.float32  # the finite networks; the theory runs in float64
 
 
 def layer_second_moments(net: torch.nn.Sequential, x: torch.Tensor) -> torch.Tensor:
@@ -75,7 +77,7 @@ def fan_in_variance(quick: bool = False, seed: int = 0) -> Outcome:
     the closed form K^(1) = C_w |x|^2 / n_0 and K^(l+1) = C_w K^(l) / 2 = K^(l)
     (E[relu(z)^2] = K/2) is reported beside it.
 
-    Measurement: for each of ``n_networks`` networks (network i has seed
+    Measurement: for each of ``n_networks`` float32 networks (network i has seed
     ``seed + i``), the average over units of z^(l)^2 at every layer; the
     estimate is the mean over networks with its standard error. For ReLU with
     C_b = 0 the mean is exact at any width (E[relu(z)^2 | layer l-1] is half
@@ -83,7 +85,8 @@ def fan_in_variance(quick: bool = False, seed: int = 0) -> Outcome:
     plus a 1/width relative margin.
     """
     sizes = _QUICK if quick else _FULL
-    spec = MLP(sizes.depth, "relu", c_w=2.0, c_b=0.0)
+    # A readout as wide as the hidden layers: every layer averages over n units.
+    spec = MLP(sizes.depth, "relu", c_w=2.0, c_b=0.0, out_dim=sizes.width)
     x = torch.linspace(-1.0, 2.0, sizes.in_dim, dtype=torch.float64)[None, :]
 
     # The torch interpreter: for one input it needs no compilation warm-up.
@@ -94,12 +97,12 @@ def fan_in_variance(quick: bool = False, seed: int = 0) -> Outcome:
     samples = torch.stack(
         [
             layer_second_moments(
-                spec.sample(sizes.width, in_dim=sizes.in_dim, seed=seed + i, dtype=torch.float64),
-                x,
+                spec.sample(sizes.width, in_dim=sizes.in_dim, seed=seed + i, dtype=_DTYPE),
+                x.to(_DTYPE),
             )
             for i in range(sizes.n_networks)
         ]
-    )  # (n_networks, L + 1)
+    ).to(torch.float64)  # (n_networks, L + 1)
     measurement = Estimate.from_samples(samples)
     rtol = 1.0 / sizes.width
     verdict = measurement.agrees(prediction, n_std=_N_STD, rtol=rtol)
@@ -121,7 +124,8 @@ def fan_in_variance(quick: bool = False, seed: int = 0) -> Outcome:
         capsize=2,
         label=f"mean of {sizes.n_networks} networks, width {sizes.width}",
     )
-    ax.set_xlabel("layer l")
+    ax.set_xlabel(f"layer l (l = {sizes.depth + 1}: the readout)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("preactivation variance")
     ax.set_ylim(0.0, max(float(hi.max()), 2.0 * closed_form) * 1.05)
     ax.set_title("ReLU, C_w = 2, C_b = 0")
@@ -140,7 +144,14 @@ def fan_in_variance(quick: bool = False, seed: int = 0) -> Outcome:
             f"{float(measurement.mean[worst]):.4g} ± {float(measurement.stderr[worst]):.2g} "
             f"(z = {float(zscores[worst]):+.2f})"
         ),
-        parameters={**asdict(sizes), "activation": "relu", "c_w": 2.0, "c_b": 0.0, "seed": seed},
+        parameters={
+            **asdict(sizes),
+            "activation": "relu",
+            "c_w": 2.0,
+            "c_b": 0.0,
+            "dtype": str(_DTYPE).removeprefix("torch."),
+            "seed": seed,
+        },
         details={
             "input": x[0],
             "closed_form": closed_form,
