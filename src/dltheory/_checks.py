@@ -32,7 +32,8 @@ def _short(value: Any) -> str:
 
 def message(name: str, constraint: str, value: Any, fix: str = "") -> str:
     """Format the project's one error message."""
-    tail = f" {fix.rstrip('.')}." if fix else ""
+    fix = fix.rstrip(".")
+    tail = f" {fix}" + ("" if fix.endswith(("?", "!")) else ".") if fix else ""
     return f"{name} must be {constraint}. Got {_short(value)}.{tail}"
 
 

@@ -21,6 +21,7 @@ from typing import Annotated, NoReturn
 import torch
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import MLP
@@ -155,7 +156,7 @@ def report(
         for column in ("name", "topic", "title"):
             table.add_column(column)
         for rep in select(only, registered()):
-            table.add_row(rep.name, rep.topic, rep.title)
+            table.add_row(escape(rep.name), escape(rep.topic), escape(rep.title))
         Console().print(table)
         return
     if out is None:
@@ -171,9 +172,14 @@ def report(
     for result in run.results:
         style = {"pass": "green", "fail": "red", "error": "magenta"}[result.status]
         summary = result.error if result.error else result.summary
-        table.add_row(result.name, f"[{style}]{result.status}[/]", f"{result.seconds:.1f}", summary)
+        table.add_row(
+            escape(result.name),
+            f"[{style}]{result.status}[/]",
+            f"{result.seconds:.1f}",
+            escape(summary),
+        )
     console.print(table)
-    console.print(f"wrote {run.json_path} and {run.html_path}")
+    console.print(f"wrote {escape(str(run.json_path))} and {escape(str(run.html_path))}")
     errors = sum(result.status == "error" for result in run.results)
     if errors:
         raise CliError(f"{errors} reproduction(s) raised an error; see {run.html_path}", 1)

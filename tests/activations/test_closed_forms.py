@@ -9,6 +9,7 @@ References:
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -54,11 +55,18 @@ def _polar(f, g, degree: float, k11: float, k12: float, k22: float) -> float:
 
     # kinks where u = 0 (phi = +-pi/2) or v = 0
     phi_v = math.atan2(-b, c)
-    points = sorted({(p + math.pi) % (2 * math.pi) - math.pi for p in
-                     (math.pi / 2, -math.pi / 2, phi_v, phi_v + math.pi)})
+    points = sorted(
+        {
+            (p + math.pi) % (2 * math.pi) - math.pi
+            for p in (math.pi / 2, -math.pi / 2, phi_v, phi_v + math.pi)
+        }
+    )
     edges = [-math.pi, *points, math.pi]
-    ang = sum(integrate.quad(angular, lo, hi, epsabs=1e-13, epsrel=1e-13, limit=200)[0]
-              for lo, hi in zip(edges, edges[1:], strict=False) if hi > lo)
+    ang = sum(
+        integrate.quad(angular, lo, hi, epsabs=1e-13, epsrel=1e-13, limit=200)[0]
+        for lo, hi in itertools.pairwise(edges)
+        if hi > lo
+    )
     radial = 2 ** (degree / 2) * math.gamma(1 + degree / 2)  # int r^d r e^{-r^2/2} dr
     return ang * radial / (2 * math.pi)
 
@@ -108,13 +116,14 @@ def test_relu_diagonal_is_exact_half_variance():
     torch.testing.assert_close(relu.nngp_map(k, k12, k), k / 2, rtol=1e-15, atol=0)
 
 
-@pytest.mark.parametrize("name", ["relu", "leaky_relu", "abs", "step", "sign", "erf", "sin",
-                                  "cos", "identity"])
+@pytest.mark.parametrize(
+    "name", ["relu", "leaky_relu", "abs", "step", "sign", "erf", "sin", "cos", "identity"]
+)
 def test_scalar_pair_twin_matches_torch_closed_form(name):
     act = activation(name)
     assert act.pair_code  # numba is a dependency: the fused backend needs the twin
     rng = np.random.default_rng(3)
-    for k11, k12, k22 in _covariances(rng) + [(0.0, 0.0, 1.0), (1.0, 1.0, 1.0)]:
+    for k11, k12, k22 in [*_covariances(rng), (0.0, 0.0, 1.0), (1.0, 1.0, 1.0)]:
         nngp, ntk = _maps(name, k11, k12, k22)
         a, b = closed_pair(act.pair_code, act.pair_param, k11, k12, k22)
         assert a == pytest.approx(nngp, rel=1e-13, abs=1e-15)

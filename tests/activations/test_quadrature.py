@@ -26,12 +26,26 @@ def _nested(f, g, k11, k12, k22, kink=None) -> float:
             return g(b * x)
         lo, hi = -12.0, 12.0
         pts = [p for p in (pts or []) if lo < p < hi] or None
-        return integrate.quad(lambda y: g(b * x + c * y) * phi(y), lo, hi, points=pts,
-                              epsabs=1e-14, epsrel=1e-13, limit=200)[0]
+        return integrate.quad(
+            lambda y: g(b * x + c * y) * phi(y),
+            lo,
+            hi,
+            points=pts,
+            epsabs=1e-14,
+            epsrel=1e-13,
+            limit=200,
+        )[0]
 
     pts = None if kink is None else [kink / a]
-    return integrate.quad(lambda x: f(a * x) * inner(x) * phi(x), -12, 12, points=pts,
-                          epsabs=1e-14, epsrel=1e-13, limit=200)[0]
+    return integrate.quad(
+        lambda x: f(a * x) * inner(x) * phi(x),
+        -12,
+        12,
+        points=pts,
+        epsabs=1e-14,
+        epsrel=1e-13,
+        limit=200,
+    )[0]
 
 
 def _scalar(act: Activation, derivative=False):
@@ -71,12 +85,26 @@ def _nested_two_kinks(f, k11, k12, k22, kinks) -> float:
 
     def inner(x):
         pts = [p for p in ((k - b * x) / c for k in kinks) if -12 < p < 12] or None
-        return integrate.quad(lambda y: f(b * x + c * y) * phi(y), -12, 12, points=pts,
-                              epsabs=1e-14, epsrel=1e-13, limit=200)[0]
+        return integrate.quad(
+            lambda y: f(b * x + c * y) * phi(y),
+            -12,
+            12,
+            points=pts,
+            epsabs=1e-14,
+            epsrel=1e-13,
+            limit=200,
+        )[0]
 
     pts = [k / a for k in kinks if abs(k / a) < 12]
-    return integrate.quad(lambda x: f(a * x) * inner(x) * phi(x), -12, 12, points=pts,
-                          epsabs=1e-14, epsrel=1e-13, limit=200)[0]
+    return integrate.quad(
+        lambda x: f(a * x) * inner(x) * phi(x),
+        -12,
+        12,
+        points=pts,
+        epsabs=1e-14,
+        epsrel=1e-13,
+        limit=200,
+    )[0]
 
 
 def test_mehler_matches_closed_form_for_erf():

@@ -44,8 +44,10 @@ def test_maps_symmetric_psd_and_diagonal_consistent(name):
     k22 = torch.rand(12, generator=g, dtype=F64) * 2 + 0.1
     rho = torch.rand(12, generator=g, dtype=F64) * 1.98 - 0.99
     k12 = rho * (k11 * k22).sqrt()
-    for fmap, diag in ((act.nngp_map, act.second_moment), (act.ntk_map,
-                                                           act.derivative_second_moment)):
+    for fmap, diag in (
+        (act.nngp_map, act.second_moment),
+        (act.ntk_map, act.derivative_second_moment),
+    ):
         ab, ba = fmap(k11, k12, k22), fmap(k22, k12, k11)
         assert ab.dtype == F64
         torch.testing.assert_close(ab, ba, rtol=1e-12, atol=1e-13)
@@ -77,7 +79,7 @@ def test_square_second_derivative_is_twice_the_variance_derivative(name):
 
 
 def test_unknown_name_lists_close_names():
-    with pytest.raises(ValueError, match="activation must be one of .*Did you mean relu"):
+    with pytest.raises(ValueError, match=r"activation must be one of .*Did you mean relu"):
         activation("rellu")
     with pytest.raises(TypeError, match="params must be valid parameters of 'relu'"):
         activation("relu", slope=0.1)

@@ -161,8 +161,8 @@ def test_fused_and_torch_backends_agree(name):
 def test_fused_backend_refuses_pairs_its_series_cannot_certify():
     """ELU's Hermite coefficients decay slowly: highly correlated pairs need the
     2-D quadrature of the torch backend; "auto" falls back to it by itself."""
-    x = _inputs(30, 4, seed=4)
-    y = x[:10] + 1e-3 * _inputs(10, 4, seed=6)
+    x = _inputs(200, 4, seed=4)  # 200 x 30 pairs x 9 layers: "auto" tries fused first
+    y = x[:30] + 1e-3 * _inputs(30, 4, seed=6)
     spec = MLP(4, "elu", c_w=1.3, c_b=0.2)
     with pytest.raises(ValueError, match="backend must be 'auto' or 'torch'"):
         spec.kernel(x, y, backend="fused")

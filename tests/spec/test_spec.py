@@ -94,6 +94,16 @@ def test_mlp_validation(kwargs, error, start):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("slope", [float("nan"), float("inf"), 1j, "0.1"])
+def test_activation_parameters_are_validated(slope):
+    # A NaN slope gave a NaN kernel and 1j a silently real-cast one; refuse them up front.
+    with pytest.raises((ValueError, TypeError)) as info:
+        MLP(1, "leaky_relu", slope=slope)
+    text = str(info.value)
+    assert text.startswith(("slope must be ", "params must be ")), text
+    assert "\n" not in text
+
+
 @pytest.mark.parametrize(
     ("typo", "close"), [("rellu", "relu"), ("tanhh", "tanh"), ("GeLU_", "gelu")]
 )

@@ -112,8 +112,16 @@ def _identity_pair(k11, k12, k22, param):
     return k12, 1.0
 
 
-PAIR_CODES = {"relu": 1, "leaky_relu": 2, "step": 3, "sign": 4, "erf": 5, "sin": 6, "cos": 7,
-              "identity": 8}
+PAIR_CODES = {
+    "relu": 1,
+    "leaky_relu": 2,
+    "step": 3,
+    "sign": 4,
+    "erf": 5,
+    "sin": 6,
+    "cos": 7,
+    "identity": 8,
+}
 
 
 @_scalar

@@ -23,8 +23,8 @@ from .state import KernelState
 __all__ = ["DEFAULT_MEMORY_BUDGET", "kernel"]
 
 DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes of working memory for one block
-_ARRAYS_PER_PAIR = 12
-_FUSED_MIN_WORK = 50_000  # pairs x layers above which "auto" picks the fused loop  # float64 N1 x N2 arrays alive at once inside one layer
+_ARRAYS_PER_PAIR = 12  # float64 N1 x N2 arrays alive at once inside one layer
+_FUSED_MIN_WORK = 50_000  # pairs x layers above which "auto" picks the fused loop
 
 
 def _check_spec(spec: Serial) -> None:

@@ -108,9 +108,30 @@ if nb is not None:
         return total, False
 
     @nb.njit(parallel=True, cache=True)
-    def _run(gram, var1, var2, program, tf1, tf2, tg1, tg2, rf1, rf2, rg1, rg2, mf1, mg1,
-             symmetric, tol, out_k, out_t, layers_k, layers_t, collect):
-        n1, n2 = gram.shape
+    def _run(
+        gram,
+        var1,
+        var2,
+        program,
+        tf1,
+        tf2,
+        tg1,
+        tg2,
+        rf1,
+        rf2,
+        rg1,
+        rg2,
+        mf1,
+        mg1,
+        symmetric,
+        tol,
+        out_k,
+        out_t,
+        layers_k,
+        layers_t,
+        collect,
+    ):
+        n1, _n2 = gram.shape
         failed = np.zeros(n1, dtype=np.bool_)
         snap = 1 - 64 * 2.220446049250313e-16
         for r in nb.prange(n1):
@@ -157,10 +178,12 @@ if nb is not None:
                         if rho == 1.0 and v1 == v2:  # the same input: its 1-D moments
                             a, b = mf1[ns, i], mg1[ns, i]
                         else:  # at rho = +-1 only converged tails certify the sum
-                            a, ok1 = _series(tf1[ns, i], tf2[ns, j0 + j], rf1[ns, i],
-                                             rf2[ns, j0 + j], rho, tol)
-                            b, ok2 = _series(tg1[ns, i], tg2[ns, j0 + j], rg1[ns, i],
-                                             rg2[ns, j0 + j], rho, tol)
+                            a, ok1 = _series(
+                                tf1[ns, i], tf2[ns, j0 + j], rf1[ns, i], rf2[ns, j0 + j], rho, tol
+                            )
+                            b, ok2 = _series(
+                                tg1[ns, i], tg2[ns, j0 + j], rg1[ns, i], rg2[ns, j0 + j], rho, tol
+                            )
                             if not (ok1 and ok2):
                                 failed[i] = True
                         k[j] = a
@@ -199,9 +222,29 @@ def fused_kernel(
     for degree in _DEGREES if has_series else (0,):
         t1 = _Tables(spec, var1, degree)
         t2 = t1 if symmetric else _Tables(spec, var2, degree)
-        ok = _run(g, v1, v2, program, t1.f, t2.f, t1.g, t2.g, t1.tail_f, t2.tail_f, t1.tail_g,
-                  t2.tail_g, t1.m_f, t1.m_g, symmetric, tol, out_k, out_t, layers_k, layers_t,
-                  collect)
+        ok = _run(
+            g,
+            v1,
+            v2,
+            program,
+            t1.f,
+            t2.f,
+            t1.g,
+            t2.g,
+            t1.tail_f,
+            t2.tail_f,
+            t1.tail_g,
+            t2.tail_g,
+            t1.m_f,
+            t1.m_g,
+            symmetric,
+            tol,
+            out_k,
+            out_t,
+            layers_k,
+            layers_t,
+            collect,
+        )
         if ok:
             return out_k, out_t, layers_k, layers_t
     return None
