@@ -67,7 +67,7 @@ def _grid(
     cuts = None
     if off_zero:
         cuts = (
-            torch.tensor(off_zero, dtype=torch.float64)[None, :]
+            torch.tensor(off_zero, dtype=torch.float64, device=variances.device)[None, :]
             / variances.clamp_min(1e-300).sqrt()[:, None]
         )
     return _grid_with_cuts(variances, cuts, degree)
@@ -110,7 +110,7 @@ def _hermite_table(nodes: torch.Tensor, weights: torch.Tensor, degree: int) -> t
     """
     root_phi = torch.exp(-0.25 * nodes**2) / (2 * math.pi) ** 0.25
     scale = torch.where(root_phi > 0, weights / root_phi, torch.zeros_like(weights))
-    table = torch.empty(*nodes.shape, degree + 1, dtype=torch.float64)
+    table = torch.empty(*nodes.shape, degree + 1, dtype=torch.float64, device=nodes.device)
     prev, cur = torch.zeros_like(nodes), root_phi
     table[..., 0] = cur
     for k in range(degree):
@@ -153,11 +153,11 @@ def hermite_coefficients(
     return coefficients, second
 
 
-_TABLE_CACHE: dict[tuple[int, float, float, int], torch.Tensor] = {}
+_TABLE_CACHE: dict[tuple, torch.Tensor] = {}
 
 
 def _shared_table(nodes: torch.Tensor, weights: torch.Tensor, degree: int) -> torch.Tensor:
-    key = (nodes.shape[-1], float(nodes[0, 0]), float(nodes[0, 1]), degree)
+    key = (str(nodes.device), nodes.shape[-1], float(nodes[0, 0]), float(nodes[0, 1]), degree)
     table = _TABLE_CACHE.get(key)
     if table is None:
         if len(_TABLE_CACHE) > 16:
@@ -233,7 +233,7 @@ def _degenerate(
     f: Fn, g: Fn, k11: torch.Tensor, rho: torch.Tensor, k22: torch.Tensor, kinks: Sequence[float]
 ) -> torch.Tensor:
     """rho = +-1: u = sqrt(k11) z, v = rho sqrt(k22) z, a 1-D integral per pair."""
-    off_zero = torch.tensor([c for c in kinks if c != 0.0], dtype=torch.float64)
+    off_zero = torch.tensor([c for c in kinks if c != 0.0], dtype=torch.float64, device=k11.device)
     cuts = None
     if off_zero.numel():
         tiny = 1e-300
@@ -263,7 +263,7 @@ def _conditional_quadrature(
     Both levels use kink-aware composite Gauss-Legendre panels: the outer breaks
     at c / sqrt(k11), the inner at the y where v crosses a kink. Chunked over pairs.
     """
-    cuts_for = torch.tensor(list(kinks), dtype=torch.float64)
+    cuts_for = torch.tensor(list(kinks), dtype=torch.float64, device=k11.device)
     out = torch.empty_like(k11)
     chunk = 8
     for start in range(0, len(k11), chunk):
