@@ -429,6 +429,17 @@ def _speedup(ours: dict, peer: dict, key: str) -> float | None:
     return _stat(peer, key) / _stat(ours, key)
 
 
+PEER_NOTES = """
+Why the peer's errors look as they do (from its source, neural-tangents 0.6.5):
+`stax.Relu` takes the angle as arctan2(sqrt(K_aa K_bb - K_ab^2), K_ab); on the diagonal
+the rounding of K_aa K_bb - K_ab^2 (~1e-16 K^2) leaves an angle of ~1e-8 instead of 0,
+and the NTK, linear in the angle, gains ~1e-8 per layer (~1e-7 after 20 layers), while
+the NNGP, flat in the angle at 0, stays at ~1e-15. `stax.ElementwiseNumerical(deg=25)`
+is a 25 x 25 Gauss-Hermite tensor rule: its error grows with the variance, as tanh's
+poles at Im z = pi / (2 sqrt(K)) approach the real axis (the 3 x0 stress input).
+"""
+
+
 def _versions(rows: list[dict], key: str) -> dict[str, str]:
     return next((r[key]["versions"] for r in rows if "versions" in r[key]), {})
 
@@ -578,6 +589,10 @@ def render(meta: dict, rows: list[dict], rates: dict, baseline: str) -> str:
         )
         + ".",
         "",
+    ]
+    if baseline == "peer":
+        lines += [*PEER_NOTES.strip().splitlines(), ""]
+    lines += [
         "## Floor",
         "",
         f"Measured here (best of 5): streaming copy {rates['bandwidth'] / 1e9:.1f} GB/s "
@@ -712,6 +727,10 @@ def main(argv: list[str] | None = None) -> None:
     ours = _versions(rows, "ours")
     meta["dltheory"] = f"dltheory {ours.get('dltheory', '(failed)')}"
     meta["peer_versions"] = ", ".join(f"{k} {v}" for k, v in _versions(rows, "peer").items())
+    raw = [
+        {"workload": row["w"].name, **{k: v for k, v in row.items() if k != "w"}} for row in rows
+    ]
+    (PEER_DIR / "results.json").write_text(json.dumps({"meta": meta, "rows": raw}, indent=1))
     text = render(meta, rows, rates, baseline)
     print(text)
     target = args.results if args.results else (None if args.quick else RESULTS)

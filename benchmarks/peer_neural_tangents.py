@@ -12,8 +12,8 @@ Dense(W_std=sqrt(c_w), b_std=sqrt(c_b))) in NTK parametrisation, act = stax.Relu
 (closed form) or stax.ElementwiseNumerical(jnp.tanh, deg) (2-D Gauss-Hermite quadrature).
 ``kernel_fn(x, None, ("nngp", "ntk"))`` is jitted, run once (compilation included),
 then ``repeats`` times. Prints one JSON line: wall and process CPU seconds per call,
-peak RSS (VmHWM), versions. Saves the
-kernels of ``inputs`` (and of each ``extra`` input set, not timed) with ``np.savez``.
+peak RSS (VmHWM), versions. Saves the kernels of ``inputs`` (and of each ``extra``
+input set, not timed) with ``np.savez``.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ __all__ = [
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    text = " ".join(repr(value).split())  # one line, whatever the repr
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -41,7 +41,10 @@ def check_real(name: str, value: Any) -> float:
     """A finite real number (bool excluded)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(message(name, "a real number", value))
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError as err:
+        raise ValueError(message(name, "finite", value)) from err
     if not math.isfinite(value):
         raise ValueError(message(name, "finite", value))
     return value
@@ -103,14 +106,16 @@ def as_float_tensor(
             array = np.asarray(value)
         except (ValueError, TypeError) as err:  # ragged lists
             raise ValueError(message(name, "a rectangular array of numbers", value)) from err
-        if array.dtype == object or array.dtype.kind not in "biuf":
+        if array.dtype == object or array.dtype.kind not in "iuf":
             raise TypeError(message(name, "an array of real numbers", value))
         tensor = torch.from_numpy(np.array(array, dtype=np.float64, copy=True))
     else:
         raise TypeError(message(name, "a torch.Tensor or NumPy array", type(value).__name__))
     if tensor.is_complex():
         raise TypeError(message(name, "real-valued", f"dtype {tensor.dtype}"))
-    if tensor.dtype == torch.bool or not tensor.is_floating_point():
+    if tensor.dtype == torch.bool:
+        raise TypeError(message(name, "an array of real numbers, not booleans", "dtype bool"))
+    if not tensor.is_floating_point():
         tensor = tensor.to(torch.float64)
     if dtype is not None:
         tensor = tensor.to(dtype)

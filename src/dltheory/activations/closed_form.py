@@ -25,6 +25,7 @@ import math
 import torch
 
 from .. import _fastmath
+from .._checks import check_real
 from .base import Activation
 from .quadrature import _correlation
 
@@ -204,6 +205,7 @@ def relu() -> Activation:
 
 def leaky_relu(slope: float = 0.01) -> Activation:
     """Leaky ReLU, s(z) = max(z, slope z) = a z + b |z|."""
+    slope = check_real("slope", slope)
     a, b = (1 + slope) / 2, (1 - slope) / 2
 
     def nngp(k11, k12, k22):

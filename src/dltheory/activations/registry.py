@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from .._checks import message
@@ -66,6 +67,25 @@ def activation(name: str | Activation | Callable, **params: Any) -> Activation:
         hint = f"Did you mean {', '.join(close)}?" if close else ""
         raise ValueError(message("activation", f"one of {', '.join(names())}", name, hint))
     try:
+        frozen = tuple(sorted(params.items()))
+        hash(frozen)
+    except TypeError:
+        frozen = None
+    if frozen is None:
+        return _build(key, params)
+    return _cached(key, frozen)
+
+
+def _build(key: str, params: dict[str, Any]) -> Activation:
+    try:
         return REGISTRY[key](**params)
     except TypeError as err:
+        if "unexpected keyword" not in str(err) and "positional" not in str(err):
+            raise
         raise TypeError(message("params", f"valid parameters of {key!r}", params)) from err
+
+
+@lru_cache(maxsize=256)
+def _cached(key: str, frozen: tuple) -> Activation:
+    """One instance per (name, parameters): equal specs compare equal."""
+    return _build(key, dict(frozen))

@@ -10,6 +10,7 @@ import math
 
 import torch
 
+from .._checks import check_real
 from .base import Activation
 
 __all__ = ["elu", "gelu", "sigmoid", "silu", "softplus", "tanh"]
@@ -85,6 +86,7 @@ def silu() -> Activation:
 
 def elu(alpha: float = 1.0) -> Activation:
     """ELU: z for z > 0, alpha (e^z - 1) otherwise (kink at 0 unless alpha = 1)."""
+    alpha = check_real("alpha", alpha)
 
     def d1(x):
         return torch.where(x > 0, torch.ones_like(x), alpha * torch.exp(x.clamp_max(0)))

@@ -131,30 +131,21 @@ def kernel(
     diag1 = _diagonal_pass(spec, x1, n0)
     diag2 = diag1 if symmetric else _diagonal_pass(spec, x2, n0)
     n1, n2 = len(x1), len(x2)
-    result = None
     # Small problems: the torch ops cost less than loading the compiled loop.
     big = n1 * n2 * len(spec.layers) >= _FUSED_MIN_WORK
-    if (backend == "fused" or (backend == "auto" and big)) and fused.available(spec, x1.device):
-        result = _fused(spec, x1, x2, n0, diag1, diag2, symmetric, collect)
-        if result is None and backend == "fused":
-            raise ValueError(
-                message(
-                    "backend",
-                    "'auto' or 'torch' for these inputs",
-                    backend,
-                    "Some pairs need the 2-D quadrature of the torch backend",
-                )
-            )
-    elif backend == "fused" and not fused.available(spec, x1.device):
+    use_fused = backend == "fused" or (backend == "auto" and big)
+    if use_fused and fused.available(spec, x1.device):
+        result = _fused(spec, x1, x2, n0, diag1, diag2, symmetric, collect, backend, block_size)
+    elif backend == "fused":
         raise ValueError(
             message(
                 "backend",
                 "'auto' or 'torch' here",
                 backend,
-                "The fused backend needs numba, a CPU tensor and one closed-form activation",
+                "The fused backend needs numba and CPU tensors",
             )
         )
-    if result is None:
+    else:
         result = _torch_blocks(spec, x1, x2, n0, diag1, diag2, symmetric, collect, block_size)
     nngp, ntk, layer_out = result
 
@@ -171,12 +162,12 @@ def kernel(
     return KernelState(nngp, ntk, diag1.nngp[-1], diag2.nngp[-1], layers)
 
 
-def _fused(spec, x1, x2, n0, diag1, diag2, symmetric, collect):
+def _fused(spec, x1, x2, n0, diag1, diag2, symmetric, collect, backend, block_size):
     gram = x1 @ x2.T / n0
     if symmetric:
         gram.diagonal().copy_(diag1.gram)
     tol = _series_tolerance(spec, diag1, diag2)
-    out = fused.fused_kernel(
+    *out, failed = fused.fused_kernel(
         spec,
         gram,
         n0,
@@ -186,16 +177,42 @@ def _fused(spec, x1, x2, n0, diag1, diag2, symmetric, collect):
         collect=bool(collect),
         tol=tol,
     )
-    if out is None:
-        return None
     arrays = [torch.from_numpy(a) for a in out]
     nngp, ntk = arrays[0], arrays[1]
     layer_out = [(arrays[2][i], arrays[3][i]) for i in range(collect)]
     if symmetric:
         for a in [nngp, ntk, *[m for pair in layer_out for m in pair]]:
-            upper = torch.triu(a, diagonal=1)
-            a.copy_(upper + upper.T + torch.diag(a.diagonal()))
+            _mirror_upper(a)
+    rows = torch.from_numpy(failed).nonzero().flatten()
+    if len(rows):
+        if backend == "fused":
+            raise ValueError(
+                message(
+                    "backend",
+                    "'auto' or 'torch' for these inputs",
+                    backend,
+                    "Some pairs need the 2-D quadrature of the torch backend",
+                )
+            )
+        # Rows with a pair the series could not certify: the torch interpreter.
+        sub = _torch_blocks(
+            spec, x1[rows], x2, n0, diag1.subset(rows), diag2, False, collect, block_size
+        )
+        for full, part in zip(
+            [nngp, ntk, *[m for p in layer_out for m in p]],
+            [sub[0], sub[1], *[m for p in sub[2] for m in p]],
+            strict=True,
+        ):
+            full[rows] = part
+            if symmetric:
+                full[:, rows] = part.T
     return nngp, ntk, layer_out
+
+
+def _mirror_upper(a: torch.Tensor) -> None:
+    """Make a square matrix exactly symmetric from its upper triangle."""
+    upper = torch.triu(a, diagonal=1)
+    a.copy_(upper + upper.T + torch.diag(a.diagonal()))
 
 
 def _series_tolerance(spec, diag1, diag2) -> float:
@@ -231,6 +248,9 @@ def _torch_blocks(spec, x1, x2, n0, diag1, diag2, symmetric, collect, block_size
                 on_dense=store if collect else None,
             )
             nngp[rows, cols], ntk[rows, cols] = final.nngp, final.ntk
+            if symmetric and j == i:  # a BLAS Gram block is not exactly symmetric
+                for a in [nngp, ntk, *[m for p in layer_out for m in p]]:
+                    _mirror_upper(a[rows, cols])
             if symmetric and j != i:
                 nngp[cols, rows], ntk[cols, rows] = final.nngp.T, final.ntk.T
                 for a, b in layer_out:
@@ -246,6 +266,13 @@ class _Diagonal:
         self.variances: list[torch.Tensor] = []
         self.nngp: list[torch.Tensor] = []
         self.ntk: list[torch.Tensor] = []
+
+    def subset(self, rows: torch.Tensor) -> _Diagonal:
+        out = _Diagonal(self.gram[rows])
+        out.variances = [v[rows] for v in self.variances]
+        out.nngp = [v[rows] for v in self.nngp]
+        out.ntk = [v[rows] for v in self.ntk]
+        return out
 
 
 def _diagonal_pass(spec: Serial, x: torch.Tensor, n0: int) -> _Diagonal:

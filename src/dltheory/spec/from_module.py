@@ -66,8 +66,9 @@ def spec_from_module(
     n = len(denses)
     c_ws = list(c_w) if isinstance(c_w, Sequence) else [c_w] * n
     c_bs = list(c_b) if isinstance(c_b, Sequence) else [c_b] * n
-    if len(c_ws) != n or len(c_bs) != n:
-        raise ValueError(message("c_w", f"a number or {n} numbers (one per Linear)", c_w))
+    for name, values, given in (("c_w", c_ws, c_w), ("c_b", c_bs, c_b)):
+        if len(values) != n:
+            raise ValueError(message(name, f"a number or {n} numbers (one per Linear)", given))
     layers: list[Dense | Nonlinearity] = []
     i = 0
     for module in model:
@@ -78,7 +79,12 @@ def spec_from_module(
             i += 1
         elif isinstance(module, nn.Linear):
             layers.append(
-                Dense(c_ws[i], c_bs[i], width=module.out_features, parametrization=parametrization)
+                Dense(
+                    c_ws[i],
+                    c_bs[i] if module.bias is not None else 0.0,  # no bias: C_b = 0
+                    width=module.out_features,
+                    parametrization=parametrization,
+                )
             )
             i += 1
         else:
