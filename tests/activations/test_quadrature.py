@@ -48,9 +48,27 @@ def _nested(f, g, k11, k12, k22, kink=None) -> float:
     )[0]
 
 
-def _scalar(act: Activation, derivative=False):
-    fn = act.d1 if derivative else act.fn
-    return lambda t: float(fn(torch.tensor(t, dtype=torch.float64)))
+def _sig(t: float) -> float:
+    return 0.5 * (1 + math.tanh(t / 2))
+
+
+def _cdf(t: float) -> float:
+    return 0.5 * math.erfc(-t / math.sqrt(2))
+
+
+def _pdf(t: float) -> float:
+    return math.exp(-t * t / 2) / math.sqrt(2 * math.pi)
+
+
+# Independent scalar definitions (math module) of each function and its derivative.
+REFERENCE = {
+    "tanh": (math.tanh, lambda t: 1 - math.tanh(t) ** 2),
+    "gelu": (lambda t: t * _cdf(t), lambda t: _cdf(t) + t * _pdf(t)),
+    "silu": (lambda t: t * _sig(t), lambda t: _sig(t) * (1 + t * (1 - _sig(t)))),
+    "sigmoid": (_sig, lambda t: _sig(t) * (1 - _sig(t))),
+    "softplus": (lambda t: max(t, 0) + math.log1p(math.exp(-abs(t))), _sig),
+    "elu": (lambda t: t if t > 0 else math.expm1(t), lambda t: 1.0 if t > 0 else math.exp(t)),
+}
 
 
 CASES = [(1.0, 0.3, 2.0), (0.5, -0.45, 0.5), (2.0, 1.9, 2.2), (0.05, 0.01, 3.0)]
@@ -59,12 +77,13 @@ CASES = [(1.0, 0.3, 2.0), (0.5, -0.45, 0.5), (2.0, 1.9, 2.2), (0.05, 0.01, 3.0)]
 @pytest.mark.parametrize("name", ["tanh", "gelu", "silu", "sigmoid", "softplus", "elu"])
 def test_quadrature_maps_match_nested_integral(name):
     act = activation(name)
+    f, df = REFERENCE[name]
     kink = 0.0 if act.kinks else None
     for k11, k12, k22 in CASES:
         t = [torch.tensor(v, dtype=torch.float64) for v in (k11, k12, k22)]
-        expected = _nested(_scalar(act), _scalar(act), k11, k12, k22, kink)
+        expected = _nested(f, f, k11, k12, k22, kink)
         assert float(act.nngp_map(*t)) == pytest.approx(expected, abs=1e-9)
-        expected = _nested(_scalar(act, True), _scalar(act, True), k11, k12, k22, kink)
+        expected = _nested(df, df, k11, k12, k22, kink)
         assert float(act.ntk_map(*t)) == pytest.approx(expected, abs=1e-9)
 
 
