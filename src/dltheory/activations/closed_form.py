@@ -42,7 +42,7 @@ _SNAP = 64 * 2.220446049250313e-16
 
 def _scalar(fn):
     """Compile a scalar map with numba (cached on disk) when numba is there."""
-    return fn if njit is None else njit(cache=True)(fn)
+    return fn if njit is None else njit(cache=True, inline="always")(fn)
 
 
 # Scalar twins of the closed forms, (k11, k12, k22, param) -> (E[s s], E[s' s']),
@@ -143,6 +143,54 @@ def closed_pair(code, param, k11, k12, k22):
     if code == 7:
         return _cos_pair(k11, k12, k22, param)
     return _identity_pair(k11, k12, k22, param)
+
+
+@_scalar
+def closed_pair_row(code, param, k11, k12, k22, theta):
+    """In place over a row of pairs (k11 scalar, k12 / k22 / theta arrays):
+    k12 <- E[s s], theta <- theta E[s' s']. One loop per closed form (no dispatch
+    inside the loop), so that each loop can be vectorised."""
+    n = k12.shape[0]
+    if code == 1:
+        for j in range(n):
+            a, b = _relu_pair(k11, k12[j], k22[j], param)
+            k12[j] = a
+            theta[j] *= b
+    elif code == 2:
+        for j in range(n):
+            a, b = _leaky_pair(k11, k12[j], k22[j], param)
+            k12[j] = a
+            theta[j] *= b
+    elif code == 3:
+        for j in range(n):
+            a, b = _step_pair(k11, k12[j], k22[j], param)
+            k12[j] = a
+            theta[j] *= b
+    elif code == 4:
+        for j in range(n):
+            a, b = _sign_pair(k11, k12[j], k22[j], param)
+            k12[j] = a
+            theta[j] *= b
+    elif code == 5:
+        for j in range(n):
+            a, b = _erf_pair(k11, k12[j], k22[j], param)
+            k12[j] = a
+            theta[j] *= b
+    elif code == 6:
+        for j in range(n):
+            a, b = _sin_pair(k11, k12[j], k22[j], param)
+            k12[j] = a
+            theta[j] *= b
+    elif code == 7:
+        for j in range(n):
+            a, b = _cos_pair(k11, k12[j], k22[j], param)
+            k12[j] = a
+            theta[j] *= b
+    else:
+        for j in range(n):
+            a, b = _identity_pair(k11, k12[j], k22[j], param)
+            k12[j] = a
+            theta[j] *= b
 
 
 def _angle(k11: torch.Tensor, k12: torch.Tensor, k22: torch.Tensor):

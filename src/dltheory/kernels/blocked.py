@@ -181,8 +181,8 @@ def _fused(spec, x1, x2, n0, diag1, diag2, symmetric, collect, backend, block_si
     nngp, ntk = arrays[0], arrays[1]
     layer_out = [(arrays[2][i], arrays[3][i]) for i in range(collect)]
     if symmetric:
-        for a in [nngp, ntk, *[m for pair in layer_out for m in pair]]:
-            _mirror_upper(a)
+        for a in [out[0], out[1], *out[2], *out[3]] if collect else out[:2]:
+            fused.mirror_upper(a)
     rows = torch.from_numpy(failed).nonzero().flatten()
     if len(rows):
         if backend == "fused":

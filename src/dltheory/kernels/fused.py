@@ -35,7 +35,7 @@ try:  # numba is a dependency, but the library works (slower) without it
 except ImportError:  # pragma: no cover
     nb = None
 
-__all__ = ["available", "fused_kernel"]
+__all__ = ["available", "fused_kernel", "mirror_upper"]
 
 _DEGENERATE = 64 * np.finfo(np.float64).eps
 _DEGREES = (48, 128)  # try a short series first; retry longer where pairs need it
@@ -90,7 +90,7 @@ class _Tables:
 
 
 if nb is not None:
-    from ..activations.closed_form import closed_pair
+    from ..activations.closed_form import closed_pair_row
 
     @nb.njit(cache=True)
     def _series(f1, f2, r1, r2, rho, tol):
@@ -106,6 +106,18 @@ if nb is not None:
             if abs(power) * r1[last] * r2[last] <= tol:
                 return total, True
         return total, False
+
+    @nb.njit(parallel=True, cache=True)
+    def mirror_upper(a):
+        """a[j, i] = a[i, j] for j > i, in 64 x 64 tiles (cache-friendly transpose)."""
+        n = a.shape[0]
+        tile = 64
+        n_tiles = (n + tile - 1) // tile
+        for bi in nb.prange(n_tiles):
+            for bj in range(bi, n_tiles):
+                for i in range(bi * tile, min((bi + 1) * tile, n)):
+                    for j in range(max(bj * tile, i + 1), min((bj + 1) * tile, n)):
+                        a[j, i] = a[i, j]
 
     @nb.njit(parallel=True, cache=True)
     def _run(
@@ -160,11 +172,7 @@ if nb is not None:
                     nd += 1
                 elif kind == 1:
                     code, param = np.int64(program[row, 5]), program[row, 6]
-                    v1 = var1[nl, i]
-                    for j in range(m):
-                        a, b = closed_pair(code, param, v1, k[j], var2[nl, j0 + j])
-                        k[j] = a
-                        t[j] *= b
+                    closed_pair_row(code, param, var1[nl, i], k, var2[nl, j0:], t)
                     nl += 1
                 else:
                     v1 = var1[nl, i]
