@@ -29,6 +29,10 @@ def atomic_write(path: str | os.PathLike, data: str | bytes) -> Path:
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
+        # mkstemp makes the file private (0600); a report is for reading (umask applies).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
