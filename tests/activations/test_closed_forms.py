@@ -18,7 +18,7 @@ import torch
 from scipy import integrate, special
 
 from dltheory import activation
-from dltheory.activations.closed_form import closed_pair
+from dltheory.activations.closed_form import closed_pair_row
 
 HOMOGENEOUS = {  # name: (f, f', degree of f)
     "relu": (lambda u: np.maximum(u, 0.0), lambda u: (u > 0) * 1.0, 1),
@@ -125,6 +125,8 @@ def test_scalar_pair_twin_matches_torch_closed_form(name):
     rng = np.random.default_rng(3)
     for k11, k12, k22 in [*_covariances(rng), (0.0, 0.0, 1.0), (1.0, 1.0, 1.0)]:
         nngp, ntk = _maps(name, k11, k12, k22)
-        a, b = closed_pair(act.pair_code, act.pair_param, k11, k12, k22)
+        k12_row, k22_row, theta = np.array([k12]), np.array([k22]), np.ones(1)
+        closed_pair_row(act.pair_code, act.pair_param, k11, k12_row, k22_row, theta)
+        a, b = k12_row[0], theta[0]
         assert a == pytest.approx(nngp, rel=1e-13, abs=1e-15)
         assert b == pytest.approx(ntk, rel=1e-13, abs=1e-15)

@@ -13,39 +13,24 @@ from dltheory import Activation, activation
 from dltheory.activations import quadrature
 
 
-def _nested(f, g, k11, k12, k22, kink=None) -> float:
-    """E[f(u) g(v)]: u = a x, v = b x + c y, adaptive quad in y then x (scipy)."""
+def _nested(f, g, k11, k12, k22, kinks=()) -> float:
+    """E[f(u) g(v)]: u = a x, v = b x + c y, adaptive quad in y then x (scipy),
+    split at the kinks of f (in x) and of g (in y)."""
     a = math.sqrt(k11)
     b = k12 / a
     c = math.sqrt(max(k22 - b * b, 0.0))
     phi = lambda t: math.exp(-t * t / 2) / math.sqrt(2 * math.pi)  # noqa: E731
 
     def inner(x):
-        pts = None if kink is None or c == 0 else [(kink - b * x) / c]
         if c == 0:
             return g(b * x)
-        lo, hi = -12.0, 12.0
-        pts = [p for p in (pts or []) if lo < p < hi] or None
-        return integrate.quad(
-            lambda y: g(b * x + c * y) * phi(y),
-            lo,
-            hi,
-            points=pts,
-            epsabs=1e-14,
-            epsrel=1e-13,
-            limit=200,
-        )[0]
+        pts = [p for p in ((k - b * x) / c for k in kinks) if -12 < p < 12] or None
+        return integrate.quad(lambda y: g(b * x + c * y) * phi(y), -12, 12, points=pts,
+                              epsabs=1e-14, epsrel=1e-13, limit=200)[0]  # fmt: skip
 
-    pts = None if kink is None else [kink / a]
-    return integrate.quad(
-        lambda x: f(a * x) * inner(x) * phi(x),
-        -12,
-        12,
-        points=pts,
-        epsabs=1e-14,
-        epsrel=1e-13,
-        limit=200,
-    )[0]
+    pts = [k / a for k in kinks if abs(k / a) < 12] or None
+    return integrate.quad(lambda x: f(a * x) * inner(x) * phi(x), -12, 12, points=pts,
+                          epsabs=1e-14, epsrel=1e-13, limit=200)[0]  # fmt: skip
 
 
 def _sig(t: float) -> float:
@@ -78,12 +63,11 @@ CASES = [(1.0, 0.3, 2.0), (0.5, -0.45, 0.5), (2.0, 1.9, 2.2), (0.05, 0.01, 3.0)]
 def test_quadrature_maps_match_nested_integral(name):
     act = activation(name)
     f, df = REFERENCE[name]
-    kink = 0.0 if act.kinks else None
     for k11, k12, k22 in CASES:
         t = [torch.tensor(v, dtype=torch.float64) for v in (k11, k12, k22)]
-        expected = _nested(f, f, k11, k12, k22, kink)
+        expected = _nested(f, f, k11, k12, k22, act.kinks)
         assert float(act.nngp_map(*t)) == pytest.approx(expected, abs=1e-9)
-        expected = _nested(df, df, k11, k12, k22, kink)
+        expected = _nested(df, df, k11, k12, k22, act.kinks)
         assert float(act.ntk_map(*t)) == pytest.approx(expected, abs=1e-9)
 
 
@@ -92,38 +76,8 @@ def test_user_callable_with_kinks_matches_reference():
     for k11, k12, k22 in [(4.0, 3.0, 9.0), (30.0, -10.0, 20.0)]:
         t = [torch.tensor(v, dtype=torch.float64) for v in (k11, k12, k22)]
         f = lambda v: min(max(v, 0.0), 6.0)  # noqa: E731
-        expected = _nested_two_kinks(f, k11, k12, k22, (0.0, 6.0))
+        expected = _nested(f, f, k11, k12, k22, kinks=(0.0, 6.0))
         assert float(relu6.nngp_map(*t)) == pytest.approx(expected, abs=1e-9)
-
-
-def _nested_two_kinks(f, k11, k12, k22, kinks) -> float:
-    a = math.sqrt(k11)
-    b = k12 / a
-    c = math.sqrt(k22 - b * b)
-    phi = lambda t: math.exp(-t * t / 2) / math.sqrt(2 * math.pi)  # noqa: E731
-
-    def inner(x):
-        pts = [p for p in ((k - b * x) / c for k in kinks) if -12 < p < 12] or None
-        return integrate.quad(
-            lambda y: f(b * x + c * y) * phi(y),
-            -12,
-            12,
-            points=pts,
-            epsabs=1e-14,
-            epsrel=1e-13,
-            limit=200,
-        )[0]
-
-    pts = [k / a for k in kinks if abs(k / a) < 12]
-    return integrate.quad(
-        lambda x: f(a * x) * inner(x) * phi(x),
-        -12,
-        12,
-        points=pts,
-        epsabs=1e-14,
-        epsrel=1e-13,
-        limit=200,
-    )[0]
 
 
 def test_mehler_matches_closed_form_for_erf():

@@ -126,26 +126,6 @@ PAIR_CODES = {
 
 
 @_scalar
-def closed_pair(code, param, k11, k12, k22):
-    """(E[s(u) s(v)], E[s'(u) s'(v)]) for the closed form with this code."""
-    if code == 1:
-        return _relu_pair(k11, k12, k22, param)
-    if code == 2:
-        return _leaky_pair(k11, k12, k22, param)
-    if code == 3:
-        return _step_pair(k11, k12, k22, param)
-    if code == 4:
-        return _sign_pair(k11, k12, k22, param)
-    if code == 5:
-        return _erf_pair(k11, k12, k22, param)
-    if code == 6:
-        return _sin_pair(k11, k12, k22, param)
-    if code == 7:
-        return _cos_pair(k11, k12, k22, param)
-    return _identity_pair(k11, k12, k22, param)
-
-
-@_scalar
 def closed_pair_row(code, param, k11, k12, k22, theta):
     """In place over a row of pairs (k11 scalar, k12 / k22 / theta arrays):
     k12 <- E[s s], theta <- theta E[s' s']. One loop per closed form (no dispatch
