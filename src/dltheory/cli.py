@@ -68,11 +68,11 @@ def _fmt(value: float) -> str:
     return f"{value:.6g}"
 
 
-def _matrix_table(title: str, matrix: torch.Tensor) -> Table:
+def _matrix_table(title: str, matrix: torch.Tensor, column: str = "x") -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column("", style="bold")
     for j in range(matrix.shape[1]):
-        table.add_column(f"x{j + 1}", justify="right")
+        table.add_column(f"{column}{j + 1}", justify="right")
     for i, row in enumerate(matrix.tolist()):
         table.add_row(f"x{i + 1}", *(_fmt(v) for v in row))
     return table
@@ -127,7 +127,7 @@ def kernel(
         f"[bold]MLP(depth={depth}, {act_name})[/], C_w = {_fmt(c_w)}, C_b = {_fmt(c_b)}, "
         f"NTK parametrisation; {n} inputs x ~ N(0, I_{dim}), seed {seed}"
     )
-    console.print(_matrix_table("inputs", x))
+    console.print(_matrix_table("inputs (rows) and their features", x, column="feature "))
     console.print(_matrix_table("NNGP K^(L+1)", k.nngp))
     console.print(_matrix_table("NTK Theta^(L+1)", k.ntk))
 
