@@ -12,10 +12,14 @@ Public API:
   :func:`spec_from_module`;
 * kernels: :func:`kernel`, :class:`KernelState`;
 * finite networks: :func:`build_module`, :func:`empirical_ntk`,
-  :func:`sample_outputs`, :class:`Estimate`.
+  :func:`sample_outputs`, :class:`Estimate`;
+* criticality (first part): :func:`chi_parallel`, :func:`chi_perp`,
+  :func:`fixed_points`, :func:`critical_point` (module ``dltheory.criticality``).
 """
 
+from . import criticality
 from .activations import Activation, activation
+from .criticality import chi_parallel, chi_perp, critical_point, fixed_points
 from .finite import Estimate, build_module, empirical_ntk, sample_outputs
 from .kernels import KernelState, kernel
 from .spec import MLP, Dense, Nonlinearity, Serial, spec_from_module
@@ -32,7 +36,12 @@ __all__ = [
     "Serial",
     "activation",
     "build_module",
+    "chi_parallel",
+    "chi_perp",
+    "critical_point",
+    "criticality",
     "empirical_ntk",
+    "fixed_points",
     "kernel",
     "sample_outputs",
     "spec_from_module",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -112,3 +113,20 @@ def test_expectation_1d_matches_closed_moments():
     torch.testing.assert_close(got, 3 * k**2, rtol=1e-13, atol=0)
     got = quadrature.expectation_1d(torch.cos, k)
     torch.testing.assert_close(got, torch.exp(-k / 2), rtol=1e-13, atol=0)
+
+
+def test_error_estimate_bounds_the_actual_error():
+    tanh = activation("tanh")
+    cases = [(1.0, 0.3, 2.0), (0.5, -0.45, 0.5), (400.0, 396.0, 400.0)]
+    for k11, k12, k22 in cases:
+        t = [torch.tensor(v, dtype=torch.float64) for v in (k11, k12, k22)]
+        value = float(tanh.nngp_map(*t))
+        error = float(tanh.map_error(*t))
+        actual = abs(value - _nested(math.tanh, math.tanh, k11, k12, k22))
+        assert 0 < error < 1e-6
+        assert actual <= max(error, 1e-12) * 10  # an estimate: within a factor of 10
+    relu = activation("relu")
+    assert float(relu.map_error(*t, kind="ntk")) == 0.0
+    loose = dataclasses.replace(tanh, tol=1e-6)  # a shorter series, a larger bound
+    pair = [torch.tensor(v, dtype=torch.float64) for v in (1.0, 0.9, 1.0)]
+    assert float(tanh.map_error(*pair)) < float(loose.map_error(*pair)) < 1e-6

@@ -162,3 +162,17 @@ def test_errors() -> None:
 def test_numpy_reference_is_sane() -> None:
     # The reference quadrature reproduces E[z^2] = K.
     assert _expect(np.square, 2.5) == pytest.approx(2.5, rel=1e-13)
+
+
+@pytest.mark.parametrize("name", ["gelu", "silu"])
+def test_nonzero_k_star_is_half_stable(name: str) -> None:
+    # The map touches the diagonal at K* (chi_parallel = 1): g = K' - K has the
+    # same sign on both sides, so K* attracts from one side only.
+    cp = critical_point(name)
+    act = activation(name)
+    g = [
+        cp.c_b + cp.c_w * float(act.second_moment(torch.tensor(k, dtype=torch.float64))) - k
+        for k in (cp.k_star - 0.05, cp.k_star + 0.05)
+    ]
+    assert min(abs(v) for v in g) > 1e-10
+    assert g[0] * g[1] > 0

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
-from .._checks import message
+from .._checks import check_choice, message
 from . import quadrature
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
@@ -148,6 +148,29 @@ class Activation:
         return quadrature.mehler_expectation(
             self.d1, self.d1, k11, k12, k22, kinks=self.kinks, tol=self.tol
         )
+
+    def map_error(
+        self,
+        k11: torch.Tensor,
+        k12: torch.Tensor,
+        k22: torch.Tensor,
+        kind: Literal["nngp", "ntk"] = "nngp",
+    ) -> torch.Tensor:
+        """Error estimate of ``nngp_map`` / ``ntk_map`` per pair (0 for closed forms).
+
+        Quadrature activations: the certified Mehler truncation bound, or the
+        change of the nested rule under panel refinement (see
+        :func:`quadrature.mehler_expectation`); lower it with ``tol``.
+        """
+        check_choice("kind", kind, ("nngp", "ntk"))
+        closed = self.nngp_closed if kind == "nngp" else self.ntk_closed
+        if closed is not None:
+            return torch.zeros_like(torch.broadcast_tensors(k11, k12, k22)[1], dtype=torch.float64)
+        fn = self.fn if kind == "nngp" else self.d1
+        _, error = quadrature.mehler_expectation(
+            fn, fn, k11, k12, k22, kinks=self.kinks, tol=self.tol, return_error=True
+        )
+        return error
 
     # 1-D maps -----------------------------------------------------------------
     def second_moment(self, k: torch.Tensor) -> torch.Tensor:
