@@ -10,16 +10,30 @@ susceptibilities), as in Roberts, Yaida & Hanin (2022), ch. 5.
 """
 
 from .critical_point import CriticalPoint, critical_point, k_star_zero_decay
+from .depth_scales import DepthScales, Phase, correlation_map, depth_scales
 from .fixed_points import FixedPoint, FixedPoints, fixed_points
+from .phase_diagram import PhaseDiagram, phase_diagram, plot_phase_diagram
+from .profiles import DepthProfile, MeasuredDepthProfile, depth_profile, measured_depth_profile
 from .susceptibility import chi_parallel, chi_perp
 
 __all__ = [
     "CriticalPoint",
+    "DepthProfile",
+    "DepthScales",
     "FixedPoint",
     "FixedPoints",
+    "MeasuredDepthProfile",
+    "Phase",
+    "PhaseDiagram",
     "chi_parallel",
     "chi_perp",
+    "correlation_map",
     "critical_point",
+    "depth_profile",
+    "depth_scales",
     "fixed_points",
     "k_star_zero_decay",
+    "measured_depth_profile",
+    "phase_diagram",
+    "plot_phase_diagram",
 ]

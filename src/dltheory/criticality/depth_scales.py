@@ -1,0 +1,196 @@
+"""Depth scales xi_q and xi_c of signal propagation, and the phase of (C_w, C_b).
+
+At a stable fixed point K* of the diagonal map, two inputs of variance K* have
+correlation rho^(l) = K_12^(l) / K* that follows the correlation map
+
+    f(rho) = [C_b + C_w E[s(u) s(v)]] / K*,   (u, v) ~ N(0, K* [[1, rho], [rho, 1]]),
+
+whose slope is f'(rho) = C_w E[s'(u) s'(v)] (Schoenholz et al. 2017, "Deep
+information propagation", Eqs. (4)-(9)). Linearising about a stable fixed point
+rho* of f, |rho^(l) - rho*| ~ exp(-l / xi_c) with xi_c = -1 / log f'(rho*); the
+variance converges as |K^(l) - K*| ~ exp(-l / xi_q), xi_q = -1 / log chi_parallel(K*).
+
+* ordered (chi_perp(K*) < 1): rho* = 1 is stable, f'(1) = chi_perp(K*) = chi_1;
+* chaotic (chi_perp(K*) > 1): rho* = 1 repels; the returned ``xi_c`` is that of
+  the stable fixed point rho* < 1 of f (the correlation the inputs approach),
+  with slope C_w E[s'(u) s'(v)] at rho*;
+* critical (chi_perp(K*) = 1): xi_c = inf, the approach is a power law.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from scipy.optimize import brentq
+
+from .._checks import check_nonnegative, message
+from ..activations import Activation, activation
+from .fixed_points import MARGINAL_TOL, fixed_points
+from .susceptibility import chi_parallel, chi_perp
+
+__all__ = ["DepthScales", "Phase", "correlation_map", "depth_scales"]
+
+Phase = Literal["ordered", "chaotic", "critical"]
+_PHASES = ("ordered", "chaotic", "critical")
+_RHO_GRID = np.linspace(-1.0, 1.0, 201)
+
+
+@dataclass(frozen=True)
+class DepthScales:
+    """Depth scales at the fixed point K* used.
+
+    Attributes:
+        k_star: the stable fixed point used (the largest stable one; 0 when only
+            K* = 0 attracts; 1.0 when every K is fixed, e.g. ReLU at C_w = 2,
+            C_b = 0, whose susceptibilities do not depend on K).
+        chi_parallel: chi_parallel(K*), the slope of the variance map.
+        chi_perp: chi_perp(K*) = chi_1, the slope of the correlation map at rho = 1.
+        rho_star: the stable fixed point of the correlation map (1 unless chaotic).
+        chi_c: the slope of the correlation map at ``rho_star``.
+        xi_q: -1 / log |chi_parallel(K*)| (inf when |chi_parallel| = 1).
+        xi_c: -1 / log |chi_c| (inf at criticality).
+        phase: ``"ordered"``, ``"chaotic"`` or ``"critical"``, by chi_perp(K*).
+    """
+
+    k_star: float
+    chi_parallel: float
+    chi_perp: float
+    rho_star: float
+    chi_c: float
+    xi_q: float
+    xi_c: float
+    phase: Phase
+
+    def __post_init__(self) -> None:
+        if self.phase not in _PHASES:
+            allowed = ", ".join(repr(p) for p in _PHASES)
+            raise ValueError(message("phase", f"one of {allowed}", self.phase))
+
+
+def _scale(chi: float) -> float:
+    """-1 / log |chi|: inf at |chi| = 1, 0 at chi = 0."""
+    chi = abs(chi)
+    if abs(chi - 1.0) <= MARGINAL_TOL:
+        return math.inf
+    if chi == 0.0:
+        return 0.0
+    return -1.0 / math.log(chi)
+
+
+def correlation_map(
+    act: str | Activation, c_w: float, c_b: float, k_star: float, rho: torch.Tensor | float
+) -> torch.Tensor:
+    """f(rho) = [C_b + C_w E[s(u) s(v)]] / K* at equal variances K* > 0.
+
+    Schoenholz et al. (2017), Eq. (5) divided by q*.
+
+    Example:
+        >>> float(correlation_map("relu", 2.0, 0.0, 1.0, 1.0))
+        1.0
+    """
+    s = activation(act)
+    c_w = check_nonnegative("c_w", c_w)
+    c_b = check_nonnegative("c_b", c_b)
+    k = check_nonnegative("k_star", k_star)
+    if k == 0:
+        raise ValueError(message("k_star", "> 0", k_star, "The correlation is undefined at K = 0"))
+    q = torch.tensor(k, dtype=torch.float64)
+    rho = torch.as_tensor(rho, dtype=torch.float64)
+    return (c_b + c_w * s.nngp_map(q, rho * q, q)) / q
+
+
+def _stable_k_star(s: Activation, c_w: float, c_b: float) -> float:
+    fps = fixed_points(s, c_w, c_b)
+    if fps.line_of_fixed_points:
+        return 1.0
+    usable = [p.k_star for p in fps if p.stability != "unstable"]
+    if not usable:
+        raise ValueError(
+            message(
+                "(c_w, c_b)",
+                "such that the variance map has a stable fixed point in [0, 100]",
+                (c_w, c_b),
+                "Variances diverge here; lower c_w",
+            )
+        )
+    return max(usable)
+
+
+def _chaotic_rho_star(s: Activation, c_w: float, c_b: float, k: float) -> tuple[float, float]:
+    """The fixed point rho* < 1 of f with |f'(rho*)| < 1, and f'(rho*)."""
+    q = torch.tensor(k, dtype=torch.float64)
+
+    def residual(r: float) -> float:
+        return float(correlation_map(s, c_w, c_b, k, r)) - r
+
+    values = correlation_map(s, c_w, c_b, k, torch.from_numpy(_RHO_GRID)).numpy() - _RHO_GRID
+    roots: list[float] = []
+    # rho = 1 (the last grid point) is always a root, and repels here.
+    for i in range(len(_RHO_GRID) - 2):
+        if abs(values[i]) <= 1e-13:
+            roots.append(float(_RHO_GRID[i]))
+        elif values[i] * values[i + 1] < 0 and abs(values[i + 1]) > 1e-13:
+            roots.append(float(brentq(residual, _RHO_GRID[i], _RHO_GRID[i + 1], xtol=1e-15)))
+    for root in roots:
+        slope = float(c_w * s.ntk_map(q, root * q, q))
+        if abs(slope) < 1.0:
+            return root, slope
+    raise ValueError(
+        message("(c_w, c_b)", "with a stable correlation fixed point rho* < 1", (c_w, c_b))
+    )
+
+
+def depth_scales(act: str | Activation, c_w: float, c_b: float) -> DepthScales:
+    """Depth scales xi_q, xi_c and the phase at the stable fixed point K*.
+
+    xi_q = -1 / log chi_parallel(K*), xi_c = -1 / log f'(rho*) (Schoenholz et al.
+    2017, Eqs. (4)-(9)); with rho* = 1 in the ordered phase, f'(1) = chi_perp(K*).
+    In the chaotic phase xi_c is that of the stable rho* < 1 (module docstring).
+    When only K* = 0 attracts (e.g. tanh with C_b = 0, C_w < 1) the network is
+    linear in the limit and correlations are kept: rho* = 1, chi_c = 1, xi_c = inf.
+
+    Args:
+        act: an activation name or :class:`~dltheory.activations.Activation`.
+        c_w: weight variance C_w >= 0.
+        c_b: bias variance C_b >= 0.
+
+    Returns:
+        :class:`DepthScales`.
+
+    Raises:
+        ValueError: if the variance map has no stable fixed point in [0, 100].
+
+    Example:
+        >>> d = depth_scales("relu", 2.0, 0.0)  # He initialisation is critical
+        >>> (d.phase, d.xi_c)
+        ('critical', inf)
+    """
+    s = activation(act)
+    c_w = check_nonnegative("c_w", c_w)
+    c_b = check_nonnegative("c_b", c_b)
+    k = _stable_k_star(s, c_w, c_b)
+    cpar = float(chi_parallel(s, c_w, k))
+    cperp = float(chi_perp(s, c_w, k))
+    if abs(cperp - 1.0) <= MARGINAL_TOL:
+        phase: Phase = "critical"
+    else:
+        phase = "ordered" if cperp < 1.0 else "chaotic"
+    rho_star, chi_c = 1.0, cperp
+    if k == 0.0:
+        chi_c = 1.0
+    elif phase == "chaotic":
+        rho_star, chi_c = _chaotic_rho_star(s, c_w, c_b, k)
+    return DepthScales(
+        k_star=k,
+        chi_parallel=cpar,
+        chi_perp=cperp,
+        rho_star=rho_star,
+        chi_c=chi_c,
+        xi_q=_scale(cpar),
+        xi_c=_scale(chi_c) if phase != "critical" else math.inf,
+        phase=phase,
+    )
