@@ -14,12 +14,13 @@ Public API:
 * finite networks: :func:`build_module`, :func:`empirical_ntk`,
   :func:`sample_outputs`, :class:`Estimate`;
 * criticality (first part): :func:`chi_parallel`, :func:`chi_perp`,
-  :func:`fixed_points`, :func:`critical_point` (module ``dltheory.criticality``).
+  :func:`fixed_points`, :func:`critical_point`, :func:`critical_init_`
+  (module ``dltheory.criticality``: also depth scales, phase diagrams, profiles).
 """
 
 from . import criticality
 from .activations import Activation, activation
-from .criticality import chi_parallel, chi_perp, critical_point, fixed_points
+from .criticality import chi_parallel, chi_perp, critical_init_, critical_point, fixed_points
 from .finite import Estimate, build_module, empirical_ntk, sample_outputs
 from .kernels import KernelState, kernel
 from .spec import MLP, Dense, Nonlinearity, Serial, spec_from_module
@@ -38,6 +39,7 @@ __all__ = [
     "build_module",
     "chi_parallel",
     "chi_perp",
+    "critical_init_",
     "critical_point",
     "criticality",
     "empirical_ntk",

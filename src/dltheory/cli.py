@@ -3,6 +3,8 @@
 Commands:
 
 * ``dltheory kernel``: infinite-width NNGP and NTK of an MLP on random inputs.
+* ``dltheory criticality``: the critical (C_b, C_w, K*) of an activation, its
+  universality class and susceptibilities, optionally a PNG of the kernel map.
 * ``dltheory report``: run the course's reproductions, write ``results.json``
   and a self-contained ``report.html``.
 
@@ -26,6 +28,7 @@ from rich.table import Table
 
 from . import MLP
 from ._checks import check_int, message
+from .criticality import chi_parallel, chi_perp
 
 __all__ = ["app", "main"]
 
@@ -130,6 +133,147 @@ def kernel(
     console.print(_matrix_table("inputs (rows) and their features", x, column="feature "))
     console.print(_matrix_table("NNGP K^(L+1)", k.nngp))
     console.print(_matrix_table("NTK Theta^(L+1)", k.ntk))
+
+
+def _criticality_figure(path: Path, act, point, depth: int) -> None:
+    """Left: K -> C_b + C_w E_K[s^2] minus the diagonal; right: K^(l) vs depth."""
+    import numpy as np
+
+    from .report.figures import new_figure
+
+    c_b, c_w = point.c_b, point.c_w
+    around = point.k_star if point.k_star else 1.0  # K = 1 for K* = 0 or scale-invariant
+    # Close to K*: the map's departure from the diagonal there is tiny (second order).
+    lo, hi = (0.7 * around, 1.3 * around) if point.k_star else (0.0, 2.0)
+    ks = torch.linspace(lo, hi, 201, dtype=torch.float64)
+    mapped = c_b + c_w * act.second_moment(ks)
+    fig, (left, right) = new_figure(2)
+    # The map minus the diagonal: a half-stable K* is a tangency from one side.
+    left.plot(ks.numpy(), (mapped - ks).numpy(), label="C_b + C_w E_K[s^2] - K")
+    left.axhline(0.0, color="gray", ls="--", label="diagonal (fixed points)")
+    if point.k_star is not None:
+        left.axvline(point.k_star, color="black", lw=0.8, label=f"K* = {_fmt(point.k_star)}")
+    left.set_xlabel("K")
+    left.set_ylabel("K^(l+1) - K^(l)")
+    left.set_title(f"{act.name}: single-input map at criticality")
+    left.legend(fontsize=8)
+    starts = [0.5 * around, around, 1.5 * around] if point.k_star else [0.5, 1.0, 2.0]
+    layers = np.arange(1, depth + 2)
+    for k_1 in starts:
+        norm = max((k_1 - c_b) / c_w, 0.0)  # |x|^2 / n_0 giving K^(1) = k_1
+        x = torch.full((1, 1), norm**0.5, dtype=torch.float64)
+        state = MLP(depth, act, c_w=c_w, c_b=c_b).kernel(x, return_layers=True)
+        k_layers = [float(layer.cov1[0]) for layer in state.layers]
+        right.plot(layers, k_layers, marker=".", ms=3, label=f"K^(1) = {_fmt(c_b + c_w * norm)}")
+    if point.universality_class == "k_star_zero":
+        from .criticality import k_star_zero_decay
+
+        a_1 = k_star_zero_decay(act)
+        right.plot(layers, 1.0 / (-a_1 * layers), color="black", ls="--", label="1 / (-a_1 l)")
+        right.set_xscale("log")
+        right.set_yscale("log")
+    right.set_xlabel("layer l")
+    right.set_ylabel("K^(l)")
+    right.set_title(f"MLP(depth={depth}), C_b = {_fmt(c_b)}, C_w = {_fmt(c_w)}")
+    right.legend(fontsize=8)
+    fig.savefig(path, format="png", dpi=110)
+
+
+@app.command()
+def criticality(
+    activation: Annotated[
+        str, typer.Option(help="Activation name, e.g. relu, tanh, gelu.")
+    ] = "relu",
+    slope: Annotated[
+        float | None, typer.Option(help="Negative-side slope (leaky_relu only).")
+    ] = None,
+    alpha: Annotated[float | None, typer.Option(help="Negative-side scale (elu only).")] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="Save a PNG: the kernel map near K* and K^(l) vs depth.")
+    ] = None,
+    depth: Annotated[int, typer.Option(help="Depth of the K^(l) panel of --plot.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Critical initialisation (C_b, C_w, K*) of an activation and its universality class.
+
+    chi_parallel and chi_perp are evaluated at K* (at K = 1 for the scale-invariant
+    class, where every K is fixed); the K* = 0 class also prints a_1 and the decay law
+    K^(l) ~ 1 / (-a_1 l).
+    """
+    from .activations import activation as lookup_activation
+    from .criticality import critical_point, k_star_zero_decay
+
+    depth = check_int("depth", depth, minimum=1)
+    params = {k: v for k, v in {"slope": slope, "alpha": alpha}.items() if v is not None}
+    act = lookup_activation(activation, **params)
+    point = critical_point(act)
+    k_eval = chi_par = chi_per = a_1 = None
+    if point.c_w is not None:
+        k_eval = 1.0 if point.k_star is None else point.k_star
+        chi_par = float(chi_parallel(act, point.c_w, k_eval))
+        chi_per = float(chi_perp(act, point.c_w, k_eval))
+    decay = None
+    if point.universality_class == "k_star_zero":
+        a_1 = k_star_zero_decay(act)
+        decay = f"K^(l) ~ 1 / ({_fmt(-a_1)} l)"
+    if plot is not None:
+        if point.c_w is None:
+            raise CliError(
+                message(
+                    "--activation",
+                    "an activation with a critical point to plot",
+                    act.name,
+                    point.reason,
+                ),
+                2,
+            )
+        _criticality_figure(plot, act, point, depth)
+    document = {
+        "activation": act.name,
+        "activation_params": params,
+        "c_b": point.c_b,
+        "c_w": point.c_w,
+        "k_star": point.k_star,
+        "universality_class": point.universality_class,
+        "reason": point.reason,
+        "k_evaluated": k_eval,
+        "chi_parallel": chi_par,
+        "chi_perp": chi_per,
+        "a_1": a_1,
+        "decay_law": decay,
+        "plot": None if plot is None else str(plot),
+    }
+    if as_json:
+        from .report.result import plain
+
+        sys.stdout.write(json.dumps(plain(document), allow_nan=False) + "\n")
+        return
+    console = Console()
+    table = Table(title=f"critical point of {escape(act.name)}", title_justify="left")
+    table.add_column("quantity", style="bold")
+    table.add_column("value")
+    rows = [
+        ("C_b", point.c_b),
+        ("C_w", point.c_w),
+        (
+            "K*",
+            "every K (scale-invariant)"
+            if point.universality_class == "scale_invariant"
+            else point.k_star,
+        ),
+        ("universality class", point.universality_class),
+        (f"chi_parallel(K = {_fmt(k_eval)})" if k_eval is not None else "chi_parallel", chi_par),
+        (f"chi_perp(K = {_fmt(k_eval)})" if k_eval is not None else "chi_perp", chi_per),
+    ]
+    if a_1 is not None:
+        rows += [("a_1", a_1), ("decay law", decay)]
+    for name, value in rows:
+        shown = "-" if value is None else _fmt(value) if isinstance(value, float) else str(value)
+        table.add_row(escape(name), escape(shown))
+    console.print(table)
+    console.print(escape(point.reason), soft_wrap=True)
+    if plot is not None:
+        console.print(f"wrote {escape(str(plot))}")
 
 
 @app.command()

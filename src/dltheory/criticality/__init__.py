@@ -12,6 +12,7 @@ susceptibilities), as in Roberts, Yaida & Hanin (2022), ch. 5.
 from .critical_point import CriticalPoint, critical_point, k_star_zero_decay
 from .depth_scales import DepthScales, Phase, correlation_map, depth_scales
 from .fixed_points import FixedPoint, FixedPoints, fixed_points
+from .init import critical_init_
 from .phase_diagram import PhaseDiagram, phase_diagram, plot_phase_diagram
 from .profiles import DepthProfile, MeasuredDepthProfile, depth_profile, measured_depth_profile
 from .susceptibility import chi_parallel, chi_perp
@@ -28,6 +29,7 @@ __all__ = [
     "chi_parallel",
     "chi_perp",
     "correlation_map",
+    "critical_init_",
     "critical_point",
     "depth_profile",
     "depth_scales",

@@ -16,6 +16,7 @@ __all__ = ["MODULES", "load"]
 MODULES = (
     "propagation",  # initialisation, information propagation
     "finite_width",  # NNGP limit: finite networks become Gaussian
+    "criticality",  # critical initialisation, power-law decay at K* = 0
 )
 
 

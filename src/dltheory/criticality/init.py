@@ -1,0 +1,146 @@
+"""Critical initialisation of an existing ``torch.nn.Module``, in place.
+
+Every ``nn.Linear`` (and ``nn.Conv1d/2d/3d``) gets W ~ N(0, C_w / fan_in) and
+b ~ N(0, C_b) with the critical (C_b, C_w) of the model's activation
+(Roberts, Yaida & Hanin 2022, ch. 5; :func:`~dltheory.criticality.critical_point`).
+The readout uses the same C_w, as in the kernel convention of
+:func:`dltheory.MLP`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .._checks import check_int, message
+from ..activations import Activation
+from ..activations import activation as lookup_activation
+from ..spec.from_module import _activation_of
+from .critical_point import critical_point
+
+__all__ = ["critical_init_"]
+
+_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def _detect(model: nn.Module) -> Activation:
+    found: dict[str, Activation] = {}
+    for module in model.modules():
+        if type(module) is nn.Identity:  # a placeholder, not a nonlinearity
+            continue
+        act = _activation_of(module)
+        if act is not None:
+            found[repr(act)] = act
+    if len(found) != 1:
+        got = sorted(found) if found else "no activation modules"
+        raise ValueError(
+            message(
+                "model",
+                "a model with a single kind of activation module (ReLU, Tanh, GELU, SiLU, ...)",
+                got,
+                "Pass activation=... explicitly",
+            )
+        )
+    return next(iter(found.values()))
+
+
+def _fan_in(module: nn.Module) -> int:
+    if isinstance(module, nn.Linear):
+        return module.in_features
+    return module.in_channels // module.groups * math.prod(module.kernel_size)
+
+
+def critical_init_(
+    model: nn.Module,
+    activation: str | Activation | None = None,
+    *,
+    generator: torch.Generator | None = None,
+    seed: int | None = None,
+    include_conv: bool = True,
+) -> nn.Module:
+    """Re-initialise ``model`` in place at the critical (C_b, C_w) of its activation.
+
+    W ~ N(0, C_w / fan_in), b ~ N(0, C_b) for every ``nn.Linear`` (and
+    ``nn.Conv1d/2d/3d`` with fan_in = in_channels / groups * prod(kernel_size)
+    when ``include_conv``), where (C_b, C_w) solve chi_parallel = chi_perp = 1
+    at a fixed point K* (Roberts, Yaida & Hanin 2022, Eqs. (5.7), (5.50),
+    (5.51)). Scale-invariant activations get C_b = 0 and C_w = 1 / E[s'^2]
+    (He init for ReLU); the K* = 0 class gets C_b = 0, C_w = 1 / s'(0)^2. The
+    last Linear (readout) uses the same C_w.
+
+    Args:
+        model: any ``torch.nn.Module``; its parameters are overwritten under
+            ``torch.no_grad()``.
+        activation: a name or :class:`~dltheory.activations.Activation`; None
+            detects it from the model's activation modules (one kind only).
+        generator: the randomness (a ``torch.Generator`` on the parameters' device).
+        seed: or a seed for a fresh CPU generator (at most one of the two;
+            neither: torch's global generator).
+        include_conv: also re-initialise convolutions.
+
+    Returns:
+        ``model`` itself.
+
+    Raises:
+        TypeError: ``model`` is not a ``torch.nn.Module``.
+        ValueError: the activation cannot be detected, or has no critical point
+            (e.g. sigmoid, softplus: the message gives the reason).
+
+    Example:
+        A 64-layer tanh MLP. PyTorch's default init (C_w = 1/3, C_b = 1/768)
+        has a stable fixed point with chi_perp ~ 1/3: two inputs become
+        indistinguishable. At criticality (C_w = 1, C_b = 0) the variance
+        decays only like 1 / (2 l) and the inputs stay apart.
+
+        >>> layers = [m for _ in range(64) for m in (nn.Linear(256, 256), nn.Tanh())]
+        >>> net = nn.Sequential(*layers)
+        >>> x = torch.randn(2, 256, generator=torch.Generator().manual_seed(0))
+        >>> with torch.no_grad():
+        ...     z = net[:-1](x)  # z^(64), default init
+        >>> float((z[0] - z[1]).square().mean()) < 1e-10
+        True
+        >>> net = critical_init_(net, seed=0)
+        >>> with torch.no_grad():
+        ...     z = net[:-1](x)
+        >>> 0.003 < float(z.square().mean()) < 0.03  # ~ 1 / (2 * 64)
+        True
+        >>> float((z[0] - z[1]).square().mean()) > 1e-3
+        True
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(message("model", "a torch.nn.Module", type(model).__name__))
+    if seed is not None and generator is not None:
+        raise ValueError(message("seed", "None when a generator is given", seed, "Pass one"))
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(message("generator", "a torch.Generator", type(generator).__name__))
+    if not isinstance(include_conv, bool):
+        raise TypeError(message("include_conv", "a bool", include_conv))
+    act = _detect(model) if activation is None else lookup_activation(activation)
+    point = critical_point(act)
+    if point.c_w is None or point.c_b is None:
+        raise ValueError(
+            message("activation", "an activation with a critical point", act.name, point.reason)
+        )
+    if generator is None and seed is not None:
+        generator = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    kinds = (nn.Linear, *_CONV) if include_conv else (nn.Linear,)
+    with torch.no_grad():
+        for module in model.modules():
+            if not isinstance(module, kinds):
+                continue
+            w = module.weight
+            std_w = math.sqrt(point.c_w / _fan_in(module))
+            w.copy_(_normal(w, generator) * std_w)
+            if module.bias is not None:
+                b = module.bias
+                b.copy_(_normal(b, generator) * math.sqrt(point.c_b))
+    return model
+
+
+def _normal(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    # Sample on the generator's device, then move: a CPU seed works for any model.
+    device = generator.device if generator is not None else like.device
+    z = torch.randn(like.shape, generator=generator, dtype=like.dtype, device=device)
+    return z.to(like.device)

@@ -1,0 +1,212 @@
+"""Criticality: the power-law decay of the K* = 0 universality class.
+
+Reproductions:
+
+* ``tanh_critical_decay``: at tanh criticality (C_w = 1, C_b = 0) the
+  single-input kernel decays like K^(l) ~ 1 / (2 l), i.e. l K^(l) -> 1/2
+  (Roberts, Yaida & Hanin 2022, Sec. 5.3.3; course notes, lecture "Tuning to
+  criticality"; a_1 = -2 from :func:`~dltheory.criticality.k_star_zero_decay`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+from ...activations import activation
+from ...criticality import k_star_zero_decay
+from ...finite import Estimate, FiniteDense
+from ...kernels import kernel
+from ...spec import MLP
+from ..figures import new_figure, png_bytes
+from ..registry import reproduction
+from ..result import Outcome
+
+__all__ = ["exact_decay", "per_input_second_moments", "tanh_critical_decay"]
+
+
+@dataclass(frozen=True)
+class _Sizes:
+    depth: int
+    width: int
+    n_networks: int
+    in_dim: int
+
+
+_FULL = _Sizes(depth=50, width=256, n_networks=12, in_dim=10)
+_QUICK = _Sizes(depth=20, width=128, n_networks=8, in_dim=10)
+_N_STD = 5.0
+_RTOL_PER_DEPTH_OVER_WIDTH = 0.5  # the O(depth / width) finite-width margin
+_LONG = 10_000  # where the exact recursion is checked against the asymptote
+_DTYPE = torch.float32  # the finite networks; the theory runs in float64
+# Input norms |x|^2 / n_0: a few starting variances K^(1) = C_w |x|^2 / n_0.
+_NORMS = (0.5, 1.0, 2.0)
+_COLORS = ("tab:blue", "tab:orange", "tab:green")
+
+
+def exact_decay(k_1: float, n_layers: int) -> torch.Tensor:
+    """K^(1), ..., K^(n_layers) from K^(l+1) = E_{K^(l)}[tanh(z)^2] (C_w = 1, C_b = 0).
+
+    Eq. (5.7) of Roberts, Yaida & Hanin (2022), iterated with the activation's
+    own Gaussian second moment (float64).
+
+    >>> k = exact_decay(1.0, 10_000)
+    >>> abs(10_000 * float(k[-1]) - 0.5) < 0.005
+    True
+    """
+    s = activation("tanh")
+    k = torch.tensor(k_1, dtype=torch.float64)
+    out = [k]
+    for _ in range(n_layers - 1):
+        k = s.second_moment(k)
+        out.append(k)
+    return torch.stack(out)
+
+
+def per_input_second_moments(net: torch.nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """(1/n_l) sum_i z_i^(l)(x_a)^2 after every Dense layer, for each input.
+
+    Args:
+        net: a sampled network (``spec.sample``).
+        x: (n_inputs, n_0).
+
+    Returns:
+        (number of Dense layers, n_inputs).
+    """
+    moments = []
+    h = x
+    with torch.no_grad():
+        for module in net:
+            h = module(h)
+            if isinstance(module, FiniteDense):
+                moments.append(h.square().mean(-1))
+    return torch.stack(moments)
+
+
+@reproduction(
+    "tanh_critical_decay",
+    title="At tanh criticality the preactivation variance decays like 1/(2l)",
+    claim=(
+        "For a tanh MLP at its critical point C_w = 1, C_b = 0 (universality class K* = 0) "
+        "the single-input kernel obeys K^(l) ~ 1/(-a_1 l) = 1/(2l): l K^(l) -> 1/2, "
+        "a power law rather than an exponential."
+    ),
+    topic="criticality",
+    reference="Roberts, Yaida & Hanin (2022), Sec. 5.3.3; course notes, 'Tuning to criticality'",
+)
+def tanh_critical_decay(quick: bool = False, seed: int = 0) -> Outcome:
+    """Predict l K^(l) from the exact recursion and measure it on sampled networks.
+
+    Prediction: ``kernel(spec, x, return_layers=True)`` for inputs with
+    |x|^2 / n_0 in {0.5, 1, 2}; l K^(l) per layer and input. The exact scalar
+    recursion run to l = 10,000 must give l K^(l) within 1% of 1 / (-a_1) = 1/2.
+
+    Measurement: ``n_networks`` float32 networks (network i has seed
+    ``seed + i``); per layer and input the mean over units of z^(l)^2, times l,
+    averaged over networks with its standard error. The finite-width
+    correction grows like l / n at criticality, so the verdict allows
+    5 standard errors plus 0.5 depth / width relative.
+    """
+    sizes = _QUICK if quick else _FULL
+    spec = MLP(sizes.depth, "tanh", c_w=1.0, c_b=0.0, out_dim=sizes.width)
+    base = torch.linspace(-1.0, 2.0, sizes.in_dim, dtype=torch.float64)
+    base = base / base.square().mean().sqrt()
+    x = torch.stack([base * norm**0.5 for norm in _NORMS])  # |x_a|^2 / n_0 = norm
+
+    theory = kernel(spec, x, return_layers=True, backend="torch")
+    layers = torch.arange(1, sizes.depth + 2, dtype=torch.float64)
+    k_layers = torch.stack([layer.cov1 for layer in theory.layers])  # (L + 1, n_inputs)
+    prediction = layers[:, None] * k_layers
+    a_1 = k_star_zero_decay("tanh")
+    asymptote = 1.0 / -a_1
+    long_run = exact_decay(1.0, _LONG)
+    l_k_long = _LONG * float(long_run[-1])
+    asymptote_ok = abs(l_k_long - asymptote) <= 0.01 * asymptote
+
+    samples = (
+        torch.stack(
+            [
+                per_input_second_moments(
+                    spec.sample(sizes.width, in_dim=sizes.in_dim, seed=seed + i, dtype=_DTYPE),
+                    x.to(_DTYPE),
+                )
+                for i in range(sizes.n_networks)
+            ]
+        ).to(torch.float64)
+        * layers[None, :, None]
+    )  # (n_networks, L + 1, n_inputs)
+    measurement = Estimate.from_samples(samples)
+    rtol = _RTOL_PER_DEPTH_OVER_WIDTH * sizes.depth / sizes.width
+    matches = measurement.agrees(prediction, n_std=_N_STD, rtol=rtol)
+    zscores = measurement.zscore(prediction)
+    worst = divmod(int(zscores.abs().argmax()), len(_NORMS))
+
+    fig, (ax,) = new_figure(width=5.5)
+    ls = layers.numpy()
+    long_ls = torch.unique(torch.logspace(0, 4, 200).round()).to(torch.int64)
+    for j, (norm, color) in enumerate(zip(_NORMS, _COLORS, strict=True)):
+        ax.plot(ls, prediction[:, j].numpy(), color=color, lw=1)
+        ax.errorbar(
+            ls,
+            measurement.mean[:, j].numpy(),
+            yerr=measurement.stderr[:, j].numpy(),
+            fmt="o",
+            ms=2.5,
+            color=color,
+            capsize=1.5,
+            label=f"|x|^2/n_0 = {norm:g}: measured (width {sizes.width})",
+        )
+    ax.plot(
+        long_ls.numpy(),
+        (long_ls.to(torch.float64) * long_run[long_ls - 1]).numpy(),
+        color="black",
+        lw=1,
+        label="exact recursion, K^(1) = 1",
+    )
+    ax.axhline(asymptote, color="gray", ls="--", label="asymptote 1/(-a_1) = 1/2")
+    ax.set_xscale("log")
+    ax.set_xlabel("layer l")
+    ax.set_ylabel("l K^(l)")
+    ax.set_title(f"tanh at criticality (C_w = 1, C_b = 0), {sizes.n_networks} networks")
+    ax.legend(fontsize=7)
+
+    j = worst[1]
+    return Outcome(
+        prediction=prediction,
+        measurement=measurement,
+        verdict=bool(matches and asymptote_ok),
+        criterion=(
+            f"|measured - predicted| l K^(l) <= {_N_STD:g} stderr + {rtol:.3g} |predicted| at "
+            f"every layer and input (relative margin {_RTOL_PER_DEPTH_OVER_WIDTH:g} depth/width), "
+            f"and the exact recursion gives |{_LONG} K^({_LONG}) - 1/2| <= 1% of 1/2"
+        ),
+        summary=(
+            f"l K^(l) at l = {sizes.depth + 1}: predicted {float(prediction[-1, 1]):.4f}, "
+            f"measured {float(measurement.mean[-1, 1]):.4f} "
+            f"± {float(measurement.stderr[-1, 1]):.2g} (|x|^2/n_0 = 1); "
+            f"exact recursion {l_k_long:.4f} at l = {_LONG} (asymptote 0.5); "
+            f"worst z = {float(zscores[worst]):+.2f} (layer {worst[0] + 1}, "
+            f"|x|^2/n_0 = {_NORMS[j]:g})"
+        ),
+        parameters={
+            **asdict(sizes),
+            "activation": "tanh",
+            "c_w": 1.0,
+            "c_b": 0.0,
+            "input_norms": list(_NORMS),
+            "dtype": str(_DTYPE).removeprefix("torch."),
+            "seed": seed,
+        },
+        details={
+            "a_1": a_1,
+            "asymptote": asymptote,
+            "l_k_at_10000": l_k_long,
+            "asymptote_within_1_percent": asymptote_ok,
+            "measurement_matches": matches,
+            "zscores": zscores,
+            "max_abs_zscore": float(zscores.abs().max()),
+            "rtol": rtol,
+        },
+        figure=png_bytes(fig),
+    )

@@ -1,0 +1,60 @@
+"""tanh_critical_decay: the 1/(2l) law of the K* = 0 class."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from dltheory import MLP
+from dltheory.report import registered
+from dltheory.report.experiments import MODULES
+from dltheory.report.experiments.criticality import (
+    exact_decay,
+    per_input_second_moments,
+    tanh_critical_decay,
+)
+from dltheory.report.figures import PNG_SIGNATURE
+
+
+def test_exact_decay_matches_a_naive_quadrature_recursion():
+    # Independent reference: Gauss-Hermite (NumPy, 200 nodes) for E_K[tanh(z)^2].
+    nodes, weights = np.polynomial.hermite_e.hermegauss(200)
+    weights = weights / weights.sum()
+    k, expected = 1.3, []
+    for _ in range(30):
+        expected.append(k)
+        k = float(weights @ np.tanh(math.sqrt(k) * nodes) ** 2)
+    np.testing.assert_allclose(exact_decay(1.3, 30).numpy(), expected, rtol=1e-10)
+
+
+def test_per_input_second_moments_match_a_manual_forward_pass():
+    net = MLP(2, "tanh").sample(5, in_dim=3, seed=0, dtype=torch.float64)
+    x = torch.tensor([[0.1, -0.4, 2.0], [1.0, 1.0, -1.0]], dtype=torch.float64)
+    moments = per_input_second_moments(net, x)
+    with torch.no_grad():
+        z1 = net[0](x)
+        z2 = net[2](net[1](z1))
+    assert moments.shape == (3, 2)
+    torch.testing.assert_close(moments[0], z1.square().mean(-1))
+    torch.testing.assert_close(moments[1], z2.square().mean(-1))
+
+
+def test_tanh_critical_decay_quick_passes_with_a_figure():
+    outcome = tanh_critical_decay(quick=True, seed=0)
+    assert outcome.verdict is True
+    assert outcome.figure is not None and outcome.figure.startswith(PNG_SIGNATURE)
+    assert abs(outcome.details["l_k_at_10000"] - 0.5) <= 0.005
+    assert outcome.details["a_1"] == -2.0 or abs(outcome.details["a_1"] + 2.0) < 1e-12
+    depth = outcome.parameters["depth"]
+    prediction = np.array(outcome.prediction)
+    assert prediction.shape == (depth + 1, 3)
+    # l = 1: l K^(1) = C_w |x|^2 / n_0 = the input norms.
+    np.testing.assert_allclose(prediction[0], outcome.parameters["input_norms"], rtol=1e-12)
+    assert outcome.measurement.n == outcome.parameters["n_networks"]
+
+
+def test_registered_in_the_report():
+    assert "criticality" in MODULES
+    assert registered()["tanh_critical_decay"].topic == "criticality"
