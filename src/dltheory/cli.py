@@ -277,6 +277,62 @@ def criticality(
 
 
 @app.command()
+def analyze(
+    activation: Annotated[str, typer.Option(help="Activation name, e.g. relu, tanh, gelu.")],
+    depth: Annotated[int, typer.Option(help="Hidden layers L.")],
+    width: Annotated[int, typer.Option(help="Width of the hidden layers.")],
+    c_w: Annotated[float | None, typer.Option(help="C_w (default: critical).")] = None,
+    c_b: Annotated[float | None, typer.Option(help="C_b (default: critical).")] = None,
+    networks: Annotated[int, typer.Option(help="Sampled networks for the profile.")] = 8,
+    seed: Annotated[int, typer.Option(help="Seed of the sampled networks.")] = 0,
+    plot: Annotated[Path | None, typer.Option(help="Save the depth-profile figure (PNG).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Practitioner's summary of one MLP: criticality, depth scales, depth profile."""
+    from .criticality.analysis import analyze as run_analysis
+    from .criticality.analysis import plot_analysis
+
+    a = run_analysis(activation, depth, width, c_w, c_b, n_networks=networks, seed=seed)
+    if plot is not None:
+        plot_analysis(a).savefig(plot, dpi=110)
+    s = a.scales
+    document = {
+        "activation": a.activation, "depth": a.depth, "width": a.width, "c_w": a.c_w,
+        "c_b": a.c_b, "critical_c_w": a.critical.c_w, "critical_c_b": a.critical.c_b,
+        "universality_class": a.critical.universality_class, "verdict": a.verdict,
+        "phase": None if s is None else s.phase,
+        "k_star": None if s is None else s.k_star,
+        "chi_parallel": None if s is None else s.chi_parallel,
+        "chi_perp": None if s is None else s.chi_perp,
+        "xi_q": None if s is None else s.xi_q, "xi_c": None if s is None else s.xi_c,
+        "variance_theory": a.profile.variance[:, 0].tolist(),
+        "variance_measured": a.measured.variance[:, 0].tolist(),
+        "variance_stderr": a.measured.variance_se[:, 0].tolist(),
+        "correlation_theory": a.profile.correlation.tolist(),
+        "correlation_measured": a.measured.correlation.tolist(),
+        "correlation_stderr": a.measured.correlation_se.tolist(),
+    }  # fmt: skip
+    if as_json:
+        from .report.result import plain
+
+        sys.stdout.write(json.dumps(plain(document)) + "\n")
+        return
+    table = Table(title=f"{escape(a.activation)} MLP, depth {depth}, width {width}",
+                  title_justify="left")  # fmt: skip
+    table.add_column("quantity", style="bold")
+    table.add_column("value")
+    for key in ("c_w", "c_b", "critical_c_w", "critical_c_b", "universality_class", "phase",
+                "k_star", "chi_parallel", "chi_perp", "xi_q", "xi_c", "verdict"):  # fmt: skip
+        value = document[key]
+        table.add_row(key, _fmt(value) if isinstance(value, float) else escape(str(value)))
+    table.add_row("K^(L+1) theory / measured",
+                  f"{_fmt(document['variance_theory'][-1])} / "
+                  f"{_fmt(document['variance_measured'][-1])} "
+                  f"± {_fmt(document['variance_stderr'][-1])}")  # fmt: skip
+    Console().print(table)
+
+
+@app.command()
 def report(
     out: Annotated[
         Path | None, typer.Option(help="Directory for results.json and report.html.")

@@ -9,6 +9,7 @@ susceptibilities), as in Roberts, Yaida & Hanin (2022), ch. 5.
 1.0
 """
 
+from .analysis import Analysis, analyze, plot_analysis
 from .critical_point import CriticalPoint, critical_point, k_star_zero_decay
 from .depth_scales import DepthScales, Phase, correlation_map, depth_scales
 from .fixed_points import FixedPoint, FixedPoints, fixed_points
@@ -18,6 +19,7 @@ from .profiles import DepthProfile, MeasuredDepthProfile, depth_profile, measure
 from .susceptibility import chi_parallel, chi_perp
 
 __all__ = [
+    "Analysis",
     "CriticalPoint",
     "DepthProfile",
     "DepthScales",
@@ -26,6 +28,7 @@ __all__ = [
     "MeasuredDepthProfile",
     "Phase",
     "PhaseDiagram",
+    "analyze",
     "chi_parallel",
     "chi_perp",
     "correlation_map",
@@ -37,5 +40,6 @@ __all__ = [
     "k_star_zero_decay",
     "measured_depth_profile",
     "phase_diagram",
+    "plot_analysis",
     "plot_phase_diagram",
 ]

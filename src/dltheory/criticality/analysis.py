@@ -1,0 +1,125 @@
+"""``analyze``: the practitioner's summary of one MLP architecture at initialisation.
+
+Is the initialisation critical, how far from it (chi_parallel - 1, chi_perp - 1),
+how the depth compares with the depth scales xi_q, xi_c (Schoenholz et al. 2017),
+and the kernel's depth profile, analytic and measured on sampled networks.
+Later capabilities add their diagnostics here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .._checks import check_int, check_nonnegative, message
+from ..activations import Activation, activation
+from .critical_point import CriticalPoint, critical_point
+from .depth_scales import DepthScales, depth_scales
+from .profiles import DepthProfile, MeasuredDepthProfile, depth_profile, measured_depth_profile
+
+__all__ = ["Analysis", "analyze", "plot_analysis"]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Summary of one architecture (see :func:`analyze`)."""
+
+    activation: str
+    depth: int
+    width: int
+    c_w: float
+    c_b: float
+    critical: CriticalPoint
+    scales: DepthScales | None
+    verdict: str
+    profile: DepthProfile
+    measured: MeasuredDepthProfile
+
+
+def _verdict(scales: DepthScales | None, depth: int) -> str:
+    if scales is None:
+        return "no stable fixed point of the variance map: signals diverge with depth"
+    if scales.phase == "critical" or math.isinf(scales.xi_c):
+        return "critical: correlations decay at most as a power law through depth"
+    ratio = depth / scales.xi_c
+    side = "ordered (inputs merge)" if scales.phase == "ordered" else "chaotic (inputs decorrelate)"
+    if ratio <= 1:
+        return f"{side}, but depth {depth} <= xi_c = {scales.xi_c:.3g}: still trainable"
+    return f"{side}: depth {depth} = {ratio:.3g} xi_c, information about inputs is lost"
+
+
+def analyze(
+    act: str | Activation,
+    depth: int,
+    width: int,
+    c_w: float | None = None,
+    c_b: float | None = None,
+    *,
+    n_networks: int = 8,
+    seed: int = 0,
+) -> Analysis:
+    """Criticality, depth scales and depth profile of ``MLP(depth, act, c_w, c_b)``.
+
+    (C_w, C_b) default to the activation's critical point. The measured profile
+    uses ``n_networks`` sampled width-``width`` networks and two unit-norm inputs
+    at 60 degrees (|x|^2 / n_0 = 1).
+
+    >>> a = analyze("relu", depth=5, width=64, n_networks=2)
+    >>> (a.c_w, a.c_b, a.scales.phase)
+    (2.0, 0.0, 'critical')
+    """
+    act = activation(act)
+    depth = check_int("depth", depth, minimum=1)
+    width = check_int("width", width, minimum=1)
+    point = critical_point(act)
+    if c_w is None or c_b is None:
+        if point.c_w is None:
+            raise ValueError(
+                message("c_w", "given (with c_b)", c_w,
+                        f"{act.name} has no critical point to default to: {point.reason}")
+            )  # fmt: skip
+        c_w = point.c_w if c_w is None else c_w
+        c_b = point.c_b if c_b is None else c_b
+    c_w, c_b = check_nonnegative("c_w", c_w), check_nonnegative("c_b", c_b)
+    try:
+        scales = depth_scales(act, c_w, c_b)
+    except ValueError:  # no stable fixed point: a divergent initialisation
+        scales = None
+    n0 = 4
+    x = math.sqrt(n0) * torch.tensor(
+        [[1.0, 0.0, 0.0, 0.0], [0.5, math.sqrt(3) / 2, 0.0, 0.0]], dtype=torch.float64
+    )
+    profile = depth_profile(act, c_w, c_b, x, depth)
+    measured = measured_depth_profile(act, c_w, c_b, x, depth, width, n_networks, seed=seed)
+    return Analysis(act.name, depth, width, c_w, c_b, point, scales, _verdict(scales, depth),
+                    profile, measured)  # fmt: skip
+
+
+def plot_analysis(analysis: Analysis) -> Any:
+    """Figure: variance and correlation through depth, theory and measurement."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 3.8))
+    layers = torch.arange(1, analysis.profile.variance.shape[0] + 1)
+    for ax, (name, theory, mean, se) in zip(
+        fig.subplots(1, 2),
+        [
+            ("variance K^(l)_aa", analysis.profile.variance[:, 0],
+             analysis.measured.variance[:, 0], analysis.measured.variance_se[:, 0]),
+            ("correlation rho^(l)", analysis.profile.correlation,
+             analysis.measured.correlation, analysis.measured.correlation_se),
+        ],
+        strict=True,
+    ):  # fmt: skip
+        ax.plot(layers, theory, "-", label="infinite width")
+        label = f"width {analysis.width} ({analysis.measured.n_networks} nets)"
+        ax.errorbar(layers, mean, yerr=se, fmt="o", ms=3, label=label)
+        ax.set_xlabel("layer l")
+        ax.set_title(name)
+        ax.legend()
+    fig.suptitle(f"{analysis.activation}, depth {analysis.depth}, C_w={analysis.c_w:.4g}, "
+                 f"C_b={analysis.c_b:.4g}: {analysis.verdict}", fontsize=9)  # fmt: skip
+    return fig

@@ -1,0 +1,48 @@
+"""``analyze`` and ``dltheory analyze``: the summary of one architecture."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from typer.testing import CliRunner
+
+from dltheory.cli import app
+from dltheory.criticality import chi_perp
+from dltheory.criticality.analysis import analyze, plot_analysis
+
+
+def test_defaults_to_the_critical_point():
+    a = analyze("relu", depth=4, width=64, n_networks=3)
+    assert (a.c_w, a.c_b) == (2.0, 0.0)
+    assert a.scales.phase == "critical" and math.isinf(a.scales.xi_c)
+    # K^(1) = C_w |x|^2 / n_0 = 2, and He-ReLU keeps it at every layer.
+    assert a.profile.variance[:, 0].tolist() == pytest.approx([2.0] * 5, rel=1e-12)
+
+
+def test_chaotic_tanh_is_flagged_and_profile_measured():
+    a = analyze("tanh", depth=12, width=256, c_w=2.5, c_b=0.05, n_networks=6)
+    assert a.scales.phase == "chaotic"
+    assert a.scales.chi_perp == pytest.approx(float(chi_perp("tanh", 2.5, a.scales.k_star)))
+    assert "chaotic" in a.verdict
+    gap = (a.measured.variance[:, 0] - a.profile.variance[:, 0]).abs()
+    assert bool((gap <= 5 * a.measured.variance_se[:, 0] + 0.05 * a.profile.variance[:, 0]).all())
+    fig = plot_analysis(a)
+    assert len(fig.axes) == 2
+
+
+def test_cli_json_and_errors(tmp_path):
+    runner = CliRunner()
+    png = tmp_path / "a.png"
+    out = runner.invoke(app, ["analyze", "--activation", "tanh", "--depth", "5", "--width",
+                              "32", "--networks", "2", "--json", "--plot", str(png)])  # fmt: skip
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    assert doc["c_w"] == 1.0 and doc["phase"] == "critical"
+    assert png.stat().st_size > 1000
+    bad = runner.invoke(app, ["analyze", "--activation", "sigmoid", "--depth", "3",
+                              "--width", "8"])  # fmt: skip
+    assert bad.exit_code != 0
+    with pytest.raises(ValueError, match="c_w must be given"):
+        analyze("sigmoid", depth=3, width=8)
