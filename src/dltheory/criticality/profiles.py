@@ -22,7 +22,7 @@ import torch
 
 from .._checks import as_float_tensor, check_int, check_nonnegative, message
 from ..activations import Activation, activation
-from ..finite.modules import FiniteDense
+from ..finite.empirical import preactivations
 from ..spec.mlp import MLP
 
 __all__ = ["DepthProfile", "MeasuredDepthProfile", "depth_profile", "measured_depth_profile"]
@@ -151,15 +151,12 @@ def measured_depth_profile(
     with torch.no_grad():
         for j in range(n_networks):
             net = spec.sample(width, in_dim=x.shape[1], seed=seed + j, dtype=dtype)
-            h = x.to(dtype)
             var_net, corr_net = [], []
-            for module in net:
-                h = module(h)
-                if isinstance(module, FiniteDense):
-                    z = h.to(torch.float64)
-                    var = (z**2).mean(dim=1)
-                    var_net.append(var)
-                    corr_net.append((z[0] * z[1]).mean() / torch.sqrt(var[0] * var[1]))
+            for z in preactivations(net, x.to(dtype)):
+                z = z.to(torch.float64)
+                var = (z**2).mean(dim=1)
+                var_net.append(var)
+                corr_net.append((z[0] * z[1]).mean() / torch.sqrt(var[0] * var[1]))
             variances.append(torch.stack(var_net))
             correlations.append(torch.stack(corr_net))
     v, c = torch.stack(variances), torch.stack(correlations)

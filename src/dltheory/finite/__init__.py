@@ -1,6 +1,6 @@
 """Finite networks from a spec, and measurements on them."""
 
-from .empirical import empirical_ntk, sample_outputs
+from .empirical import empirical_ntk, preactivations, sample_outputs
 from .estimate import Estimate
 from .modules import MODULE_RULES, ActivationModule, FiniteDense, build_module
 
@@ -11,5 +11,6 @@ __all__ = [
     "FiniteDense",
     "build_module",
     "empirical_ntk",
+    "preactivations",
     "sample_outputs",
 ]

@@ -10,9 +10,9 @@ from torch.func import functional_call, jacrev, vmap
 
 from .._checks import as_float_tensor, check_choice, check_int, message
 from ..spec.layers import Serial
-from .modules import build_module
+from .modules import FiniteDense, build_module
 
-__all__ = ["empirical_ntk", "sample_outputs"]
+__all__ = ["empirical_ntk", "preactivations", "sample_outputs"]
 
 
 def _inputs(name: str, x: Any, model: nn.Module) -> torch.Tensor:
@@ -109,3 +109,22 @@ def sample_outputs(
             net = build_module(spec, width, in_dim=x.shape[1], seed=seed + i, dtype=dtype)
             outs.append(net(x))
     return torch.stack(outs)
+
+
+def preactivations(net: nn.Sequential, x: torch.Tensor) -> list[torch.Tensor]:
+    """The preactivations z^(l)(x), (N, n_l), after every Dense layer of a sampled net.
+
+    Runs ``net`` (from ``spec.sample``) module by module without gradients, so
+    every layer's z^(l) = b^(l) + W^(l) s(z^(l-1)) can be measured.
+    """
+    if not isinstance(net, nn.Sequential):
+        raise TypeError(
+            message("net", "a torch.nn.Sequential from spec.sample", type(net).__name__)
+        )
+    out, h = [], x
+    with torch.no_grad():
+        for module in net:
+            h = module(h)
+            if isinstance(module, FiniteDense):
+                out.append(h)
+    return out

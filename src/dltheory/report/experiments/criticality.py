@@ -16,7 +16,7 @@ import torch
 
 from ...activations import activation
 from ...criticality import k_star_zero_decay
-from ...finite import Estimate, FiniteDense
+from ...finite import Estimate, preactivations
 from ...kernels import kernel
 from ...spec import MLP
 from ..figures import new_figure, png_bytes
@@ -74,14 +74,7 @@ def per_input_second_moments(net: torch.nn.Sequential, x: torch.Tensor) -> torch
     Returns:
         (number of Dense layers, n_inputs).
     """
-    moments = []
-    h = x
-    with torch.no_grad():
-        for module in net:
-            h = module(h)
-            if isinstance(module, FiniteDense):
-                moments.append(h.square().mean(-1))
-    return torch.stack(moments)
+    return torch.stack([z.square().mean(-1) for z in preactivations(net, x)])
 
 
 @reproduction(

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import torch
 from matplotlib.ticker import MaxNLocator
 
-from ...finite import Estimate, FiniteDense
+from ...finite import Estimate, preactivations
 from ...kernels import kernel
 from ...spec import MLP
 from ..figures import new_figure, png_bytes
@@ -49,14 +49,7 @@ def layer_second_moments(net: torch.nn.Sequential, x: torch.Tensor) -> torch.Ten
     Returns:
         (number of Dense layers,) the per-layer averages (1/n_l) sum_i z_i^(l)(x)^2.
     """
-    moments = []
-    h = x
-    with torch.no_grad():
-        for module in net:
-            h = module(h)
-            if isinstance(module, FiniteDense):
-                moments.append(h.square().mean())
-    return torch.stack(moments)
+    return torch.stack([z.square().mean() for z in preactivations(net, x)])
 
 
 @reproduction(
