@@ -1,4 +1,4 @@
-"""gaussian_outputs: the batched ensemble sampler, kurtosis, slope fit, the reproduction."""
+"""gaussian_outputs: kurtosis, slope fit, the reproduction."""
 
 from __future__ import annotations
 
@@ -9,62 +9,13 @@ import pytest
 import torch
 
 from dltheory import MLP
+from dltheory.finite import ensemble
 from dltheory.report.experiments import finite_width
 from dltheory.report.experiments.finite_width import (
-    ensemble_forward,
-    ensemble_outputs,
     excess_kurtosis,
     loglog_slope,
     relu_excess_kurtosis,
-    sample_ensemble,
 )
-
-
-def test_ensemble_forward_equals_the_library_network():
-    spec = MLP(2, "tanh", c_w=1.3, c_b=0.4, out_dim=2)
-    x = torch.randn(5, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    nets = [spec.sample(7, in_dim=3, seed=s, dtype=torch.float64) for s in (0, 1)]
-    weights = []
-    for index, module in enumerate(nets[0]):
-        if hasattr(module, "w_mult"):
-            weights.append(
-                tuple(
-                    torch.stack([getattr(n[index], p) * getattr(n[index], m) for n in nets])
-                    for p, m in (("weight", "w_mult"), ("bias", "b_mult"))
-                )
-            )
-            weights[-1] = (weights[-1][0], weights[-1][1][:, :, None])
-        else:
-            weights.append(None)
-    with torch.no_grad():
-        out = ensemble_forward(spec, weights, x)
-        expected = torch.stack([net(x) for net in nets])
-    np.testing.assert_allclose(out.numpy(), expected.numpy(), rtol=1e-12, atol=1e-12)
-
-
-def test_sampled_weights_have_fan_in_variances():
-    spec = MLP(1, "relu", c_w=2.0, c_b=0.5)
-    weights = sample_ensemble(spec, 50, 4, 2000, torch.Generator().manual_seed(0), torch.float64)
-    (w1, b1), none, (w2, b2) = weights
-    assert none is None
-    assert w1.shape == (2000, 50, 4) and w2.shape == (2000, 1, 50) and b1.shape == (2000, 50, 1)
-    # Variance of n i.i.d. N(0, s2) draws: mean of squares, stderr s2 sqrt(2 / n).
-    for tensor, s2 in ((w1, 2.0 / 4), (w2, 2.0 / 50), (b1, 0.5), (b2, 0.5)):
-        n = tensor.numel()
-        assert abs(float(tensor.square().mean()) - s2) <= 5 * s2 * math.sqrt(2 / n)
-
-
-def test_ensemble_outputs_batches_do_not_change_the_statistics():
-    spec = MLP(1, "relu", c_w=2.0)
-    x = torch.tensor([[1.0, -0.5]], dtype=torch.float64)
-    z = ensemble_outputs(
-        spec, x, 8, 20_000, torch.Generator().manual_seed(0), batch_elements=10_000
-    )
-    assert z.shape == (20_000, 1, 1) and z.dtype == torch.float64
-    # E[z^2] = K = C_w |x|^2 / n_0 exactly at any width for ReLU with C_b = 0.
-    second = z.square().flatten()
-    k = 2.0 * 1.25 / 2
-    assert abs(float(second.mean()) - k) <= 5 * float(second.std()) / math.sqrt(20_000)
 
 
 @pytest.mark.parametrize(
@@ -92,7 +43,7 @@ def test_excess_kurtosis_of_known_laws(name, draw, kappa):
 def test_relu_excess_kurtosis_against_monte_carlo():
     spec = MLP(2, "relu", c_w=2.0)
     x = torch.tensor([[0.4, -1.0, 0.3]], dtype=torch.float64)
-    z = ensemble_outputs(spec, x, 6, 200_000, torch.Generator().manual_seed(0))[:, 0, 0]
+    z = ensemble(spec, 6, 200_000, seed=0, in_dim=3, dtype=torch.float64).forward(x)[:, 0, 0]
     estimate = excess_kurtosis(z)
     exact = relu_excess_kurtosis(2, 6)
     assert exact == pytest.approx(3 * ((11 / 6) ** 2 - 1))

@@ -6,11 +6,8 @@ Reproductions:
   initialisations decays like 1/width, and the output covariance approaches
   the NNGP kernel (Neal 1996; Lee et al. 2018; course notes, NNGP theorem).
 
-The measurement needs hundreds of thousands of small networks, so this module
-samples whole ensembles at once: every weight matrix of a batch of networks is
-one ``torch.randn`` call and every layer one ``torch.bmm`` (a batched reading of
-the spec, with exactly ``dltheory.build_module``'s initialisation; a test checks
-the forward pass against it).
+The measurement needs hundreds of thousands of small networks, sampled and run
+in batches by :func:`dltheory.finite.ensemble`.
 """
 
 from __future__ import annotations
@@ -20,97 +17,21 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from ..._checks import check_int, message
-from ...finite import Estimate
+from ..._checks import message
+from ...finite import Estimate, ensemble
 from ...kernels import kernel
-from ...spec import MLP, Dense, Nonlinearity, Serial
+from ...kernels.corrections import relu_exact_excess_kurtosis
+from ...spec import MLP
 from ..figures import new_figure, png_bytes
 from ..registry import reproduction
 from ..result import Outcome
 
 __all__ = [
-    "ensemble_forward",
-    "ensemble_outputs",
     "excess_kurtosis",
     "gaussian_outputs",
     "loglog_slope",
     "relu_excess_kurtosis",
-    "sample_ensemble",
 ]
-
-Weights = list[tuple[torch.Tensor, torch.Tensor] | None]
-
-
-def sample_ensemble(
-    spec: Serial,
-    width: int,
-    in_dim: int,
-    n_networks: int,
-    generator: torch.Generator,
-    dtype: torch.dtype = torch.float32,
-) -> Weights:
-    """Weights of ``n_networks`` independent finite networks of ``spec``, batched.
-
-    Dense layer l gets W (n_networks, n_l, n_{l-1}) ~ N(0, C_w / n_{l-1}) and
-    b (n_networks, n_l, 1) ~ N(0, C_b); a nonlinearity gets ``None``.
-    """
-    weights: Weights = []
-    fan_in = in_dim
-    for layer in spec.layers:
-        if isinstance(layer, Nonlinearity):
-            weights.append(None)
-            continue
-        fan_out = layer.width if layer.width is not None else width
-        w = torch.randn(n_networks, fan_out, fan_in, generator=generator, dtype=dtype)
-        b = torch.randn(n_networks, fan_out, 1, generator=generator, dtype=dtype)
-        weights.append((w.mul_(math.sqrt(layer.c_w / fan_in)), b.mul_(math.sqrt(layer.c_b))))
-        fan_in = fan_out
-    return weights
-
-
-def ensemble_forward(spec: Serial, weights: Weights, x: torch.Tensor) -> torch.Tensor:
-    """Outputs (n_networks, N, out) of a batched ensemble on inputs x (N, n_0)."""
-    h = x.to(weights[0][0].dtype).T.unsqueeze(0)  # (1, n_0, N), broadcast over networks
-    for layer, params in zip(spec.layers, weights, strict=True):
-        if isinstance(layer, Dense):
-            w, b = params
-            h = torch.matmul(w, h) + b
-        else:
-            h = layer.activation.fn(h)
-    return h.transpose(1, 2)
-
-
-def ensemble_outputs(
-    spec: Serial,
-    x: torch.Tensor,
-    width: int,
-    n_networks: int,
-    generator: torch.Generator,
-    *,
-    dtype: torch.dtype = torch.float32,
-    batch_elements: int = 1 << 23,
-) -> torch.Tensor:
-    """Outputs (n_networks, N, out) of independent finite networks, sampled in batches.
-
-    Batches hold about ``batch_elements`` weights, so memory stays near
-    4 * batch_elements bytes (float32) whatever the ensemble size.
-    """
-    n_networks = check_int("n_networks", n_networks, minimum=1)
-    per_network = 0
-    fan_in = x.shape[1]
-    for layer in spec.layers:
-        if isinstance(layer, Dense):
-            fan_out = layer.width if layer.width is not None else width
-            per_network += fan_out * fan_in
-            fan_in = fan_out
-    batch = max(1, batch_elements // per_network)
-    outputs = []
-    with torch.no_grad():
-        for start in range(0, n_networks, batch):
-            size = min(batch, n_networks - start)
-            weights = sample_ensemble(spec, width, x.shape[1], size, generator, dtype)
-            outputs.append(ensemble_forward(spec, weights, x).to(torch.float64))
-    return torch.cat(outputs)
 
 
 def excess_kurtosis(z: torch.Tensor) -> Estimate:
@@ -135,22 +56,14 @@ def excess_kurtosis(z: torch.Tensor) -> Estimate:
 
 
 def relu_excess_kurtosis(depth: int, width: int) -> float:
-    """Exact excess kurtosis of a ReLU MLP output at one input (C_w = 2, C_b = 0).
+    """Exact excess kurtosis 3 ((1 + 5/n)^depth - 1) of a He-ReLU output at one input.
 
-    Given layer l, z^(l+1) is Gaussian with the random variance
-    G^(l) = (2/n) sum_j relu(z_j^(l))^2 (course notes, "Gaussian with a random
-    variance"), so E[z^4] = 3 E[G^2] and the excess kurtosis is
-    3 Var(G) / E[G]^2. With z_j^(l) i.i.d. N(0, G^(l-1)), E[relu^4] = 3 G^2 / 2
-    and E[relu^2] = G / 2 give E[(G^(l))^2 | G^(l-1)] = (1 + 5/n) (G^(l-1))^2,
-    while E[G^(l)] is constant and G^(0) = 2 |x|^2 / n_0 is fixed. Hence, for
-    ``depth`` hidden layers of width n, exactly at every width:
-
-        kappa = 3 ((1 + 5/n)^depth - 1) = 15 depth / n + O(1/n^2).
+    See :func:`dltheory.kernels.corrections.relu_exact_excess_kurtosis`.
 
     >>> relu_excess_kurtosis(1, 10)
     1.5
     """
-    return 3.0 * ((1.0 + 5.0 / width) ** depth - 1.0)
+    return relu_exact_excess_kurtosis([width] * depth)
 
 
 @dataclass(frozen=True)
@@ -200,6 +113,11 @@ _SLOPE_TOL, _SLOPE_NSTD = 0.25, 3.0
 _N_STD, _COV_BIAS = 5.0, 4.0
 
 
+def _seed(seed: int, index: int) -> int:
+    """Independent root seeds for the widths of one run."""
+    return 1_000_003 * seed + index
+
+
 @reproduction(
     "gaussian_outputs",
     title="Finite networks become Gaussian processes as the width grows",
@@ -215,7 +133,7 @@ def gaussian_outputs(quick: bool = False, seed: int = 0) -> Outcome:
     """Measure the output kurtosis and covariance of ReLU ensembles across widths.
 
     For each width, ``n_networks`` ReLU MLPs (He initialisation, float32) are
-    sampled from one generator seeded with ``seed``; the output at three
+    sampled as one ensemble per width (root seed from ``seed``); the output at three
     fixed inputs gives (a) the excess kurtosis at the first input, with a
     delta-method stderr, and (b) the covariance E[z_a z_b] over networks.
 
@@ -230,11 +148,11 @@ def gaussian_outputs(quick: bool = False, seed: int = 0) -> Outcome:
     spec = MLP(sizes.depth, "relu", c_w=2.0, c_b=0.0)
     x = torch.tensor(_INPUTS, dtype=torch.float64)
     nngp = kernel(spec, x, backend="torch").nngp  # three inputs: no compilation warm-up
-    generator = torch.Generator().manual_seed(seed)
 
     kurtosis, exact, cov_z, cov_rel, cov_noise, cov_ok = [], [], [], [], [], []
-    for width in sizes.widths:
-        z = ensemble_outputs(spec, x, width, sizes.n_networks, generator)[:, :, 0]
+    for index, width in enumerate(sizes.widths):
+        networks = ensemble(spec, width, sizes.n_networks, seed=_seed(seed, index), in_dim=4)
+        z = networks.forward(x).to(torch.float64)[:, :, 0]
         kurtosis.append(excess_kurtosis(z[:, 0]))
         exact.append(relu_excess_kurtosis(sizes.depth, width))
         cov = Estimate.from_samples(z[:, :, None] * z[:, None, :])
