@@ -1,0 +1,176 @@
+"""Scale-out in one place: run a sweep of independent tasks serially or on Dask.
+
+A sweep is a function and a list of keyword-argument dicts (one per task:
+width, depth, seed, ...). ``backend="serial"`` (the default) runs them here,
+in order; ``backend="dask"`` submits them to ``dask.distributed`` — a
+``LocalCluster`` started for the sweep, or the scheduler at ``address`` — and
+collects them as they finish. Either way:
+
+* results come back in task order, and ``on_result(index, task, result)`` is
+  called as each one finishes (write it to disk there: an interrupted sweep
+  keeps what finished);
+* each task runs with ``threads_per_task`` torch threads (1 by default), so
+  the same task gives bitwise the same numbers on both backends — BLAS
+  reductions may change order with the thread count;
+* tasks carry their own seeds (see :func:`task_seeds`), never a shared generator.
+
+The function must be importable by the workers (a module-level function).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from ._checks import check_choice, check_int, message
+
+__all__ = ["grid", "sweep", "task_seeds"]
+
+Backend = Literal["serial", "dask"]
+OnResult = Callable[[int, Mapping[str, Any], Any], None]
+
+
+def task_seeds(root: int, n: int) -> list[int]:
+    """``n`` independent seeds from one root (``numpy.random.SeedSequence`` spawning).
+
+    >>> task_seeds(0, 3) == task_seeds(0, 3) and len(set(task_seeds(0, 3))) == 3
+    True
+    """
+    root = check_int("root", root, minimum=0)
+    n = check_int("n", n, minimum=0)
+    children = np.random.SeedSequence(root).spawn(n)
+    return [int(c.generate_state(1, dtype=np.uint64)[0] & ((1 << 63) - 1)) for c in children]
+
+
+def grid(seed: int | None = None, **axes: Sequence[Any]) -> list[dict[str, Any]]:
+    """The Cartesian product of the named axes as task dicts, each with its own seed.
+
+    With ``seed`` given, task i gets ``seed=task_seeds(seed, n)[i]``.
+
+    >>> grid(width=[8, 16], depth=[2])
+    [{'width': 8, 'depth': 2}, {'width': 16, 'depth': 2}]
+    """
+    names = list(axes)
+    for name in names:
+        if isinstance(axes[name], str) or not isinstance(axes[name], Sequence):
+            raise TypeError(message(name, "a sequence of values", axes[name]))
+    mesh = np.array(np.meshgrid(*[np.arange(len(axes[n])) for n in names], indexing="ij"))
+    combos = mesh.reshape(len(names), -1).T if names else np.zeros((1, 0), dtype=int)
+    tasks = [{n: axes[n][int(i)] for n, i in zip(names, row, strict=True)} for row in combos]
+    if seed is not None:
+        for task, s in zip(tasks, task_seeds(seed, len(tasks)), strict=True):
+            task["seed"] = s
+    return tasks
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int | None) -> Iterator[None]:
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run_task(fn: Callable[..., Any], task: Mapping[str, Any], threads: int | None) -> Any:
+    with _torch_threads(threads):
+        return fn(**task)
+
+
+def sweep(
+    fn: Callable[..., Any],
+    tasks: Iterable[Mapping[str, Any]],
+    *,
+    backend: Backend = "serial",
+    address: str | None = None,
+    n_workers: int = 2,
+    threads_per_task: int | None = 1,
+    on_result: OnResult | None = None,
+) -> list[Any]:
+    """Run ``fn(**task)`` for every task; results in task order.
+
+    Args:
+        fn: a module-level function (workers import it by name).
+        tasks: keyword-argument dicts, e.g. from :func:`grid`.
+        backend: ``"serial"`` (here, in order) or ``"dask"``.
+        address: a running Dask scheduler (``"tcp://host:8786"``); ``None`` with
+            ``backend="dask"`` starts a ``LocalCluster`` of ``n_workers``
+            single-threaded worker processes for this sweep.
+        n_workers: workers of the local cluster.
+        threads_per_task: torch threads inside each task (``None``: leave as is).
+        on_result: called as ``on_result(index, task, result)`` when a task finishes.
+
+    >>> sweep(pow, [{"base": 2, "exp": 3}, {"base": 3, "exp": 2}])
+    [8, 9]
+    """
+    if not callable(fn):
+        raise TypeError(message("fn", "callable", fn))
+    tasks = [dict(t) if isinstance(t, Mapping) else t for t in tasks]
+    for i, task in enumerate(tasks):
+        if not isinstance(task, dict):
+            raise TypeError(message(f"tasks[{i}]", "a dict of keyword arguments", task))
+    check_choice("backend", backend, ("serial", "dask"))
+    if threads_per_task is not None:
+        threads_per_task = check_int("threads_per_task", threads_per_task, minimum=1)
+    if address is not None and backend != "dask":
+        raise ValueError(message("address", "given only with backend='dask'", address))
+    if backend == "serial":
+        results = []
+        for i, task in enumerate(tasks):
+            results.append(_run_task(fn, task, threads_per_task))
+            if on_result is not None:
+                on_result(i, task, results[-1])
+        return results
+    return _dask_sweep(
+        fn,
+        tasks,
+        address,
+        check_int("n_workers", n_workers, minimum=1),
+        threads_per_task,
+        on_result,
+    )
+
+
+def _dask_sweep(fn, tasks, address, n_workers, threads, on_result) -> list[Any]:
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError as err:  # pragma: no cover - dask is a declared extra
+        raise ImportError(
+            "backend='dask' needs dask.distributed: pip install 'dltheory[dask]'"
+        ) from err
+    with contextlib.ExitStack() as stack:
+        if address is None:
+            cluster = stack.enter_context(
+                LocalCluster(
+                    n_workers=n_workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                )
+            )
+            client = stack.enter_context(Client(cluster))
+        else:
+            client = stack.enter_context(Client(address))
+        futures = [client.submit(_run_task, fn, task, threads, pure=False) for task in tasks]
+        index = {future.key: i for i, future in enumerate(futures)}
+        results: list[Any] = [None] * len(tasks)
+        try:
+            for future in as_completed(futures):
+                i = index[future.key]
+                results[i] = future.result()
+                if on_result is not None:
+                    on_result(i, tasks[i], results[i])
+        except BaseException:
+            client.cancel(futures)
+            raise
+        return results
