@@ -13,16 +13,20 @@ Public API:
 * kernels: :func:`kernel`, :class:`KernelState`;
 * finite networks: :func:`build_module`, :func:`empirical_ntk`,
   :func:`sample_outputs`, :class:`Estimate`;
-* criticality (first part): :func:`chi_parallel`, :func:`chi_perp`,
-  :func:`fixed_points`, :func:`critical_point`, :func:`critical_init_`
-  (module ``dltheory.criticality``: also depth scales, phase diagrams, profiles).
+* criticality: :func:`chi_parallel`, :func:`chi_perp`, :func:`fixed_points`,
+  :func:`critical_point`, :func:`critical_init_` (module ``dltheory.criticality``:
+  also depth scales, phase diagrams, profiles);
+* finite width: :func:`ensemble` (module ``dltheory.finite``: also measured
+  moments, ReLU path counting), :func:`finite_width_corrections`;
+* modules ``dltheory.implicit_bias`` (diagonal nets, max margin, SGD noise),
+  ``dltheory.regions`` (linear regions), ``dltheory.parallel`` (serial / Dask sweeps).
 """
 
-from . import criticality
+from . import criticality, implicit_bias, parallel, regions
 from .activations import Activation, activation
 from .criticality import chi_parallel, chi_perp, critical_init_, critical_point, fixed_points
-from .finite import Estimate, build_module, empirical_ntk, sample_outputs
-from .kernels import KernelState, kernel
+from .finite import Estimate, build_module, empirical_ntk, ensemble, sample_outputs
+from .kernels import KernelState, finite_width_corrections, kernel
 from .spec import MLP, Dense, Nonlinearity, Serial, spec_from_module
 
 __version__ = "0.1.0"
@@ -43,8 +47,13 @@ __all__ = [
     "critical_point",
     "criticality",
     "empirical_ntk",
+    "ensemble",
+    "finite_width_corrections",
     "fixed_points",
+    "implicit_bias",
     "kernel",
+    "parallel",
+    "regions",
     "sample_outputs",
     "spec_from_module",
 ]

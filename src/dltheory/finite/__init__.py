@@ -5,6 +5,13 @@ from .ensemble import Ensemble, EnsembleBatch, ensemble
 from .estimate import Estimate
 from .modules import MODULE_RULES, ActivationModule, FiniteDense, build_module
 from .moments import PreactivationMoments, preactivation_moments
+from .path_counting import (
+    ReluJacobianMoments,
+    relu_jacobian_moments,
+    relu_ntk_mean,
+    relu_ntk_second_moment,
+)
+from .relu_jacobian import ReluJacobianSample, sample_relu_jacobians
 
 __all__ = [
     "MODULE_RULES",
@@ -14,10 +21,16 @@ __all__ = [
     "Estimate",
     "FiniteDense",
     "PreactivationMoments",
+    "ReluJacobianMoments",
+    "ReluJacobianSample",
     "build_module",
     "empirical_ntk",
     "ensemble",
     "preactivation_moments",
     "preactivations",
+    "relu_jacobian_moments",
+    "relu_ntk_mean",
+    "relu_ntk_second_moment",
     "sample_outputs",
+    "sample_relu_jacobians",
 ]

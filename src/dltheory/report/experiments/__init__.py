@@ -16,7 +16,11 @@ __all__ = ["MODULES", "load"]
 MODULES = (
     "propagation",  # initialisation, information propagation
     "finite_width",  # NNGP limit: finite networks become Gaussian
+    "finite_corrections",  # finite width: 1/n corrections
+    "path_counting",  # ReLU path counting: Jacobian moments, log-normal law, NTK diagonal
     "criticality",  # critical initialisation, power-law decay at K* = 0
+    "implicit_bias",  # diagonal nets, max margin, SGD noise
+    "regions",  # linear regions: density at init, sawtooth, 2-D region map
 )
 
 

@@ -1,0 +1,375 @@
+"""Diagonal linear networks and the Q_alpha potential: from the rich (L1) to the kernel (L2) regime.
+
+The model is the linear predictor x -> <beta, x> with the "diagonal network"
+parametrisation beta = theta_+^2 - theta_-^2 (elementwise), trained by gradient
+flow on L = 1/2 |X beta - y|^2 from theta_+ = theta_- = alpha * theta_0 (so
+beta(0) = 0). Woodworth et al. (2020), "Kernel and rich regimes in
+overparametrized models", Theorem 1 (shape theta_0 as in their Sec. 4); course
+notes, lecture 11/9.
+
+Derivation (stated here because the constants matter). With r = X beta - y,
+d theta_+/dt = -2 (X^T r) * theta_+ and d theta_-/dt = +2 (X^T r) * theta_-, so
+theta_+/-(t) = alpha theta_0 exp(-/+ 2 X^T s(t)) with s(t) = int_0^t r, and
+
+    beta(t) = alpha^2 theta_0^2 (e^{-4 X^T s} - e^{4 X^T s}) = 2 alpha^2 theta_0^2 sinh(X^T nu),
+
+nu = -4 s(t). A limit that interpolates (X beta = y) with beta = 2 alpha^2
+theta_0^2 sinh(X^T nu) is exactly the KKT point of
+
+    argmin Q(beta)  subject to  X beta = y,
+    Q(beta) = sum_i alpha^2 theta_0i^2 q(beta_i / (alpha^2 theta_0i^2)),
+    q(z) = 2 - sqrt(4 + z^2) + z arcsinh(z / 2),
+
+because q'(z) = arcsinh(z / 2), i.e. grad Q(beta)_i = arcsinh(beta_i / (2 alpha^2
+theta_0i^2)) inverts the link. The notes' Lemma 3 writes the link as
+alpha^2 theta_0^2 sinh (dropping the 2); the 2 is what puts z / 2 inside q.
+The factor 4 in the exponent comes from the loss 1/2 |X beta - y|^2 (a loss
+normalised by 1/N rescales nu only) and does not change the argmin.
+
+Limits: Q(beta) / log(1 / alpha^2) -> |beta|_1 as alpha -> 0 (the notes'
+"Q -> |beta|_1" needs this normalisation), and alpha^2 Q(beta) ->
+1/4 sum_i beta_i^2 / theta_0i^2 as alpha -> infinity.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.integrate import solve_ivp
+from scipy.optimize import linprog
+
+from .._checks import check_int, check_positive, message
+from ._validate import design, shape_vector, targets
+
+__all__ = [
+    "DiagonalFlow",
+    "diagonal_flow",
+    "diagonal_flow_limit",
+    "min_l1_interpolant",
+    "min_weighted_l2_interpolant",
+    "q_alpha_argmin",
+    "q_function",
+    "q_potential",
+]
+
+
+def q_function(z: Any) -> torch.Tensor:
+    """q(z) = 2 - sqrt(4 + z^2) + z arcsinh(z / 2), the per-coordinate potential.
+
+    Woodworth et al. (2020), Theorem 1. q(0) = 0, q'(z) = arcsinh(z / 2),
+    q(z) ~ z^2 / 4 near 0 and |z| log|z| at infinity.
+
+    >>> float(q_function(0.0)), round(float(q_function(1e-4) / 1e-8), 6)
+    (0.0, 0.25)
+    """
+    z = torch.as_tensor(z, dtype=torch.float64)
+    # 2 - sqrt(4 + z^2) = -z^2 / (2 + sqrt(4 + z^2)): no cancellation at small z.
+    return z * torch.asinh(z / 2.0) - z * z / (2.0 + torch.sqrt(4.0 + z * z))
+
+
+def q_potential(beta: Any, alpha: float, theta0: Any = None) -> torch.Tensor:
+    """Q_{alpha, theta_0}(beta) = sum_i alpha^2 theta_0i^2 q(beta_i / (alpha^2 theta_0i^2)).
+
+    Args:
+        beta: (d,) linear predictor.
+        alpha: initialisation scale, > 0.
+        theta0: (d,) initialisation shape (default ones).
+
+    Returns:
+        A float64 scalar tensor.
+
+    >>> beta = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    >>> big = 1e4**2 * float(q_potential(beta, 1e4))  # alpha^2 Q -> |beta|^2 / 4
+    >>> round(big, 6)
+    1.25
+    """
+    alpha = check_positive("alpha", alpha)
+    beta = torch.as_tensor(beta, dtype=torch.float64)
+    scale = alpha**2 * shape_vector(theta0, beta.shape[-1]) ** 2
+    return (scale * q_function(beta / scale)).sum(-1)
+
+
+def _problem(X: Any, y: Any, alpha: float, theta0: Any) -> tuple:
+    X = design("X", X)
+    y = targets("y", y, X.shape[0])
+    alpha = check_positive("alpha", alpha)
+    shape = shape_vector(theta0, X.shape[1])
+    n, d = X.shape
+    if n > d or int(torch.linalg.matrix_rank(X)) < n:
+        raise ValueError(
+            message(
+                "X",
+                "of full row rank (n_samples <= n_features, independent rows)",
+                f"shape {(n, d)}, rank {int(torch.linalg.matrix_rank(X))}",
+                "The implicit-bias problem needs X beta = y to have many solutions",
+            )
+        )
+    return X, y, alpha, shape
+
+
+def q_alpha_argmin(X: Any, y: Any, alpha: float, theta0: Any = None) -> torch.Tensor:
+    """argmin Q_{alpha, theta_0}(beta) subject to X beta = y, to machine precision.
+
+    Solves the smooth, strictly convex dual (n variables) by damped Newton:
+
+        min_nu  Phi(nu) = sum_i 2 alpha^2 theta_0i^2 cosh((X^T nu)_i) - nu . y,
+
+    whose stationarity X beta(nu) = y with beta(nu) = 2 alpha^2 theta_0^2
+    sinh(X^T nu) is the KKT system of the primal (see the module docstring).
+    Exponentials are evaluated as exp(+-u + log(2 alpha^2 theta_0^2)) so tiny
+    and huge alpha stay finite.
+
+    Args:
+        X: (n, d) design with full row rank (n <= d).
+        y: (n,) targets.
+        alpha: scale > 0.
+        theta0: (d,) shape, nonzero (default ones).
+
+    Returns:
+        beta, a (d,) float64 tensor.
+
+    >>> X = torch.tensor([[1.0, 1.0]], dtype=torch.float64)
+    >>> [round(b, 12) for b in q_alpha_argmin(X, [2.0], alpha=1.0).tolist()]  # symmetric
+    [1.0, 1.0]
+    """
+    X, y, alpha, shape = _problem(X, y, alpha, theta0)
+    return torch.from_numpy(_dual_newton(X.numpy(), y.numpy(), alpha, shape.numpy()))
+
+
+def _log_sinh(x: np.ndarray) -> np.ndarray:
+    """log sinh(x) for x >= 0 (-inf at 0), without overflow."""
+    with np.errstate(divide="ignore"):
+        return x + np.log(-np.expm1(-2.0 * x)) - math.log(2.0)
+
+
+def _dual_newton(X: np.ndarray, y: np.ndarray, alpha: float, shape: np.ndarray) -> np.ndarray:
+    log_c = math.log(2.0 * alpha**2) + np.log(shape**2)  # log(2 alpha^2 theta_0^2)
+
+    def parts(nu: np.ndarray) -> tuple:
+        u = X.T @ nu
+        a = np.abs(u)
+        cosh = np.exp(log_c + a + np.log1p(np.exp(-2.0 * a)) - math.log(2.0))
+        sinh = np.sign(u) * np.exp(log_c + _log_sinh(a))
+        # Phi up to the constant sum(c): c (cosh u - 1) = 2 c sinh(u / 2)^2, free of cancellation.
+        phi = 2.0 * np.exp(log_c + 2.0 * _log_sinh(a / 2.0)).sum() - nu @ y
+        return cosh, sinh, phi  # c cosh(u), c sinh(u), Phi with c = 2 alpha^2 theta_0^2
+
+    nu = np.zeros(X.shape[0])
+    w, beta, phi = parts(nu)
+    for _ in range(200):
+        grad = X @ beta - y
+        step = -np.linalg.solve((X * w) @ X.T, grad)
+        du = np.abs(X.T @ step).max()
+        if du < 1e-8:  # quadratic-convergence region: undamped Newton to rounding
+            nu = nu + step
+            w, beta, phi = parts(nu)
+            if du < 1e-13:
+                break
+            continue
+        step *= min(1.0, 4.0 / du)  # trust region: |delta u| <= 4 per step
+        slope = grad @ step
+        t = 1.0
+        while t > 1e-10:  # Armijo backtracking
+            w_t, beta_t, phi_t = parts(nu + t * step)
+            if phi_t <= phi + 0.25 * t * slope:
+                break
+            t *= 0.5
+        else:
+            break  # no decrease left at float precision: at the optimum
+        nu, w, beta, phi = nu + t * step, w_t, beta_t, phi_t
+    return beta
+
+
+@dataclass(frozen=True)
+class DiagonalFlow:
+    """A gradient-flow trajectory of a diagonal linear network.
+
+    Attributes:
+        times: (T,) times t.
+        beta: (T, d) predictors theta_+^2 - theta_-^2 at those times.
+        loss: (T,) losses 1/2 |X beta - y|^2.
+    """
+
+    times: torch.Tensor
+    beta: torch.Tensor
+    loss: torch.Tensor
+
+
+def _flow_rhs(X: np.ndarray, y: np.ndarray, d: int):
+    """The flow in the rotated coordinates p = theta_+ - theta_-, m = theta_+ + theta_-.
+
+    beta = p * m, dp/dt = -2 g * m, dm/dt = -2 g * p with g = X^T (X beta - y):
+    a linear change of variables of the gradient flow that keeps beta = p * m
+    free of the cancellation theta_+^2 - theta_-^2 suffers at large alpha.
+    """
+    gram = X.T @ X
+
+    def rhs(_t: float, state: np.ndarray) -> np.ndarray:
+        p, m = state[:d], state[d:]
+        g = X.T @ (X @ (p * m) - y)
+        return np.concatenate([-2.0 * g * m, -2.0 * g * p])
+
+    def jac(_t: float, state: np.ndarray) -> np.ndarray:
+        p, m = state[:d], state[d:]
+        g = np.diag(X.T @ (X @ (p * m) - y))
+        return -2.0 * np.block(
+            [
+                [m[:, None] * gram * m[None, :], g + m[:, None] * gram * p[None, :]],
+                [g + p[:, None] * gram * m[None, :], p[:, None] * gram * p[None, :]],
+            ]
+        )
+
+    return rhs, jac
+
+
+def _start(alpha: float, shape: np.ndarray, X: np.ndarray, y: np.ndarray, rtol: float) -> tuple:
+    """Initial (p, m) = (0, 2 alpha theta_0) and per-coordinate absolute tolerances."""
+    d = shape.size
+    scale = np.abs(shape) * alpha
+    w = shape**2
+    beta_l2 = w * (X.T @ np.linalg.solve((X * w) @ X.T, y))  # a scale for beta
+    b = max(float(np.abs(beta_l2).max()), 1e-300)
+    atol = rtol * np.minimum(scale, b / scale)
+    return np.concatenate([np.zeros(d), 2.0 * alpha * shape]), np.concatenate([atol, atol])
+
+
+def diagonal_flow(
+    X: Any, y: Any, alpha: float, times: Any, theta0: Any = None, *, rtol: float = 1e-11
+) -> DiagonalFlow:
+    """Gradient flow of the diagonal network on 1/2 |X beta - y|^2, at the given times.
+
+    Integrates d theta_+/-/dt = -/+ 2 (X^T r) * theta_+/- (2d ODEs, the literal
+    gradient flow, no closed form used; in the rotated coordinates
+    p = theta_+ - theta_-, m = theta_+ + theta_-, beta = p m) with SciPy's Radau
+    and an analytic Jacobian, from theta_+ = theta_- = alpha * theta_0.
+
+    Args:
+        X: (n, d) design; y: (n,) targets; alpha > 0; theta0: (d,) shape.
+        times: increasing non-negative times (1-D).
+        rtol: relative tolerance of the integrator (atol is rtol * alpha * |theta_0|).
+
+    Returns:
+        A :class:`DiagonalFlow`.
+    """
+    X, y, alpha, shape = _problem(X, y, alpha, theta0)
+    times_np = np.asarray(torch.as_tensor(times, dtype=torch.float64))
+    if (
+        times_np.ndim != 1
+        or times_np.size == 0
+        or (np.diff(times_np) <= 0).any()
+        or times_np[0] < 0
+    ):
+        raise ValueError(message("times", "a non-empty increasing 1-D array of times >= 0", times))
+    d = X.shape[1]
+    Xn, yn = X.numpy(), y.numpy()
+    rhs, jac = _flow_rhs(Xn, yn, d)
+    state, atol = _start(alpha, shape.numpy(), Xn, yn, rtol)
+    sol = solve_ivp(
+        rhs, (0.0, float(times_np[-1])), state, method="Radau", jac=jac,
+        t_eval=times_np, rtol=rtol, atol=atol,
+    )  # fmt: skip
+    if not sol.success:
+        raise RuntimeError(f"diagonal_flow: the ODE solver failed ({sol.message})")
+    beta = sol.y[:d].T * sol.y[d:].T
+    loss = 0.5 * ((beta @ Xn.T - yn) ** 2).sum(-1)
+    return DiagonalFlow(torch.from_numpy(sol.t), torch.from_numpy(beta), torch.from_numpy(loss))
+
+
+def diagonal_flow_limit(
+    X: Any,
+    y: Any,
+    alpha: float,
+    theta0: Any = None,
+    *,
+    rtol: float = 1e-11,
+    max_doublings: int = 80,
+) -> torch.Tensor:
+    """The limit beta(infinity) of gradient flow on a diagonal linear network.
+
+    Integrates the 2d-dimensional flow of :func:`diagonal_flow` (Radau, tight
+    tolerances) over [0, T], doubling T until the residual is below
+    1e-13 (1 + |y|_inf) and beta has stopped moving. Woodworth et al. (2020),
+    Theorem 1, says the result equals :func:`q_alpha_argmin`; this function does
+    not assume it.
+
+    Args:
+        X: (n, d) design with full row rank; y: (n,) targets.
+        alpha: initialisation scale > 0 (theta_+ = theta_- = alpha theta_0).
+        theta0: (d,) shape (default ones).
+        rtol: integrator tolerance.
+        max_doublings: cap on the number of horizon doublings.
+
+    Returns:
+        beta, a (d,) float64 tensor.
+
+    >>> X = torch.tensor([[1.0, 2.0]], dtype=torch.float64)
+    >>> beta = diagonal_flow_limit(X, [1.0], alpha=1.0)
+    >>> bool((beta - q_alpha_argmin(X, [1.0], 1.0)).abs().max() < 1e-8)
+    True
+    """
+    X, y, alpha, shape = _problem(X, y, alpha, theta0)
+    check_int("max_doublings", max_doublings, minimum=1)
+    d = X.shape[1]
+    Xn, yn = X.numpy(), y.numpy()
+    rhs, jac = _flow_rhs(Xn, yn, d)
+    state, atol = _start(alpha, shape.numpy(), Xn, yn, rtol)
+    # The linearised time scale at init is 1 / (8 alpha^2 lambda_max(X W X^T)).
+    t, horizon = (
+        0.0,
+        1.0 / (8.0 * alpha**2 * float(np.linalg.eigvalsh((Xn * shape.numpy() ** 2) @ Xn.T).max())),
+    )
+    tol = 1e-13 * (1.0 + np.abs(yn).max())
+    beta_old = None
+    for _ in range(max_doublings):
+        sol = solve_ivp(rhs, (t, t + horizon), state, method="Radau", jac=jac, rtol=rtol, atol=atol)
+        if not sol.success:
+            raise RuntimeError(f"diagonal_flow_limit: the ODE solver failed ({sol.message})")
+        t, state = t + horizon, sol.y[:, -1]
+        beta = state[:d] * state[d:]
+        residual = np.abs(Xn @ beta - yn).max()
+        if residual <= tol and beta_old is not None and np.abs(beta - beta_old).max() <= tol:
+            return torch.from_numpy(beta)
+        beta_old, horizon = beta, 2.0 * horizon
+    raise RuntimeError(
+        f"diagonal_flow_limit: no convergence after {max_doublings} doublings (residual {residual:.3g})"
+    )
+
+
+def min_l1_interpolant(X: Any, y: Any) -> torch.Tensor:
+    """argmin |beta|_1 subject to X beta = y, by linear programming (SciPy HiGHS).
+
+    beta = u - v with u, v >= 0 and min sum(u + v); the alpha -> 0 limit of
+    :func:`q_alpha_argmin` when this minimiser is unique.
+
+    >>> min_l1_interpolant([[1.0, 2.0]], [2.0]).tolist()
+    [0.0, 1.0]
+    """
+    X = design("X", X)
+    y = targets("y", y, X.shape[0])
+    Xn, d = X.numpy(), X.shape[1]
+    res = linprog(
+        np.ones(2 * d), A_eq=np.hstack([Xn, -Xn]), b_eq=y.numpy(), bounds=(0, None),
+        method="highs", options={"primal_feasibility_tolerance": 1e-10},
+    )  # fmt: skip
+    if res.status != 0:
+        raise ValueError(message("X, y", "a consistent system X beta = y", res.message))
+    return torch.from_numpy(res.x[:d] - res.x[d:])
+
+
+def min_weighted_l2_interpolant(X: Any, y: Any, theta0: Any = None) -> torch.Tensor:
+    """argmin sum_i beta_i^2 / theta_0i^2 subject to X beta = y: W X^T (X W X^T)^{-1} y.
+
+    W = diag(theta_0^2); the alpha -> infinity limit of :func:`q_alpha_argmin`
+    (alpha^2 Q -> 1/4 sum beta_i^2 / theta_0i^2).
+
+    >>> min_weighted_l2_interpolant([[1.0, 1.0]], [2.0]).tolist()
+    [1.0, 1.0]
+    """
+    X = design("X", X)
+    y = targets("y", y, X.shape[0])
+    w = shape_vector(theta0, X.shape[1]) ** 2
+    return w * (X.T @ torch.linalg.solve((X * w) @ X.T, y))

@@ -1,0 +1,185 @@
+"""Hard-margin SVM through the origin: the direction logistic GD converges to.
+
+max-margin problem (course notes, lecture 11/14; Soudry et al. 2018, Eq. (4)):
+
+    w_hat = argmin 1/2 |w|^2  subject to  y_i w . x_i >= 1 for all i,
+
+solved through its dual QP
+
+    min_{a >= 0} 1/2 |sum_i a_i y_i x_i|^2 - sum_i a_i,   w_hat = sum_i a_i y_i x_i,
+
+by L-BFGS-B followed by an exact active-set polish (solve the support
+equations y_i w . x_i = 1 on the support set, add violated points, drop
+negative multipliers), and checked against the KKT conditions (margins >= 1,
+a >= 0, a_i (y_i w . x_i - 1) = 0). The geometric margin is 1 / |w_hat|;
+support vectors are the points with a_i > 0.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.optimize import linprog, minimize
+
+from .._checks import check_int, check_positive, message
+from ._validate import design, labels_pm1
+
+__all__ = ["MaxMargin", "max_margin", "max_margin_direction", "separable_dataset"]
+
+_KKT_TOL = 1e-8
+
+
+@dataclass(frozen=True)
+class MaxMargin:
+    """The hard-margin SVM through the origin.
+
+    Attributes:
+        w: (d,) the max-margin vector w_hat (margins y_i w . x_i >= 1, equality on support).
+        margin: the geometric margin gamma = 1 / |w_hat|.
+        dual: (n,) the dual variables a_i >= 0 (w_hat = sum_i a_i y_i x_i).
+        support: indices of the support vectors (a_i > 0).
+        margins: (n,) functional margins y_i w_hat . x_i.
+    """
+
+    w: torch.Tensor
+    margin: float
+    dual: torch.Tensor
+    support: torch.Tensor
+    margins: torch.Tensor
+
+
+def _check_separable(Z: np.ndarray) -> None:
+    res = linprog(
+        np.zeros(Z.shape[1]), A_ub=-Z, b_ub=-np.ones(Z.shape[0]), bounds=(None, None),
+        method="highs",
+    )  # fmt: skip
+    if res.status == 2:
+        raise ValueError(
+            message(
+                "X, y",
+                "linearly separable through the origin (some w with y_i w . x_i > 0 for all i)",
+                "a non-separable data set",
+                "Logistic GD then has a finite minimiser and no max-margin limit",
+            )
+        )
+
+
+def _polish(Z: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Exact active-set refinement of an approximate dual solution."""
+    n = Z.shape[0]
+    support = set(np.flatnonzero(a > 1e-6 * max(a.max(), 1e-300)).tolist())
+    for _ in range(4 * n + 10):
+        idx = np.array(sorted(support), dtype=int)
+        a = np.zeros(n)
+        if idx.size:
+            zs = Z[idx]
+            a[idx] = np.linalg.lstsq(zs @ zs.T, np.ones(idx.size), rcond=None)[0]
+        if idx.size and a[idx].min() < 0:
+            support.discard(int(idx[np.argmin(a[idx])]))
+            continue
+        m = Z @ (Z.T @ a)
+        outside = np.setdiff1d(np.arange(n), idx)
+        if outside.size and m[outside].min() < 1 - 1e-12:
+            support.add(int(outside[np.argmin(m[outside])]))
+            continue
+        return a
+    raise RuntimeError("max_margin: the active-set polish did not converge")
+
+
+def max_margin(X: Any, y: Any) -> MaxMargin:
+    """The hard-margin SVM through the origin (no bias), with its dual and support vectors.
+
+    Args:
+        X: (n, d) inputs; y: (n,) labels in {-1, +1}, linearly separable through 0.
+
+    Returns:
+        A :class:`MaxMargin` satisfying the KKT conditions to 1e-8.
+
+    Raises:
+        ValueError: bad shapes or labels, or data not separable through the origin.
+
+    >>> X = torch.tensor([[1.0, 1.0], [1.0, -1.0], [3.0, 0.0]], dtype=torch.float64)
+    >>> res = max_margin(X, [1, 1, 1])  # w_hat = (1, 0), margin 1
+    >>> [round(v, 12) for v in res.w.tolist()], round(res.margin, 12), res.support.tolist()
+    ([1.0, 0.0], 1.0, [0, 1])
+    """
+    X = design("X", X)
+    y = labels_pm1("y", y, X.shape[0])
+    Z = (y[:, None] * X).numpy()
+    _check_separable(Z)
+    gram = Z @ Z.T
+    res = minimize(
+        lambda a: (0.5 * a @ gram @ a - a.sum(), gram @ a - 1.0),
+        np.zeros(Z.shape[0]), jac=True, method="L-BFGS-B", bounds=[(0, None)] * Z.shape[0],
+        options={"ftol": 1e-16, "gtol": 1e-12, "maxiter": 10_000},
+    )  # fmt: skip
+    a = _polish(Z, np.maximum(res.x, 0.0))
+    w = Z.T @ a
+    m = Z @ w
+    if m.min() < 1 - _KKT_TOL or a.min() < 0 or np.abs(a * (m - 1)).max() > _KKT_TOL:
+        raise RuntimeError("max_margin: the solution failed the KKT check")
+    return MaxMargin(
+        torch.from_numpy(w),
+        1.0 / float(np.linalg.norm(w)),
+        torch.from_numpy(a),
+        torch.from_numpy(np.flatnonzero(a > 0)),
+        torch.from_numpy(m),
+    )
+
+
+def max_margin_direction(X: Any, y: Any) -> torch.Tensor:
+    """The max-margin vector w_hat of the hard-margin SVM through the origin.
+
+    See :func:`max_margin` (this returns its ``w``; the direction is w / |w| and
+    |w| = 1 / margin).
+
+    >>> max_margin_direction([[2.0, 0.0], [-1.0, 0.0]], [1, -1]).tolist()
+    [1.0, 0.0]
+    """
+    return max_margin(X, y).w
+
+
+def separable_dataset(n: int, d: int = 2, margin: float = 0.5, *, gap: float = 0.5, seed: int = 0):
+    """A data set with a known max-margin solution w_hat = u / margin.
+
+    Points z_k = y_k x_k: d support vectors z_k = margin * u + r_k s_k with s_k
+    the unit vertices of a regular simplex orthogonal to u and random radii
+    r_k in [0.5, 2], then n - d points with z . u >= margin + gap; labels are
+    random signs and everything is rotated by a random orthogonal matrix. The
+    KKT conditions hold with a_k = (1 / r_k) / (margin^2 sum_j 1 / r_j) > 0 on
+    the support vectors (sum_k a_k r_k s_k = 0), so w_hat = u / margin exactly.
+
+    Args:
+        n: number of points (>= d); d: dimension (>= 2); margin: gamma > 0;
+        gap: extra margin of the non-support points; seed: randomness.
+
+    Returns:
+        (X (n, d), y (n,), w_hat (d,)) float64 tensors; the first d rows are the support vectors.
+
+    >>> X, y, w_hat = separable_dataset(10, 3, margin=0.25)
+    >>> bool((max_margin_direction(X, y) - w_hat).abs().max() < 1e-9)
+    True
+    """
+    n = check_int("n", n, minimum=2)
+    d = check_int("d", d, minimum=2)
+    if n < d:
+        raise ValueError(message("n", f"at least d = {d} (the support vectors)", n))
+    margin = check_positive("margin", margin)
+    gap = check_positive("gap", gap)
+    g = torch.Generator().manual_seed(check_int("seed", seed))
+    u = torch.full((d,), 1.0 / math.sqrt(d), dtype=torch.float64)
+    simplex = torch.eye(d, dtype=torch.float64) - 1.0 / d
+    radii = 0.5 + 1.5 * torch.rand(d, 1, generator=g, dtype=torch.float64)
+    support = margin * u + radii * simplex / simplex.norm(dim=1, keepdim=True)
+    along = margin + gap + torch.rand(n - d, 1, generator=g, dtype=torch.float64)
+    noise = torch.randn(n - d, d, generator=g, dtype=torch.float64)
+    noise = noise - (noise @ u)[:, None] * u
+    z = torch.cat([support, along * u + noise])
+    q, _ = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))
+    y = torch.where(torch.rand(n, generator=g) < 0.5, -1.0, 1.0).to(torch.float64)
+    y[0] = 1.0
+    return (y[:, None] * z) @ q.T, y, (u / margin) @ q.T

@@ -1,0 +1,57 @@
+"""Counting bounds for linear regions (course notes, Lecture 12/5).
+
+* One hidden layer, n_0 = 1: at most n_1 + 1 pieces (one kink xi_j = -b_j / W_j
+  per neuron), with equality when the kinks are distinct, lie inside the segment
+  and every neuron reaches the output.
+* One hidden layer, n_0 >= 1: the pieces are at most the cells of an arrangement
+  of n_1 hyperplanes in R^{n_0}, sum_{i=0}^{n_0} C(n_1, i) (Zaslavsky 1975), with
+  equality in general position.
+* Any depth: at most 3^N regions for N hidden neurons (one per sign vector in
+  {-1, 0, 1}^N, each a convex polytope). Full-dimensional activation regions carry
+  on/off patterns, so they number at most 2^N; the notes state 3^N.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .._checks import check_int
+
+__all__ = ["one_layer_1d_bound", "pattern_bound", "zaslavsky_count"]
+
+
+def zaslavsky_count(n_in: int, n_hidden: int) -> int:
+    """Cells of n_hidden hyperplanes in general position in R^n_in: sum_{i<=n_in} C(n_hidden, i).
+
+    The number of linear regions of a one-hidden-layer ReLU net in general
+    position (Zaslavsky 1975; course notes, Lecture 12/5, Example 2). It is
+    2^n_hidden when n_hidden <= n_in and ~ n_hidden^n_in / n_in! when n_hidden >> n_in.
+
+    >>> zaslavsky_count(2, 3), zaslavsky_count(1, 5), zaslavsky_count(4, 3)
+    (7, 6, 8)
+    """
+    n_in = check_int("n_in", n_in, minimum=1)
+    n_hidden = check_int("n_hidden", n_hidden, minimum=0)
+    return sum(math.comb(n_hidden, i) for i in range(n_in + 1))
+
+
+def pattern_bound(n_neurons: int) -> int:
+    """The notes' worst-case bound 3^N on the linear regions of any ReLU net with N neurons.
+
+    One region per sign vector in {-1, 0, 1}^N (course notes, Lecture 12/5, Lemma).
+    The full-dimensional activation regions have on/off patterns, hence also
+    number at most 2^N <= 3^N.
+
+    >>> pattern_bound(4)
+    81
+    """
+    return 3 ** check_int("n_neurons", n_neurons, minimum=0)
+
+
+def one_layer_1d_bound(n_hidden: int) -> int:
+    """At most n_1 + 1 pieces for one hidden layer on a line (course notes, Example 1).
+
+    >>> one_layer_1d_bound(7)
+    8
+    """
+    return check_int("n_hidden", n_hidden, minimum=0) + 1

@@ -1,0 +1,76 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dltheory.implicit_bias import (
+    diagonal_flow_limit,
+    min_l1_interpolant,
+    min_weighted_l2_interpolant,
+    q_alpha_argmin,
+    q_function,
+    q_potential,
+)
+
+
+def _problem(seed, n=3, d=8):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, d, generator=g, dtype=torch.float64)
+    y = torch.randn(n, generator=g, dtype=torch.float64)
+    shape = 0.5 + torch.rand(d, generator=g, dtype=torch.float64)
+    return X, y, shape
+
+
+def test_q_derivative_is_arcsinh_half():
+    z = torch.linspace(-5, 5, 11, dtype=torch.float64)
+    h = 1e-6
+    numeric = (q_function(z + h) - q_function(z - h)) / (2 * h)
+    torch.testing.assert_close(numeric, torch.asinh(z / 2), atol=1e-8, rtol=0)
+
+
+@pytest.mark.parametrize("alpha", [1e-2, 1.0, 1e2])
+def test_flow_limit_equals_q_argmin(alpha):
+    X, y, shape = _problem(int(math.log10(alpha)) + 5)
+    flow = diagonal_flow_limit(X, y, alpha, shape)
+    argmin = q_alpha_argmin(X, y, alpha, shape)
+    assert float((flow - argmin).abs().max()) < 1e-6
+    torch.testing.assert_close(X @ argmin, y, atol=1e-10, rtol=0)
+
+
+def test_argmin_beats_feasible_perturbations():
+    # KKT optimality checked independently: Q increases along null-space directions.
+    X, y, shape = _problem(3)
+    beta = q_alpha_argmin(X, y, 0.3, shape)
+    null = torch.linalg.svd(X).Vh[X.shape[0] :]
+    q0 = q_potential(beta, 0.3, shape)
+    for v in null:
+        for eps in (1e-3, -1e-3):
+            assert q_potential(beta + eps * v, 0.3, shape) > q0
+
+
+def test_limits_l1_and_weighted_l2():
+    X, y, shape = _problem(1)
+    l2 = min_weighted_l2_interpolant(X, y, shape)
+    assert float((q_alpha_argmin(X, y, 1e6, shape) - l2).abs().max()) < 1e-9
+    # the weighted-L2 solution is orthogonal (in the W^-1 metric) to the null space of X
+    null = torch.linalg.svd(X).Vh[X.shape[0] :]
+    assert float((null @ (l2 / shape**2)).abs().max()) < 1e-10
+    l1 = min_l1_interpolant(X, y)
+    errors = [
+        float((q_alpha_argmin(X, y, a, shape) - l1).abs().max()) for a in (1e-5, 1e-40, 1e-100)
+    ]
+    assert errors[2] < 1e-2 and errors[0] >= errors[2] - 1e-12
+    assert float(l1.abs().sum()) <= float(q_alpha_argmin(X, y, 1.0, shape).abs().sum()) + 1e-12
+
+
+def test_validation_messages():
+    X, y, _ = _problem(0)
+    with pytest.raises(ValueError, match="alpha must be > 0"):
+        q_alpha_argmin(X, y, 0.0)
+    with pytest.raises(ValueError, match="y must be of length 3"):
+        q_alpha_argmin(X, y[:2], 1.0)
+    with pytest.raises(ValueError, match="X must be of full row rank"):
+        q_alpha_argmin(np.ones((2, 4)), [1.0, 1.0], 1.0)
+    with pytest.raises(ValueError, match="theta0 must be nonzero"):
+        diagonal_flow_limit(X, y, 1.0, torch.zeros(8))

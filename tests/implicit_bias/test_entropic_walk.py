@@ -1,0 +1,40 @@
+import math
+
+import pytest
+
+from dltheory.implicit_bias import (
+    challenge_walk,
+    lattice_slow_mass,
+    valley_drift_prediction,
+    valley_sgd,
+    walk_density,
+)
+
+
+def test_valley_sgd_drifts_toward_lower_curvature_at_the_predicted_speed():
+    run = valley_sgd(2.0, 0.1, 150, chains=400, seed=1)
+    predicted = valley_drift_prediction(2.0, 0.1, 150) - 2.0
+    assert float(run.curvature_change.mean) < -5 * float(run.curvature_change.stderr)
+    assert run.displacement.agrees(predicted, 5.0, rtol=0.03)
+
+
+def test_no_noise_no_drift():
+    # noise -> 0: the drift speed vanishes like sigma^2
+    assert abs(valley_drift_prediction(2.0, 0.1, 100, noise=1e-4) - 2.0) < 1e-6
+
+
+def test_walk_mass_matches_the_lattice_law_not_the_notes():
+    run = challenge_walk(20, 1500, walkers=4000, seed=0)
+    assert run.slow_mass.agrees(lattice_slow_mass(20), 5.0)
+    notes = math.sqrt(2) / (math.sqrt(2) + 1)
+    assert abs(float(run.slow_mass.zscore(notes))) > 10
+    assert abs(lattice_slow_mass(800) - 0.8) < 1e-3
+    total = sum(float(walk_density(t)) for t in (1.0, 4.0)) * math.pi
+    assert abs(total - 1.0) < 1e-12
+
+
+def test_walk_and_valley_validation():
+    with pytest.raises(ValueError, match="eta must be < 2 / h"):
+        valley_sgd(4.0, 0.5, 10)
+    with pytest.raises(ValueError, match="m must be an integer >= 2"):
+        challenge_walk(1)

@@ -1,0 +1,64 @@
+import math
+
+import numpy as np
+import pytest
+
+from dltheory.implicit_bias import (
+    logistic_gd,
+    max_margin,
+    max_margin_direction,
+    separable_dataset,
+    soudry_asymptotics,
+)
+
+
+def test_max_margin_recovers_the_constructed_solution_and_kkt():
+    X, y, w_hat = separable_dataset(25, 3, margin=0.4, seed=2)
+    res = max_margin(X, y)
+    assert float((res.w - w_hat).abs().max()) < 1e-9
+    assert abs(res.margin - 0.4) < 1e-10
+    assert res.support.tolist() == [0, 1, 2]
+    assert float(res.margins.min()) > 1 - 1e-10
+
+
+def test_max_margin_matches_brute_force_in_2d():
+    X, y, _ = separable_dataset(15, 2, margin=0.3, seed=5)
+    phis = np.linspace(0, 2 * np.pi, 200001)
+    dirs = np.stack([np.cos(phis), np.sin(phis)], 1)
+    best = ((y[:, None] * X).numpy() @ dirs.T).min(0).max()
+    margin = max_margin(X, y).margin
+    assert best <= margin + 1e-12 and margin - best < 1e-4
+
+
+def test_non_separable_and_bad_labels_raise():
+    with pytest.raises(ValueError, match="linearly separable through the origin"):
+        max_margin_direction([[1.0, 0.0], [1.0, 0.0]], [1, -1])
+    with pytest.raises(ValueError, match=r"y must be labels in \{-1, \+1\}"):
+        max_margin_direction([[1.0, 0.0]], [0])
+    with pytest.raises(ValueError, match="eta must be > 0"):
+        logistic_gd([[1.0, 0.0]], [1], -1.0, 10)
+    with pytest.raises(TypeError, match="steps must be an integer"):
+        logistic_gd([[1.0, 0.0]], [1], 0.1, 10.5)
+
+
+def test_logistic_gd_follows_soudry_asymptotics():
+    eta = 0.1
+    X, y, _ = separable_dataset(20, 2, margin=0.5, seed=0)
+    traj = logistic_gd(X, y, eta, 10**5, n_log=40)
+    theory = soudry_asymptotics(X, y, eta)
+    assert theory.determined
+    # w(t) - w_hat log t -> w_tilde
+    offset = traj.w[-1] - theory.w_hat * math.log(10**5)
+    assert float((offset - theory.w_tilde).abs().max()) < 1e-2
+    late = traj.steps >= 10**3
+    log_t = np.log(traj.steps[late].numpy().astype(float))
+    slope = np.polyfit(log_t, 1 / np.tan(traj.angle[late].numpy()), 1)[0]
+    assert abs(slope / theory.cot_slope - 1) < 0.05
+    assert bool((traj.loss[1:].diff() < 0).all())
+
+
+def test_exponential_loss_has_the_same_limit():
+    X, y, _ = separable_dataset(10, 2, margin=0.5, seed=1)
+    a = logistic_gd(X, y, 0.05, 20_000, loss="exponential", n_log=10)
+    b = logistic_gd(X, y, 0.05, 20_000, loss="logistic", n_log=10)
+    assert float(a.angle[-1]) < 0.05 and float(b.angle[-1]) < 0.05
