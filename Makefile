@@ -37,6 +37,8 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/kernels.py
+	$(PY) benchmarks/ensemble.py
+	$(PY) benchmarks/regions.py
 
 clean:
 	rm -rf $(VENV) report .pytest_cache

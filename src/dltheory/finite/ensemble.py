@@ -94,8 +94,15 @@ class Ensemble:
         gen.manual_seed(int(state) & ((1 << 63) - 1))
         return gen
 
-    def _layers(self, k: int) -> Iterator[tuple[Any, tuple[torch.Tensor, torch.Tensor] | None]]:
-        """Yield (layer, weights) of batch k in order, drawing each Dense layer's weights."""
+    def _layers(
+        self, k: int
+    ) -> Iterator[tuple[Any, tuple[torch.Tensor, torch.Tensor, float] | None]]:
+        """Yield (layer, (omega, b, w_std)) of batch k in order, drawing each Dense layer.
+
+        W = w_std * omega with omega ~ N(0, 1) (B, n_l, n_{l-1}); the scale is
+        applied to W h (n_l x N numbers) rather than to W, which saves a pass
+        over the weights.
+        """
         start, stop = self._batch_range(k)
         gen, size, fan_in, dense = self._generator(k), stop - start, self.widths[0], 0
         kw = {"generator": gen, "dtype": self.dtype, "device": self.device}
@@ -104,9 +111,9 @@ class Ensemble:
                 yield layer, None
                 continue
             fan_out = self.widths[dense + 1]
-            w = torch.randn(size, fan_out, fan_in, **kw).mul_(math.sqrt(layer.c_w / fan_in))
+            omega = torch.randn(size, fan_out, fan_in, **kw)
             b = torch.randn(size, fan_out, 1, **kw).mul_(math.sqrt(layer.c_b))
-            yield layer, (w, b)
+            yield layer, (omega, b, math.sqrt(layer.c_w / fan_in))
             fan_in, dense = fan_out, dense + 1
 
     def weights(self, k: int) -> Weights:
@@ -114,7 +121,7 @@ class Ensemble:
         k = check_int("k", k, minimum=0)
         if k >= self.n_batches:
             raise ValueError(message("k", f"a batch index < {self.n_batches}", k))
-        return tuple(params for _, params in self._layers(k))
+        return tuple(None if p is None else (p[0].mul_(p[2]), p[1]) for _, p in self._layers(k))
 
     def batches(self, x: Any, *, keep_preactivations: bool = False) -> Iterator[EnsembleBatch]:
         """Run every batch of networks on inputs ``x`` (N, n_0), one batch at a time.
@@ -152,7 +159,7 @@ class Ensemble:
             if params is None:
                 modules.append(ActivationModule(layer.activation))
                 continue
-            w, b = params[0][row], params[1][row, :, 0]
+            w, b = params[0][row] * params[2], params[1][row, :, 0]
             dense = FiniteDense(layer, w.shape[1], w.shape[0], gen, self.dtype, self.device)
             with torch.no_grad():
                 dense.weight.copy_(w / dense.w_mult)
@@ -180,8 +187,9 @@ class Ensemble:
             if params is None:
                 h = layer.activation.fn(h)
                 continue
-            w, b = params
-            h = torch.baddbmm(b, w, h) if h.shape[0] == w.shape[0] else torch.matmul(w, h) + b
+            omega, b, w_std = params
+            h = torch.bmm(omega, h) if h.shape[0] == omega.shape[0] else torch.matmul(omega, h)
+            h = h.mul_(w_std).add_(b)
             if keep:
                 kept.append(h.transpose(1, 2))
         start, stop = self._batch_range(k)
