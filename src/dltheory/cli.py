@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -311,6 +312,7 @@ def analyze(
         "correlation_theory": a.profile.correlation.tolist(),
         "correlation_measured": a.measured.correlation.tolist(),
         "correlation_stderr": a.measured.correlation_se.tolist(),
+        "finite_width": None if a.finite_width is None else asdict(a.finite_width),
     }  # fmt: skip
     if as_json:
         from .report.result import plain
@@ -329,6 +331,15 @@ def analyze(
                   f"{_fmt(document['variance_theory'][-1])} / "
                   f"{_fmt(document['variance_measured'][-1])} "
                   f"± {_fmt(document['variance_stderr'][-1])}")  # fmt: skip
+    labels = {
+        "output_kurtosis": "output excess kurtosis (1/n order)",
+        "output_shift": "output variance shift / K (1/n order)",
+        "beta": "ReLU path counting beta = 5 L / n",
+        "region_density": "linear pieces per unit length",
+    }
+    for key, value in (document["finite_width"] or {}).items():
+        if value is not None:
+            table.add_row(labels[key], _fmt(value))
     Console().print(table)
 
 

@@ -46,3 +46,15 @@ def test_cli_json_and_errors(tmp_path):
     assert bad.exit_code != 0
     with pytest.raises(ValueError, match="c_w must be given"):
         analyze("sigmoid", depth=3, width=8)
+
+
+def test_analyze_reports_finite_width_diagnostics():
+    a = analyze("relu", depth=6, width=50, n_networks=2)  # He init, C_b = 0
+    fw = a.finite_width
+    assert fw.output_kurtosis == pytest.approx(15 * 6 / 50, rel=1e-12)  # 15 L / n
+    assert abs(fw.output_shift) < 1e-12 and fw.beta == pytest.approx(5 * 6 / 50)
+    assert fw.region_density is None  # Gaussian-bias density needs C_b > 0
+    b = analyze("relu", depth=2, width=16, c_w=2.0, c_b=0.1, n_networks=2)
+    assert b.finite_width.region_density > 0
+    t = analyze("tanh", depth=4, width=64, n_networks=2)
+    assert t.finite_width.beta is None and t.finite_width.output_kurtosis > 0

@@ -2,8 +2,10 @@
 
 Is the initialisation critical, how far from it (chi_parallel - 1, chi_perp - 1),
 how the depth compares with the depth scales xi_q, xi_c (Schoenholz et al. 2017),
-and the kernel's depth profile, analytic and measured on sampled networks.
-Later capabilities add their diagnostics here.
+the kernel's depth profile, analytic and measured on sampled networks, and the
+finite-width diagnostics: the leading 1/n output kurtosis and kernel shift
+(:func:`dltheory.kernels.finite_width_corrections`), and for ReLU-family nets the
+path-counting beta = 5 sum 1/n_l and the density of linear pieces along a line.
 """
 
 from __future__ import annotations
@@ -20,7 +22,25 @@ from .critical_point import CriticalPoint, critical_point
 from .depth_scales import DepthScales, depth_scales
 from .profiles import DepthProfile, MeasuredDepthProfile, depth_profile, measured_depth_profile
 
-__all__ = ["Analysis", "analyze", "plot_analysis"]
+__all__ = ["Analysis", "FiniteWidthSummary", "analyze", "plot_analysis"]
+
+
+@dataclass(frozen=True)
+class FiniteWidthSummary:
+    """Finite-width diagnostics at the analysed width (leading order in 1/n).
+
+    Attributes:
+        output_kurtosis: excess kurtosis of the output z^(L+1) at one input.
+        output_shift: relative shift (E[z^2] - K) / K of the output variance.
+        beta: 5 sum_l 1/n_l, the log-variance of ReLU Jacobian norms (ReLU only).
+        region_density: expected linear pieces per unit length along a line at
+            distance 1 from the origin (ReLU / leaky ReLU with C_b > 0; else None).
+    """
+
+    output_kurtosis: float
+    output_shift: float
+    beta: float | None
+    region_density: float | None
 
 
 @dataclass(frozen=True)
@@ -37,6 +57,7 @@ class Analysis:
     verdict: str
     profile: DepthProfile
     measured: MeasuredDepthProfile
+    finite_width: FiniteWidthSummary | None = None
 
 
 def _verdict(scales: DepthScales | None, depth: int) -> str:
@@ -94,8 +115,36 @@ def analyze(
     )
     profile = depth_profile(act, c_w, c_b, x, depth)
     measured = measured_depth_profile(act, c_w, c_b, x, depth, width, n_networks, seed=seed)
+    finite = _finite_width(act, depth, width, c_w, c_b, x[0])
     return Analysis(act.name, depth, width, c_w, c_b, point, scales, _verdict(scales, depth),
-                    profile, measured)  # fmt: skip
+                    profile, measured, finite)  # fmt: skip
+
+
+def _finite_width(
+    act: Activation, depth: int, width: int, c_w: float, c_b: float, x: torch.Tensor
+) -> FiniteWidthSummary | None:
+    from ..kernels import finite_width_corrections
+    from ..spec import MLP
+
+    try:
+        c = finite_width_corrections(MLP(depth, act, c_w=c_w, c_b=c_b), x, width)
+    except ValueError:  # K = 0 somewhere: no expansion
+        return None
+    relu_family = act.name in ("relu", "leaky_relu")
+    density = None
+    if relu_family and c_b > 0 and c_w > 0:
+        from ..regions import density_prediction
+
+        slope = float(act.params.get("slope", 0.0))
+        density = density_prediction(
+            [width] * depth, x.shape[0], c_w=c_w, c_b=c_b, negative_slope=slope
+        ).density
+    return FiniteWidthSummary(
+        output_kurtosis=float(c.excess_kurtosis[-1, 0]),
+        output_shift=float(c.shift[-1, 0] / c.kernel[-1, 0]),
+        beta=5.0 * depth / width if act.name == "relu" else None,
+        region_density=density,
+    )
 
 
 def plot_analysis(analysis: Analysis) -> Any:
