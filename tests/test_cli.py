@@ -104,6 +104,9 @@ def test_kernel_table_shows_the_matrices(capsys):
         (["report"], "--out must be a directory path. Got None."),
         (["report", "--only", "nope", "--out", "{tmp}"], "only must be names of registered"),
         (["nope"], "No such command 'nope'"),
+        (["report", "--out", "{tmp}", "--backend", "ray"], "--backend must be one of 'serial'"),
+        (["report", "--out", "{tmp}", "--address", "tcp://h:8786"], "--address must be given"),
+        (["report", "--out", "{tmp}", "--workers", "0"], "--workers must be an integer >= 1"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(capsys, tmp_path, argv, expected):

@@ -28,7 +28,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import MLP
-from ._checks import check_int, message
+from ._checks import check_choice, check_int, message
 from .criticality import chi_parallel, chi_perp
 
 __all__ = ["app", "main"]
@@ -354,13 +354,26 @@ def report(
     ] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the reproductions and exit.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of every reproduction.")] = 0,
+    backend: Annotated[
+        str, typer.Option(help="Where sweeps inside reproductions run: serial or dask.")
+    ] = "serial",
+    address: Annotated[
+        str | None, typer.Option(help="Dask scheduler address (default: a LocalCluster).")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Workers of the local Dask cluster.")] = 2,
 ) -> None:
     """Run the course's reproductions: prediction vs measurement, verdict, figure.
 
     DIR/results.json and DIR/report.html are rewritten after every reproduction, so an
     interrupted run keeps the finished ones.
     """
+    from .parallel import configure
     from .report import registered, run_report, select
+
+    check_choice("--backend", backend, ("serial", "dask"))
+    if address is not None and backend != "dask":
+        raise CliError(message("--address", "given only with --backend dask", address), 2)
+    check_int("--workers", workers, minimum=1)
 
     if list_:
         table = Table(title="reproductions")
@@ -373,7 +386,8 @@ def report(
     if out is None:
         raise CliError(message("--out", "a directory path", None, "Pass --out DIR (or --list)"), 2)
     try:
-        run = run_report(out, quick=quick, only=only, progress=True, seed=seed)
+        with configure(backend, address=address, n_workers=workers):
+            run = run_report(out, quick=quick, only=only, progress=True, seed=seed)
     except KeyboardInterrupt:
         raise CliError(f"interrupted; finished reproductions are saved in {out}", 130) from None
     console = Console()

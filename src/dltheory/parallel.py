@@ -29,10 +29,37 @@ import torch
 
 from ._checks import check_choice, check_int, message
 
-__all__ = ["grid", "sweep", "task_seeds"]
+__all__ = ["configure", "grid", "sweep", "task_seeds"]
 
 Backend = Literal["serial", "dask"]
 OnResult = Callable[[int, Mapping[str, Any], Any], None]
+
+
+_DEFAULTS: dict[str, Any] = {"backend": "serial", "address": None, "n_workers": 2}
+
+
+@contextlib.contextmanager
+def configure(
+    backend: Backend = "serial", *, address: str | None = None, n_workers: int = 2
+) -> Iterator[None]:
+    """Within the block, sweeps that do not name a backend use this one.
+
+    This is how callers that do not expose a backend themselves (the report's
+    reproductions, ``dltheory report --backend dask``) are sent to Dask.
+
+    >>> with configure("serial"):
+    ...     sweep(pow, [{"base": 2, "exp": 5}])
+    [32]
+    """
+    check_choice("backend", backend, ("serial", "dask"))
+    n_workers = check_int("n_workers", n_workers, minimum=1)
+    before = dict(_DEFAULTS)
+    _DEFAULTS.update(backend=backend, address=address, n_workers=n_workers)
+    try:
+        yield
+    finally:
+        _DEFAULTS.clear()
+        _DEFAULTS.update(before)
 
 
 def task_seeds(root: int, n: int) -> list[int]:
@@ -90,9 +117,9 @@ def sweep(
     fn: Callable[..., Any],
     tasks: Iterable[Mapping[str, Any]],
     *,
-    backend: Backend = "serial",
+    backend: Backend | None = None,
     address: str | None = None,
-    n_workers: int = 2,
+    n_workers: int | None = None,
     threads_per_task: int | None = 1,
     on_result: OnResult | None = None,
 ) -> list[Any]:
@@ -101,11 +128,12 @@ def sweep(
     Args:
         fn: a module-level function (workers import it by name).
         tasks: keyword-argument dicts, e.g. from :func:`grid`.
-        backend: ``"serial"`` (here, in order) or ``"dask"``.
+        backend: ``"serial"`` (here, in order) or ``"dask"``; ``None``: the one set
+            by :func:`configure` (serial unless configured).
         address: a running Dask scheduler (``"tcp://host:8786"``); ``None`` with
             ``backend="dask"`` starts a ``LocalCluster`` of ``n_workers``
             single-threaded worker processes for this sweep.
-        n_workers: workers of the local cluster.
+        n_workers: workers of the local cluster (default 2, or as configured).
         threads_per_task: torch threads inside each task (``None``: leave as is).
         on_result: called as ``on_result(index, task, result)`` when a task finishes.
 
@@ -118,6 +146,10 @@ def sweep(
     for i, task in enumerate(tasks):
         if not isinstance(task, dict):
             raise TypeError(message(f"tasks[{i}]", "a dict of keyword arguments", task))
+    if backend is None:
+        backend = _DEFAULTS["backend"]
+        address = _DEFAULTS["address"] if address is None else address
+    n_workers = _DEFAULTS["n_workers"] if n_workers is None else n_workers
     check_choice("backend", backend, ("serial", "dask"))
     if threads_per_task is not None:
         threads_per_task = check_int("threads_per_task", threads_per_task, minimum=1)

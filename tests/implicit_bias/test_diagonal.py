@@ -38,6 +38,17 @@ def test_flow_limit_equals_q_argmin(alpha):
     torch.testing.assert_close(X @ argmin, y, atol=1e-10, rtol=0)
 
 
+def test_flow_limit_equals_q_argmin_over_a_sweep():
+    # Intermediate alphas on a smaller problem, at a looser integrator tolerance (still
+    # ~1e-12 accurate, far below the 1e-6 checked); the ends 1e-2, 1e2 run above at the
+    # default rtol, so together alpha = 1e-2, 1e-1, 1, 10, 1e2 are covered.
+    X, y, shape = _problem(11, n=2, d=4)
+    for alpha in (0.1, 1.0, 10.0):
+        flow = diagonal_flow_limit(X, y, alpha, shape, rtol=1e-9)
+        argmin = q_alpha_argmin(X, y, alpha, shape)
+        assert float((flow - argmin).abs().max()) < 1e-6, alpha
+
+
 def test_argmin_beats_feasible_perturbations():
     # KKT optimality checked independently: Q increases along null-space directions.
     X, y, shape = _problem(3)

@@ -318,10 +318,8 @@ def diagonal_flow_limit(
     rhs, jac = _flow_rhs(Xn, yn, d)
     state, atol = _start(alpha, shape.numpy(), Xn, yn, rtol)
     # The linearised time scale at init is 1 / (8 alpha^2 lambda_max(X W X^T)).
-    t, horizon = (
-        0.0,
-        1.0 / (8.0 * alpha**2 * float(np.linalg.eigvalsh((Xn * shape.numpy() ** 2) @ Xn.T).max())),
-    )
+    lam = float(np.linalg.eigvalsh((Xn * shape.numpy() ** 2) @ Xn.T).max())
+    t, horizon = 0.0, 1.0 / (8.0 * alpha**2 * lam)
     tol = 1e-13 * (1.0 + np.abs(yn).max())
     beta_old = None
     for _ in range(max_doublings):
@@ -335,7 +333,8 @@ def diagonal_flow_limit(
             return torch.from_numpy(beta)
         beta_old, horizon = beta, 2.0 * horizon
     raise RuntimeError(
-        f"diagonal_flow_limit: no convergence after {max_doublings} doublings (residual {residual:.3g})"
+        f"diagonal_flow_limit: no convergence after {max_doublings} doublings "
+        f"(residual {residual:.3g})"
     )
 
 

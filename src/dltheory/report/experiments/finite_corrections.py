@@ -18,12 +18,13 @@ import torch
 
 from ...finite import Estimate, ensemble, preactivation_moments
 from ...kernels import finite_width_corrections
+from ...parallel import sweep
 from ...spec import MLP
 from ..figures import new_figure, png_bytes
 from ..registry import reproduction
 from ..result import Outcome
 
-__all__ = ["Fit", "fit_one_over_n", "fourth_cumulant_1n"]
+__all__ = ["Fit", "fit_one_over_n", "fourth_cumulant_1n", "measure_width"]
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,23 @@ _INPUT = (0.3, -1.2, 0.8)
 _N_STD = 5.0
 
 
+def measure_width(depth: int, width: int, n_networks: int, seed: int) -> dict[str, float]:
+    """One sweep point: kurtosis and kernel shift of z^(L) over a GELU ensemble of one width."""
+    spec = MLP(depth, _ACT, c_w=_C_W, c_b=_C_B)
+    x = torch.tensor([_INPUT], dtype=torch.float64)
+    networks = ensemble(spec, width, n_networks, seed=seed, in_dim=x.shape[1])
+    m = preactivation_moments(networks, x)
+    k = finite_width_corrections(spec, x, width).kernel
+    layer = depth - 1  # the last hidden layer's preactivation z^(L)
+    return {
+        "kurtosis": float(m.excess_kurtosis.mean[layer, 0]),
+        "kurtosis_stderr": float(m.excess_kurtosis.stderr[layer, 0]),
+        "shift": float(m.second.mean[layer, 0] - k[layer, 0]),
+        "shift_stderr": float(m.second.stderr[layer, 0]),
+        "n": m.second.n,
+    }
+
+
 @reproduction(
     "fourth_cumulant_1n",
     title="Finite-width corrections: the four-point function and kernel shift scale as 1/n",
@@ -100,19 +118,15 @@ def fourth_cumulant_1n(quick: bool = False, seed: int = 0) -> Outcome:
     sizes = _QUICK if quick else _FULL
     spec = MLP(sizes.depth, _ACT, c_w=_C_W, c_b=_C_B)
     x = torch.tensor([_INPUT], dtype=torch.float64)
-    layer = sizes.depth - 1  # the last hidden layer's preactivation z^(L)
-    kurt, shift = [], []
-    for index, width in enumerate(sizes.widths):
-        networks = ensemble(
-            spec, width, sizes.n_networks(width), seed=1_000_003 * seed + index,
-            in_dim=x.shape[1], dtype=torch.float32,
-        )  # fmt: skip
-        m = preactivation_moments(networks, x)
-        theory = finite_width_corrections(spec, x, width)
-        kurt.append(Estimate(float(m.excess_kurtosis.mean[layer, 0]),
-                             float(m.excess_kurtosis.stderr[layer, 0]), m.second.n))  # fmt: skip
-        shift.append(Estimate(float(m.second.mean[layer, 0] - theory.kernel[layer, 0]),
-                              float(m.second.stderr[layer, 0]), m.second.n))  # fmt: skip
+    layer = sizes.depth - 1
+    tasks = [
+        {"depth": sizes.depth, "width": n, "n_networks": sizes.n_networks(n),
+         "seed": 1_000_003 * seed + index}
+        for index, n in enumerate(sizes.widths)
+    ]  # fmt: skip
+    points = sweep(measure_width, tasks, threads_per_task=None)  # Dask if configured
+    kurt = [Estimate(p["kurtosis"], p["kurtosis_stderr"], p["n"]) for p in points]
+    shift = [Estimate(p["shift"], p["shift_stderr"], p["n"]) for p in points]
     theory = finite_width_corrections(spec, x, 1)  # at n = 1 the 1/n coefficients themselves
     a_kurt = float(theory.excess_kurtosis[layer, 0])
     a_shift = float(theory.shift[layer, 0])
