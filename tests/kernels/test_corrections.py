@@ -13,6 +13,7 @@ from dltheory.finite.moments import preactivation_moments, ratio_estimate
 from dltheory.kernels.corrections import (
     finite_width_corrections,
     gaussian_moments,
+    linear_exact_excess_kurtosis,
     relu_exact_excess_kurtosis,
 )
 
@@ -81,7 +82,7 @@ def test_linear_network_four_point_and_vertex():
     c = finite_width_corrections(MLP(depth, "identity", c_w=1.0), X, n)
     # z^(l+1) | layer l ~ N(0, |z^(l)|^2 / n): E[z^4] = 3 K^2 (1 + 2/n)^L exactly.
     assert float(c.excess_kurtosis[-1, 0]) == pytest.approx(6 * depth / n, rel=1e-12)
-    assert 3 * ((1 + 2 / n) ** depth - 1) - 6 * depth / n == pytest.approx(
+    assert linear_exact_excess_kurtosis([n] * depth) - 6 * depth / n == pytest.approx(
         3 * 3 * 4 / n**2 + 3 * 8 / n**3, rel=1e-12
     )
     k = c.kernel[:, 0]
@@ -147,3 +148,16 @@ def test_errors():
         finite_width_corrections("mlp", torch.ones(3), 10)
     with pytest.raises(ValueError, match="x must be finite"):
         finite_width_corrections(MLP(2, "tanh"), torch.tensor([1.0, float("inf")]), 10)
+
+
+def test_exact_linear_and_relu_laws_against_monte_carlo():
+    x = torch.tensor([[0.7, -1.1]], dtype=torch.float64)
+    for name, c_w, law in (
+        ("identity", 1.3, linear_exact_excess_kurtosis),
+        ("relu", 2.0, relu_exact_excess_kurtosis),
+    ):
+        spec = MLP(2, name, c_w=c_w)
+        z = ensemble(spec, 5, 200_000, in_dim=2, seed=4, dtype=torch.float64).forward(x)
+        kurt, _ = ratio_estimate(z[:, 0, 0] ** 2, z[:, 0, 0] ** 4)
+        exact = law([5, 5])
+        assert abs(float(kurt.mean) - exact) <= 5 * float(kurt.stderr), (name, kurt, exact)

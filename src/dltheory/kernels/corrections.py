@@ -45,6 +45,7 @@ __all__ = [
     "GaussianMoments",
     "finite_width_corrections",
     "gaussian_moments",
+    "linear_exact_excess_kurtosis",
     "relu_exact_excess_kurtosis",
 ]
 
@@ -244,4 +245,18 @@ def relu_exact_excess_kurtosis(widths: Sequence[int]) -> float:
     1.5
     """
     prod = math.prod(1 + 5 / check_int("width", n, minimum=1) for n in widths)
+    return 3 * (prod - 1)
+
+
+def linear_exact_excess_kurtosis(widths: Sequence[int]) -> float:
+    """Exact excess kurtosis 3 (prod_l (1 + 2/n_l) - 1) of a deep linear net's output (C_b = 0).
+
+    Given layer l, z^(l+1) is Gaussian with variance G = (C_w/n_l) |z^(l)|^2, a
+    scaled chi^2_{n_l}: E[G^2] = (1 + 2/n_l) E[G]^2, whatever C_w. To first
+    order: 6 sum_l 1/n_l.
+
+    >>> linear_exact_excess_kurtosis([4])
+    1.5
+    """
+    prod = math.prod(1 + 2 / check_int("width", n, minimum=1) for n in widths)
     return 3 * (prod - 1)
