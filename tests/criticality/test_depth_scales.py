@@ -75,3 +75,21 @@ def test_negative_variance_is_refused() -> None:
 def test_correlation_map_needs_positive_variance() -> None:
     with pytest.raises(ValueError, match=r"^k_star must be > 0"):
         correlation_map("tanh", 1.0, 0.0, 0.0, 0.5)
+
+
+def test_tanh_small_k_star_just_past_unit_weights() -> None:
+    # E_K[tanh^2] = K - 2 K^2 + O(K^3) gives K* = (C_w - 1) / (2 C_w) at C_b = 0:
+    # 7.5e-9 here, below fixed_points' scan (which starts at 1e-8).
+    c_w = 1.0 + 1.5e-8
+    d = depth_scales("tanh", c_w, 0.0)
+    assert d.k_star == pytest.approx((c_w - 1.0) / (2.0 * c_w), rel=1e-6)
+    assert d.phase == "critical"  # chi_perp = 1 + O((C_w - 1)^2)
+
+
+def test_chaotic_rho_star_close_to_one_is_resolved() -> None:
+    # C_b = 0.05 just past the boundary C_w ~ 1.7610: rho* lies in (0.99, 1).
+    d = depth_scales("tanh", 1.762, 0.05)
+    assert d.phase == "chaotic" and 0.99 < d.rho_star < 1.0
+    f = float(correlation_map("tanh", 1.762, 0.05, d.k_star, d.rho_star))
+    assert f == pytest.approx(d.rho_star, abs=1e-12)
+    assert 0.0 < d.chi_c < 1.0

@@ -85,3 +85,30 @@ def test_grid_must_increase() -> None:
 def test_plot_needs_a_diagram() -> None:
     with pytest.raises(TypeError, match=r"^diagram must be a PhaseDiagram"):
         plot_phase_diagram({"c_w": [1.0]})
+
+
+def test_tanh_boundary_at_zero_bias_is_unit_weights_off_grid() -> None:
+    # 1.0 is not on this grid: the boundary search passes C_w = 1 + O(1e-8), where
+    # K* ~ (C_w - 1) / 2 lies below the fixed-point scan (it used to raise).
+    d = phase_diagram("tanh", np.linspace(0.5, 4.5, 12)[:4], [0.0])
+    assert d.boundary_c_w[0] == pytest.approx(1.0, abs=1e-8)
+    assert d.phase[0, 1] == "ordered" and d.phase[0, 2] == "chaotic"
+
+
+def test_boundary_is_finite_wherever_chi_perp_crosses_one() -> None:
+    d = phase_diagram("tanh", [0.5, 1.5, 3.0, 4.5], [0.0, 0.05, 1.0, 3.0])
+    crosses = np.nanmin(d.chi_perp, axis=1) < 1.0
+    crosses &= np.nanmax(d.chi_perp, axis=1) > 1.0
+    assert crosses.tolist() == [True, True, True, False]
+    assert np.isfinite(d.boundary_c_w[crosses]).all()
+    assert np.isnan(d.boundary_c_w[~crosses]).all()  # C_b = 3: the boundary is past C_w = 4.5
+    for c_b, c_w in zip(d.c_b[1:3], d.boundary_c_w[1:3], strict=True):
+        assert _chi_perp_reference(float(c_w), float(c_b)) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_chaotic_points_next_to_the_boundary_keep_their_phase() -> None:
+    # Just past the boundary rho* is within 0.01 of 1; the grid point is chaotic, not NaN.
+    edge = phase_diagram("tanh", [1.0, 2.0], [0.05]).boundary_c_w[0]
+    d = phase_diagram("tanh", [1.0, edge + 1e-3, 2.0], [0.05])
+    assert d.phase[0].tolist() == ["ordered", "chaotic", "chaotic"]
+    assert np.isfinite(d.xi_c).all() and d.xi_c[0, 1] > d.xi_c[0, 2]

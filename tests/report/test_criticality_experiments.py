@@ -1,10 +1,11 @@
-"""tanh_critical_decay: the 1/(2l) law of the K* = 0 class."""
+"""tanh_critical_decay (the 1/(2l) law of the K* = 0 class) and he_init_relu."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from dltheory import MLP
@@ -58,3 +59,36 @@ def test_tanh_critical_decay_quick_passes_with_a_figure():
 def test_registered_in_the_report():
     assert "criticality" in MODULES
     assert registered()["tanh_critical_decay"].topic == "criticality"
+
+
+def _tiny(monkeypatch) -> None:
+    from dltheory.report.experiments import criticality as c
+
+    monkeypatch.setattr(c, "_HE_QUICK", c._HeSizes(64, 6, 4))
+
+
+def test_he_init_relu_plumbing(monkeypatch):
+    from dltheory.report.experiments.criticality import he_init_relu
+
+    _tiny(monkeypatch)
+    outcome = he_init_relu(quick=True, seed=0)
+    assert outcome.figure.startswith(PNG_SIGNATURE)
+    assert len(outcome.prediction) == 7
+    assert outcome.prediction[0] == 0.0  # orthogonal inputs at layer 1 (C_b = 0)
+    assert outcome.prediction[1] == pytest.approx(1.0 / math.pi, rel=1e-10)  # f(0) = 1 / pi
+    assert outcome.details["asymptote_within_1_percent"] is True
+
+
+def test_relu_critical_correlation_power_law():
+    from dltheory.report.experiments.criticality import relu_critical_correlation
+
+    rho = relu_critical_correlation(0.0, 3)
+    assert rho[1].item() == pytest.approx(1 / math.pi, rel=1e-14)
+    # Independent check of the asymptote: 1 - f(1 - e) = e - (2 e)^(3/2) / (3 pi) + O(e^2).
+    e = 1e-6
+    step = relu_critical_correlation(1 - e, 2)
+    assert 1 - step[1].item() == pytest.approx(e - (2 * e) ** 1.5 / (3 * math.pi), rel=1e-4)
+
+
+def test_he_init_relu_registered():
+    assert registered()["he_init_relu"].topic == "criticality"

@@ -14,12 +14,22 @@ from .critical_point import CriticalPoint, critical_point, k_star_zero_decay
 from .depth_scales import DepthScales, Phase, correlation_map, depth_scales
 from .fixed_points import FixedPoint, FixedPoints, fixed_points
 from .init import critical_init_
+from .measure import (
+    CorrelationFit,
+    CorrelationScale,
+    fit_correlation_scale,
+    measured_correlation_scale,
+)
+from .pair_correlations import CorrelationSamples, correlation_samples, pair_inputs
 from .phase_diagram import PhaseDiagram, phase_diagram, plot_phase_diagram
 from .profiles import DepthProfile, MeasuredDepthProfile, depth_profile, measured_depth_profile
 from .susceptibility import chi_parallel, chi_perp
 
 __all__ = [
     "Analysis",
+    "CorrelationFit",
+    "CorrelationSamples",
+    "CorrelationScale",
     "CriticalPoint",
     "DepthProfile",
     "DepthScales",
@@ -32,13 +42,17 @@ __all__ = [
     "chi_parallel",
     "chi_perp",
     "correlation_map",
+    "correlation_samples",
     "critical_init_",
     "critical_point",
     "depth_profile",
     "depth_scales",
+    "fit_correlation_scale",
     "fixed_points",
     "k_star_zero_decay",
+    "measured_correlation_scale",
     "measured_depth_profile",
+    "pair_inputs",
     "phase_diagram",
     "plot_analysis",
     "plot_phase_diagram",

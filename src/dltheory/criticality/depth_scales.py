@@ -36,7 +36,9 @@ __all__ = ["DepthScales", "Phase", "correlation_map", "depth_scales"]
 
 Phase = Literal["ordered", "chaotic", "critical"]
 _PHASES = ("ordered", "chaotic", "critical")
-_RHO_GRID = np.linspace(-1.0, 1.0, 201)
+# rho in [-1, 0.99] by 0.01, then 1 - 10^-j for j = 2.25 .. 7 (rho* nears 1 at the boundary).
+_RHO_GRID = np.concatenate([np.linspace(-1.0, 0.99, 200), 1.0 - np.logspace(-2.25, -7, 20)])
+_SCAN_FLOOR = 1e-10  # fixed_points scans K from k_max * 1e-10 up
 
 
 @dataclass(frozen=True)
@@ -103,11 +105,35 @@ def correlation_map(
     return (c_b + c_w * s.nngp_map(q, rho * q, q)) / q
 
 
+def _small_k_star(s: Activation, c_w: float, c_b: float, k_low: float) -> float | None:
+    """A stable K* in (0, k_low) below the scan of ``fixed_points``, or None.
+
+    At C_b = 0 with s(0) = 0 and C_w just past 1 / s'(0)^2 (e.g. tanh at
+    C_w = 1 + 1e-8) K* = 0 repels and the stable K* is O(C_w s'(0)^2 - 1),
+    below the scan's first point. It is the root of h(K) = C_w E_K[s^2] / K - 1,
+    which is C_w s'(0)^2 - 1 > 0 as K -> 0 (no cancellation, unlike g(K)).
+    """
+    if c_b != 0.0:
+        return None
+
+    def h(k: float) -> float:
+        return c_w * float(s.second_moment(torch.tensor(k, dtype=torch.float64))) / k - 1.0
+
+    tiny = 1e-12 * k_low
+    if not h(tiny) > 0.0 > h(k_low):
+        return None
+    k = float(brentq(h, tiny, k_low, xtol=1e-300, rtol=1e-15))
+    return k if abs(float(chi_parallel(s, c_w, k))) < 1.0 else None
+
+
 def _stable_k_star(s: Activation, c_w: float, c_b: float) -> float:
     fps = fixed_points(s, c_w, c_b)
     if fps.line_of_fixed_points:
         return 1.0
     usable = [p.k_star for p in fps if p.stability != "unstable"]
+    if not usable and len(fps) and fps[0].k_star == 0.0:
+        small = _small_k_star(s, c_w, c_b, fps.k_max * _SCAN_FLOOR)
+        usable = [small] if small is not None else []
     if not usable:
         raise ValueError(
             message(
@@ -121,7 +147,13 @@ def _stable_k_star(s: Activation, c_w: float, c_b: float) -> float:
 
 
 def _chaotic_rho_star(s: Activation, c_w: float, c_b: float, k: float) -> tuple[float, float]:
-    """The fixed point rho* < 1 of f with |f'(rho*)| < 1, and f'(rho*)."""
+    """The fixed point rho* < 1 of f with |f'(rho*)| < 1, and f'(rho*).
+
+    Near the order/chaos boundary rho* -> 1 (rho* = 1 - O(chi_perp - 1)), so
+    the scan ends in points 1 - 10^-j (j <= 7) rather than at rho = 1 itself
+    (always a root, and repelling here). It resolves rho* up to ~1 - 1e-6;
+    closer to the boundary the residual is below quadrature accuracy.
+    """
     q = torch.tensor(k, dtype=torch.float64)
 
     def residual(r: float) -> float:
@@ -129,8 +161,7 @@ def _chaotic_rho_star(s: Activation, c_w: float, c_b: float, k: float) -> tuple[
 
     values = correlation_map(s, c_w, c_b, k, torch.from_numpy(_RHO_GRID)).numpy() - _RHO_GRID
     roots: list[float] = []
-    # rho = 1 (the last grid point) is always a root, and repels here.
-    for i in range(len(_RHO_GRID) - 2):
+    for i in range(len(_RHO_GRID) - 1):
         if abs(values[i]) <= 1e-13:
             roots.append(float(_RHO_GRID[i]))
         elif values[i] * values[i + 1] < 0 and abs(values[i + 1]) > 1e-13:
@@ -162,7 +193,8 @@ def depth_scales(act: str | Activation, c_w: float, c_b: float) -> DepthScales:
         :class:`DepthScales`.
 
     Raises:
-        ValueError: if the variance map has no stable fixed point in [0, 100].
+        ValueError: if the variance map has no stable fixed point in [0, 100],
+            or (chaotic, within ~1e-6 of the boundary) rho* is not resolved.
 
     Example:
         >>> d = depth_scales("relu", 2.0, 0.0)  # He initialisation is critical
@@ -172,13 +204,20 @@ def depth_scales(act: str | Activation, c_w: float, c_b: float) -> DepthScales:
     s = activation(act)
     c_w = check_nonnegative("c_w", c_w)
     c_b = check_nonnegative("c_b", c_b)
-    k = _stable_k_star(s, c_w, c_b)
+    return _scales_at(s, c_w, c_b, _stable_k_star(s, c_w, c_b))
+
+
+def _phase(cperp: float) -> Phase:
+    if abs(cperp - 1.0) <= MARGINAL_TOL:
+        return "critical"
+    return "ordered" if cperp < 1.0 else "chaotic"
+
+
+def _scales_at(s: Activation, c_w: float, c_b: float, k: float) -> DepthScales:
+    """:func:`depth_scales` at a given stable fixed point K* (validated inputs)."""
     cpar = float(chi_parallel(s, c_w, k))
     cperp = float(chi_perp(s, c_w, k))
-    if abs(cperp - 1.0) <= MARGINAL_TOL:
-        phase: Phase = "critical"
-    else:
-        phase = "ordered" if cperp < 1.0 else "chaotic"
+    phase = _phase(cperp)
     rho_star, chi_c = 1.0, cperp
     if k == 0.0:
         chi_c = 1.0

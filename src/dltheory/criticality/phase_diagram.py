@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 from scipy.optimize import brentq
 
 from .._checks import as_float_tensor, message
 from ..activations import Activation, activation
-from .depth_scales import _stable_k_star, depth_scales
+from .depth_scales import _phase, _scales_at, _stable_k_star
 from .fixed_points import MARGINAL_TOL
-from .susceptibility import chi_perp
+from .susceptibility import chi_parallel, chi_perp
 
 __all__ = ["PhaseDiagram", "phase_diagram", "plot_phase_diagram"]
 
@@ -63,16 +64,55 @@ def _grid(name: str, values: Any) -> np.ndarray:
     return grid
 
 
-def _boundary(s: Activation, c_b: float, c_w: np.ndarray, chi: np.ndarray) -> float:
-    def excess(w: float) -> float:
-        return float(chi_perp(s, w, _stable_k_star(s, w, c_b))) - 1.0
+def _warm_k_star(s: Activation, w: float, c_b: float, k_low: float, k_high: float) -> float:
+    """The stable K*(w) between K*(w_i) = k_low and K*(w_i+1) = k_high, w_i < w < w_i+1.
 
+    g(K; w) = C_b + w E_K[s^2] - K grows with w, so g(k_low; w) >= 0 >= g(k_high; w):
+    one Brent search on g instead of the scan of ``fixed_points``. Falls back to
+    the scan when the bracket is degenerate or the root found is not stable.
+    """
+    if 0.0 < k_low < k_high:
+
+        def g(k: float) -> float:
+            return c_b + w * float(s.second_moment(torch.tensor(k, dtype=torch.float64))) - k
+
+        if g(k_low) >= 0.0 >= g(k_high):
+            k = float(brentq(g, k_low, k_high, xtol=1e-300, rtol=1e-15))
+            if abs(float(chi_parallel(s, w, k))) < 1.0:
+                return k
+    return _stable_k_star(s, w, c_b)
+
+
+def _root(s: Activation, c_b: float, w: tuple[float, float], k: tuple[float, float]) -> float:
+    """C_w in (w[0], w[1]) where chi_perp(K*) = 1, given the end points' K*."""
+
+    def excess(c_w: float) -> float:
+        return float(chi_perp(s, c_w, _warm_k_star(s, c_w, c_b, *k))) - 1.0
+
+    low = w[0]
+    if k[0] == 0.0:
+        # K* = 0 attracts at w[0] (C_b = 0, s(0) = 0), with chi_perp = chi_parallel
+        # = C_w s'(0)^2: ordered up to w_0 = 1 / s'(0)^2, where K* = 0 turns marginal
+        # and a K* > 0 branch takes over with chi_perp = 1 + O((C_w - w_0)^2) (tanh:
+        # the critical point (1, 0)). If that branch is chaotic, the boundary is w_0.
+        w_0 = 1.0 / float(chi_perp(s, 1.0, 0.0))
+        if not w[0] < w_0 < w[1]:
+            return math.nan
+        low = w_0 + min(1e-3, 0.5 * (w[1] - w_0))
+        if excess(low) >= 0.0:
+            return w_0
+    return float(brentq(excess, low, w[1], xtol=1e-12, rtol=1e-14))
+
+
+def _boundary(s: Activation, c_b: float, c_w: np.ndarray, chi: np.ndarray, k: np.ndarray) -> float:
+    """The first C_w of the row where chi_perp(K*) - 1 changes sign (NaN if none)."""
     values = chi - 1.0
     for i in range(len(c_w) - 1):
         if abs(values[i]) <= MARGINAL_TOL:
             return float(c_w[i])
         if np.isfinite(values[i : i + 2]).all() and values[i] * values[i + 1] < 0:
-            return float(brentq(excess, c_w[i], c_w[i + 1], xtol=1e-14, rtol=1e-14))
+            pair = (float(c_w[i]), float(c_w[i + 1]))
+            return _root(s, c_b, pair, (float(k[i]), float(k[i + 1])))
     return float(c_w[-1]) if abs(values[-1]) <= MARGINAL_TOL else math.nan
 
 
@@ -80,7 +120,16 @@ def phase_diagram(act: str | Activation, c_w_grid: Any, c_b_grid: Any) -> PhaseD
     """chi_perp(K*), xi_c and the phase on a (C_b, C_w) grid, and the boundary.
 
     The boundary is found per C_b by Brent's method on chi_perp(K*(C_w)) - 1
-    between neighbouring grid values of C_w where it changes sign.
+    between neighbouring grid values of C_w where it changes sign, K*(C_w)
+    bracketed by the grid neighbours' K*. At C_b = 0, where K* = 0 attracts up
+    to C_w = 1 / s'(0)^2, the boundary is exactly that C_w when the K* > 0
+    branch beyond it is chaotic (tanh: C_w = 1).
+
+    ``boundary_c_w`` is NaN only where chi_perp - 1 does not change sign
+    between finite grid values of the row: the boundary lies outside the C_w
+    range, or next to a divergent point. Chaotic points within ~1e-6 of the
+    boundary (rho* unresolved by quadrature) keep their chi_perp and phase,
+    with a NaN xi_c.
 
     Args:
         act: an activation name or :class:`~dltheory.activations.Activation`.
@@ -94,21 +143,30 @@ def phase_diagram(act: str | Activation, c_w_grid: Any, c_b_grid: Any) -> PhaseD
         >>> d = phase_diagram("relu", [1.0, 2.0], [0.0])
         >>> d.phase.tolist(), float(d.boundary_c_w[0])
         ([['ordered', 'critical']], 2.0)
+        >>> float(phase_diagram("tanh", [0.5, 1.5], [0.0]).boundary_c_w[0])  # tanh: (1, 0)
+        1.0
     """
     s = activation(act)
     c_w = _grid("c_w_grid", c_w_grid)
     c_b = _grid("c_b_grid", c_b_grid)
     chi = np.full((len(c_b), len(c_w)), math.nan)
     xi = np.full_like(chi, math.nan)
+    k_star = np.full_like(chi, math.nan)
     phase = np.full(chi.shape, "divergent", dtype=object)
     for i, b in enumerate(c_b):
         for j, w in enumerate(c_w):
             try:
-                d = depth_scales(s, float(w), float(b))
+                k_star[i, j] = _stable_k_star(s, float(w), float(b))
             except ValueError:  # no stable K*: variances diverge
                 continue
+            try:
+                d = _scales_at(s, float(w), float(b), float(k_star[i, j]))
+            except ValueError:  # rho* too close to 1 to resolve: chi_perp and phase only
+                chi[i, j] = float(chi_perp(s, float(w), float(k_star[i, j])))
+                phase[i, j] = _phase(float(chi[i, j]))
+                continue
             chi[i, j], xi[i, j], phase[i, j] = d.chi_perp, d.xi_c, d.phase
-    boundary = np.array([_boundary(s, float(b), c_w, chi[i]) for i, b in enumerate(c_b)])
+    boundary = np.array([_boundary(s, float(b), c_w, chi[i], k_star[i]) for i, b in enumerate(c_b)])
     return PhaseDiagram(
         c_w=c_w, c_b=c_b, chi_perp=chi, xi_c=xi, phase=phase.astype(str), boundary_c_w=boundary
     )

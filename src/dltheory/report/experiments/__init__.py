@@ -19,6 +19,7 @@ MODULES = (
     "finite_corrections",  # finite width: 1/n corrections
     "path_counting",  # ReLU path counting: Jacobian moments, log-normal law, NTK diagonal
     "criticality",  # critical initialisation, power-law decay at K* = 0
+    "depth_scales",  # xi_c off criticality, the measured order/chaos phase diagram
     "implicit_bias",  # diagonal nets, max margin, SGD noise
     "regions",  # linear regions: density at init, sawtooth, 2-D region map
 )

@@ -6,16 +6,22 @@ Reproductions:
   single-input kernel decays like K^(l) ~ 1 / (2 l), i.e. l K^(l) -> 1/2
   (Roberts, Yaida & Hanin 2022, Sec. 5.3.3; course notes, lecture "Tuning to
   criticality"; a_1 = -2 from :func:`~dltheory.criticality.k_star_zero_decay`).
+* ``he_init_relu``: ReLU at C_w = 2, C_b = 0 is critical at every K; two
+  inputs' correlation approaches 1 as 1 - rho^(l) ~ 9 pi^2 / (2 l^2).
+
+The exponential approach off criticality (xi_c) and the measured phase diagram
+are in :mod:`dltheory.report.experiments.depth_scales`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
 
 from ...activations import activation
-from ...criticality import k_star_zero_decay
+from ...criticality import correlation_samples, depth_profile, k_star_zero_decay, pair_inputs
 from ...finite import Estimate, preactivations
 from ...kernels import kernel
 from ...spec import MLP
@@ -23,7 +29,13 @@ from ..figures import new_figure, png_bytes
 from ..registry import reproduction
 from ..result import Outcome
 
-__all__ = ["exact_decay", "per_input_second_moments", "tanh_critical_decay"]
+__all__ = [
+    "exact_decay",
+    "he_init_relu",
+    "per_input_second_moments",
+    "relu_critical_correlation",
+    "tanh_critical_decay",
+]
 
 
 @dataclass(frozen=True)
@@ -200,6 +212,169 @@ def tanh_critical_decay(quick: bool = False, seed: int = 0) -> Outcome:
             "zscores": zscores,
             "max_abs_zscore": float(zscores.abs().max()),
             "rtol": rtol,
+        },
+        figure=png_bytes(fig),
+    )
+
+
+# --- He initialisation: ReLU's critical point on finite networks ---
+
+
+@dataclass(frozen=True)
+class _HeSizes:
+    width: int
+    depth: int
+    n_networks: int
+
+
+_HE_FULL = _HeSizes(width=512, depth=50, n_networks=16)
+_HE_QUICK = _HeSizes(width=256, depth=20, n_networks=8)
+# l^2 (1 - rho^(l)) -> 9 pi^2 / 2: with eps = 1 - rho, the arc-cosine map gives
+# eps' = eps - (2 eps)^(3/2) / (3 pi) + ..., so d eps / dl = -a eps^(3/2), a = 2^(3/2) / (3 pi),
+# and eps ~ 4 / (a l)^2 = 9 pi^2 / (2 l^2).
+_RELU_CONSTANT = 9.0 * math.pi**2 / 2.0
+
+
+def relu_critical_correlation(rho_1: float, n_layers: int) -> torch.Tensor:
+    """rho^(1), ..., rho^(n_layers) under the ReLU correlation map at C_w = 2, C_b = 0.
+
+    f(rho) = [sqrt(1 - rho^2) + (pi - arccos rho) rho] / pi (Cho & Saul 2009's
+    arc-cosine kernel k_1 at C_w = 2), independent of K: He initialisation is
+    critical for every K (chi_parallel = chi_perp = 1). Its approach to 1 is
+    1 - rho^(l) ~ 9 pi^2 / (2 l^2).
+
+    >>> rho = relu_critical_correlation(0.0, 10_000)
+    >>> abs(10_000**2 * (1 - float(rho[-1])) / (9 * math.pi**2 / 2) - 1) < 0.01
+    True
+    """
+    rho = torch.empty(n_layers, dtype=torch.float64)
+    r = float(rho_1)
+    for i in range(n_layers):
+        rho[i] = r
+        r = min(1.0, (math.sqrt(max(0.0, 1.0 - r * r)) + (math.pi - math.acos(r)) * r) / math.pi)
+    return rho
+
+
+@reproduction(
+    "he_init_relu",
+    title="He-initialised ReLU nets are critical: the correlation approaches 1 as a power law",
+    claim=(
+        "For ReLU at C_w = 2, C_b = 0 (He initialisation) chi_parallel = chi_perp = 1 at "
+        "every K, so K^(l) stays constant and the correlation of two inputs approaches 1 "
+        "with no depth scale: 1 - rho^(l) ~ 9 pi^2 / (2 l^2)."
+    ),
+    topic="criticality",
+    reference=(
+        "He et al. (2015); Cho & Saul (2009); Roberts, Yaida & Hanin (2022), Sec. 5.2; "
+        "course notes, 'Tuning to criticality'"
+    ),
+)
+def he_init_relu(quick: bool = False, seed: int = 0) -> Outcome:
+    """Predict rho^(l) and K^(l) for He-ReLU; measure them on finite networks.
+
+    Prediction: :func:`depth_profile` for two orthogonal inputs (rho^(1) = 0)
+    with K^(1) = 1; the arc-cosine recursion to l = 10,000 must give
+    l^2 (1 - rho^(l)) within 1% of 9 pi^2 / 2 (the power law; the constancy of
+    K alone is ``fan_in_variance``).
+
+    Measurement: per float32 network the correlation of 16 orthogonal pairs
+    (averaged) and the mean preactivation variance at every layer; mean and
+    stderr over networks. Verdict: at every layer |rho_measured - rho_predicted|
+    <= 5 stderr + (depth / width) (1 - rho_predicted) and |K_measured - 1| <= 5
+    stderr + depth / width (the O(l / n) finite-width fluctuations of a critical
+    network), and the asymptote within 1%.
+    """
+    sizes = _HE_QUICK if quick else _HE_FULL
+    x = pair_inputs(2.0, 0.0, 1.0, 0.0, n_pairs=16)
+    profile = depth_profile("relu", 2.0, 0.0, x[:2], sizes.depth)
+    predicted = profile.correlation
+    samples = correlation_samples(
+        "relu",
+        2.0,
+        0.0,
+        x,
+        width=sizes.width,
+        depth=sizes.depth,
+        n_networks=sizes.n_networks,
+        seed=seed,
+        dtype=_DTYPE,
+    )
+    est = samples.estimate()
+    ratio = sizes.depth / sizes.width
+    rho_ok = bool(
+        ((est.mean - predicted).abs() <= _N_STD * est.stderr + ratio * (1 - predicted)).all()
+    )
+    var = Estimate.from_samples(samples.variance)
+    var_ok = bool(((var.mean - 1.0).abs() <= _N_STD * var.stderr + ratio).all())
+    long_run = relu_critical_correlation(0.0, _LONG)
+    constant = _LONG**2 * (1.0 - float(long_run[-1]))
+    asymptote_ok = abs(constant / _RELU_CONSTANT - 1.0) <= 0.01
+    layers = samples.layers
+
+    fig, (ax, ax_k) = new_figure(2, width=5.0)
+    ax.plot(layers.numpy(), (layers**2 * (1 - predicted)).numpy(), "k-", label="theory")
+    ax.errorbar(
+        layers.numpy(),
+        (layers**2 * (1 - est.mean)).numpy(),
+        yerr=(layers**2 * est.stderr).numpy(),
+        fmt="o",
+        ms=2.5,
+        capsize=1.5,
+        color="tab:blue",
+        label=f"measured, width {sizes.width}, {sizes.n_networks} networks",
+    )
+    long_ls = torch.unique(torch.logspace(0, 4, 200).round()).to(torch.int64)
+    ax.plot(
+        long_ls.numpy(),
+        (long_ls.double() ** 2 * (1 - long_run[long_ls - 1])).numpy(),
+        color="gray",
+        lw=1,
+        label="arc-cosine recursion",
+    )
+    ax.axhline(_RELU_CONSTANT, color="gray", ls="--", label="9 pi^2 / 2")
+    ax.set_xscale("log")
+    ax.set_xlabel("layer l")
+    ax.set_ylabel("l^2 (1 - rho^(l))")
+    ax.set_title("ReLU, C_w = 2, C_b = 0: power-law approach")
+    ax.legend(fontsize=7)
+    ax_k.errorbar(layers.numpy(), var.mean.numpy(), yerr=var.stderr.numpy(), fmt="o", ms=2.5)
+    ax_k.axhline(1.0, color="black", label="K^(l) = 1")
+    ax_k.set_xlabel("layer l")
+    ax_k.set_ylabel("preactivation variance")
+    ax_k.legend(fontsize=7)
+
+    return Outcome(
+        prediction=predicted,
+        measurement=est,
+        verdict=rho_ok and var_ok and asymptote_ok,
+        criterion=(
+            f"|rho_measured - rho_predicted| <= {_N_STD:g} stderr + (depth / width) "
+            f"(1 - rho_predicted) and |K_measured - 1| <= {_N_STD:g} stderr + depth / width at "
+            f"every layer, and {_LONG}^2 (1 - rho^({_LONG})) within 1% of 9 pi^2 / 2"
+        ),
+        summary=(
+            f"rho^({sizes.depth + 1}): predicted {float(predicted[-1]):.5f}, measured "
+            f"{float(est.mean[-1]):.5f} ± {float(est.stderr[-1]):.2g}; K^({sizes.depth + 1}) "
+            f"= {float(var.mean[-1]):.3f} ± {float(var.stderr[-1]):.2g}; l^2 (1 - rho) at "
+            f"l = {_LONG}: {constant:.3f} (9 pi^2 / 2 = {_RELU_CONSTANT:.3f})"
+        ),
+        parameters={
+            **asdict(sizes),
+            "activation": "relu",
+            "c_w": 2.0,
+            "c_b": 0.0,
+            "n_pairs": 16,
+            "dtype": str(_DTYPE).removeprefix("torch."),
+            "seed": seed,
+        },
+        details={
+            "correlation_agrees": rho_ok,
+            "variance_agrees": var_ok,
+            "variance": var,
+            "l2_gap_at_10000": constant,
+            "asymptote": _RELU_CONSTANT,
+            "asymptote_within_1_percent": asymptote_ok,
+            "zscores": est.zscore(predicted),
         },
         figure=png_bytes(fig),
     )

@@ -1,0 +1,154 @@
+"""Correlations of input pairs through sampled finite networks.
+
+The inputs of :func:`pair_inputs` fix the first-layer kernel of each pair,
+K^(1)_aa = k_1 and K^(1)_12 = rho_1 k_1 (K^(1)_ab = C_b + C_w x_a . x_b / n_0;
+Roberts, Yaida & Hanin 2022, Eq. (4.5)); :func:`correlation_samples` runs them
+through an :func:`~dltheory.finite.ensemble` and records, per network and layer,
+
+    rho_hat^(l) = (1 / P) sum_p  z(x_p) . z(x'_p) / (|z(x_p)| |z(x'_p)|)
+
+in float64 (``1 - rho_hat`` as |u - u'|^2 / 2 of the unit vectors, free of
+cancellation), the finite-width estimate of the correlation rho^(l) =
+K_12^(l) / K^(l) whose depth scale :mod:`dltheory.criticality.measure` fits.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .._checks import as_float_tensor, check_int, check_positive, check_real, message
+from ..activations import Activation, activation
+from ..finite.ensemble import ensemble
+from ..finite.estimate import Estimate
+from ..spec.mlp import MLP
+
+__all__ = ["CorrelationSamples", "correlation_samples", "pair_inputs"]
+
+
+@dataclass(frozen=True)
+class CorrelationSamples:
+    """Per-network correlations of input pairs through depth.
+
+    Attributes:
+        x: (2 P, 2 P) the inputs; rows 2p and 2p + 1 form pair p.
+        correlation: (E, depth + 1) rho_hat^(l) per network, averaged over the pairs.
+        one_minus: (E, depth + 1) 1 - rho_hat^(l), computed without cancellation.
+        variance: (E, depth + 1) (1 / n) |z^(l)|^2 averaged over the 2 P inputs.
+    """
+
+    x: torch.Tensor
+    correlation: torch.Tensor
+    one_minus: torch.Tensor
+    variance: torch.Tensor
+
+    @property
+    def layers(self) -> torch.Tensor:
+        """(depth + 1,) the layer indices l = 1 .. depth + 1 (float64)."""
+        return torch.arange(1, self.correlation.shape[1] + 1, dtype=torch.float64)
+
+    def estimate(self) -> Estimate:
+        """rho^(l): mean over networks and standard error, per layer."""
+        return Estimate.from_samples(self.correlation)
+
+
+def pair_inputs(c_w: float, c_b: float, k_1: float, rho_1: float, n_pairs: int = 1) -> torch.Tensor:
+    """Inputs with K^(1)_aa = k_1 and, within each pair, K^(1)_12 = rho_1 k_1.
+
+    With K^(1)_ab = C_b + C_w x_a . x_b / n_0 and n_0 = 2 P, pair p is
+    x = sqrt(q n_0) e_2p and x' = sqrt(q n_0) (r e_2p + sqrt(1 - r^2) e_2p+1),
+    q = (k_1 - C_b) / C_w, r = (rho_1 k_1 - C_b) / (C_w q). Different pairs are
+    orthogonal inputs.
+
+    Args:
+        c_w: weight variance C_w > 0.
+        c_b: bias variance C_b >= 0.
+        k_1: first-layer variance K^(1) > C_b.
+        rho_1: first-layer correlation, in [(2 C_b - k_1) / k_1, 1].
+        n_pairs: number of pairs P >= 1.
+
+    Returns:
+        (2 P, 2 P) float64 inputs.
+
+    Example:
+        >>> x = pair_inputs(2.0, 0.5, 1.5, 0.6)
+        >>> k = 0.5 + 2.0 * x @ x.T / 2
+        >>> [round(v, 12) for v in k.flatten().tolist()]
+        [1.5, 0.9, 0.9, 1.5]
+    """
+    c_w = check_positive("c_w", c_w)
+    c_b = check_real("c_b", c_b)
+    k_1 = check_real("k_1", k_1)
+    rho_1 = check_real("rho_1", rho_1)
+    n_pairs = check_int("n_pairs", n_pairs, minimum=1)
+    if k_1 <= c_b:
+        raise ValueError(message("k_1", f"> c_b = {c_b:g}", k_1, "K^(1) = C_b + C_w |x|^2 / n_0"))
+    q = (k_1 - c_b) / c_w
+    r = (rho_1 * k_1 - c_b) / (c_w * q)
+    if not -1.0 <= r <= 1.0:
+        low = (2.0 * c_b - k_1) / k_1
+        raise ValueError(message("rho_1", f"in [{low:.6g}, 1] at these C_b, K^(1)", rho_1))
+    n_0 = 2 * n_pairs
+    x = torch.zeros(n_0, n_0, dtype=torch.float64)
+    scale = math.sqrt(q * n_0)
+    for p in range(n_pairs):
+        x[2 * p, 2 * p] = scale
+        x[2 * p + 1, 2 * p] = scale * r
+        x[2 * p + 1, 2 * p + 1] = scale * math.sqrt(max(0.0, 1.0 - r * r))
+    return x
+
+
+def correlation_samples(
+    act: str | Activation,
+    c_w: float,
+    c_b: float,
+    x: Any,
+    *,
+    width: int,
+    depth: int,
+    n_networks: int,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+) -> CorrelationSamples:
+    """Per-network correlation of each input pair at every layer, from an ensemble.
+
+    The ensemble is ``ensemble(MLP(depth, act, c_w, c_b, out_dim=width), width,
+    n_networks, seed=seed, dtype=dtype)`` (batched, memory-bounded); the readout
+    has ``width`` units so layer depth + 1 is measured like the others.
+    Reductions run in float64.
+
+    Args:
+        act: an activation name or :class:`~dltheory.activations.Activation`.
+        c_w, c_b: weight and bias variances.
+        x: (2 P, n_0) inputs, pairs in consecutive rows (e.g. :func:`pair_inputs`).
+        width: hidden width n >= 1.
+        depth: hidden layers L >= 1.
+        n_networks: ensemble size E >= 2.
+        seed: the ensemble's root seed.
+        dtype: of the networks.
+
+    Returns:
+        :class:`CorrelationSamples`.
+    """
+    s = activation(act)
+    width = check_int("width", width, minimum=1)
+    depth = check_int("depth", depth, minimum=1)
+    n_networks = check_int("n_networks", n_networks, minimum=2)
+    x = as_float_tensor("x", x, ndim=2, dtype=torch.float64)
+    if x.shape[0] % 2:
+        raise ValueError(message("x", "an even number of rows (pairs)", f"shape {tuple(x.shape)}"))
+    spec = MLP(depth, s, c_w, c_b, out_dim=width)
+    ens = ensemble(spec, width, n_networks, seed=seed, in_dim=x.shape[1], dtype=dtype)
+    corr, gap, var = [], [], []
+    for batch in ens.batches(x.to(dtype), keep_preactivations=True):
+        z = torch.stack(batch.preactivations, dim=1).to(torch.float64)  # (B, L+1, 2P, n)
+        norm = z.norm(dim=-1, keepdim=True)
+        u = z / norm
+        u_a, u_b = u[:, :, 0::2], u[:, :, 1::2]
+        corr.append((u_a * u_b).sum(-1).mean(-1))
+        gap.append(0.5 * (u_a - u_b).square().sum(-1).mean(-1))
+        var.append(norm[..., 0].square().mean(-1) / z.shape[-1])
+    return CorrelationSamples(x, torch.cat(corr), torch.cat(gap), torch.cat(var))

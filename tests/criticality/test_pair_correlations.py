@@ -1,0 +1,36 @@
+"""Correlations of input pairs on sampled networks: the inputs and the ensemble's estimate."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dltheory.criticality.pair_correlations import correlation_samples, pair_inputs
+
+
+def test_pair_inputs_have_the_requested_first_layer_kernel() -> None:
+    c_w, c_b = 1.5, 0.2
+    x = pair_inputs(c_w, c_b, 0.9, -0.3, n_pairs=3)
+    k = c_b + c_w * x @ x.T / x.shape[1]
+    torch.testing.assert_close(torch.diagonal(k), torch.full((6,), 0.9, dtype=torch.float64))
+    for p in range(3):
+        assert float(k[2 * p, 2 * p + 1]) == pytest.approx(-0.3 * 0.9, rel=1e-12)
+    assert float(k[0, 2]) == pytest.approx(c_b, abs=1e-14)  # pairs are orthogonal inputs
+
+
+def test_correlation_samples_match_a_direct_computation() -> None:
+    x = pair_inputs(2.0, 0.0, 1.0, 0.4, n_pairs=2)
+    s = correlation_samples("relu", 2.0, 0.0, x, width=16, depth=3, n_networks=3, seed=4)
+    assert s.correlation.shape == s.one_minus.shape == s.variance.shape == (3, 4)
+    torch.testing.assert_close(s.one_minus, 1.0 - s.correlation, atol=1e-6, rtol=0)
+    # Layer 1 is z = b + W x: its correlation is close to the input's 0.4 at any seed.
+    assert float(s.correlation[:, 0].mean()) == pytest.approx(0.4, abs=0.4)
+
+
+def test_bad_arguments_are_named() -> None:
+    with pytest.raises(ValueError, match=r"^rho_1 must be in \["):
+        pair_inputs(1.0, 0.5, 0.6, -1.0)
+    with pytest.raises(ValueError, match=r"^k_1 must be > c_b"):
+        pair_inputs(1.0, 0.5, 0.4, 0.0)
+    with pytest.raises(ValueError, match=r"^x must be an even number of rows"):
+        correlation_samples("tanh", 1.0, 0.0, torch.ones(3, 2), width=4, depth=1, n_networks=2)
