@@ -1,6 +1,6 @@
 """Benchmark dltheory's infinite-width NNGP + NTK against neural-tangents, same run, same inputs.
 
-    python benchmarks/kernels.py            # full run (a few minutes); rewrites RESULTS.md
+    python benchmarks/kernels.py            # full run (minutes); rewrites its RESULTS.md section
     python benchmarks/kernels.py --quick    # smoke run on small inputs; prints only
 
 Workloads (seeded standard-normal inputs, saved to ``benchmarks/_peer/inputs_*.npy`` so
@@ -735,7 +735,12 @@ def main(argv: list[str] | None = None) -> None:
     print(text)
     target = args.results if args.results else (None if args.quick else RESULTS)
     if target is not None:
-        target.write_text(text)
+        if target == RESULTS:
+            from results_file import write_section  # beside this script
+
+            write_section("kernels", text)
+        else:
+            target.write_text(text)
         print(f"wrote {target}")
 
 

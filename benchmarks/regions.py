@@ -112,4 +112,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from results_file import run_and_record  # beside this script
+
+    run_and_record("regions", main, quick="--quick" in sys.argv)
