@@ -132,3 +132,18 @@ def test_bad_inputs_and_indices_are_refused():
         ens.network(3)
     with pytest.raises(ValueError, match="k must be a batch index < 1"):
         ens.weights(1)
+
+
+def test_draws_do_not_depend_on_the_thread_count():
+    spec = MLP(2, "relu", c_w=2.0, c_b=0.1)
+    x = _x(3, 64)
+    ens = ensemble(spec, 128, 16, in_dim=64, seed=7, batch_size=16)  # > 2^16 weights per layer
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = ens.forward(x)
+        torch.set_num_threads(2)
+        two = ens.forward(x)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one, two)

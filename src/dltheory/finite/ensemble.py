@@ -1,9 +1,10 @@
 """Ensembles: many independent finite networks of one spec, sampled and run at once.
 
 An :class:`Ensemble` is a recipe, not a pile of weights: networks are grouped
-in batches of ``batch_size``; batch ``k`` draws all its weights from one
-generator seeded by ``(seed, k)``, layer by layer, as ``(batch, n_l, n_{l-1})``
-tensors, and every layer of the forward pass is one batched matmul. So
+in batches of ``batch_size``; batch ``k`` draws its weights layer by layer as
+``(batch, n_l, n_{l-1})`` tensors from 8 generators seeded by ``(seed, k, j)``
+(each fills a fixed block of rows, so CPU threads can draw them in parallel),
+and every layer of the forward pass is one batched matmul. So
 
 * memory is bounded by one batch (``batch_size`` is chosen so that a batch
   holds at most ``max_elements`` weights, independently of the machine), and
@@ -19,9 +20,11 @@ a ``torch.nn.Sequential`` with the same weights, e.g. for
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +41,12 @@ __all__ = ["Ensemble", "EnsembleBatch", "ensemble"]
 Weights = tuple[tuple[torch.Tensor, torch.Tensor] | None, ...]
 
 _MAX_ELEMENTS = 1 << 24  # weights per batch: 64 MiB in float32
+_STREAMS = 8  # generators per batch (part of the random stream's definition)
+
+
+@functools.lru_cache(maxsize=1)
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads()))
 
 
 @dataclass(frozen=True)
@@ -67,7 +76,7 @@ class Ensemble:
         spec: the architecture.
         widths: (n_0, n_1, ..., n_{L+1}) features of every Dense layer's input and output.
         n_networks: the ensemble size E.
-        seed: the root seed; batch k uses ``np.random.SeedSequence([seed, k])``.
+        seed: the root seed; batch k draws from ``SeedSequence([seed, k, j])``, j < 8.
         batch_size: networks per batch (part of the random stream's definition).
         dtype, device: of the weights and outputs.
     """
@@ -88,11 +97,35 @@ class Ensemble:
         start = k * self.batch_size
         return start, min(start + self.batch_size, self.n_networks)
 
-    def _generator(self, k: int) -> torch.Generator:
-        state = np.random.SeedSequence([self.seed, k]).generate_state(1, dtype=np.uint64)[0]
-        gen = torch.Generator(device=self.device)
-        gen.manual_seed(int(state) & ((1 << 63) - 1))
-        return gen
+    def _generators(self, k: int) -> list[torch.Generator]:
+        """The _STREAMS generators of batch k, seeded by SeedSequence([seed, k, j])."""
+        gens = []
+        for j in range(_STREAMS):
+            sequence = np.random.SeedSequence([self.seed, k, j])
+            gen = torch.Generator(device=self.device)
+            gen.manual_seed(int(sequence.generate_state(1, dtype=np.uint64)[0]) & ((1 << 63) - 1))
+            gens.append(gen)
+        return gens
+
+    def _draw(self, gens: list[torch.Generator], shape: tuple[int, ...]) -> torch.Tensor:
+        """N(0, 1) of ``shape``: its rows (all but the last axis) split in _STREAMS blocks.
+
+        Block j comes from generator j, so the values do not depend on how many
+        threads draw them; on CPU the blocks are drawn in parallel threads
+        (torch releases the GIL; one generator alone draws on one core).
+        """
+        out = torch.empty(shape, dtype=self.dtype, device=self.device)
+        rows = out.view(-1, shape[-1])
+        edges = np.linspace(0, rows.shape[0], _STREAMS + 1).astype(int)
+        blocks = [
+            (rows[a:b], g) for a, b, g in zip(edges[:-1], edges[1:], gens, strict=True) if b > a
+        ]
+        if self.device.type == "cpu" and torch.get_num_threads() > 1 and out.numel() >= 1 << 16:
+            list(_pool().map(lambda block: block[0].normal_(generator=block[1]), blocks))
+        else:
+            for block, gen in blocks:
+                block.normal_(generator=gen)
+        return out
 
     def _layers(
         self, k: int
@@ -104,15 +137,14 @@ class Ensemble:
         over the weights.
         """
         start, stop = self._batch_range(k)
-        gen, size, fan_in, dense = self._generator(k), stop - start, self.widths[0], 0
-        kw = {"generator": gen, "dtype": self.dtype, "device": self.device}
+        gens, size, fan_in, dense = self._generators(k), stop - start, self.widths[0], 0
         for layer in self.spec.layers:
             if isinstance(layer, Nonlinearity):
                 yield layer, None
                 continue
             fan_out = self.widths[dense + 1]
-            omega = torch.randn(size, fan_out, fan_in, **kw)
-            b = torch.randn(size, fan_out, 1, **kw).mul_(math.sqrt(layer.c_b))
+            omega = self._draw(gens, (size, fan_out, fan_in))
+            b = self._draw(gens, (size, fan_out, 1)).mul_(math.sqrt(layer.c_b))
             yield layer, (omega, b, math.sqrt(layer.c_w / fan_in))
             fan_in, dense = fan_out, dense + 1
 
