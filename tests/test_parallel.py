@@ -65,3 +65,15 @@ def test_errors():
         grid(width=8)
     with pytest.raises(ValueError, match="threads_per_task must be an integer >= 1"):
         sweep(measure, [], threads_per_task=0)
+
+
+def failing(x: int) -> int:
+    if x == 2:
+        raise ValueError("x must not be 2")
+    return x
+
+
+def test_a_failing_task_keeps_its_type_and_names_the_task():
+    with pytest.raises(ValueError, match="x must not be 2") as info:
+        sweep(failing, [{"x": 1}, {"x": 2}])
+    assert "in sweep task {'x': 2}" in "".join(info.value.__notes__)

@@ -110,7 +110,11 @@ def _torch_threads(n: int | None) -> Iterator[None]:
 
 def _run_task(fn: Callable[..., Any], task: Mapping[str, Any], threads: int | None) -> Any:
     with _torch_threads(threads):
-        return fn(**task)
+        try:
+            return fn(**task)
+        except Exception as err:
+            err.add_note(f"in sweep task {dict(task)!r}")  # keeps the type callers catch
+            raise
 
 
 def sweep(
@@ -148,7 +152,8 @@ def sweep(
             raise TypeError(message(f"tasks[{i}]", "a dict of keyword arguments", task))
     if backend is None:
         backend = _DEFAULTS["backend"]
-        address = _DEFAULTS["address"] if address is None else address
+    if backend == "dask" and address is None and _DEFAULTS["backend"] == "dask":
+        address = _DEFAULTS["address"]
     n_workers = _DEFAULTS["n_workers"] if n_workers is None else n_workers
     check_choice("backend", backend, ("serial", "dask"))
     if threads_per_task is not None:

@@ -161,3 +161,12 @@ def test_exact_linear_and_relu_laws_against_monte_carlo():
         kurt, _ = ratio_estimate(z[:, 0, 0] ** 2, z[:, 0, 0] ** 4)
         exact = law([5, 5])
         assert abs(float(kurt.mean) - exact) <= 5 * float(kurt.stderr), (name, kurt, exact)
+
+
+def test_moment_and_ratio_errors():
+    with pytest.raises(ValueError, match="k must be finite variances K > 0"):
+        gaussian_moments(activation("tanh"), torch.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match="m4 must be the shape of m2"):
+        ratio_estimate(torch.ones(3), torch.ones(4))
+    with pytest.raises(TypeError, match="m2 must be"):
+        ratio_estimate("a", torch.ones(3))

@@ -8,8 +8,11 @@ and every layer of the forward pass is one batched matmul. So
 
 * memory is bounded by one batch (``batch_size`` is chosen so that a batch
   holds at most ``max_elements`` weights, independently of the machine), and
-* the same ``(spec, width, seed, batch_size)`` gives the same networks however
-  the work is split, on any number of processes (``dltheory.parallel``).
+* the same ``(spec, width, n_networks, seed, batch_size, dtype, device)`` gives
+  the same networks however the work is split, with any number of threads or
+  processes (``dltheory.parallel``). Ensembles that differ in size (the default
+  batch size depends on it, and a partial last batch draws fewer rows), dtype
+  or device are different draws.
 
 Initialisation is exactly :func:`dltheory.build_module`'s: W ~ N(0, C_w / n_{l-1}),
 b ~ N(0, C_b) (the parametrisation changes the training dynamics, not the
@@ -264,7 +267,7 @@ def ensemble(
         dtype, device: of weights and outputs (any floating dtype; CPU or GPU).
         batch_size: networks drawn and run together; default: as many as fit in
             ``max_elements`` weights (at least 1). It is part of the random
-            stream: the same (seed, batch_size) gives the same networks.
+            stream (see the module docstring).
         max_elements: the weight budget of one batch when ``batch_size`` is None.
 
     >>> from dltheory import MLP

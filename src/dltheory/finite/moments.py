@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .._checks import check_int, message
+from .._checks import as_float_tensor, check_int, message
 from .ensemble import Ensemble
 from .estimate import Estimate
 
@@ -47,7 +47,12 @@ def ratio_estimate(m2: torch.Tensor, m4: torch.Tensor) -> tuple[Estimate, Estima
     >>> float(kurt.mean), float(four.mean), float(kurt.stderr)
     (0.0, 0.0, 0.0)
     """
-    m2, m4 = m2.to(torch.float64), m4.to(torch.float64)
+    m2 = as_float_tensor("m2", m2, dtype=torch.float64)
+    m4 = as_float_tensor("m4", m4, dtype=torch.float64)
+    if m2.shape != m4.shape:
+        raise ValueError(
+            message("m4", f"the shape of m2 {tuple(m2.shape)}", f"shape {tuple(m4.shape)}")
+        )
     n = m2.shape[0]
     if n < 2:
         raise ValueError(message("m2", "at least 2 samples", n))

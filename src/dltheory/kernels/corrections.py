@@ -81,6 +81,10 @@ def gaussian_moments(act: Activation, k: torch.Tensor) -> GaussianMoments:
     True
     """
     k = torch.as_tensor(k, dtype=torch.float64)
+    if not bool((k > 0).all()) or not bool(torch.isfinite(k).all()):
+        raise ValueError(
+            message("k", "finite variances K > 0", k, "The K-derivatives are singular at K = 0")
+        )
     flat = k.reshape(-1)
     root = flat.sqrt()[:, None]  # expectation_1d evaluates fn on z = sqrt(K) * nodes, row-wise
 
