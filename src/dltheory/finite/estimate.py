@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from .._checks import as_float_tensor, check_int, check_nonnegative, message
@@ -28,7 +29,17 @@ class Estimate:
 
     @classmethod
     def from_samples(cls, samples: Any, dim: int = 0) -> Estimate:
-        """Sample mean and standard error sqrt(var / n) (unbiased var) along ``dim``."""
+        """Sample mean and standard error sqrt(var / n) (unbiased var) along ``dim``.
+
+        Boolean samples (indicators) count as 0/1: their mean is a frequency.
+
+        >>> float(Estimate.from_samples(torch.tensor([True, False, True, True])).mean)
+        0.75
+        """
+        if isinstance(samples, torch.Tensor) and samples.dtype == torch.bool:
+            samples = samples.to(torch.float64)
+        elif isinstance(samples, np.ndarray) and samples.dtype == np.bool_:
+            samples = samples.astype(np.float64)
         x = as_float_tensor("samples", samples)
         n = x.shape[dim]
         if n < 2:
