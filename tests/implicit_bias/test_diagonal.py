@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from dltheory.implicit_bias import (
+    diagonal_flow,
     diagonal_flow_limit,
     min_l1_interpolant,
     min_weighted_l2_interpolant,
@@ -85,3 +86,52 @@ def test_validation_messages():
         q_alpha_argmin(np.ones((2, 4)), [1.0, 1.0], 1.0)
     with pytest.raises(ValueError, match="theta0 must be nonzero"):
         diagonal_flow_limit(X, y, 1.0, torch.zeros(8))
+
+
+def test_extreme_alpha_stays_finite_and_feasible():
+    X, y, shape = _problem(3)
+    for alpha in (1e-200, 1e200):
+        beta = q_alpha_argmin(X, y, alpha, shape)
+        assert bool(torch.isfinite(beta).all())
+        torch.testing.assert_close(X @ beta, y, atol=1e-12, rtol=0)
+        assert math.isfinite(float(q_potential(beta, alpha, shape)))
+    l1 = min_l1_interpolant(X, y)
+    assert float((q_alpha_argmin(X, y, 1e-200, shape) - l1).abs().max()) < 1e-2
+    l2 = min_weighted_l2_interpolant(X, y, shape)
+    torch.testing.assert_close(q_alpha_argmin(X, y, 1e200, shape), l2, atol=1e-12, rtol=0)
+
+
+def test_q_potential_matches_direct_formula_at_moderate_alpha():
+    _, _, shape = _problem(2)
+    beta = torch.tensor([1.0, -2.0, 0.0, 3e5, 1e-300, 0.5, -0.1, 7.0], dtype=torch.float64)
+    for alpha in (1e-3, 1.0, 1e3):
+        scale = alpha**2 * shape**2
+        direct = (scale * q_function(beta / scale)).sum()
+        torch.testing.assert_close(q_potential(beta, alpha, shape), direct, rtol=1e-14, atol=0)
+
+
+def test_ill_conditioned_design_reaches_machine_precision():
+    X = torch.tensor([[1.0, 1.0, 0.0, 0.5], [1.0, 1.0 + 1e-5, 1e-5, 0.5]], dtype=torch.float64)
+    y = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    beta = q_alpha_argmin(X, y, 1.0)
+    assert float((X @ beta - y).abs().max()) <= 1e-10 * float(y.abs().max())
+    # KKT: grad Q(beta) = asinh(beta / 2) lies in the row space of X. (diagonal_flow_limit
+    # agrees to 4e-14 relative, but takes seconds on this stiff problem.)
+    u = torch.asinh(beta / 2)
+    nu = torch.linalg.lstsq(X.T, u[:, None]).solution[:, 0]
+    assert float((X.T @ nu - u).abs().max()) <= 1e-10 * float(u.abs().max())
+
+
+def test_more_validation_messages():
+    X, y, _ = _problem(0)
+    for bad in (0.0, 1.0, 2.0):
+        with pytest.raises(ValueError, match="rtol must be"):
+            diagonal_flow_limit(X, y, 1.0, rtol=bad)
+    with pytest.raises(ValueError, match="rtol must be a float in"):
+        diagonal_flow(X, y, 1.0, [1.0], rtol=1.5)
+    with pytest.raises(ValueError, match="X must be of full row rank"):
+        min_weighted_l2_interpolant(np.ones((2, 4)), [1.0, 1.0])
+    with pytest.raises(ValueError, match="beta must be a 1-D array"):
+        q_potential(1.0, 1.0)
+    with pytest.raises(ValueError, match="beta must be finite"):
+        q_potential([1.0, float("nan")], 1.0)

@@ -24,7 +24,7 @@ def test_no_noise_no_drift():
 
 
 def test_walk_mass_matches_the_lattice_law_not_the_notes():
-    run = challenge_walk(20, 1500, walkers=4000, seed=0)
+    run = challenge_walk(20, 1700, walkers=4000, seed=0)
     assert run.slow_mass.agrees(lattice_slow_mass(20), 5.0)
     notes = math.sqrt(2) / (math.sqrt(2) + 1)
     assert abs(float(run.slow_mass.zscore(notes))) > 10
@@ -38,3 +38,16 @@ def test_walk_and_valley_validation():
         valley_sgd(4.0, 0.5, 10)
     with pytest.raises(ValueError, match="m must be an integer >= 2"):
         challenge_walk(1)
+
+
+def test_valley_divergence_is_reported():
+    # eta h(x0) = 1.8 < 2, but the noise carries chains to eta h(x) > 2
+    with pytest.raises(ValueError, match="eta must be small enough that every chain stays"):
+        valley_sgd(2.0, 0.36, 500)
+    with pytest.raises(ValueError, match="n_log must be an integer >= 1"):
+        valley_sgd(2.0, 0.1, 10, n_log=0)
+
+
+def test_short_walk_warns():
+    with pytest.warns(RuntimeWarning, match="fewer than 20 relaxation times"):
+        challenge_walk(20, 100, walkers=10)

@@ -62,3 +62,39 @@ def test_exponential_loss_has_the_same_limit():
     a = logistic_gd(X, y, 0.05, 20_000, loss="exponential", n_log=10)
     b = logistic_gd(X, y, 0.05, 20_000, loss="logistic", n_log=10)
     assert float(a.angle[-1]) < 0.05 and float(b.angle[-1]) < 0.05
+
+
+def test_soudry_offset_with_more_support_vectors_than_dimensions():
+    # Three points on the margin in R^2: the dual a is not unique and a least-squares fit of
+    # z_i . w = log(eta / a_i) is wrong. w_tilde must solve eta exp(-z_i . w) = a_i >= 0 on the
+    # margin with sum a_i z_i = w_hat (Soudry et al. 2018); GD with exponential loss gives
+    # (-1.28909, 0.34830) after 1e6 steps.
+    X = np.array([[1.0, 2.0], [1.0, -1.0], [1.0, 0.5], [2.0, 0.3]])
+    y = np.ones(4)
+    eta = 0.1
+    theory = soudry_asymptotics(X, y, eta)
+    assert theory.determined
+    w_tilde, w_hat = theory.w_tilde.numpy(), theory.w_hat.numpy()
+    a = eta * np.exp(-X[:3] @ w_tilde)
+    assert np.abs(X[:3].T @ a - w_hat).max() < 1e-10
+    np.testing.assert_allclose(w_tilde, [-1.28909, 0.34830], atol=1e-4)  # GD: O(1/t) off
+    traj = logistic_gd(X, y, eta, 10**5, loss="exponential", n_log=2)
+    offset = traj.w[-1].numpy() - w_hat * math.log(10**5)
+    assert np.abs(offset - w_tilde).max() < 1e-3  # the old answer was 1.8e-2 off
+
+
+def test_soudry_offset_undetermined_and_degenerate_cases():
+    # one support vector in R^2: w_tilde is fixed only along it
+    res = soudry_asymptotics([[1.0, 0.0], [2.0, 1.0]], [1, 1], 0.1)
+    assert not res.determined
+    np.testing.assert_allclose(res.w_tilde.numpy(), [math.log(0.1), 0.0], atol=1e-12)
+    # (1, 1) sits on the margin with a_i = 0 in every dual: no w_tilde exists
+    with pytest.raises(ValueError, match="X, y must be non-degenerate"):
+        soudry_asymptotics([[1.0, 0.0], [1.0, 1.0]], [1, 1], 0.1)
+
+
+def test_logistic_gd_overflow_raises():
+    with pytest.raises(ValueError, match="eta, w0 must be such that GD stays finite"):
+        logistic_gd(
+            [[1.0, 0.5], [1.0, -0.5]], [1, 1], 0.1, 100, loss="exponential", w0=[-1e3, -1e3]
+        )

@@ -42,7 +42,7 @@ import torch
 from scipy.integrate import solve_ivp
 from scipy.optimize import linprog
 
-from .._checks import check_int, check_positive, message
+from .._checks import as_float_tensor, check_int, check_positive, message
 from ._validate import design, shape_vector, targets
 
 __all__ = [
@@ -80,7 +80,8 @@ def q_potential(beta: Any, alpha: float, theta0: Any = None) -> torch.Tensor:
         theta0: (d,) initialisation shape (default ones).
 
     Returns:
-        A float64 scalar tensor.
+        A float64 scalar tensor (a batch (...,) for beta of shape (..., d)). Evaluated
+        from log alpha and log|beta_i|, so it stays finite for any float alpha.
 
     >>> beta = torch.tensor([1.0, -2.0], dtype=torch.float64)
     >>> big = 1e4**2 * float(q_potential(beta, 1e4))  # alpha^2 Q -> |beta|^2 / 4
@@ -88,9 +89,31 @@ def q_potential(beta: Any, alpha: float, theta0: Any = None) -> torch.Tensor:
     1.25
     """
     alpha = check_positive("alpha", alpha)
-    beta = torch.as_tensor(beta, dtype=torch.float64)
-    scale = alpha**2 * shape_vector(theta0, beta.shape[-1]) ** 2
-    return (scale * q_function(beta / scale)).sum(-1)
+    beta = as_float_tensor("beta", beta, dtype=torch.float64)
+    if beta.ndim == 0:
+        raise ValueError(message("beta", "a 1-D array (d,) or a batch (..., d)", "a 0-d scalar"))
+    log_c = math.log(alpha) + torch.log(shape_vector(theta0, beta.shape[-1]).abs())
+    log_c = 2.0 * log_c  # log(alpha^2 theta_0^2), finite for any float alpha
+    # c q(b / c) = |b| (asinh(|z| / 2) - |z| / (2 + sqrt(4 + z^2))), z = b / c, from log|z|.
+    a = beta.abs()
+    log_z = torch.log(a) - log_c
+    z = torch.exp(log_z.clamp(max=0.0))  # |z| where |z| <= 1
+    u = torch.exp((-log_z).clamp(max=0.0))  # 1 / |z| where |z| >= 1
+    small = log_z <= 0.0
+    asinh = torch.where(
+        log_z > 40.0, log_z, torch.asinh(0.5 * torch.exp(log_z.clamp(max=40.0)))
+    )  # asinh(|z| / 2) = log|z| + O(1 / z^2) for huge |z|
+    ratio = torch.where(
+        small, z / (2.0 + torch.sqrt(4.0 + z * z)), 1.0 / (2.0 * u + torch.sqrt(4.0 * u * u + 1.0))
+    )
+    return torch.where(a > 0, a * (asinh - ratio), torch.zeros_like(a)).sum(-1)
+
+
+def _check_rtol(rtol: Any) -> float:
+    rtol = check_positive("rtol", rtol)
+    if rtol >= 1.0:
+        raise ValueError(message("rtol", "a float in (0, 1)", rtol, "Try the default 1e-11"))
+    return rtol
 
 
 def _problem(X: Any, y: Any, alpha: float, theta0: Any) -> tuple:
@@ -98,6 +121,11 @@ def _problem(X: Any, y: Any, alpha: float, theta0: Any) -> tuple:
     y = targets("y", y, X.shape[0])
     alpha = check_positive("alpha", alpha)
     shape = shape_vector(theta0, X.shape[1])
+    _check_full_row_rank(X)
+    return X, y, alpha, shape
+
+
+def _check_full_row_rank(X: torch.Tensor) -> None:
     n, d = X.shape
     if n > d or int(torch.linalg.matrix_rank(X)) < n:
         raise ValueError(
@@ -108,7 +136,6 @@ def _problem(X: Any, y: Any, alpha: float, theta0: Any) -> tuple:
                 "The implicit-bias problem needs X beta = y to have many solutions",
             )
         )
-    return X, y, alpha, shape
 
 
 def q_alpha_argmin(X: Any, y: Any, alpha: float, theta0: Any = None) -> torch.Tensor:
@@ -120,8 +147,16 @@ def q_alpha_argmin(X: Any, y: Any, alpha: float, theta0: Any = None) -> torch.Te
 
     whose stationarity X beta(nu) = y with beta(nu) = 2 alpha^2 theta_0^2
     sinh(X^T nu) is the KKT system of the primal (see the module docstring).
-    Exponentials are evaluated as exp(+-u + log(2 alpha^2 theta_0^2)) so tiny
-    and huge alpha stay finite.
+    Iterates on u = X^T nu with exponentials evaluated as
+    exp(+-u + log 2 + 2 log alpha + log theta_0^2) and weights scaled by their
+    maximum, so tiny alpha (1e-200) stays finite; when |u| < 1e-9 (huge alpha)
+    the weighted-L2 interpolant is returned, exact there to rounding. Steps are
+    accepted by an Armijo test on a cancellation-free form of the decrease of
+    Phi, and the iteration runs until |X beta - y|_inf is at the rounding level
+    of its evaluation (ill-conditioned X included).
+
+    Raises:
+        RuntimeError: if the residual stalls above ~1e-12 of its scale.
 
     Args:
         X: (n, d) design with full row rank (n <= d).
@@ -147,41 +182,109 @@ def _log_sinh(x: np.ndarray) -> np.ndarray:
 
 
 def _dual_newton(X: np.ndarray, y: np.ndarray, alpha: float, shape: np.ndarray) -> np.ndarray:
-    log_c = math.log(2.0 * alpha**2) + np.log(shape**2)  # log(2 alpha^2 theta_0^2)
+    """Damped Newton on Phi, iterating on u = X^T nu; see :func:`q_alpha_argmin`.
 
-    def parts(nu: np.ndarray) -> tuple:
-        u = X.T @ nu
+    Each step solves the Newton system (X W X^T) s = -g, g = X beta - y,
+    W = c cosh(u), by least squares on A = X W^{1/2} (v = lstsq(A, -g),
+    du = W^{-1/2} v = X^T s), so its accuracy follows cond(A), not cond(A)^2,
+    and u is updated directly (nu, which can be huge with cancelling entries,
+    is never formed). The decrease of Phi along du is evaluated free of
+    cancellation,
+
+        Phi(u + t du) - Phi(u) = sum_i [w_i 2 sinh(h_i / 2)^2 + beta_i (sinh h_i - h_i)] - t |v|^2,
+
+    h = t du, and steps are accepted by Armijo on it (the Newton decrement |v|^2
+    sets the slope). Weights are scaled by their maximum (kept as a logarithm),
+    so tiny alpha, where every w underflows, works too. Iterates until
+    |X beta - y|_inf is at rounding level, 16 eps max_i(|y_i| + (|X| |beta|)_i).
+    """
+    log_c = math.log(2.0) + 2.0 * math.log(alpha) + 2.0 * np.log(np.abs(shape))
+    root_w = np.abs(shape)
+    beta_l2 = root_w * np.linalg.lstsq(X * root_w, y, rcond=None)[0]  # min weighted-L2
+    with np.errstate(divide="ignore"):
+        if (np.log(np.abs(beta_l2)) - log_c).max() < math.log(1e-9):
+            # beta = c sinh(u) = c u (1 + O(u^2)) with |u| < 1e-9: the weighted-L2 interpolant
+            # is exact to rounding (and u may not even be representable at huge alpha).
+            return beta_l2
+    u = np.zeros(X.shape[1])
+    radius = 4.0
+    eps = np.finfo(float).eps
+
+    def state(u: np.ndarray) -> tuple:
         a = np.abs(u)
-        cosh = np.exp(log_c + a + np.log1p(np.exp(-2.0 * a)) - math.log(2.0))
-        sinh = np.sign(u) * np.exp(log_c + _log_sinh(a))
-        # Phi up to the constant sum(c): c (cosh u - 1) = 2 c sinh(u / 2)^2, free of cancellation.
-        phi = 2.0 * np.exp(log_c + 2.0 * _log_sinh(a / 2.0)).sum() - nu @ y
-        return cosh, sinh, phi  # c cosh(u), c sinh(u), Phi with c = 2 alpha^2 theta_0^2
+        log_w = log_c + a + np.log1p(np.exp(-2.0 * a)) - math.log(2.0)  # log(c cosh u)
+        with np.errstate(divide="ignore"):
+            log_b = log_c + _log_sinh(a)  # log|c sinh u|
+        return log_w, log_b, np.sign(u) * np.exp(log_b)
 
-    nu = np.zeros(X.shape[0])
-    w, beta, phi = parts(nu)
-    for _ in range(200):
-        grad = X @ beta - y
-        step = -np.linalg.solve((X * w) @ X.T, grad)
-        du = np.abs(X.T @ step).max()
-        if du < 1e-8:  # quadratic-convergence region: undamped Newton to rounding
-            nu = nu + step
-            w, beta, phi = parts(nu)
-            if du < 1e-13:
-                break
-            continue
-        step *= min(1.0, 4.0 / du)  # trust region: |delta u| <= 4 per step
-        slope = grad @ step
-        t = 1.0
-        while t > 1e-10:  # Armijo backtracking
-            w_t, beta_t, phi_t = parts(nu + t * step)
-            if phi_t <= phi + 0.25 * t * slope:
+    log_w, log_b, beta = state(u)
+    best = (math.inf, beta)
+    polish = 0
+    for _ in range(20_000):
+        g = X @ beta - y
+        res = float(np.abs(g).max())
+        # rounding level of X beta - y (beta = c sinh u carries relative error ~ eps |u|)
+        floor = 16.0 * eps * float((np.abs(y) + np.abs(X) @ (np.abs(beta) * (1 + np.abs(u)))).max())
+        if res < best[0]:
+            best = (res, beta)
+        if res <= floor:  # at rounding level: a few more full steps, keep the best
+            polish += 1
+            if polish > 3 or res == 0.0:
+                return best[1]
+        top = float(log_w.max())
+        root = np.exp(0.5 * (log_w - top))  # sqrt(w / kappa), kappa = max w
+        wk = np.exp(log_w - top)  # w / kappa
+        bk = np.sign(u) * np.exp(log_b - top)  # beta / kappa
+        # Far from the optimum: the Newton step from the normal equations (any descent
+        # direction will do; the trust region caps it, also along near-null directions).
+        try:
+            s_ne = np.linalg.solve((X * wk) @ X.T, -g)  # kappa * s
+        except np.linalg.LinAlgError:
+            s_ne = np.linalg.lstsq((X * wk) @ X.T, -g, rcond=1e-300)[0]
+        direction = X.T @ s_ne  # kappa * du
+        lam2 = -float(g @ s_ne)  # kappa * Newton decrement^2
+        size = float(np.abs(direction).max())
+        far = math.isfinite(size) and size > 0.0 and lam2 > 0.0
+        if not far or math.log(size) <= math.log(radius) + top:
+            # Near it (full step inside the trust region): the accurate step, least squares on
+            # A = X W^{1/2}, v / root where w is not negligible, X^T s with A^T s = v elsewhere.
+            A = X * root
+            v = np.linalg.lstsq(A, -g, rcond=None)[0]  # sqrt(kappa) * v_true
+            big = root > 1e-6
+            direction = np.where(big, v / np.where(big, root, 1.0), 0.0)
+            if not big.all():
+                direction[~big] = X[:, ~big].T @ np.linalg.lstsq(A.T, v, rcond=None)[0]
+            lam2 = float(v @ v)
+            size = float(np.abs(direction).max())
+        if not math.isfinite(size) or size == 0.0 or lam2 <= 0.0:
+            break
+        # full Newton step du = direction / kappa, capped at |du| <= radius
+        log_tau = min(-top, math.log(radius / size))
+        unit = direction / size
+        length = math.exp(log_tau + math.log(size))  # max |du| of the full step
+        t, accepted = 1.0, False
+        while t > 1e-12:
+            h = (t * length) * unit
+            curv = float((wk * 2.0 * np.sinh(0.5 * h) ** 2 + bk * (np.sinh(h) - h)).sum())
+            # Armijo: Delta Phi = kappa curv - t tau lam2 <= -t tau lam2 / 4, in logs
+            if curv <= 0.0 or math.log(curv) <= math.log(0.75 * t * lam2) + log_tau - top:
+                accepted = True
                 break
             t *= 0.5
-        else:
-            break  # no decrease left at float precision: at the optimum
-        nu, w, beta, phi = nu + t * step, w_t, beta_t, phi_t
-    return beta
+        if not accepted:
+            break
+        u = u + (t * length) * unit
+        log_w, log_b, beta = state(u)
+    g = X @ beta - y
+    if float(np.abs(g).max()) < best[0]:
+        best = (float(np.abs(g).max()), beta)
+    scale = float((np.abs(y) + np.abs(X) @ np.abs(best[1])).max())
+    if best[0] <= 1e-12 * scale:  # stalled within a few hundred eps of rounding level
+        return best[1]
+    raise RuntimeError(
+        f"q_alpha_argmin: Newton stalled at residual |X beta - y|_inf = {best[0]:.3g} "
+        f"(scale {scale:.3g}); X is too ill-conditioned for float64 at alpha = {alpha:g}"
+    )
 
 
 @dataclass(frozen=True)
@@ -256,6 +359,7 @@ def diagonal_flow(
         A :class:`DiagonalFlow`.
     """
     X, y, alpha, shape = _problem(X, y, alpha, theta0)
+    rtol = _check_rtol(rtol)
     times_np = np.asarray(torch.as_tensor(times, dtype=torch.float64))
     if (
         times_np.ndim != 1
@@ -312,6 +416,7 @@ def diagonal_flow_limit(
     True
     """
     X, y, alpha, shape = _problem(X, y, alpha, theta0)
+    rtol = _check_rtol(rtol)
     check_int("max_doublings", max_doublings, minimum=1)
     d = X.shape[1]
     Xn, yn = X.numpy(), y.numpy()
@@ -371,4 +476,5 @@ def min_weighted_l2_interpolant(X: Any, y: Any, theta0: Any = None) -> torch.Ten
     X = design("X", X)
     y = targets("y", y, X.shape[0])
     w = shape_vector(theta0, X.shape[1]) ** 2
+    _check_full_row_rank(X)
     return w * (X.T @ torch.linalg.solve((X * w) @ X.T, y))

@@ -96,6 +96,22 @@ class ValleyRun:
     curvature_change: Estimate
 
 
+def _check_bounded(x: torch.Tensor, y: torch.Tensor, t: int, eta: float, h0: float, scale: float):
+    """Divergence: non-finite iterates, or y far beyond its stationary spread (eta h(x) >~ 2)."""
+    finite = bool(torch.isfinite(x).all()) and bool(torch.isfinite(y).all())
+    if not finite or float(y.abs().max()) > 1e6 * scale:
+        raise ValueError(
+            message(
+                "eta",
+                "small enough that every chain stays in the valley (eta h(x) < 2 along the "
+                f"path, not only at x0 where eta h(x0) = {eta * h0:.3g})",
+                eta,
+                f"SGD diverged by step {t + 1}; lower eta (e.g. to {1.0 / h0:.3g}), the noise, "
+                "or the number of steps",
+            )
+        )
+
+
 def valley_sgd(
     x0: float,
     eta: float,
@@ -112,20 +128,26 @@ def valley_sgd(
     Args:
         x0: start along the valley; eta: step (eta h(x0) < 2); steps: SGD steps.
         noise: label-noise sigma; batch_size: b; chains: independent runs (>= 2).
-        n_log: logged steps; seed: randomness.
+        n_log: logged steps (>= 1); seed: randomness.
 
     Returns:
         A :class:`ValleyRun`.
+
+    Raises:
+        ValueError: bad inputs, or chains that diverge (eta h(x0) < 2 is necessary,
+            not sufficient: noise can carry x to where eta h(x) >= 2).
     """
     x0, eta, noise, b = _check(x0, eta, noise, batch_size)
     steps = check_int("steps", steps, minimum=1)
     chains = check_int("chains", chains, minimum=2)
+    n_log = check_int("n_log", n_log, minimum=1)
     gen = torch.Generator().manual_seed(check_int("seed", seed))
     h0 = float(valley_curvature(x0))
     x = torch.full((chains,), x0, dtype=torch.float64)
     y = math.sqrt(eta * noise**2 / (b * (2.0 - eta * h0))) * torch.randn(
         chains, generator=gen, dtype=torch.float64
     )
+    y_scale = math.sqrt(eta * noise**2 / (b * (2.0 - eta * h0)))  # stationary spread at x0
     log_at = set(np.unique(np.linspace(0, steps, n_log).round().astype(int)).tolist())
     logged, means, ses = [], [], []
     scale = noise / math.sqrt(b)
@@ -141,6 +163,8 @@ def valley_sgd(
         residual = root * y - eps
         # d l / d y = residual sqrt(h);  d l / d x = residual y h'(x) / (2 sqrt(h)), h' = 2x.
         x, y = x - eta * residual * y * x / root, y - eta * residual * root
+        if t % 10 == 9 or t == steps - 1:
+            _check_bounded(x, y, t, eta, h0, y_scale)
     dx = Estimate.from_samples(x - x0)
     dh = Estimate.from_samples(valley_curvature(x) - h0)
     return ValleyRun(

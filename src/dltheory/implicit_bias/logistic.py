@@ -13,9 +13,10 @@ where w_hat = sum_i a_i y_i x_i is the hard-margin SVM (:mod:`.margin`). Hence
     cot angle(t) = (|w_hat| log t + u . w_tilde) / |P_perp w_tilde|   (u = w_hat / |w_hat|),
 
 so the angle decays like |P_perp w_tilde| / (|w_hat| log t): the 1 / log t rate.
-w_tilde is fixed by the support equations when the support vectors are d
-linearly independent points (the generic case with |S| = d); otherwise its
-component outside their span depends on the start and is not predicted.
+w_tilde is fixed on span(S), S the points on the margin, as the minimiser of a
+strictly convex function (see :func:`soudry_asymptotics`; this also covers
+|S| > d, where the dual a is not unique); its component outside span(S)
+depends on the start and is not predicted.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from scipy.optimize import linprog
 
 from .._checks import as_float_tensor, check_choice, check_int, check_positive, message
 from ._validate import design, labels_pm1
@@ -132,6 +134,10 @@ def logistic_gd(
     Returns:
         A :class:`GDTrajectory`.
 
+    Raises:
+        ValueError: bad inputs, non-separable data, or a run whose weights overflow
+            (a too-large eta, or the exponential loss started far on the wrong side).
+
     >>> X = torch.tensor([[1.0, 0.5], [1.0, -0.5]], dtype=torch.float64)
     >>> traj = logistic_gd(X, [1, 1], eta=0.5, steps=10_000, n_log=5)
     >>> traj.steps.tolist(), bool(traj.angle[-1] < 1e-9)  # symmetric data: w stays on w_hat
@@ -154,6 +160,17 @@ def logistic_gd(
     log_at = np.concatenate([[0], grid])
     Z = np.ascontiguousarray((y[:, None] * X).numpy())
     ws = _run(Z, w, eta, log_at, loss == "exponential")
+    bad = ~np.isfinite(ws).all(1)
+    if bad.any():
+        raise ValueError(
+            message(
+                "eta, w0",
+                "such that GD stays finite",
+                f"non-finite weights by step {int(log_at[np.argmax(bad)])}",
+                f"The {loss} loss overflowed: start nearer the separating side (w0=None) "
+                "or lower eta below 2 / (beta sigma_max(X)^2)",
+            )
+        )
     unit = w_hat / np.linalg.norm(w_hat)
     along = ws @ unit
     across = np.linalg.norm(ws - along[:, None] * unit, axis=1)
@@ -194,12 +211,90 @@ class SoudryAsymptotics:
     determined: bool
 
 
+def _offset(Z: np.ndarray, w_hat: np.ndarray, eta: float, start: np.ndarray) -> np.ndarray:
+    """argmin over span(Z rows) of F(w) = sum_i eta exp(-z_i . w) + w_hat . w, by damped Newton.
+
+    F is strictly convex and coercive on span(S) when w_hat = sum_S a_i z_i with
+    every a_i > 0; its stationarity condition sum_i eta exp(-z_i . w) z_i = w_hat is
+    Soudry's system. Works in an orthonormal basis B of span(S) (w = B c).
+    """
+    _, sv, vt = np.linalg.svd(Z, full_matrices=False)
+    basis = vt[sv > sv[0] * 1e-12].T  # (d, r)
+    A = Z @ basis  # (|S|, r)
+    target = basis.T @ w_hat
+    log_eta = math.log(eta)
+
+    def value(c: np.ndarray) -> float:
+        with np.errstate(over="ignore"):
+            return float(np.exp(log_eta - A @ c).sum() + target @ c)
+
+    c = basis.T @ start
+    scale = float(np.linalg.norm(target))
+    for _ in range(200):
+        e = np.exp(log_eta - A @ c)
+        grad = target - A.T @ e
+        if np.linalg.norm(grad) <= 1e-14 * scale:
+            return basis @ c
+        step = -np.linalg.solve((A.T * e) @ A, grad)
+        decrement = -float(grad @ step)  # Newton decrement squared
+        if decrement <= 1e-30 * scale**2:
+            return basis @ c
+        f0, t = value(c), 1.0
+        while value(c + t * step) > f0 - 0.25 * t * decrement and t > 1e-12:
+            t *= 0.5
+        if t <= 1e-12:  # no decrease left at float resolution: at the minimum
+            return basis @ c
+        c = c + t * step
+    raise ValueError(
+        message(
+            "X, y",
+            "non-degenerate (every point on the margin a support vector with a_i > 0)",
+            "a data set where Soudry's w_tilde equations have no solution",
+            "Degenerate supports give log log t corrections that this function does not model",
+        )
+    )
+
+
+def _check_nondegenerate(Z: np.ndarray, w_hat: np.ndarray) -> None:
+    """Some dual a with sum_S a_i z_i = w_hat has a_i > 0 on every margin point (an LP)."""
+    k = Z.shape[0]
+    res = linprog(
+        np.r_[np.zeros(k), -1.0], A_ub=np.hstack([-np.eye(k), np.ones((k, 1))]), b_ub=np.zeros(k),
+        A_eq=np.hstack([Z.T, np.zeros((Z.shape[1], 1))]), b_eq=w_hat,
+        bounds=[(0, None)] * k + [(None, 1.0)], method="highs",
+    )  # fmt: skip
+    if res.status != 0 or -res.fun <= 1e-9 * max(1.0, float(np.abs(res.x[:k]).max())):
+        raise ValueError(
+            message(
+                "X, y",
+                "non-degenerate (a dual a_i > 0 for every point on the margin)",
+                "a point on the margin that no dual solution uses",
+                "Soudry's w_tilde does not exist there (GD picks up log log t terms); "
+                "perturb the data",
+            )
+        )
+
+
 def soudry_asymptotics(X: Any, y: Any, eta: float) -> SoudryAsymptotics:
     """Predicted w_hat, w_tilde and the log t slopes of GD on separable data.
 
-    Soudry et al. (2018), Theorem 3 / Eq. (8): on the support S,
-    y_i x_i . w_tilde = log(eta / a_i); solved by least squares (exact when the
-    support vectors are d independent points, ``determined=True``).
+    Soudry et al. (2018), Theorem 3 and its Eq. for w_tilde: on the set S of
+    points on the margin (y_i w_hat . x_i = 1), with z_i = y_i x_i,
+
+        eta exp(-z_i . w_tilde) = a_i > 0   and   sum_{i in S} a_i z_i = w_hat.
+
+    When more than d points sit on the margin the dual a is not unique, so
+    w_tilde cannot be read off a particular dual; it is the unique minimiser
+    over span(S) of the strictly convex
+
+        F(w) = sum_{i in S} eta exp(-z_i . w) + w_hat . w,
+
+    whose stationarity condition grad F = w_hat - sum_S eta exp(-z_i . w) z_i = 0
+    is exactly that system (a_i := eta exp(-z_i . w_tilde)). Solved by Newton with
+    backtracking to |grad F| <= 1e-14 |w_hat|. If S spans R^d the solution is
+    unique (``determined=True``); otherwise F is constant along span(S)^perp, the
+    component of w_tilde there depends on the start, and the returned w_tilde is
+    the one in span(S) (that component set to 0, ``determined=False``).
 
     >>> X = torch.tensor([[1.0, 1.0], [1.0, -1.0]], dtype=torch.float64)
     >>> a = soudry_asymptotics(X, [1, 1], eta=1.0)  # w_hat = (1, 0), a = (1/2, 1/2)
@@ -210,11 +305,15 @@ def soudry_asymptotics(X: Any, y: Any, eta: float) -> SoudryAsymptotics:
     y = labels_pm1("y", y, X.shape[0])
     eta = check_positive("eta", eta)
     mm = max_margin(X, y)
-    support = mm.support.numpy()
-    Z = (y[:, None] * X).numpy()[support]
-    rhs = np.log(eta / mm.dual.numpy()[support])
-    w_tilde = np.linalg.lstsq(Z, rhs, rcond=None)[0]
+    # every point on the margin carries weight eta exp(-z . w_tilde) / t in GD, not only a_i > 0
+    on_margin = (mm.margins.numpy() <= 1.0 + 1e-9) | (mm.dual.numpy() > 0)
+    Zall = (y[:, None] * X).numpy()
+    Z = Zall[on_margin]
     w_hat = mm.w.numpy()
+    _check_nondegenerate(Z, w_hat)
+    support = mm.support.numpy()
+    start = np.linalg.lstsq(Zall[support], np.log(eta / mm.dual.numpy()[support]), rcond=None)[0]
+    w_tilde = _offset(Z, w_hat, eta, start)
     norm_hat = float(np.linalg.norm(w_hat))
     unit = w_hat / norm_hat
     perp = float(np.linalg.norm(w_tilde - (w_tilde @ unit) * unit))

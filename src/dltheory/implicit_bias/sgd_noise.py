@@ -26,6 +26,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 import torch
 
 from .._checks import as_float_tensor, check_choice, check_int, check_positive, message
@@ -86,7 +87,7 @@ def gradient_noise(
     """Exact C~ and C of the mini-batch gradient from the per-sample gradients.
 
     Args:
-        per_sample_gradients: (N, P) rows g_k = grad l_k(theta).
+        per_sample_gradients: (N, P) rows g_k = grad l_k(theta) (computed in float64).
         batch_size: b >= 1 (<= N unless sampling with replacement).
         sampling: one of :data:`SAMPLINGS` (formulas in the module docstring).
 
@@ -99,7 +100,8 @@ def gradient_noise(
     >>> gradient_noise(g, 2, "without_replacement").trace_covariance  # the full batch
     0.0
     """
-    G = as_float_tensor("per_sample_gradients", per_sample_gradients, ndim=2)
+    # float64 throughout: float16 / bfloat16 moments lose the covariance to rounding
+    G = as_float_tensor("per_sample_gradients", per_sample_gradients, ndim=2, dtype=torch.float64)
     sampling = check_choice("sampling", sampling, SAMPLINGS)
     n = G.shape[0]
     b = _check_batch(batch_size, n, sampling)
@@ -167,6 +169,67 @@ def _batch_weights(chains: int, n: int, b: int, sampling: str, gen: torch.Genera
     return (torch.rand(chains, n, generator=gen) < b / n).to(torch.float64) / b
 
 
+def _pair_weights(n: int, b: int, sampling: str) -> tuple[float, float]:
+    """(E[w_k w_l] for k != l, E[w_k^2]) of the batch weights of :func:`_batch_weights`."""
+    diag = 1.0 / (b * n)
+    if sampling == "with_replacement":
+        return (b - 1) / (b * n * n), diag + (b - 1) / (b * n * n)  # multinomial counts
+    if sampling == "without_replacement":
+        return ((b - 1) / (b * n * (n - 1)) if n > 1 else 0.0), diag
+    return 1.0 / (n * n), diag
+
+
+def _mean_square_critical_eta(X: torch.Tensor, batch_size: int, sampling: str) -> float:
+    """The largest eta at which SGD on linear regression is stable in mean square.
+
+    With A_B = sum_k w_k x_k x_k^T the mini-batch Hessian, the deviation's second
+    moment evolves by T(M) = E[(I - eta A_B) M (I - eta A_B)] (plus terms that
+    converge once T does). T maps PSD matrices to PSD matrices, so its spectral
+    radius on symmetric M is its largest eigenvalue, and T - I = eta (eta Q - L)
+    with L(M) = H M + M H > 0 and Q(M) = E[A_B M A_B]. Hence rho(T) < 1 exactly
+    when eta < 1 / lambda_max(L^{-1/2} Q L^{-1/2}), computed in the eigenbasis
+    of H = X^T X / N (where L is diagonal, lambda_i + lambda_j) on the
+    P (P + 1) / 2 symmetric coordinates, using
+    Q(M) = c_off (N H) M (N H) + (c_diag - c_off) sum_k x_k (x_k^T M x_k) x_k^T,
+    c = E[w_k w_l]. Mean-square stability implies eta < 2 / lambda_max(H).
+    """
+    n, p = X.shape
+    c_off, c_diag = _pair_weights(n, batch_size, sampling)
+    lam, U = np.linalg.eigh((X.T @ X).numpy() / n)
+    Xr = X.numpy() @ U
+    i, j = np.triu_indices(p)
+    factor = np.where(i == j, 1.0, math.sqrt(2.0))
+    scale = 1.0 / np.sqrt(lam[i] + lam[j])  # L^{-1/2} on the symmetric basis
+    W = Xr[:, i] * Xr[:, j] * factor * scale  # (N, m): vec of x x^T, scaled
+    diag = c_off * n * n * lam[i] * lam[j] * scale**2
+    m = i.size
+    if m <= 1500:
+        G = (c_diag - c_off) * (W.T @ W)
+        G[np.diag_indices(m)] += diag
+        top = float(np.linalg.eigvalsh(G)[-1])
+    else:  # pragma: no cover - large P: Lanczos on the operator
+        from scipy.sparse.linalg import LinearOperator, eigsh
+
+        op = LinearOperator((m, m), matvec=lambda v: diag * v + (c_diag - c_off) * (W.T @ (W @ v)))
+        top = float(eigsh(op, k=1, which="LA", return_eigenvectors=False)[0])
+    return 1.0 / top
+
+
+_MAX_DEFAULT_BURN_IN = 10**6
+
+
+def _check_finite(theta: torch.Tensor, sums: torch.Tensor, t: int, eta: float) -> None:
+    if not (bool(torch.isfinite(theta).all()) and bool(torch.isfinite(sums).all())):
+        raise ValueError(
+            message(
+                "eta",
+                "small enough that SGD stays finite",
+                eta,
+                f"The iterates overflowed by step {t + 1}; lower eta",
+            )
+        )
+
+
 def sgd_fluctuation_dissipation(
     X: Any,
     y: Any,
@@ -191,12 +254,20 @@ def sgd_fluctuation_dissipation(
 
     Args:
         X: (N, P) inputs with N > P (a unique minimiser); y: (N,) noisy targets.
-        eta: learning rate, 0 < eta < 2 / lambda_max(H) with H = X^T X / N.
+        eta: learning rate below the exact mean-square stability bound of SGD on
+            this X (``_mean_square_critical_eta``; it is below 2 / lambda_max(H),
+            H = X^T X / N, the full-batch bound).
         batch_size: b; steps: measured steps per chain; chains: >= 2.
-        burn_in: discarded steps; sampling: one of :data:`SAMPLINGS`; seed: randomness.
+        burn_in: discarded steps (default 20 / (eta lambda_min(H)); if that exceeds
+            10^6 steps it must be given explicitly); sampling: one of
+            :data:`SAMPLINGS`; seed: randomness.
 
     Returns:
         A :class:`FluctuationDissipation`.
+
+    Raises:
+        ValueError: bad inputs, an eta beyond the mean-square bound, a default
+            burn-in over 10^6 steps, or iterates that overflow.
     """
     X = design("X", X)
     y = targets("y", y, X.shape[0])
@@ -214,8 +285,32 @@ def sgd_fluctuation_dissipation(
         raise ValueError(
             message("eta", f"< 2 / lambda_max(H) = {2.0 / float(eig[-1]):.4g}", eta, "SGD diverges")
         )
+    critical = _mean_square_critical_eta(X, b, sampling)
+    if eta >= critical:
+        raise ValueError(
+            message(
+                "eta",
+                f"< {critical:.4g}, the mean-square stability bound of {sampling} SGD with "
+                f"batch size {b} on this X",
+                eta,
+                "SGD's second moment diverges (large per-sample curvatures); lower eta or "
+                "raise batch_size",
+            )
+        )
     if burn_in is None:
-        burn_in = math.ceil(20.0 / (eta * float(eig[0])))
+        relax = 20.0 / (eta * float(eig[0]))
+        if relax > _MAX_DEFAULT_BURN_IN:
+            raise ValueError(
+                message(
+                    "burn_in",
+                    "given explicitly when 20 relaxation times 20 / (eta lambda_min(H)) "
+                    f"exceed {_MAX_DEFAULT_BURN_IN:.0e} steps",
+                    None,
+                    f"The default would be {relax:.3g} steps (lambda_min(H) = "
+                    f"{float(eig[0]):.3g}); pass burn_in, raise eta, or rescale X",
+                )
+            )
+        burn_in = math.ceil(relax)
     burn_in = check_int("burn_in", burn_in, minimum=0)
     gen = torch.Generator().manual_seed(check_int("seed", seed))
     f_sigma, f_s = _noise_factor(n, b, sampling)
@@ -231,6 +326,8 @@ def sgd_fluctuation_dissipation(
             tr_c2 = f_sigma * (tr_s - g2) + f_s * tr_s + g2  # tr C~(theta)
             sums += torch.cat([grad, (theta * grad).sum(1, keepdim=True), tr_c2[:, None]], 1)
         theta = theta - eta * (_batch_weights(chains, n, b, sampling, gen) * r) @ X
+        if t % 256 == 255 or t == burn_in + steps - 1:
+            _check_finite(theta, sums, t, eta)
     means = sums / steps
     gradient = Estimate.from_samples(means[:, :p])
     alignment = Estimate.from_samples(means[:, p])

@@ -322,7 +322,7 @@ def sgd_entropic_force(quick: bool = False, seed: int = 0) -> Outcome:
     """Valley drift vs the adiabatic prediction; walk mass vs the exact lattice law."""
     x0, eta, steps = 2.0, 0.1, 300
     chains = 500 if quick else 4000
-    m, walk_steps, walkers = (20, 1500, 5000) if quick else (30, 4000, 20000)
+    m, walk_steps, walkers = (20, 1700, 5000) if quick else (30, 4000, 20000)
     with _one_thread():
         run = valley_sgd(x0, eta, steps, chains=chains, seed=seed)
         walk = challenge_walk(m, walk_steps, walkers=walkers, seed=seed)
