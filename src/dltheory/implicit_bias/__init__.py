@@ -14,15 +14,13 @@ Course notes, lectures 11/9, 11/14, 11/16.
 """
 
 from .diagonal import (
-    DiagonalFlow,
-    diagonal_flow,
-    diagonal_flow_limit,
     min_l1_interpolant,
     min_weighted_l2_interpolant,
     q_alpha_argmin,
     q_function,
     q_potential,
 )
+from .diagonal_flow import DiagonalFlow, diagonal_flow, diagonal_flow_limit
 from .entropic import ValleyRun, valley_drift_prediction, valley_sgd
 from .logistic import GDTrajectory, SoudryAsymptotics, logistic_gd, soudry_asymptotics
 from .margin import MaxMargin, max_margin, max_margin_direction, separable_dataset

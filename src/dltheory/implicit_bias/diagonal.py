@@ -26,6 +26,8 @@ alpha^2 theta_0^2 sinh (dropping the 2); the 2 is what puts z / 2 inside q.
 The factor 4 in the exponent comes from the loss 1/2 |X beta - y|^2 (a loss
 normalised by 1/N rescales nu only) and does not change the argmin.
 
+The gradient flow itself is integrated in :mod:`.diagonal_flow`.
+
 Limits: Q(beta) / log(1 / alpha^2) -> |beta|_1 as alpha -> 0 (the notes'
 "Q -> |beta|_1" needs this normalisation), and alpha^2 Q(beta) ->
 1/4 sum_i beta_i^2 / theta_0i^2 as alpha -> infinity.
@@ -34,21 +36,16 @@ Limits: Q(beta) / log(1 / alpha^2) -> |beta|_1 as alpha -> 0 (the notes'
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from scipy.integrate import solve_ivp
 from scipy.optimize import linprog
 
-from .._checks import as_float_tensor, check_int, check_positive, message
+from .._checks import as_float_tensor, check_positive, message
 from ._validate import design, shape_vector, targets
 
 __all__ = [
-    "DiagonalFlow",
-    "diagonal_flow",
-    "diagonal_flow_limit",
     "min_l1_interpolant",
     "min_weighted_l2_interpolant",
     "q_alpha_argmin",
@@ -284,162 +281,6 @@ def _dual_newton(X: np.ndarray, y: np.ndarray, alpha: float, shape: np.ndarray) 
     raise RuntimeError(
         f"q_alpha_argmin: Newton stalled at residual |X beta - y|_inf = {best[0]:.3g} "
         f"(scale {scale:.3g}); X is too ill-conditioned for float64 at alpha = {alpha:g}"
-    )
-
-
-@dataclass(frozen=True)
-class DiagonalFlow:
-    """A gradient-flow trajectory of a diagonal linear network.
-
-    Attributes:
-        times: (T,) times t.
-        beta: (T, d) predictors theta_+^2 - theta_-^2 at those times.
-        loss: (T,) losses 1/2 |X beta - y|^2.
-    """
-
-    times: torch.Tensor
-    beta: torch.Tensor
-    loss: torch.Tensor
-
-
-def _flow_rhs(X: np.ndarray, y: np.ndarray, d: int):
-    """The flow in the rotated coordinates p = theta_+ - theta_-, m = theta_+ + theta_-.
-
-    beta = p * m, dp/dt = -2 g * m, dm/dt = -2 g * p with g = X^T (X beta - y):
-    a linear change of variables of the gradient flow that keeps beta = p * m
-    free of the cancellation theta_+^2 - theta_-^2 suffers at large alpha.
-    """
-    gram = X.T @ X
-
-    def rhs(_t: float, state: np.ndarray) -> np.ndarray:
-        p, m = state[:d], state[d:]
-        g = X.T @ (X @ (p * m) - y)
-        return np.concatenate([-2.0 * g * m, -2.0 * g * p])
-
-    def jac(_t: float, state: np.ndarray) -> np.ndarray:
-        p, m = state[:d], state[d:]
-        g = np.diag(X.T @ (X @ (p * m) - y))
-        return -2.0 * np.block(
-            [
-                [m[:, None] * gram * m[None, :], g + m[:, None] * gram * p[None, :]],
-                [g + p[:, None] * gram * m[None, :], p[:, None] * gram * p[None, :]],
-            ]
-        )
-
-    return rhs, jac
-
-
-def _start(alpha: float, shape: np.ndarray, X: np.ndarray, y: np.ndarray, rtol: float) -> tuple:
-    """Initial (p, m) = (0, 2 alpha theta_0) and per-coordinate absolute tolerances."""
-    d = shape.size
-    scale = np.abs(shape) * alpha
-    w = shape**2
-    beta_l2 = w * (X.T @ np.linalg.solve((X * w) @ X.T, y))  # a scale for beta
-    b = max(float(np.abs(beta_l2).max()), 1e-300)
-    atol = rtol * np.minimum(scale, b / scale)
-    return np.concatenate([np.zeros(d), 2.0 * alpha * shape]), np.concatenate([atol, atol])
-
-
-def diagonal_flow(
-    X: Any, y: Any, alpha: float, times: Any, theta0: Any = None, *, rtol: float = 1e-11
-) -> DiagonalFlow:
-    """Gradient flow of the diagonal network on 1/2 |X beta - y|^2, at the given times.
-
-    Integrates d theta_+/-/dt = -/+ 2 (X^T r) * theta_+/- (2d ODEs, the literal
-    gradient flow, no closed form used; in the rotated coordinates
-    p = theta_+ - theta_-, m = theta_+ + theta_-, beta = p m) with SciPy's Radau
-    and an analytic Jacobian, from theta_+ = theta_- = alpha * theta_0.
-
-    Args:
-        X: (n, d) design; y: (n,) targets; alpha > 0; theta0: (d,) shape.
-        times: increasing non-negative times (1-D).
-        rtol: relative tolerance of the integrator (atol is rtol * alpha * |theta_0|).
-
-    Returns:
-        A :class:`DiagonalFlow`.
-    """
-    X, y, alpha, shape = _problem(X, y, alpha, theta0)
-    rtol = _check_rtol(rtol)
-    times_np = np.asarray(torch.as_tensor(times, dtype=torch.float64))
-    if (
-        times_np.ndim != 1
-        or times_np.size == 0
-        or (np.diff(times_np) <= 0).any()
-        or times_np[0] < 0
-    ):
-        raise ValueError(message("times", "a non-empty increasing 1-D array of times >= 0", times))
-    d = X.shape[1]
-    Xn, yn = X.numpy(), y.numpy()
-    rhs, jac = _flow_rhs(Xn, yn, d)
-    state, atol = _start(alpha, shape.numpy(), Xn, yn, rtol)
-    sol = solve_ivp(
-        rhs, (0.0, float(times_np[-1])), state, method="Radau", jac=jac,
-        t_eval=times_np, rtol=rtol, atol=atol,
-    )  # fmt: skip
-    if not sol.success:
-        raise RuntimeError(f"diagonal_flow: the ODE solver failed ({sol.message})")
-    beta = sol.y[:d].T * sol.y[d:].T
-    loss = 0.5 * ((beta @ Xn.T - yn) ** 2).sum(-1)
-    return DiagonalFlow(torch.from_numpy(sol.t), torch.from_numpy(beta), torch.from_numpy(loss))
-
-
-def diagonal_flow_limit(
-    X: Any,
-    y: Any,
-    alpha: float,
-    theta0: Any = None,
-    *,
-    rtol: float = 1e-11,
-    max_doublings: int = 80,
-) -> torch.Tensor:
-    """The limit beta(infinity) of gradient flow on a diagonal linear network.
-
-    Integrates the 2d-dimensional flow of :func:`diagonal_flow` (Radau, tight
-    tolerances) over [0, T], doubling T until the residual is below
-    1e-13 (1 + |y|_inf) and beta has stopped moving. Woodworth et al. (2020),
-    Theorem 1, says the result equals :func:`q_alpha_argmin`; this function does
-    not assume it.
-
-    Args:
-        X: (n, d) design with full row rank; y: (n,) targets.
-        alpha: initialisation scale > 0 (theta_+ = theta_- = alpha theta_0).
-        theta0: (d,) shape (default ones).
-        rtol: integrator tolerance.
-        max_doublings: cap on the number of horizon doublings.
-
-    Returns:
-        beta, a (d,) float64 tensor.
-
-    >>> X = torch.tensor([[1.0, 2.0]], dtype=torch.float64)
-    >>> beta = diagonal_flow_limit(X, [1.0], alpha=1.0)
-    >>> bool((beta - q_alpha_argmin(X, [1.0], 1.0)).abs().max() < 1e-8)
-    True
-    """
-    X, y, alpha, shape = _problem(X, y, alpha, theta0)
-    rtol = _check_rtol(rtol)
-    check_int("max_doublings", max_doublings, minimum=1)
-    d = X.shape[1]
-    Xn, yn = X.numpy(), y.numpy()
-    rhs, jac = _flow_rhs(Xn, yn, d)
-    state, atol = _start(alpha, shape.numpy(), Xn, yn, rtol)
-    # The linearised time scale at init is 1 / (8 alpha^2 lambda_max(X W X^T)).
-    lam = float(np.linalg.eigvalsh((Xn * shape.numpy() ** 2) @ Xn.T).max())
-    t, horizon = 0.0, 1.0 / (8.0 * alpha**2 * lam)
-    tol = 1e-13 * (1.0 + np.abs(yn).max())
-    beta_old = None
-    for _ in range(max_doublings):
-        sol = solve_ivp(rhs, (t, t + horizon), state, method="Radau", jac=jac, rtol=rtol, atol=atol)
-        if not sol.success:
-            raise RuntimeError(f"diagonal_flow_limit: the ODE solver failed ({sol.message})")
-        t, state = t + horizon, sol.y[:, -1]
-        beta = state[:d] * state[d:]
-        residual = np.abs(Xn @ beta - yn).max()
-        if residual <= tol and beta_old is not None and np.abs(beta - beta_old).max() <= tol:
-            return torch.from_numpy(beta)
-        beta_old, horizon = beta, 2.0 * horizon
-    raise RuntimeError(
-        f"diagonal_flow_limit: no convergence after {max_doublings} doublings "
-        f"(residual {residual:.3g})"
     )
 
 
