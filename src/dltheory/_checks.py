@@ -21,6 +21,7 @@ __all__ = [
     "check_nonnegative",
     "check_positive",
     "check_real",
+    "check_widths",
     "message",
 ]
 
@@ -136,3 +137,35 @@ def _rank_fix(ndim: int) -> str:
     if ndim == 2:
         return "Pass inputs as (n_samples, n_features); reshape a single input with x[None, :]"
     return ""
+
+
+def check_widths(widths: Any, name: str = "widths") -> tuple[int, ...]:
+    """Hidden widths (n_1, ..., n_L): a non-empty sequence or 1-D array of integers >= 1.
+
+    Wrong-type entries (floats, None, bools) raise TypeError; integers < 1 raise ValueError.
+    """
+    if isinstance(widths, str | bytes) or not isinstance(widths, Sequence | np.ndarray):
+        raise TypeError(
+            message(
+                name,
+                "a sequence of hidden widths (n_1, ..., n_L)",
+                widths,
+                f"Pass e.g. {name}=(10, 10, 10) for three hidden layers of width 10",
+            )
+        )
+    if isinstance(widths, np.ndarray) and widths.ndim != 1:
+        raise ValueError(message(name, "a 1-D sequence of hidden widths", widths))
+    if len(widths) == 0:
+        raise ValueError(message(name, "non-empty (at least one hidden layer)", widths))
+    out = []
+    for n in widths:
+        if isinstance(n, bool | np.bool_) or not isinstance(n, numbers.Integral):
+            raise TypeError(
+                message(
+                    name, "a sequence of integers >= 1", widths, f"Entry {n!r} is not an integer"
+                )
+            )
+        if n < 1:
+            raise ValueError(message(name, "a sequence of integers >= 1", widths))
+        out.append(int(n))
+    return tuple(out)

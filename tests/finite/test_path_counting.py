@@ -207,6 +207,65 @@ def test_relu_ntk_mean_is_the_mean_of_empirical_ntk_on_mlp():
     _agree(thetas, float(relu_ntk_mean(x[0], (width,) * depth, c_out)))
 
 
+def test_ntk_ratio_is_well_below_the_single_term_law():
+    # exp(5 sum 1/n_l) is E[T_l^2] / E[T_l]^2 of one term of Theta, not the ratio of the sum
+    n0, n, depth = 3, 20, 8
+    widths = (n,) * depth
+    x = torch.ones(n0, dtype=torch.float64)
+    mean = float(relu_ntk_mean(x, widths))
+    exact = float(relu_ntk_second_moment(x, widths)) / mean**2
+    single_term = math.exp(5 * depth / n)  # 7.39
+    assert exact == pytest.approx(4.0395, abs=1e-3)
+    assert exact < 0.6 * single_term
+    s = sample_relu_jacobians(n0, widths, 20_000, x=x, ntk=True, seed=7)
+    ratio = Estimate.from_samples(s.ntk.square() / mean**2)
+    assert ratio.agrees(exact, n_std=N_STD)
+    assert float(ratio.mean) + N_STD * float(ratio.stderr) < 0.8 * single_term  # MC alone
+
+
+def test_high_moments_stay_finite_in_log_space():
+    m = relu_jacobian_moments(3, (2000,))
+    value = m.moment(200)  # the direct product overflowed to NaN
+    assert math.isfinite(value) and value > 0
+    # (c/n0)^k (2k-1)!! E[(2/n chi^2_K)^k]: check the log against a direct log-space sum
+    from scipy.special import gammaln, logsumexp
+    from scipy.stats import binom
+
+    k, n = 100, 2000
+    K = torch.arange(1, n + 1, dtype=torch.float64).numpy()
+    log_e = logsumexp(
+        binom.logpmf(K, n, 0.5) + k * math.log(2) + gammaln(K / 2 + k) - gammaln(K / 2)
+    )
+    log_df = math.lgamma(2 * k + 1) - k * math.log(2) - math.lgamma(k + 1)
+    expected = k * math.log(2.0 / 3) + log_df + k * math.log(2.0 / n) + log_e
+    assert math.log(value) == pytest.approx(expected, rel=1e-12)
+    assert m.moment(2) == pytest.approx(m.second, rel=1e-14)
+    assert m.moment(4) == pytest.approx(m.fourth, rel=1e-13)
+    assert relu_jacobian_moments(1, (2,) * 50).moment(400) == math.inf  # beyond float64
+
+
+def test_sampler_device_defaults_to_cpu_and_keeps_cpu_draws():
+    x = torch.tensor([1.0, -0.5, 2.0], dtype=torch.float64)
+    a = sample_relu_jacobians(3, (5, 4), 6, x=x, ntk=True, seed=3)
+    b = sample_relu_jacobians(3, (5, 4), 6, x=x.tolist(), ntk=True, seed=3, device="cpu")
+    torch.manual_seed(3)  # the global generator is not used
+    g = torch.Generator().manual_seed(3)
+    c = sample_relu_jacobians(3, (5, 4), 6, x=x, ntk=True, generator=g)
+    for t in (b, c):
+        assert torch.equal(a.entry, t.entry) and torch.equal(a.ntk, t.ntk)
+    # the first layer is drawn first: its weights come from randn on the generator's device
+    w = torch.randn(6, 5, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    z = (w * (2.0 / 3) ** 0.5) @ x
+    assert torch.equal(a.active[:, 0], (z > 0).sum(1))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_sampler_on_cuda_follows_x():
+    x = torch.tensor([1.0, -0.5, 2.0], dtype=torch.float64, device="cuda")
+    s = sample_relu_jacobians(3, (5, 4), 8, x=x, u=[0.0, 1.0, 0.0], ntk=True, seed=3)
+    assert s.entry.device.type == "cuda" and s.ntk.device.type == "cuda"
+
+
 # ---- errors ---------------------------------------------------------------------
 
 
@@ -219,7 +278,15 @@ _ERRORS = [
         ValueError,
         "widths must be a sequence of integers >= 1. Got (3, 0).",
     ),
-    (lambda: relu_jacobian_moments(2, (3, 2.5)), ValueError, "integers >= 1"),
+    (lambda: relu_jacobian_moments(2, (3, 2.5)), TypeError, "integers >= 1"),
+    (lambda: relu_jacobian_moments(2, (3, None)), TypeError, "Entry None is not an integer"),
+    (lambda: relu_jacobian_moments(2, (True,)), TypeError, "Entry True is not an integer"),
+    (lambda: relu_jacobian_moments(2, (3, -1)), ValueError, "integers >= 1. Got (3, -1)."),
+    (
+        lambda: sample_relu_jacobians(2, (3,), 4, generator=torch.Generator(), device="meta"),
+        ValueError,
+        "generator must be on the sampling device meta. Got 'a generator on cpu'.",
+    ),
     (lambda: relu_jacobian_moments(2, (3,), c_out=0.0), ValueError, "c_out must be > 0. Got 0.0."),
     (
         lambda: relu_jacobian_moments(2, (3,)).moment(3),

@@ -113,3 +113,19 @@ def test_error_messages():
         count_pieces_1d(model, [0.0, 1.0], [float("nan"), 1.0])
     with pytest.raises(ValueError, match=r"^tol must be > 0\. Got 0\.0\."):
         count_pieces_1d(model, [0.0, 1.0], [1.0, 1.0], tol=0.0)
+
+
+def test_tol_must_be_a_small_rounding_tolerance():
+    model = _net((3,), 2, 0)
+    for tol in (1e-2, 0.5, 1.0):  # 0.5 would drop every breakpoint, 1.0 leave 0 pieces
+        with pytest.raises(ValueError, match=r"^tol must be <= 0\.001 \(a relative rounding"):
+            count_pieces_1d(model, [0.0, 1.0], [1.0, 1.0], tol=tol)
+    assert count_pieces_1d(model, [0.0, 1.0], [1.0, 1.0], tol=1e-3).n_pieces >= 1
+
+
+def test_patterns_of_a_model_without_activations_are_empty_columns():
+    pieces = count_pieces_1d(nn.Linear(2, 1), [0.0, 0.0], [1.0, 1.0])
+    assert pieces.n_pieces == 1
+    assert pieces.patterns.shape == (1, 0) and pieces.patterns.dtype == torch.bool
+    packed = pieces.packed_patterns()
+    assert packed.shape == (1, 0) and packed.dtype == np.uint8

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from dltheory import MLP
-from dltheory.regions import piecewise_linear_layers
+from dltheory.regions import count_pieces_1d, piecewise_linear_layers
 
 
 def _forward(net, x):
@@ -54,3 +54,18 @@ def test_refuses_other_layers():
         piecewise_linear_layers(MLP(1, "tanh").sample(3, in_dim=2, seed=0))
     with pytest.raises(TypeError, match=r"^model must be a torch.nn.Module\. Got 'str'"):
         piecewise_linear_layers("relu")
+
+
+def test_leaky_relu_with_slope_above_one_follows_torch():
+    # sigma(z) = z if z > 0 else alpha z, which is not max(z, alpha z) for alpha > 1
+    model = nn.Sequential(nn.Linear(1, 1), nn.LeakyReLU(2.0), nn.Linear(1, 1)).double()
+    with torch.no_grad():
+        for lin in (model[0], model[2]):
+            lin.weight.fill_(1.0)
+            lin.bias.zero_()
+    x = torch.tensor([[-1.5], [1.5]], dtype=torch.float64)
+    assert model(x)[:, 0].tolist() == [-3.0, 1.5]  # torch: 2 z below 0, z above
+    net = piecewise_linear_layers(model)
+    assert _forward(net, x)[:, 0].tolist() == [-3.0, 1.5]
+    pieces = count_pieces_1d(model, -3.0, 3.0)  # d f / dt = 6 f'(x)
+    assert pieces.n_pieces == 2 and pieces.slopes[:, 0].tolist() == [12.0, 6.0]

@@ -37,3 +37,11 @@ def test_errors():
         sawtooth(53)
     with pytest.raises(TypeError, match=r"^L must be an integer\. Got 2\.0\."):
         sawtooth(2.0)
+
+
+def test_reference_validates_x():
+    assert sawtooth_reference(2, [0.125, 0.25]).tolist() == [0.5, 1.0]  # lists are converted
+    with pytest.raises(TypeError, match=r"^x must be a torch\.Tensor or NumPy array"):
+        sawtooth_reference(2, "0.5")
+    with pytest.raises(ValueError, match=r"^x must be finite"):
+        sawtooth_reference(2, torch.tensor([float("nan")]))

@@ -115,3 +115,55 @@ def test_error_messages():
         regions_2d(model, [0.0], [1.0], [2.0], (-1, 1))
     with pytest.raises(TypeError, match=r"^result must be a Regions2D"):
         plot_regions_2d("regions")
+
+
+def _axes_net():
+    net = nn.Sequential(nn.Linear(2, 2), nn.ReLU()).double()
+    with torch.no_grad():
+        net[0].weight.copy_(torch.eye(2))
+        net[0].bias.zero_()
+    return net
+
+
+def test_tolerance_is_relative_to_the_box():
+    # two ReLUs on the axes give the 4 quadrants at any scale of the box
+    for half in (1e-10, 1.0, 1e10):
+        r = regions_2d(_axes_net(), [0.0, 0.0], [1.0, 0.0], [0.0, 1.0], (-half, half))
+        assert r.n_regions == 4
+        np.testing.assert_allclose(sorted(r.areas), [half**2] * 4, rtol=1e-12)
+
+
+def test_thin_slabs_are_kept_and_areas_sum_to_the_box():
+    slab = nn.Sequential(nn.Linear(2, 2), nn.ReLU()).double()
+    with torch.no_grad():
+        slab[0].weight.copy_(torch.tensor([[1.0, 0.0], [1.0, 0.0]]))
+        slab[0].bias.copy_(torch.tensor([1.5e-9, -1.5e-9]))  # lines s = -+1.5e-9
+    r = regions_2d(slab, [0.0, 0.0], [1.0, 0.0], [0.0, 1.0], (-1.0, 1.0))
+    assert r.n_regions == 3
+    np.testing.assert_allclose(r.areas.sum(), 4.0, rtol=1e-12)
+    np.testing.assert_allclose(min(r.areas), 3e-9 * 2.0, rtol=1e-6)
+
+
+def test_argument_validation_of_slices_and_plots():
+    model = _net((3,), 2, 0)
+    o, u, v = [0.0, 0.0], [1.0, 0.0], [0.0, 1.0]
+    with pytest.raises(ValueError, match=r"^u must be nonzero"):
+        regions_2d(model, o, [0.0, 0.0], v, (-1, 1))
+    with pytest.raises(ValueError, match=r"^v must be nonzero"):
+        regions_2d(model, o, u, [0.0, 0.0], (-1, 1))
+    with pytest.raises(ValueError, match=r"^tol must be <= 0\.001"):
+        regions_2d(model, o, u, v, (-1, 1), tol=0.01)
+    result = regions_2d(model, o, u, v, (-1, 1))
+    torch.testing.assert_close(
+        result.to_input([[0.5, -0.25]]), torch.tensor([[0.5, -0.25]], dtype=torch.float64)
+    )
+    with pytest.raises(ValueError, match=r"^st must be an array of \(s, t\) pairs"):
+        result.to_input([1.0, 2.0, 3.0])
+    with pytest.raises(TypeError, match=r"^st must be a torch\.Tensor or NumPy array"):
+        result.to_input("st")
+    with pytest.raises(TypeError, match=r"^seed must be an integer"):
+        plot_regions_2d(result, seed=0.5)
+    with pytest.raises(ValueError, match=r"^seed must be an integer >= 0"):
+        plot_regions_2d(result, seed=-1)
+    with pytest.raises(TypeError, match=r"^ax must be a matplotlib Axes or None"):
+        plot_regions_2d(result, ax="axes")

@@ -51,10 +51,10 @@ class ReluJacobianSample:
         return (self.active > 0).all(dim=1)
 
 
-def _vector(name: str, value: Any, n0: int, default: torch.Tensor, dtype) -> torch.Tensor:
+def _vector(name: str, value: Any, n0: int, default: torch.Tensor, dtype, device) -> torch.Tensor:
     if value is None:
-        return default.to(dtype)
-    value = as_float_tensor(name, value, ndim=1, dtype=dtype)
+        return default.to(dtype=dtype, device=device)
+    value = as_float_tensor(name, value, ndim=1, dtype=dtype, device=device)
     if value.shape[0] != n0:
         raise ValueError(
             message(name, f"a vector of n0 = {n0} entries", f"shape {tuple(value.shape)}")
@@ -78,6 +78,7 @@ def sample_relu_jacobians(
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float64,
     chunk_size: int | None = None,
+    device: torch.device | str | None = None,
 ) -> ReluJacobianSample:
     """Sample ``n_networks`` bias-free He ReLU nets and measure their Jacobians at x.
 
@@ -97,11 +98,15 @@ def sample_relu_jacobians(
         u: the input direction (n0,), nonzero (default: e_1, so ``entry`` = dz/dx_1).
         ntk: also measure the on-diagonal NTK (needs a backward pass).
         parametrization: ``"ntk"`` or ``"standard"`` for the NTK.
-        seed: seed of a fresh CPU generator (ignored when ``generator`` is given).
-        generator: an explicit ``torch.Generator``.
+        seed: seed of a fresh generator on ``device`` (ignored when ``generator`` is given).
+        generator: an explicit ``torch.Generator``, on ``device``.
         dtype: floating dtype of the networks.
         chunk_size: networks per batched chunk (default: sized to a 32 MiB budget);
             the sample depends on it through the order of random draws.
+        device: where the weights are drawn and the nets run (default: the device
+            of ``x`` when it is a tensor, else that of ``generator``, else CPU);
+            ``x`` and ``u`` are moved there.
+            On CPU the sample is the same as without this argument.
 
     Returns:
         :class:`ReluJacobianSample`.
@@ -119,13 +124,33 @@ def sample_relu_jacobians(
         raise TypeError(message("ntk", "a bool", ntk))
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(message("dtype", "a floating torch.dtype", dtype))
-    x = _vector("x", x, n0, torch.ones(n0), dtype)
-    u = _vector("u", u, n0, torch.eye(n0)[0], dtype)
+    if device is None:
+        if isinstance(x, torch.Tensor):
+            device = x.device
+        elif isinstance(generator, torch.Generator):
+            device = generator.device
+        else:
+            device = torch.device("cpu")
+    try:
+        device = torch.device(device)
+    except (TypeError, RuntimeError) as err:
+        raise TypeError(message("device", "a torch.device or device string", device)) from err
+    x = _vector("x", x, n0, torch.ones(n0), dtype, device)
+    u = _vector("u", u, n0, torch.eye(n0)[0], dtype, device)
     u = u / u.norm()
     if generator is None:
-        generator = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+        generator = torch.Generator(device=device).manual_seed(check_int("seed", seed, minimum=0))
     elif not isinstance(generator, torch.Generator):
         raise TypeError(message("generator", "a torch.Generator", type(generator).__name__))
+    elif generator.device.type != device.type:
+        raise ValueError(
+            message(
+                "generator",
+                f"on the sampling device {device}",
+                f"a generator on {generator.device}",
+                "Pass device=generator.device, or a generator on the device of x",
+            )
+        )
     sizes = (n0, *widths)
     layer_sizes = [a * b for a, b in itertools.pairwise(sizes)]
     per_net = sum(layer_sizes) if ntk else max(layer_sizes) + 2 * max(sizes) * (n0 + 1)
@@ -141,7 +166,8 @@ def sample_relu_jacobians(
             n_in = sizes[layer - 1]
             n_out = sizes[layer] if layer < len(sizes) else 1
             var = (2.0 if layer < len(sizes) else c_out) / n_in
-            return torch.randn(e, n_out, n_in, generator=generator, dtype=dtype) * var**0.5
+            shape = (e, n_out, n_in)
+            return torch.randn(shape, generator=generator, dtype=dtype, device=device) * var**0.5
 
         parts.append(_measure(draw, e, sizes, x, u, kappa if ntk else None))
     fields = zip(*parts, strict=True)
@@ -160,7 +186,7 @@ def _measure(draw, e, sizes, x, u, kappa):
     n0, depth = sizes[0], len(sizes) - 1
     dtype = x.dtype
     h = x.expand(e, n0).unsqueeze(-1)  # (e, n0, 1)
-    jac = torch.eye(n0, dtype=dtype).expand(e, n0, n0)  # M_0 = I
+    jac = torch.eye(n0, dtype=dtype, device=x.device).expand(e, n0, n0)  # M_0 = I
     weights, masks, h_sq, active = [], [], [x.square().sum().expand(e)], []
     for layer in range(1, depth + 1):
         w = draw(layer)

@@ -5,7 +5,8 @@
 * :func:`zaslavsky_count`, :func:`pattern_bound`, :func:`one_layer_1d_bound`: counting bounds;
 * :func:`sawtooth`: Telgarsky's network with exactly 2^L pieces on [0, 1];
 * :func:`density_prediction`, :func:`region_density`: pieces per unit length at
-  initialisation, Kac-Rice prediction and the Hanin-Rolnick bound vs measurement.
+  initialisation, Kac-Rice prediction and a bound in the form of Hanin & Rolnick's
+  theorem (with C_grad = E|z'|) vs measurement.
 
 Course notes, Lecture 12/5 (Linear Regions).
 """

@@ -83,14 +83,17 @@ class Pieces1D:
         """
         ends = self.endpoints
         mids = 0.5 * (ends[:-1] + ends[1:])
-        blocks = []
+        blocks = [torch.zeros(self.n_pieces, 0, dtype=torch.bool)]  # no hidden layer: 0 columns
         for layer_ends, table in zip(self.layer_endpoints, self.layer_patterns, strict=True):
             index = torch.searchsorted(layer_ends, mids, right=True) - 1
             blocks.append(table[index.clamp_(0, table.shape[0] - 1)])
         return torch.cat(blocks, dim=1)
 
     def packed_patterns(self) -> np.ndarray:
-        """Patterns as bits, (n_pieces, ceil(n_neurons / 8)) uint8 (``np.unpackbits`` undoes it)."""
+        """Patterns as bits, (n_pieces, ceil(n_neurons / 8)) uint8 (``np.unpackbits`` undoes it).
+
+        A model without activations gives an (n_pieces, 0) array.
+        """
         return np.packbits(self.patterns.numpy(), axis=1)
 
 
@@ -111,6 +114,23 @@ def _as_point(name: str, value) -> torch.Tensor:
             message(name, "a point: a number or a 1-D array", f"shape {tuple(point.shape)}")
         )
     return point
+
+
+MAX_TOL = 1e-3
+
+
+def _check_tol(tol) -> float:
+    tol = check_positive("tol", tol)
+    if tol > MAX_TOL:
+        raise ValueError(
+            message(
+                "tol",
+                f"<= {MAX_TOL:g} (a relative rounding tolerance)",
+                tol,
+                "Larger values merge distinct lines; the default suits float64",
+            )
+        )
+    return tol
 
 
 def _merge(ts: np.ndarray, tol: float) -> np.ndarray:
@@ -142,7 +162,7 @@ def count_pieces_1d(model: nn.Module, a, b, *, tol: float = 1e-12) -> Pieces1D:
     Args:
         model: a ReLU network (see :func:`piecewise_linear_layers` for the layers).
         a, b: distinct endpoints, (n_0,) arrays or numbers for n_0 = 1.
-        tol: merging tolerance in t (default 1e-12).
+        tol: merging tolerance in t, 0 < tol <= 1e-3 (default 1e-12).
 
     Returns:
         :class:`Pieces1D` with ``n_pieces``, ``breakpoints``, ``patterns``,
@@ -164,7 +184,7 @@ def count_pieces_1d(model: nn.Module, a, b, *, tol: float = 1e-12) -> Pieces1D:
         )
     if bool(torch.equal(a, b)):
         raise ValueError(message("b", "different from a (a segment of positive length)", b))
-    tol = check_positive("tol", tol)
+    tol = _check_tol(tol)
     net.check_input_dim(a.shape[0], "a")
     # NumPy inside the loop: many tiny matmuls, where torch's thread pool costs more
     # than the arithmetic on a busy machine.

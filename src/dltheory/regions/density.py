@@ -25,12 +25,17 @@ E[sigma'(z)^2 z'^2] = (1 + alpha^2) s / 2). Summing n_l rho_l(t) over layers and
 averaging over the segment (Gauss-Legendre quadrature) gives the expected number
 of breakpoints per unit length; finite-width corrections are O(1 / width).
 
-Hanin & Rolnick (2019, "Complexity of linear regions in deep networks", Thm. 1
-with k = 1, and the 1-D corollary) bound the density by #neurons * C_grad * C_bias
-with C_bias = sup of the bias density = 1 / sqrt(2 pi C_b) and C_grad = sup E|d z / d t|
-(here sqrt(2 s_l / pi) per layer). The constant depends on C_b and on the
-initialisation: it is not universal (the notes' Theorem B leaves C unspecified).
-Since q_l >= C_b, rho_l <= n_l sqrt(s_l / q_l) / pi <= n_l C_grad,l C_bias: the
+The bound (``hanin_rolnick``) is a Kac-Rice bound with C_grad = E|z'|, written in
+the form of Hanin & Rolnick's theorem (2019, "Complexity of linear regions in
+deep networks", Thm. 1 with k = 1 and its 1-D corollary): density <= sum_l n_l
+C_grad,l C_bias with C_bias = sup of the bias density = 1 / sqrt(2 pi C_b) and
+C_grad,l = E|dz/dt| = sqrt(2 s_l / pi), the mean absolute directional derivative
+along the line. The paper's own C_grad is defined through moments of the
+gradient norm |grad_x z|, not through E|z'|; its constant was not checked here,
+so this is the theorem's shape with the directional constant, not the paper's
+number. It depends on C_b and on the initialisation: it is not universal (the
+notes' Theorem B leaves C unspecified). Since q_l >= C_b and E[|z'| | z = 0] <=
+sqrt(s_l), rho_l <= n_l sqrt(s_l / q_l) / pi <= n_l C_grad,l C_bias: the
 prediction never exceeds the bound, and equals it at x = 0 for one layer.
 """
 
@@ -42,7 +47,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .._checks import check_int, check_nonnegative, check_positive, check_real, message
+from .._checks import (
+    check_int,
+    check_nonnegative,
+    check_positive,
+    check_real,
+    check_widths,
+    message,
+)
 from ..finite import Estimate
 from ..spec import MLP
 from .count_1d import count_pieces_1d
@@ -57,7 +69,9 @@ class DensityPrediction:
     Attributes:
         per_layer: (L,) Kac-Rice density of zeros of layer l's neurons, n_l * mean rho_l.
         density: their sum, the expected breakpoints per unit length.
-        hanin_rolnick: the bound sum_l n_l C_grad,l C_bias.
+        hanin_rolnick: the Kac-Rice bound sum_l n_l C_grad,l C_bias with
+            C_grad,l = E|z'| (directional), in the form of Hanin & Rolnick's theorem
+            (module docstring; the paper's C_grad uses gradient-norm moments).
         expected_pieces: 1 + density * length.
         n_neurons: sum_l n_l.
     """
@@ -82,11 +96,10 @@ class RegionDensity:
 
 
 def _widths(widths) -> tuple[int, ...]:
-    if isinstance(widths, int | np.integer) and not isinstance(widths, bool):
+    """One int (L = 1) or hidden widths, validated as :func:`check_widths` does."""
+    if isinstance(widths, int | np.integer) and not isinstance(widths, bool | np.bool_):
         widths = (widths,)
-    if not isinstance(widths, list | tuple) or not widths:
-        raise TypeError(message("widths", "a non-empty list of hidden widths", widths))
-    return tuple(check_int("widths", w, minimum=1) for w in widths)
+    return check_widths(widths)
 
 
 def density_prediction(

@@ -9,9 +9,10 @@ float64 tensors once:
     h^(0) = x,   z^(l) = W^(l) h^(l-1) + b^(l),   h^(l) = sigma_{alpha_l}(z^(l)),
     output = W^(L+1) h^(L) + b^(L+1),
 
-with sigma_alpha(z) = max(z, alpha z) (alpha = 0: ReLU). Consecutive affine
-maps are composed, and an activation with no affine map before it gets the
-identity, so every hidden layer is "affine, then activation".
+with sigma_alpha(z) = z if z > 0 else alpha z (alpha = 0: ReLU), as torch's
+LeakyReLU for any real alpha (this is not max(z, alpha z) when alpha > 1).
+Consecutive affine maps are composed, and an activation with no affine map
+before it gets the identity, so every hidden layer is "affine, then activation".
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ __all__ = ["HiddenLayer", "PiecewiseLinearNet", "piecewise_linear_layers"]
 
 @dataclass(frozen=True)
 class HiddenLayer:
-    """z = weight @ h + bias, then sigma(z) = max(z, slope * z).
+    """z = weight @ h + bias, then sigma(z) = z if z > 0 else slope * z.
 
     Attributes:
         weight: (n_out, n_in) float64, or ``None`` for the identity.

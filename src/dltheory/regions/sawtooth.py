@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._checks import check_int, message
+from .._checks import as_float_tensor, check_int, message
 
 __all__ = ["sawtooth", "sawtooth_reference"]
 
@@ -58,13 +58,17 @@ def sawtooth(L: int, *, dtype: torch.dtype = torch.float64) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def sawtooth_reference(L: int, x: torch.Tensor) -> torch.Tensor:
+def sawtooth_reference(L: int, x) -> torch.Tensor:
     """f_L(x) from the tent map's closed form min(2x, 2 - 2x) on [0, 1] (independent of the net).
+
+    ``x`` is a finite real array (tensor, NumPy array, list or number); float
+    tensors keep their dtype, other inputs become float64.
 
     >>> sawtooth_reference(3, torch.tensor([0.0625, 0.125])).tolist()
     [0.5, 1.0]
     """
     L = check_int("L", L, minimum=1)
+    x = as_float_tensor("x", x)
     for _ in range(L):
         x = torch.minimum(2 * x, 2 - 2 * x)
     return x

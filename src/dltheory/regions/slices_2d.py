@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._checks import check_positive, message
-from .count_1d import _as_point
+from .._checks import as_float_tensor, check_int, message
+from .count_1d import _as_point, _check_tol
 from .network import piecewise_linear_layers
 
 __all__ = ["Regions2D", "plot_regions_2d", "regions_2d"]
@@ -51,12 +51,26 @@ class Regions2D:
 
     @property
     def areas(self) -> np.ndarray:
-        """(n_regions,) polygon areas (shoelace formula); they sum to the box area."""
+        """(n_regions,) polygon areas (shoelace formula).
+
+        They sum to the box area up to rounding: only degenerate pieces (area at
+        most a few float64 epsilons of the box area) are ever dropped.
+        """
         return np.array([_area(p) for p in self.polygons])
 
     def to_input(self, st) -> torch.Tensor:
-        """Map (..., 2) slice coordinates (s, t) to input space origin + s u + t v."""
-        st = torch.as_tensor(st, dtype=torch.float64)
+        """Map (..., 2) slice coordinates (s, t) to input space origin + s u + t v.
+
+        ``st`` is a finite real array whose last dimension has size 2.
+        """
+        st = as_float_tensor("st", st, dtype=torch.float64)
+        if st.ndim == 0 or st.shape[-1] != 2:
+            raise ValueError(
+                message(
+                    "st", "an array of (s, t) pairs, shape (..., 2)", f"shape {tuple(st.shape)}"
+                )
+            )
+        st = st.to(self.origin.device)
         return self.origin + st[..., :1] * self.u + st[..., 1:] * self.v
 
 
@@ -101,7 +115,7 @@ def _box(bounds) -> tuple[tuple[float, float], tuple[float, float]]:
     return (tuple(array[0].tolist()), tuple(array[1].tolist()))  # type: ignore[return-value]
 
 
-def regions_2d(model: nn.Module, origin, u, v, bounds, *, tol: float = 1e-9) -> Regions2D:
+def regions_2d(model: nn.Module, origin, u, v, bounds, *, tol: float = 1e-12) -> Regions2D:
     """Exact activation regions of a ReLU network on the plane origin + s u + t v.
 
     Refines convex cells layer by layer by each neuron's line (module docstring).
@@ -110,8 +124,11 @@ def regions_2d(model: nn.Module, origin, u, v, bounds, *, tol: float = 1e-9) -> 
         model: a ReLU / leaky-ReLU network (see :func:`piecewise_linear_layers`).
         origin, u, v: (n_0,) point and two linearly independent directions.
         bounds: the (s, t) box, ``(lo, hi)`` for both or ``((s_lo, s_hi), (t_lo, t_hi))``.
-        tol: vertices closer than ``tol`` (in (s, t) units) to a neuron's line lie
-            on it; slivers of area below tol * box perimeter are dropped.
+        tol: relative tolerance, 0 < tol <= 1e-3: vertices closer than
+            ``tol * max(s_hi - s_lo, t_hi - t_lo)`` to a neuron's line lie on it
+            (so the result does not depend on the box's scale). Only degenerate
+            pieces (area <= 4 eps * box area, eps = float64 epsilon) are dropped,
+            so the areas sum to the box area up to rounding.
 
     Returns:
         :class:`Regions2D` with ``polygons``, ``patterns``, ``n_regions``.
@@ -133,12 +150,16 @@ def regions_2d(model: nn.Module, origin, u, v, bounds, *, tol: float = 1e-9) -> 
                 message(name, f"a vector of the origin's dimension {origin.shape[0]}", x.shape)
             )
     net.check_input_dim(origin.shape[0], "origin")
+    for name, x in (("u", u), ("v", v)):
+        if not bool((x != 0).any()):
+            raise ValueError(message(name, "nonzero (a direction of the plane)", "the zero vector"))
     gram = torch.stack([u, v]) @ torch.stack([u, v]).T
     if float(torch.linalg.det(gram)) <= 1e-14 * float(gram.diagonal().prod()):
         raise ValueError(message("v", "linearly independent of u (a 2-D plane)", v))
-    tol = check_positive("tol", tol)
+    tol = _check_tol(tol)
     (s0, s1), (t0, t1) = box = _box(bounds)
-    min_area = tol * 2 * ((s1 - s0) + (t1 - t0))
+    min_area = 4 * np.finfo(np.float64).eps * (s1 - s0) * (t1 - t0)  # degenerate pieces only
+    tol = tol * max(s1 - s0, t1 - t0)  # absolute, in (s, t) units
     square = np.array([[s0, t0], [s1, t0], [s1, t1], [s0, t1]])
     cells = [(square, torch.stack([origin, u, v]).numpy(), [])]
     for layer in net.hidden:
@@ -213,6 +234,11 @@ def plot_regions_2d(result: Regions2D, ax=None, *, seed: int = 0, edgecolor: str
 
     if not isinstance(result, Regions2D):
         raise TypeError(message("result", "a Regions2D from regions_2d", type(result).__name__))
+    seed = check_int("seed", seed, minimum=0)
+    if ax is not None and not all(
+        callable(getattr(ax, name, None)) for name in ("add_collection", "set_xlim", "set_title")
+    ):
+        raise TypeError(message("ax", "a matplotlib Axes or None", type(ax).__name__))
     if ax is None:
         fig = Figure(figsize=(4.5, 4.5), layout="constrained")
         FigureCanvasAgg(fig)

@@ -5,7 +5,8 @@ Reproductions:
 * ``region_density``: at initialisation the breakpoints per unit length along a
   line grow like the number of neurons, not exponentially with depth; measured
   exactly on sampled networks against the Kac-Rice prediction and below the
-  Hanin-Rolnick bound #neurons * C_grad * C_bias (Hanin & Rolnick 2019).
+  Kac-Rice bound #neurons * C_grad * C_bias in the form of Hanin & Rolnick (2019),
+  with C_grad = E|dz/dt| (the paper's constant was not checked here).
 * ``sawtooth_pieces``: Telgarsky's sawtooth (2L layers, 3L ReLUs) has exactly
   2^L pieces on [0, 1], counted exactly (Telgarsky 2016).
 * ``region_map_2d``: the exact regions of a random ReLU net on a 2-D input box,
@@ -48,7 +49,7 @@ _N_STD, _RTOL = 5.0, 0.05  # 5 stderr, plus 5 % for the O(1/width) bias of deep 
     claim=(
         "For a He-initialised ReLU MLP (C_w = 2, C_b > 0) the expected number of pieces per "
         "unit length along a line is about #neurons times a constant (Kac-Rice: "
-        "sum_l n_l sqrt(s q - c^2) / (pi q)), below the Hanin-Rolnick bound "
+        "sum_l n_l sqrt(s q - c^2) / (pi q)), below the Kac-Rice bound in Hanin-Rolnick form "
         "#neurons C_grad C_bias with C_bias = 1/sqrt(2 pi C_b): linear in #neurons, "
         "not exponential in depth."
     ),
@@ -92,7 +93,7 @@ def region_density_run(quick: bool = False, seed: int = 0) -> Outcome:
         ax.errorbar(neurons[sel], mean[sel], 2 * se[sel], fmt="o", label=f"measured, L={depth}")
         ax.plot(neurons[sel], pred[sel], "k_", markersize=12)
     order = np.argsort(neurons)
-    ax.plot(neurons[order], bound[order], "r--", label="Hanin-Rolnick bound")
+    ax.plot(neurons[order], bound[order], "r--", label="Kac-Rice bound, Hanin-Rolnick form")
     ax.plot([], [], "k_", label="Kac-Rice prediction")
     ax.set(xlabel="# neurons", ylabel="breakpoints per unit length", xscale="log", yscale="log")
     ax.legend(fontsize=7)
@@ -108,7 +109,7 @@ def region_density_run(quick: bool = False, seed: int = 0) -> Outcome:
         verdict=bool(agree.all() and below.all()),
         criterion=(
             f"every (depth, width): |measured - predicted| <= {_N_STD:g} stderr + "
-            f"{_RTOL:g} predicted, and measured <= Hanin-Rolnick bound + {_N_STD:g} stderr; "
+            f"{_RTOL:g} predicted, and measured <= the H-R-form bound + {_N_STD:g} stderr; "
             "measurement: measured / predicted pooled over configurations"
         ),
         summary=(
