@@ -34,3 +34,16 @@ def test_bad_arguments_are_named() -> None:
         pair_inputs(1.0, 0.5, 0.4, 0.0)
     with pytest.raises(ValueError, match=r"^x must be an even number of rows"):
         correlation_samples("tanh", 1.0, 0.0, torch.ones(3, 2), width=4, depth=1, n_networks=2)
+
+
+def test_compare_correlation_profile_at_relu_criticality():
+    from dltheory.criticality import compare_correlation_profile, depth_profile, pair_inputs
+
+    c = compare_correlation_profile("relu", 2.0, 0.0, 0.3, width=128, depth=8, n_networks=8)
+    x = pair_inputs(2.0, 0.0, 1.0, 0.3, n_pairs=1)
+    torch.testing.assert_close(c.predicted, depth_profile("relu", 2.0, 0.0, x, 8).correlation)
+    assert c.measured.mean.shape == c.predicted.shape == (9,)
+    assert c.agrees
+    # A wrong profile is rejected: the same samples against the identity map's rho = 0.3.
+    wrong = (c.measured.mean - 0.3).abs() <= 5 * c.measured.stderr + (8 / 128) * 0.7
+    assert not bool(wrong.all())

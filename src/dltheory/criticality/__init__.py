@@ -20,7 +20,13 @@ from .measure import (
     fit_correlation_scale,
     measured_correlation_scale,
 )
-from .pair_correlations import CorrelationSamples, correlation_samples, pair_inputs
+from .pair_correlations import (
+    CorrelationSamples,
+    ProfileComparison,
+    compare_correlation_profile,
+    correlation_samples,
+    pair_inputs,
+)
 from .phase_diagram import PhaseDiagram, phase_diagram, plot_phase_diagram
 from .profiles import DepthProfile, MeasuredDepthProfile, depth_profile, measured_depth_profile
 from .susceptibility import chi_parallel, chi_perp
@@ -38,9 +44,11 @@ __all__ = [
     "MeasuredDepthProfile",
     "Phase",
     "PhaseDiagram",
+    "ProfileComparison",
     "analyze",
     "chi_parallel",
     "chi_perp",
+    "compare_correlation_profile",
     "correlation_map",
     "correlation_samples",
     "critical_init_",

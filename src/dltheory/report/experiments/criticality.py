@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ...activations import activation
-from ...criticality import correlation_samples, depth_profile, k_star_zero_decay, pair_inputs
+from ...criticality import compare_correlation_profile, k_star_zero_decay
 from ...finite import Estimate, preactivations
 from ...kernels import kernel
 from ...spec import MLP
@@ -285,25 +285,12 @@ def he_init_relu(quick: bool = False, seed: int = 0) -> Outcome:
     network), and the asymptote within 1%.
     """
     sizes = _HE_QUICK if quick else _HE_FULL
-    x = pair_inputs(2.0, 0.0, 1.0, 0.0, n_pairs=16)
-    profile = depth_profile("relu", 2.0, 0.0, x[:2], sizes.depth)
-    predicted = profile.correlation
-    samples = correlation_samples(
-        "relu",
-        2.0,
-        0.0,
-        x,
-        width=sizes.width,
-        depth=sizes.depth,
-        n_networks=sizes.n_networks,
-        seed=seed,
-        dtype=_DTYPE,
-    )
-    est = samples.estimate()
+    c = compare_correlation_profile(
+        "relu", 2.0, 0.0, 0.0, width=sizes.width, depth=sizes.depth,
+        n_networks=sizes.n_networks, n_std=_N_STD, seed=seed, dtype=_DTYPE,
+    )  # fmt: skip
+    predicted, est, samples, rho_ok = c.predicted, c.measured, c.samples, c.agrees
     ratio = sizes.depth / sizes.width
-    rho_ok = bool(
-        ((est.mean - predicted).abs() <= _N_STD * est.stderr + ratio * (1 - predicted)).all()
-    )
     var = Estimate.from_samples(samples.variance)
     var_ok = bool(((var.mean - 1.0).abs() <= _N_STD * var.stderr + ratio).all())
     long_run = relu_critical_correlation(0.0, _LONG)

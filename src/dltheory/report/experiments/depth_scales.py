@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ...criticality import (
+    compare_correlation_profile,
     correlation_samples,
     depth_profile,
     depth_scales,
@@ -68,23 +69,11 @@ _CRITICAL_RHO_1 = 0.5
 
 def _critical_correlation(sizes: _ScaleSizes, seed: int) -> dict:
     """rho^(l) at tanh criticality, measured against the infinite-width profile."""
-    x = pair_inputs(1.0, 0.0, 1.0, _CRITICAL_RHO_1, n_pairs=16)
-    predicted = depth_profile("tanh", 1.0, 0.0, x[:2], sizes.depth).correlation
-    samples = correlation_samples(
-        "tanh",
-        1.0,
-        0.0,
-        x,
-        width=sizes.width,
-        depth=sizes.depth,
-        n_networks=sizes.n_critical,
-        seed=seed,
-        dtype=_DTYPE,
-    )
-    est = samples.estimate()
-    # Fluctuations grow like l / n at criticality: a relative margin on 1 - rho.
-    margin = _N_STD * est.stderr + (sizes.depth / sizes.width) * (1.0 - predicted).abs()
-    ok = bool(((est.mean - predicted).abs() <= margin).all())
+    c = compare_correlation_profile(
+        "tanh", 1.0, 0.0, _CRITICAL_RHO_1, width=sizes.width, depth=sizes.depth,
+        n_networks=sizes.n_critical, n_std=_N_STD, seed=seed, dtype=_DTYPE,
+    )  # fmt: skip
+    predicted, est, ok = c.predicted, c.measured, c.agrees
     return {"predicted": predicted, "measured": est, "agrees": ok}
 
 
