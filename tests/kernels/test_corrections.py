@@ -170,3 +170,9 @@ def test_moment_and_ratio_errors():
         ratio_estimate(torch.ones(3), torch.ones(4))
     with pytest.raises(TypeError, match="m2 must be"):
         ratio_estimate("a", torch.ones(3))
+
+
+def test_gaussian_moments_accepts_activation_names():
+    by_name = gaussian_moments("erf", torch.tensor([0.5]))
+    by_object = gaussian_moments(activation("erf"), torch.tensor([0.5]))
+    torch.testing.assert_close(by_name.var, by_object.var)

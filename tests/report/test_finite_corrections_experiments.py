@@ -34,3 +34,10 @@ def test_reproduction_at_a_tiny_size(monkeypatch):
     assert outcome.prediction["kurtosis_coefficient"] > 10
     assert abs(outcome.details["kurtosis_zscore"]) < 5
     assert outcome.figure is not None
+
+
+def test_fit_refuses_bad_input():
+    with pytest.raises(ValueError, match="widths must be at least 2"):
+        fit_one_over_n([16], [0.1], [0.01])
+    with pytest.raises(ValueError, match="stderrs must be > 0"):
+        fit_one_over_n([16, 32], [0.1, 0.05], [0.01, 0.0])

@@ -10,11 +10,11 @@ import torch
 
 from dltheory import MLP
 from dltheory.finite import ensemble
+from dltheory.kernels.corrections import relu_exact_excess_kurtosis
 from dltheory.report.experiments import finite_width
 from dltheory.report.experiments.finite_width import (
     excess_kurtosis,
     loglog_slope,
-    relu_excess_kurtosis,
 )
 
 
@@ -40,12 +40,12 @@ def test_excess_kurtosis_of_known_laws(name, draw, kappa):
     assert 0 < estimate.stderr < 0.1
 
 
-def test_relu_excess_kurtosis_against_monte_carlo():
+def test_relu_exact_excess_kurtosis_against_monte_carlo():
     spec = MLP(2, "relu", c_w=2.0)
     x = torch.tensor([[0.4, -1.0, 0.3]], dtype=torch.float64)
     z = ensemble(spec, 6, 200_000, seed=0, in_dim=3, dtype=torch.float64).forward(x)[:, 0, 0]
     estimate = excess_kurtosis(z)
-    exact = relu_excess_kurtosis(2, 6)
+    exact = relu_exact_excess_kurtosis([6, 6])
     assert exact == pytest.approx(3 * ((11 / 6) ** 2 - 1))
     assert abs(estimate.mean - exact) <= 5 * estimate.stderr
 
@@ -70,8 +70,8 @@ def test_gaussian_outputs_plumbing_at_a_tiny_size(monkeypatch):
     assert outcome.measurement.n == 4000
     assert outcome.details["widths"] == [4, 8]
     assert outcome.details["excess_kurtosis_exact"] == [
-        relu_excess_kurtosis(2, 4),
-        relu_excess_kurtosis(2, 8),
+        relu_exact_excess_kurtosis([4, 4]),
+        relu_exact_excess_kurtosis([8, 8]),
     ]
     nngp = np.array(outcome.details["nngp"])
     x = np.array(outcome.parameters["inputs"])

@@ -37,7 +37,7 @@ from typing import Any
 import torch
 
 from .._checks import as_float_tensor, check_int, message
-from ..activations import Activation, quadrature
+from ..activations import Activation, activation, quadrature
 from ..spec.layers import Dense, Nonlinearity, Serial
 
 __all__ = [
@@ -67,7 +67,7 @@ class GaussianMoments:
     var: torch.Tensor
 
 
-def gaussian_moments(act: Activation, k: torch.Tensor) -> GaussianMoments:
+def gaussian_moments(act: str | Activation, k: Any) -> GaussianMoments:
     """<s^2>, its first two K-derivatives and Var(s^2) under z ~ N(0, K), K > 0.
 
     Derivatives come from Hermite weights, d^j/dK^j <f>_K = E[f(z) He_2j(z/sqrt K)] / (2K)^j
@@ -80,6 +80,7 @@ def gaussian_moments(act: Activation, k: torch.Tensor) -> GaussianMoments:
     >>> abs(float(g.d2m[0])) < 1e-12  # <relu^2> is linear in K
     True
     """
+    act = activation(act)
     k = torch.as_tensor(k, dtype=torch.float64)
     if not bool((k > 0).all()) or not bool(torch.isfinite(k).all()):
         raise ValueError(

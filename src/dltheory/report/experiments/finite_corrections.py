@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from ..._checks import message
 from ...finite import Estimate, ensemble, preactivation_moments
 from ...kernels import finite_width_corrections
 from ...parallel import sweep
@@ -45,9 +46,14 @@ def fit_one_over_n(widths: list[int], values: list[float], stderrs: list[float])
     >>> round(f.a, 10), round(f.b, 8)
     (3.0, 5.0)
     """
+    if not len(widths) == len(values) == len(stderrs) or len(widths) < 2:
+        raise ValueError(message("widths", "at least 2, as many as values and stderrs", widths))
     n = torch.tensor(widths, dtype=torch.float64)
     y = torch.tensor(values, dtype=torch.float64)
-    w = 1 / torch.tensor(stderrs, dtype=torch.float64)
+    se = torch.tensor(stderrs, dtype=torch.float64)
+    if not bool((se > 0).all()) or not bool(torch.isfinite(y).all()):
+        raise ValueError(message("stderrs", "> 0 with finite values", stderrs))
+    w = 1 / se
     design = torch.stack([1 / n, 1 / n**2], dim=1)
     coef = torch.linalg.lstsq(design * w[:, None], (y * w)[:, None]).solution[:, 0]
     cov = torch.linalg.inv((design * w[:, None]).T @ (design * w[:, None]))

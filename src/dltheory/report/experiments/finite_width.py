@@ -30,7 +30,6 @@ __all__ = [
     "excess_kurtosis",
     "gaussian_outputs",
     "loglog_slope",
-    "relu_excess_kurtosis",
 ]
 
 
@@ -53,17 +52,6 @@ def excess_kurtosis(z: torch.Tensor) -> Estimate:
     grad = torch.stack([-2.0 * m4 / m2**3, 1.0 / m2**2])
     var = grad @ torch.cov(moments) @ grad / z.numel()
     return Estimate(float(m4 / m2**2 - 3.0), float(var.clamp_min(0).sqrt()), z.numel())
-
-
-def relu_excess_kurtosis(depth: int, width: int) -> float:
-    """Exact excess kurtosis 3 ((1 + 5/n)^depth - 1) of a He-ReLU output at one input.
-
-    See :func:`dltheory.kernels.corrections.relu_exact_excess_kurtosis`.
-
-    >>> relu_excess_kurtosis(1, 10)
-    1.5
-    """
-    return relu_exact_excess_kurtosis([width] * depth)
 
 
 @dataclass(frozen=True)
@@ -140,7 +128,8 @@ def gaussian_outputs(quick: bool = False, seed: int = 0) -> Outcome:
     Verdict, all three: the weighted log-log slope of the kurtosis is within
     max(3 stderr, 0.25) of -1 (the margin covers the O(1/width^2) curvature at
     small widths); at every width the kurtosis agrees within 5 stderr with the
-    exact finite-width value of :func:`relu_excess_kurtosis`; and the covariance
+    exact finite-width value 3 (prod_l (1 + 5/n_l) - 1)
+    (:func:`~dltheory.kernels.corrections.relu_exact_excess_kurtosis`); and the covariance
     agrees with the NNGP within 5 stderr + (4/width) |K| (an O(1/width) bias is
     expected off the diagonal).
     """
@@ -154,7 +143,7 @@ def gaussian_outputs(quick: bool = False, seed: int = 0) -> Outcome:
         networks = ensemble(spec, width, sizes.n_networks, seed=_seed(seed, index), in_dim=4)
         z = networks.forward(x).to(torch.float64)[:, :, 0]
         kurtosis.append(excess_kurtosis(z[:, 0]))
-        exact.append(relu_excess_kurtosis(sizes.depth, width))
+        exact.append(relu_exact_excess_kurtosis([width] * sizes.depth))
         cov = Estimate.from_samples(z[:, :, None] * z[:, None, :])
         cov_z.append(float(cov.zscore(nngp).abs().max()))
         cov_rel.append(float(((cov.mean - nngp) / nngp).abs().max()))
@@ -235,7 +224,7 @@ def _figure(sizes: _Sizes, fit: _Fit, kurtosis, cov_rel, cov_noise) -> bytes:
         (math.exp(fit.intercept) * fine**fit.slope).numpy(),
         label=f"fit: slope {fit.slope:.3f} ± {fit.stderr:.3f}",
     )
-    exact = 3.0 * ((1.0 + 5.0 / fine) ** sizes.depth - 1.0)  # relu_excess_kurtosis, real n
+    exact = 3.0 * ((1.0 + 5.0 / fine) ** sizes.depth - 1.0)  # relu_exact_excess_kurtosis at real n
     left.plot(fine.numpy(), exact.numpy(), "k--", lw=1, label="exact 3((1+5/n)^L - 1)")
     left.plot(fine.numpy(), (15 * sizes.depth / fine).numpy(), ":", color="gray", label="15 L / n")
     left.set(ylabel="excess kurtosis of z(x_1)", title=f"ReLU MLP, depth {sizes.depth}, He init")
