@@ -91,18 +91,18 @@ def test_kernel_table_shows_the_matrices(capsys):
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["kernel", "--activation", "rleu"], "activation must be one of"),
-        (["kernel", "--depth", "0"], "depth must be an integer >= 1. Got 0."),
-        (["kernel", "--c-w", "-1"], "c_w must be a variance >= 0. Got -1.0."),
-        (["kernel", "--c-b", "-0.5"], "c_b must be a variance >= 0. Got -0.5."),
-        (["kernel", "--c-w", "nan"], "c_w must be finite"),
-        (["kernel", "--n", "0"], "n must be an integer >= 1. Got 0."),
-        (["kernel", "--dim", "-2"], "dim must be an integer >= 1. Got -2."),
+        (["kernel", "--activation", "rleu"], "--activation must be one of"),
+        (["kernel", "--depth", "0"], "--depth must be an integer >= 1. Got 0."),
+        (["kernel", "--c-w", "-1"], "--c-w must be a finite variance >= 0. Got -1.0."),
+        (["kernel", "--c-b", "-0.5"], "--c-b must be a finite variance >= 0. Got -0.5."),
+        (["kernel", "--c-w", "nan"], "--c-w must be a finite variance"),
+        (["kernel", "--n", "0"], "--n must be an integer >= 1. Got 0."),
+        (["kernel", "--dim", "-2"], "--dim must be an integer >= 1. Got -2."),
         (["kernel", "--slope", "0.1"], "params must be valid parameters of 'relu'"),
         (["kernel", "--depth", "abc"], "Invalid value for '--depth'"),
         (["kernel", "--bogus"], "No such option: --bogus"),
         (["report"], "--out must be a directory path. Got None."),
-        (["report", "--only", "nope", "--out", "{tmp}"], "only must be names of registered"),
+        (["report", "--only", "nope", "--out", "{tmp}"], "--only must be names of registered"),
         (["nope"], "No such command 'nope'"),
         (["report", "--out", "{tmp}", "--backend", "ray"], "--backend must be one of 'serial'"),
         (["report", "--out", "{tmp}", "--address", "tcp://h:8786"], "--address must be given"),
@@ -128,7 +128,7 @@ def test_entry_point_bad_argument_is_one_line_no_traceback():
         [*cmd, "kernel", "--depth", "0"], capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 2
-    assert proc.stderr == "dltheory: error: depth must be an integer >= 1. Got 0.\n"
+    assert proc.stderr == "dltheory: error: --depth must be an integer >= 1. Got 0.\n"
     assert proc.stdout == ""
 
 

@@ -22,14 +22,65 @@ Public API:
   ``dltheory.regions`` (linear regions), ``dltheory.parallel`` (serial / Dask sweeps).
 """
 
-from . import criticality, implicit_bias, parallel, regions
-from .activations import Activation, activation
-from .criticality import chi_parallel, chi_perp, critical_init_, critical_point, fixed_points
-from .finite import Estimate, build_module, empirical_ntk, ensemble, sample_outputs
-from .kernels import KernelState, finite_width_corrections, kernel
-from .spec import MLP, Dense, Nonlinearity, Serial, spec_from_module
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
+
+# Exports are loaded on first use (PEP 562), so `import dltheory` and the
+# command line's `--help` stay fast (torch alone takes seconds to import).
+# To export a name, add it to _EXPORTS (name -> submodule) and to __all__.
+_EXPORTS = {
+    "criticality": "criticality",
+    "implicit_bias": "implicit_bias",
+    "parallel": "parallel",
+    "regions": "regions",
+    "Activation": "activations",
+    "activation": "activations",
+    "chi_parallel": "criticality",
+    "chi_perp": "criticality",
+    "critical_init_": "criticality",
+    "critical_point": "criticality",
+    "fixed_points": "criticality",
+    "Estimate": "finite",
+    "build_module": "finite",
+    "empirical_ntk": "finite",
+    "ensemble": "finite",
+    "sample_outputs": "finite",
+    "KernelState": "kernels",
+    "finite_width_corrections": "kernels",
+    "kernel": "kernels",
+    "MLP": "spec",
+    "Dense": "spec",
+    "Nonlinearity": "spec",
+    "Serial": "spec",
+    "spec_from_module": "spec",
+}
+
+if TYPE_CHECKING:  # what the lazy exports are, for type checkers and IDEs
+    from . import criticality, implicit_bias, parallel, regions
+    from .activations import Activation, activation
+    from .criticality import chi_parallel, chi_perp, critical_init_, critical_point, fixed_points
+    from .finite import Estimate, build_module, empirical_ntk, ensemble, sample_outputs
+    from .kernels import KernelState, finite_width_corrections, kernel
+    from .spec import MLP, Dense, Nonlinearity, Serial, spec_from_module
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dltheory' has no attribute {name!r}")
+    sub = importlib.import_module(f".{module}", __name__)
+    value = sub if name == module else getattr(sub, name)
+    globals()[name] = value  # the next access skips __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "MLP",

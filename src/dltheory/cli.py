@@ -2,77 +2,191 @@
 
 Commands:
 
-* ``dltheory kernel``: infinite-width NNGP and NTK of an MLP on random inputs.
+* ``dltheory kernel``: infinite-width NNGP and NTK of an MLP on Gaussian inputs
+  or the user's own (``--input FILE``).
 * ``dltheory criticality``: the critical (C_b, C_w, K*) of an activation, its
-  universality class and susceptibilities, optionally a PNG of the kernel map.
-* ``dltheory report``: run the course's reproductions, write ``results.json``
-  and a self-contained ``report.html``.
+  universality class and susceptibilities, optionally a figure of the kernel map.
+* ``dltheory analyze``: criticality, depth scales and a measured depth profile
+  of one MLP.
+* ``dltheory report``: run the reproductions, merging into ``results.json`` and
+  a self-contained ``report.html``.
 
-Bad arguments exit with code 2 and one line on stderr; Ctrl-C exits with 130
-(the report keeps every reproduction that finished).
+Arguments are checked before anything heavy is imported (torch alone takes
+seconds), so ``--help`` and a bad argument answer at once. Every failure is one
+line on stderr naming the command-line flag, with exit code 2 (bad arguments,
+a plot path that cannot be written, a computation that would not fit in
+memory); 1 for a reproduction that raised or an OS error; Ctrl-C exits with
+130 (the report keeps every reproduction that finished).
 """
 
 from __future__ import annotations
 
-import json
+import os
+import re
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
-import torch
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-from . import MLP
-from ._checks import check_choice, check_int, message
-from .criticality import chi_parallel, chi_perp
+__all__ = ["ACTIVATIONS", "app", "main"]
 
-__all__ = ["app", "main"]
+# The registry's names (dltheory.activations.names(); a test checks they agree),
+# spelled out so that --help needs no import of the library.
+ACTIVATIONS = (
+    "abs", "cos", "elu", "erf", "gelu", "identity", "leaky_relu", "linear", "relu",
+    "sigmoid", "sign", "silu", "sin", "softplus", "step", "swish", "tanh",
+)  # fmt: skip
+_ACT_HELP = "Activation: " + ", ".join(ACTIVATIONS) + "."
+_PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 app = typer.Typer(
     name="dltheory",
-    help="Deep-learning theory, computable and checkable.",
+    help="Deep-learning theory, computable and checkable: infinite-width kernels, "
+    "criticality, and their measurements on finite PyTorch networks.",
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 
 
 class CliError(Exception):
     """A failure to report on one line of stderr with an exit code."""
 
-    def __init__(self, text: str, exit_code: int) -> None:
+    def __init__(self, text: str, exit_code: int = 2) -> None:
         super().__init__(text)
         self.exit_code = exit_code
 
 
-def _click_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
-    """(usage errors, aborts) of the click that typer runs on.
+def _message(flag: str, constraint: str, value: Any, fix: str = "") -> str:
+    """The project's one message format (as ``dltheory._checks.message``, without its imports)."""
+    shown = " ".join(repr(value).split())
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    fix = fix.rstrip(".")
+    tail = f" {fix}" + ("" if fix.endswith(("?", "!")) else ".") if fix else ""
+    return f"{flag} must be {constraint}. Got {shown}.{tail}"
 
-    typer >= 0.2x vendors click (its usage errors subclass ``typer.TyperException``);
-    older typer runs on click itself.
-    """
-    usage = [getattr(typer, "TyperException", None)]
-    aborts = [typer.Abort]
+
+def _int(flag: str, value: int, minimum: int) -> int:
+    if value < minimum:
+        raise CliError(_message(flag, f"an integer >= {minimum}", value))
+    return value
+
+
+def _variance(flag: str, value: float | None) -> float | None:
+    if value is not None and not (value >= 0 and value != float("inf")):
+        raise CliError(_message(flag, "a finite variance >= 0", value))
+    return value
+
+
+def _activation(value: str) -> str:
+    key = value.strip().lower().replace("-", "_")
+    if key not in ACTIVATIONS:
+        import difflib
+
+        close = difflib.get_close_matches(key, ACTIVATIONS, n=3, cutoff=0.5)
+        hint = f"Did you mean {', '.join(close)}?" if close else ""
+        raise CliError(_message("--activation", f"one of {', '.join(ACTIVATIONS)}", value, hint))
+    return key
+
+
+def _plot_path(path: Path | None) -> Path | None:
+    """Check a figure path before any computation: suffix, directory, write permission."""
+    if path is None:
+        return None
+    if path.suffix.lower() not in _PLOT_SUFFIXES:
+        raise CliError(_message("--plot", "a file ending in .png, .svg or .pdf", str(path)))
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise CliError(
+            _message("--plot", "in an existing directory", str(path), f"Create {parent} first")
+        )
+    if (
+        path.is_dir()
+        or not os.access(parent, os.W_OK)
+        or (path.exists() and not os.access(path, os.W_OK))
+    ):
+        raise CliError(_message("--plot", "a writable file path", str(path)))
+    return path
+
+
+def _available_memory() -> int:
+    """Bytes of memory available now (MemAvailable), or the physical memory."""
     try:
-        import click
-    except ImportError:  # pragma: no cover
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
         pass
-    else:
-        usage.append(click.ClickException)
-        aborts.append(click.exceptions.Abort)
-    return tuple(c for c in usage if c is not None), tuple(aborts)
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - exotic platforms
+        return 2**40
+
+
+def _gib(nbytes: float) -> str:
+    return f"{nbytes / 2**30:,.1f} GiB" if nbytes >= 2**28 else f"{nbytes / 2**20:,.1f} MiB"
+
+
+def _check_memory(flag: str, value: int, needed: float, what: str) -> None:
+    """Refuse, with the figure, a computation that needs more memory than is available."""
+    have = _available_memory()
+    if needed > have:
+        raise CliError(
+            _message(
+                flag,
+                f"small enough to fit in memory ({what} needs about {_gib(needed)}, "
+                f"{_gib(have)} available)",
+                value,
+                "Use a smaller value",
+            )
+        )
+
+
+def _setup_torch(device: str, threads: int | None):
+    """Import torch, check --device and set --threads; returns the torch.device."""
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        dev = torch.device(device)
+    except RuntimeError as err:
+        raise CliError(_message("--device", "a torch device such as cpu or cuda", device)) from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise CliError(_message("--device", "an available device", device, "Use --device cpu"))
+    return dev
+
+
+def _status(text: str):
+    """A spinner with elapsed time on stderr while long work runs (silent when piped)."""
+    from contextlib import nullcontext
+
+    if not sys.stderr.isatty():
+        return nullcontext()
+    from rich.console import Console
+
+    return Console(stderr=True).status(text)
 
 
 def _fmt(value: float) -> str:
     return f"{value:.6g}"
 
 
-def _matrix_table(title: str, matrix: torch.Tensor, column: str = "x") -> Table:
+def _print_json(document: dict) -> None:
+    import json
+
+    from .report.result import plain  # non-finite -> null: strict JSON
+
+    sys.stdout.write(json.dumps(plain(document), allow_nan=False) + "\n")
+
+
+def _matrix_table(title: str, matrix, column: str = "x"):
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left")
     table.add_column("", style="bold")
     for j in range(matrix.shape[1]):
@@ -82,65 +196,176 @@ def _matrix_table(title: str, matrix: torch.Tensor, column: str = "x") -> Table:
     return table
 
 
-@app.command()
+def _defaults(act, c_w: float | None, c_b: float | None) -> tuple[float, float, str]:
+    """(C_w, C_b, where they come from): the activation's critical point by default."""
+    from .criticality import critical_point
+
+    if c_w is not None and c_b is not None:
+        return c_w, c_b, "given"
+    point = critical_point(act)
+    if point.c_w is None:
+        raise CliError(
+            _message("--c-w", "given (with --c-b)", c_w,
+                     f"{act.name} has no critical point to default to: {point.reason}")
+        )  # fmt: skip
+    source = "critical point" if c_w is None and c_b is None else "given / critical point"
+    return (point.c_w if c_w is None else c_w), (point.c_b if c_b is None else c_b), source
+
+
+def _read_input(path: Path):
+    """The user's inputs from .npy or .csv, as a float64 (n, dim) tensor."""
+    import numpy as np
+    import torch
+
+    if not path.is_file():
+        raise CliError(_message("--input", "an existing .npy or .csv file", str(path)))
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            data = np.load(path, allow_pickle=False)
+        elif suffix == ".csv":
+            data = np.loadtxt(path, delimiter=",", ndmin=2)
+        else:
+            raise CliError(_message("--input", "a .npy or .csv file", str(path)))
+    except (ValueError, OSError) as err:
+        raise CliError(_message("--input", "a readable array of numbers", str(path),
+                                " ".join(str(err).split())[:120])) from err  # fmt: skip
+    data = np.asarray(data, dtype=np.float64)
+    if data.ndim == 1:
+        data = data[:, None]
+    if data.ndim != 2 or data.shape[0] == 0 or data.shape[1] == 0:
+        raise CliError(_message("--input", "an (n, dim) array with n, dim >= 1",
+                                f"shape {data.shape}"))  # fmt: skip
+    if not np.isfinite(data).all():
+        raise CliError(_message("--input", "finite numbers (no NaN or inf)", str(path)))
+    return torch.from_numpy(data)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"dltheory {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", callback=_version,
+                     is_eager=True),
+    ] = False,
+) -> None:  # fmt: skip
+    """Deep-learning theory, computable and checkable."""
+
+
+_Activation = Annotated[str, typer.Option(help=_ACT_HELP)]
+_Slope = Annotated[float | None, typer.Option(help="Negative-side slope (leaky_relu only).")]
+_Alpha = Annotated[float | None, typer.Option(help="Negative-side scale (elu only).")]
+_Json = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+_Device = Annotated[str, typer.Option(help="Torch device for the computation: cpu, cuda, cuda:1.")]
+_Threads = Annotated[int | None, typer.Option(help="Torch CPU threads (default: torch's choice).")]
+_Plot = Annotated[Path | None, typer.Option(help="Save the figure to this .png, .svg or .pdf.")]
+_TABLE_MAX = 12  # print matrices up to this many inputs; larger ones go to --json
+
+
+@app.command(
+    short_help="Infinite-width NNGP and NTK of an MLP.",
+    help="Infinite-width NNGP and NTK of an MLP on n inputs: Gaussian x ~ N(0, I_dim) drawn "
+    "with --seed, or the rows of --input FILE. C_w and C_b default to the activation's "
+    "critical point (shown in the output).",
+)
 def kernel(
-    activation: Annotated[
-        str, typer.Option(help="Activation name, e.g. relu, tanh, erf.")
-    ] = "relu",
+    activation: _Activation = "relu",
     depth: Annotated[int, typer.Option(help="Number of hidden layers L (>= 1).")] = 3,
-    c_w: Annotated[float, typer.Option("--c-w", help="Weight variance C_w.")] = 2.0,
-    c_b: Annotated[float, typer.Option("--c-b", help="Bias variance C_b.")] = 0.0,
-    n: Annotated[int, typer.Option("--n", help="Number of random inputs.")] = 5,
-    dim: Annotated[int, typer.Option(help="Input dimension n_0.")] = 3,
-    seed: Annotated[int, typer.Option(help="Seed of the Gaussian inputs.")] = 0,
-    slope: Annotated[
-        float | None, typer.Option(help="Negative-side slope (leaky_relu only).")
+    c_w: Annotated[
+        float | None, typer.Option("--c-w", help="Weight variance C_w (default: critical).")
     ] = None,
-    alpha: Annotated[float | None, typer.Option(help="Negative-side scale (elu only).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    c_b: Annotated[
+        float | None, typer.Option("--c-b", help="Bias variance C_b (default: critical).")
+    ] = None,
+    n: Annotated[int, typer.Option("--n", help="Number of Gaussian inputs.")] = 5,
+    dim: Annotated[int, typer.Option(help="Input dimension n_0 of the Gaussian inputs.")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed of the Gaussian inputs.")] = 0,
+    input_file: Annotated[
+        Path | None,
+        typer.Option("--input", help="Your inputs: an (n, dim) array in a .npy or .csv file."),
+    ] = None,
+    parametrization: Annotated[
+        str, typer.Option(help="ntk (default) or standard (raw-parameter NTK).")
+    ] = "ntk",
+    slope: _Slope = None,
+    alpha: _Alpha = None,
+    device: _Device = "cpu",
+    threads: _Threads = None,
+    as_json: _Json = False,
 ) -> None:
-    """NNGP and NTK of an MLP (NTK parametrisation) on n Gaussian inputs x ~ N(0, I_dim).
+    activation = _activation(activation)
+    depth = _int("--depth", depth, 1)
+    n, dim, seed = _int("--n", n, 1), _int("--dim", dim, 1), _int("--seed", seed, 0)
+    c_w, c_b = _variance("--c-w", c_w), _variance("--c-b", c_b)
+    if parametrization not in ("ntk", "standard"):
+        raise CliError(_message("--parametrization", "one of 'ntk', 'standard'", parametrization))
+    if threads is not None:
+        _int("--threads", threads, 1)
+    if input_file is None:
+        _check_memory("--n", n, 40.0 * n * n, f"an {n} x {n} kernel")
+    dev = _setup_torch(device, threads)
+    import torch
 
-    The inputs come from torch.randn(n, dim) with a torch.Generator seeded with --seed.
-    """
-    n = check_int("n", n, minimum=1)
-    dim = check_int("dim", dim, minimum=1)
-    seed = check_int("seed", seed, minimum=0)
+    from .activations import activation as lookup_activation
+    from .spec import MLP
+
     params = {k: v for k, v in {"slope": slope, "alpha": alpha}.items() if v is not None}
-    spec = MLP(depth, activation, c_w=c_w, c_b=c_b, **params)
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, dim, generator=generator, dtype=torch.float64)
-    k = spec.kernel(x)
-    act_name = spec.layers[1].activation.name
-    described = {
-        "activation": act_name,
-        "activation_params": params,
-        "depth": depth,
-        "c_w": c_w,
-        "c_b": c_b,
-        "parametrization": "ntk",
-    }
+    act = lookup_activation(activation, **params)
+    c_w, c_b, source = _defaults(act, c_w, c_b)
+    if input_file is not None:
+        x = _read_input(input_file)
+        n, dim = x.shape
+        _check_memory("--input", str(input_file), 40.0 * n * n, f"an {n} x {n} kernel")
+    else:
+        generator = torch.Generator().manual_seed(seed)
+        x = torch.randn(n, dim, generator=generator, dtype=torch.float64)
+    spec = MLP(depth, act, c_w=c_w, c_b=c_b, parametrization=parametrization)
+    with _status(f"kernel of {n} inputs through {depth} layers"):
+        k = spec.kernel(x.to(dev))
+    nngp, ntk = k.nngp.cpu(), k.ntk.cpu()
+    described = {"activation": act.name, "activation_params": params, "depth": depth,
+                 "c_w": c_w, "c_b": c_b, "c_source": source,
+                 "parametrization": parametrization}  # fmt: skip
     if as_json:
-        from .report.result import plain  # non-finite -> null: strict JSON
-
-        document = {"inputs": x, "nngp": k.nngp, "ntk": k.ntk, "spec": described, "seed": seed}
-        sys.stdout.write(json.dumps(plain(document), allow_nan=False) + "\n")
+        origin = str(input_file) if input_file is not None else "gaussian"
+        _print_json({"inputs": x, "nngp": nngp, "ntk": ntk, "spec": described, "seed": seed,
+                     "input": origin})  # fmt: skip
         return
+    from rich.console import Console
+
     console = Console()
+    where = f"inputs from {input_file}" if input_file else f"x ~ N(0, I_{dim}), seed {seed}"
     console.print(
-        f"[bold]MLP(depth={depth}, {act_name})[/], C_w = {_fmt(c_w)}, C_b = {_fmt(c_b)}, "
-        f"NTK parametrisation; {n} inputs x ~ N(0, I_{dim}), seed {seed}"
-    )
-    console.print(_matrix_table("inputs (rows) and their features", x, column="feature "))
-    console.print(_matrix_table("NNGP K^(L+1)", k.nngp))
-    console.print(_matrix_table("NTK Theta^(L+1)", k.ntk))
+        f"MLP(depth={depth}, {act.name}), C_w = {_fmt(c_w)}, C_b = {_fmt(c_b)} ({source}), "
+        f"{parametrization.upper()} parametrisation; {n} inputs, {where}",
+        markup=False, soft_wrap=True,
+    )  # fmt: skip
+    if n > _TABLE_MAX:
+        console.print(f"{n} x {n} kernels: use --json for the matrices; diagonal means "
+                      f"NNGP {_fmt(nngp.diagonal().mean())}, NTK {_fmt(ntk.diagonal().mean())}",
+                      markup=False)  # fmt: skip
+        return
+    if dim <= _TABLE_MAX:
+        console.print(_matrix_table("inputs (rows) and their features", x, column="feature "))
+    console.print(_matrix_table("NNGP K^(L+1)", nngp))
+    console.print(_matrix_table("NTK Theta^(L+1)", ntk))
 
 
 def _criticality_figure(path: Path, act, point, depth: int) -> None:
     """Left: K -> C_b + C_w E_K[s^2] minus the diagonal; right: K^(l) vs depth."""
     import numpy as np
+    import torch
 
     from .report.figures import new_figure
+    from .spec import MLP
 
     c_b, c_w = point.c_b, point.c_w
     around = point.k_star if point.k_star else 1.0  # K = 1 for K* = 0 or scale-invariant
@@ -177,34 +402,34 @@ def _criticality_figure(path: Path, act, point, depth: int) -> None:
     right.set_ylabel("K^(l)")
     right.set_title(f"MLP(depth={depth}), C_b = {_fmt(c_b)}, C_w = {_fmt(c_w)}")
     right.legend(fontsize=8)
-    fig.savefig(path, format="png", dpi=110)
+    fig.savefig(path, dpi=220)
 
 
-@app.command()
+@app.command(
+    short_help="Critical point and universality class of an activation.",
+    help="Critical initialisation (C_b, C_w, K*) of an activation and its universality class. "
+    "chi_parallel and chi_perp are evaluated at K* (at K = 1 for the scale-invariant class, "
+    "where every K is fixed); the K* = 0 class also prints a_1 and the decay law "
+    "K^(l) ~ 1 / (-a_1 l).",
+)
 def criticality(
-    activation: Annotated[
-        str, typer.Option(help="Activation name, e.g. relu, tanh, gelu.")
-    ] = "relu",
-    slope: Annotated[
-        float | None, typer.Option(help="Negative-side slope (leaky_relu only).")
-    ] = None,
-    alpha: Annotated[float | None, typer.Option(help="Negative-side scale (elu only).")] = None,
+    activation: _Activation = "relu",
+    slope: _Slope = None,
+    alpha: _Alpha = None,
     plot: Annotated[
-        Path | None, typer.Option(help="Save a PNG: the kernel map near K* and K^(l) vs depth.")
+        Path | None,
+        typer.Option(help="Save a figure (.png/.svg/.pdf): the kernel map near K* and K^(l) "
+                     "vs depth."),
     ] = None,
     depth: Annotated[int, typer.Option(help="Depth of the K^(l) panel of --plot.")] = 50,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-) -> None:
-    """Critical initialisation (C_b, C_w, K*) of an activation and its universality class.
-
-    chi_parallel and chi_perp are evaluated at K* (at K = 1 for the scale-invariant
-    class, where every K is fixed); the K* = 0 class also prints a_1 and the decay law
-    K^(l) ~ 1 / (-a_1 l).
-    """
+    as_json: _Json = False,
+) -> None:  # fmt: skip
+    activation = _activation(activation)
+    depth = _int("--depth", depth, 1)
+    plot = _plot_path(plot)
     from .activations import activation as lookup_activation
-    from .criticality import critical_point, k_star_zero_decay
+    from .criticality import chi_parallel, chi_perp, critical_point, k_star_zero_decay
 
-    depth = check_int("depth", depth, minimum=1)
     params = {k: v for k, v in {"slope": slope, "alpha": alpha}.items() if v is not None}
     act = lookup_activation(activation, **params)
     point = critical_point(act)
@@ -219,49 +444,32 @@ def criticality(
         decay = f"K^(l) ~ 1 / ({_fmt(-a_1)} l)"
     if plot is not None:
         if point.c_w is None:
-            raise CliError(
-                message(
-                    "--activation",
-                    "an activation with a critical point to plot",
-                    act.name,
-                    point.reason,
-                ),
-                2,
-            )
+            raise CliError(_message("--activation", "an activation with a critical point to plot",
+                                    act.name, point.reason))  # fmt: skip
         _criticality_figure(plot, act, point, depth)
     document = {
-        "activation": act.name,
-        "activation_params": params,
-        "c_b": point.c_b,
-        "c_w": point.c_w,
-        "k_star": point.k_star,
-        "universality_class": point.universality_class,
-        "reason": point.reason,
-        "k_evaluated": k_eval,
-        "chi_parallel": chi_par,
-        "chi_perp": chi_per,
-        "a_1": a_1,
-        "decay_law": decay,
-        "plot": None if plot is None else str(plot),
-    }
+        "activation": act.name, "activation_params": params, "c_b": point.c_b,
+        "c_w": point.c_w, "k_star": point.k_star,
+        "universality_class": point.universality_class, "reason": point.reason,
+        "k_evaluated": k_eval, "chi_parallel": chi_par, "chi_perp": chi_per, "a_1": a_1,
+        "decay_law": decay, "plot": None if plot is None else str(plot),
+    }  # fmt: skip
     if as_json:
-        from .report.result import plain
-
-        sys.stdout.write(json.dumps(plain(document), allow_nan=False) + "\n")
+        _print_json(document)
         return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
     console = Console()
     table = Table(title=f"critical point of {escape(act.name)}", title_justify="left")
     table.add_column("quantity", style="bold")
     table.add_column("value")
+    scale_invariant = point.universality_class == "scale_invariant"
     rows = [
         ("C_b", point.c_b),
         ("C_w", point.c_w),
-        (
-            "K*",
-            "every K (scale-invariant)"
-            if point.universality_class == "scale_invariant"
-            else point.k_star,
-        ),
+        ("K*", "every K (scale-invariant)" if scale_invariant else point.k_star),
         ("universality class", point.universality_class),
         (f"chi_parallel(K = {_fmt(k_eval)})" if k_eval is not None else "chi_parallel", chi_par),
         (f"chi_perp(K = {_fmt(k_eval)})" if k_eval is not None else "chi_perp", chi_per),
@@ -277,26 +485,45 @@ def criticality(
         console.print(f"wrote {escape(str(plot))}")
 
 
-@app.command()
+@app.command(
+    short_help="Criticality, depth scales and measured depth profile of one MLP.",
+    help="Practitioner's summary of one MLP: criticality, depth scales, and the depth profile "
+    "of the kernel measured on --networks sampled networks. C_w and C_b default to the "
+    "activation's critical point.",
+)
 def analyze(
-    activation: Annotated[str, typer.Option(help="Activation name, e.g. relu, tanh, gelu.")],
-    depth: Annotated[int, typer.Option(help="Hidden layers L.")],
-    width: Annotated[int, typer.Option(help="Width of the hidden layers.")],
-    c_w: Annotated[float | None, typer.Option(help="C_w (default: critical).")] = None,
-    c_b: Annotated[float | None, typer.Option(help="C_b (default: critical).")] = None,
+    activation: _Activation = "relu",
+    depth: Annotated[int, typer.Option(help="Hidden layers L (>= 1).")] = 10,
+    width: Annotated[int, typer.Option(help="Width n of the hidden layers.")] = 256,
+    c_w: Annotated[float | None, typer.Option("--c-w", help="C_w (default: critical).")] = None,
+    c_b: Annotated[float | None, typer.Option("--c-b", help="C_b (default: critical).")] = None,
     networks: Annotated[int, typer.Option(help="Sampled networks for the profile.")] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the sampled networks.")] = 0,
-    plot: Annotated[Path | None, typer.Option(help="Save the depth-profile figure (PNG).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    plot: _Plot = None,
+    threads: _Threads = None,
+    as_json: _Json = False,
 ) -> None:
-    """Practitioner's summary of one MLP: criticality, depth scales, depth profile."""
+    activation = _activation(activation)
+    depth, width = _int("--depth", depth, 1), _int("--width", width, 1)
+    networks, seed = _int("--networks", networks, 1), _int("--seed", seed, 0)
+    c_w, c_b = _variance("--c-w", c_w), _variance("--c-b", c_b)
+    if threads is not None:
+        _int("--threads", threads, 1)
+    plot = _plot_path(plot)
+    # The sampled networks hold one layer's weights for all of them at once (float64).
+    _check_memory("--width", width, 8.0 * networks * width * width,
+                  f"{networks} networks of width {width}")  # fmt: skip
+    _setup_torch("cpu", threads)
     from .criticality.analysis import analyze as run_analysis
     from .criticality.analysis import plot_analysis
 
-    a = run_analysis(activation, depth, width, c_w, c_b, n_networks=networks, seed=seed)
+    with _status(f"analysing depth {depth}, width {width}, {networks} networks"):
+        a = run_analysis(activation, depth, width, c_w, c_b, n_networks=networks, seed=seed)
     if plot is not None:
-        plot_analysis(a).savefig(plot, dpi=110)
+        plot_analysis(a).savefig(plot, dpi=220)
     s = a.scales
+    from dataclasses import asdict
+
     document = {
         "activation": a.activation, "depth": a.depth, "width": a.width, "c_w": a.c_w,
         "c_b": a.c_b, "critical_c_w": a.critical.c_w, "critical_c_b": a.critical.c_b,
@@ -315,10 +542,12 @@ def analyze(
         "finite_width": None if a.finite_width is None else asdict(a.finite_width),
     }  # fmt: skip
     if as_json:
-        from .report.result import plain
-
-        sys.stdout.write(json.dumps(plain(document)) + "\n")
+        _print_json(document)
         return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
     table = Table(title=f"{escape(a.activation)} MLP, depth {depth}, width {width}",
                   title_justify="left")  # fmt: skip
     table.add_column("quantity", style="bold")
@@ -339,19 +568,53 @@ def analyze(
     }
     for key, value in (document["finite_width"] or {}).items():
         if value is not None:
-            table.add_row(labels[key], _fmt(value))
+            table.add_row(labels.get(key, key), _fmt(value))
+    Console().print(table)
+    if plot is not None:
+        Console().print(f"wrote {escape(str(plot))}")
+
+
+def _list_reproductions(only: list[str] | None) -> None:
+    from .report import registered, select
+
+    reps = select(only, registered())
+    if not sys.stdout.isatty():  # plain, one per line, never cut: for grep and scripts
+        for rep in reps:
+            sys.stdout.write(f"{rep.name}\t{rep.topic}\t{rep.title}\n")
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="reproductions")
+    table.add_column("name", no_wrap=True, overflow="fold")
+    table.add_column("topic", overflow="fold")
+    table.add_column("title", overflow="fold")
+    for rep in reps:
+        table.add_row(escape(rep.name), escape(rep.topic), escape(rep.title))
     Console().print(table)
 
 
-@app.command()
+@app.command(
+    short_help="Run the reproductions and write the HTML report.",
+    help="Run the reproductions: prediction vs measurement, verdict, figure. DIR/results.json "
+    "and DIR/report.html are rewritten after every reproduction; a run into a directory that "
+    "holds a report merges into it (--only replaces just the reproductions it runs).",
+)
 def report(
     out: Annotated[
         Path | None, typer.Option(help="Directory for results.json and report.html.")
     ] = None,
-    quick: Annotated[bool, typer.Option(help="Small sizes: seconds, not minutes.")] = False,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Small sizes: seconds, not minutes.")
+    ] = False,
     only: Annotated[
         list[str] | None, typer.Option(help="Run only this reproduction (repeatable).")
     ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Skip reproductions already finished in --out "
+                           "(same size and seed).")
+    ] = False,
     list_: Annotated[bool, typer.Option("--list", help="List the reproductions and exit.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of every reproduction.")] = 0,
     backend: Annotated[
@@ -361,53 +624,85 @@ def report(
         str | None, typer.Option(help="Dask scheduler address (default: a LocalCluster).")
     ] = None,
     workers: Annotated[int, typer.Option(help="Workers of the local Dask cluster.")] = 2,
-) -> None:
-    """Run the course's reproductions: prediction vs measurement, verdict, figure.
-
-    DIR/results.json and DIR/report.html are rewritten after every reproduction, so an
-    interrupted run keeps the finished ones.
-    """
-    from .parallel import configure
-    from .report import registered, run_report, select
-
-    check_choice("--backend", backend, ("serial", "dask"))
+    threads: _Threads = None,
+) -> None:  # fmt: skip
+    if backend not in ("serial", "dask"):
+        raise CliError(_message("--backend", "one of 'serial', 'dask'", backend))
     if address is not None and backend != "dask":
-        raise CliError(message("--address", "given only with --backend dask", address), 2)
-    check_int("--workers", workers, minimum=1)
-
+        raise CliError(_message("--address", "given only with --backend dask", address))
+    _int("--workers", workers, 1)
+    _int("--seed", seed, 0)
+    if threads is not None:
+        _int("--threads", threads, 1)
     if list_:
-        table = Table(title="reproductions")
-        for column in ("name", "topic", "title"):
-            table.add_column(column)
-        for rep in select(only, registered()):
-            table.add_row(escape(rep.name), escape(rep.topic), escape(rep.title))
-        Console().print(table)
+        _list_reproductions(only)
         return
     if out is None:
-        raise CliError(message("--out", "a directory path", None, "Pass --out DIR (or --list)"), 2)
+        raise CliError(_message("--out", "a directory path", None, "Pass --out DIR (or --list)"))
+    if out.exists() and not out.is_dir():
+        raise CliError(_message("--out", "a directory", str(out), "Pass a directory path"))
+    parent = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
+    if not os.access(parent, os.W_OK):
+        raise CliError(_message("--out", "a writable directory", str(out)))
+    _setup_torch("cpu", threads)
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from .report import load_report, registered, run_report, select
+
     try:
-        with configure(backend, address=address, n_workers=workers):
-            run = run_report(out, quick=quick, only=only, progress=True, seed=seed)
+        select(only, registered())
+        load_report(out)  # a foreign results.json: refuse before running anything
+    except ValueError as err:
+        raise CliError(_flag_names(str(err), {"only": "--only", "out_dir": "--out"})) from None
+    try:
+        run = run_report(out, quick=quick, only=only, progress=True, seed=seed, resume=resume,
+                         backend=backend, address=address, workers=workers)  # fmt: skip
     except KeyboardInterrupt:
         raise CliError(f"interrupted; finished reproductions are saved in {out}", 130) from None
     console = Console()
     table = Table(title=f"dltheory report ({'quick' if quick else 'full'}, seed {seed})")
-    for column in ("reproduction", "verdict", "seconds", "summary"):
-        table.add_column(column)
-    for result in run.results:
+    for column in ("reproduction", "verdict", "max |z|", "seconds", "summary"):
+        table.add_column(column, overflow="fold")
+    ran = [r for r in run.results if r.name in set(run.ran)]
+    for result in ran:
         style = {"pass": "green", "fail": "red", "error": "magenta"}[result.status]
         summary = result.error if result.error else result.summary
-        table.add_row(
-            escape(result.name),
-            f"[{style}]{result.status}[/]",
-            f"{result.seconds:.1f}",
-            escape(summary),
-        )
+        table.add_row(escape(result.name), f"[{style}]{result.status}[/]",
+                      "-" if result.max_z is None else f"{result.max_z:.2f}",
+                      f"{result.seconds:.1f}", escape(summary))  # fmt: skip
     console.print(table)
-    console.print(f"wrote {escape(str(run.json_path))} and {escape(str(run.html_path))}")
-    errors = sum(result.status == "error" for result in run.results)
+    kept = len(run.results) - len(ran)
+    console.print(
+        f"wrote {escape(str(run.json_path))} and {escape(str(run.html_path))}"
+        + (f" ({len(ran)} run, {kept} kept from before)" if kept else "")
+    )
+    errors = sum(result.status == "error" for result in ran)
     if errors:
         raise CliError(f"{errors} reproduction(s) raised an error; see {run.html_path}", 1)
+
+
+def _flag_names(text: str, flags: dict[str, str]) -> str:
+    """Name the command-line flag in a library message ("depth must" -> "--depth must")."""
+    match = re.match(r"([a-z_]+) must be", text)
+    if match and match.group(1) in flags:
+        return flags[match.group(1)] + text[len(match.group(1)) :]
+    return text
+
+
+def _click_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    """(usage errors, aborts) of the click that typer runs on."""
+    usage = [getattr(typer, "TyperException", None)]
+    aborts = [typer.Abort]
+    try:
+        import click
+    except ImportError:  # pragma: no cover
+        pass
+    else:
+        usage.append(click.ClickException)
+        aborts.append(click.exceptions.Abort)
+    return tuple(c for c in usage if c is not None), tuple(aborts)
 
 
 def _fail(text: str, exit_code: int) -> NoReturn:
@@ -416,15 +711,48 @@ def _fail(text: str, exit_code: int) -> NoReturn:
     sys.exit(exit_code)
 
 
+def _keep_interrupts() -> None:
+    """Ctrl-C always stops: a KeyboardInterrupt swallowed by a callback is raised again.
+
+    Python reports an exception raised in a weakref callback or ``__del__`` as
+    "unraisable" and carries on; for a KeyboardInterrupt that would ignore the
+    user's Ctrl-C, so the hook interrupts the main thread once more.
+    """
+    import _thread
+
+    previous = sys.unraisablehook
+
+    def hook(info) -> None:
+        if isinstance(info.exc_value, KeyboardInterrupt):
+            _thread.interrupt_main()
+            return
+        previous(info)
+
+    sys.unraisablehook = hook
+
+
+def _option_flags(command, args: Sequence[str]) -> dict[str, str]:
+    """Python parameter name -> its command-line flag, for the subcommand in ``args``."""
+    sub = getattr(command, "commands", {}).get(args[0]) if args else None
+    flags: dict[str, str] = {}
+    for param in getattr(sub, "params", []):
+        longs = [o for o in param.opts if o.startswith("--")]
+        if longs:
+            flags[param.name] = longs[0]
+            flags[longs[0][2:].replace("-", "_")] = longs[0]
+    return flags
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``dltheory`` script (``argv`` defaults to ``sys.argv[1:]``).
 
     Exit codes: 0 success; 1 a reproduction raised or an OS error; 2 bad arguments
-    (one line on stderr, no traceback); 130 interrupted.
+    (one line on stderr naming the flag, no traceback); 130 interrupted.
     """
     command = typer.main.get_command(app)
     args = list(sys.argv[1:] if argv is None else argv)
     usage_errors, aborts = _click_errors()
+    _keep_interrupts()
     try:
         code = command.main(args=args, prog_name="dltheory", standalone_mode=False)
     except CliError as err:
@@ -439,9 +767,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         where = ctx.command_path if ctx is not None else "dltheory"
         _fail(f"{text} Try '{where} --help'.", getattr(err, "exit_code", 2))
     except (ValueError, TypeError) as err:
-        _fail(str(err), 2)
+        _fail(_flag_names(str(err), _option_flags(command, args)), 2)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
     except aborts:
         _fail("interrupted", 130)
+    except MemoryError:
+        _fail("out of memory; use smaller sizes (--n, --width, --networks)", 2)
     except OSError as err:
         _fail(str(err), 1)
     if code == 130:  # typer turned a KeyboardInterrupt into exit code 130

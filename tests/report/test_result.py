@@ -66,7 +66,7 @@ def test_outcome_stores_plain_values_and_is_frozen():
     [
         ({"measurement": 1.0}, r"^measurement must be a dltheory\.Estimate"),
         ({"verdict": "yes"}, r"^verdict must be a bool\. Got 'yes'\."),
-        ({"figure": b"GIF89a"}, r"^figure must be PNG bytes or None\. Got 'bytes'\."),
+        ({"figure": b"GIF89a"}, r"^figure must be PNG or SVG bytes or None\. Got 'bytes'\."),
         ({"details": [1, 2]}, r"^details must be a mapping"),
     ],
 )

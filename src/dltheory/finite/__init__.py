@@ -1,4 +1,10 @@
-"""Finite networks from a spec, and measurements on them."""
+"""Finite networks from a spec, and measurements on them.
+
+``finite_width_corrections`` (the 1/n prediction these measurements are
+compared with) is re-exported here for convenience; it lives in
+:mod:`dltheory.kernels` and is loaded on first use, so this package still does
+not import the kernels at import time.
+"""
 
 from .empirical import empirical_ntk, preactivations, sample_outputs
 from .ensemble import Ensemble, EnsembleBatch, ensemble
@@ -26,6 +32,7 @@ __all__ = [
     "build_module",
     "empirical_ntk",
     "ensemble",
+    "finite_width_corrections",
     "preactivation_moments",
     "preactivations",
     "relu_jacobian_moments",
@@ -34,3 +41,11 @@ __all__ = [
     "sample_outputs",
     "sample_relu_jacobians",
 ]
+
+
+def __getattr__(name: str):
+    if name == "finite_width_corrections":  # a prediction: lives in dltheory.kernels
+        from ..kernels import finite_width_corrections
+
+        return finite_width_corrections
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

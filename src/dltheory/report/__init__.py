@@ -5,16 +5,19 @@
   :mod:`dltheory.report.experiments`.
 * :mod:`~dltheory.report.result`: ``Outcome`` (what a reproduction returns) and
   ``Result`` (what the report records).
+* :mod:`~dltheory.report.quantities`: ``Quantity`` (a labelled row: prediction
+  vs an ``Estimate`` or an exact value) and ``Table`` (a small table).
 * :mod:`~dltheory.report.runner`: ``run_report(out_dir, quick, only, progress)``
   writes ``results.json`` and a self-contained ``report.html`` after every
-  reproduction.
+  reproduction, merging into a report already in ``out_dir``.
 """
 
-from .figures import new_figure, png_bytes
+from .figures import new_figure, png_bytes, svg_bytes
 from .html_report import render_html, write_html
+from .quantities import Quantity, Table
 from .registry import REGISTRY, Reproduction, registered, reproduction, select
 from .result import Outcome, Result
-from .runner import HTML_NAME, JSON_NAME, ReportRun, run_one, run_report
+from .runner import HTML_NAME, JSON_NAME, ReportRun, load_report, run_one, run_report
 from .writers import atomic_write, write_json
 
 __all__ = [
@@ -22,10 +25,13 @@ __all__ = [
     "JSON_NAME",
     "REGISTRY",
     "Outcome",
+    "Quantity",
     "ReportRun",
     "Reproduction",
     "Result",
+    "Table",
     "atomic_write",
+    "load_report",
     "new_figure",
     "png_bytes",
     "registered",
@@ -34,6 +40,7 @@ __all__ = [
     "run_one",
     "run_report",
     "select",
+    "svg_bytes",
     "write_html",
     "write_json",
 ]

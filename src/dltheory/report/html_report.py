@@ -1,15 +1,24 @@
-"""The self-contained HTML report: inline CSS, figures as base64 PNG, no scripts."""
+"""The self-contained HTML report: inline CSS, figures embedded (PNG or SVG), no scripts.
+
+The page reads as a paper supplement: a summary table (verdict, largest |z|,
+tolerance, size, runtime) linking to one section per reproduction with its
+claim, labelled prediction and measurement (small tables for arrays, exact
+values shown as exact), the criterion, the figure with its caption, and the
+stamps of the run that produced it. Mathematics is Unicode and HTML
+sub/superscripts, so the page needs no network and no script.
+"""
 
 from __future__ import annotations
 
 import base64
 import html
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .figures import is_svg
+from .html_values import details_html, fmt, math_html, table_html
 from .result import Result, plain
 from .writers import atomic_write
 
@@ -32,28 +41,21 @@ td.num { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; text-align
 section { border-top: 2px solid #eee; margin-top: 2em; padding-top: 0.5em; }
 blockquote { border-left: 4px solid #8ab4f8; margin: 0.5em 0; padding: 0.2em 1em;
              background: #f8fbff; }
-img { max-width: 100%; border: 1px solid #eee; }
+img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figure { margin: 1em 0; }
+figcaption { color: #333; font-size: 0.92em; margin-top: 0.3em; }
+table.data caption { text-align: left; font-weight: 600; padding: 0.2em 0; }
+td.more { text-align: center; color: #666; }
+.scroll { overflow-x: auto; }
+sub, sup { font-size: 0.75em; line-height: 0; }
+@media (max-width: 900px) { body { margin: 1em auto; } th, td { padding: 0.2em 0.35em; } }
 pre { background: #f5f5f7; padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
 code { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; }
 """
 
-_INLINE_LIST = 6
-
 
 def _e(text: Any) -> str:
     return html.escape(str(text), quote=True)
-
-
-def _num(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int | float):
-        return f"{value:.6g}"
-    if isinstance(value, list):
-        return "[" + ", ".join(_num(v) for v in value) + "]"
-    return str(value)
 
 
 def _badge(status: str) -> str:
@@ -64,71 +66,126 @@ def _is_vector(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, int | float | None) for v in value)
 
 
+def _z(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
 def _values(result: Result) -> str:
-    """Prediction and measurement rows: inline for scalars, a per-index table for vectors."""
+    """The headline prediction and measurement, labelled; vectors as a small table."""
     pred = result.prediction
     meas = plain(result.measurement)
-    mean, stderr = meas["mean"], meas["stderr"]
+    mean, stderr, n = meas["mean"], meas["stderr"], meas["n"]
+    label = math_html(result.label) if result.label else "<em>unlabelled</em>"
+    exact = result.exact
+    kind = "exact computation" if exact else f"measurement (mean ± stderr, n = {n})"
     if not (_is_vector(pred) or _is_vector(mean)):
+        shown = fmt(mean, exact=True) if exact else f"{fmt(mean)} ± {fmt(stderr)}"
         return (
-            f'<tr><th>prediction</th><td class="num">{_e(_num(pred))}</td></tr>'
-            f'<tr><th>measurement</th><td class="num">{_e(_num(mean))} ± {_e(_num(stderr))} '
-            f"(n = {meas['n']})</td></tr>"
+            f'<tr><th>quantity</th><td colspan="2">{label}</td></tr>'
+            f'<tr><th>prediction</th><td class="num">{_e(fmt(pred))}</td><td></td></tr>'
+            f'<tr><th>{_e(kind)}</th><td class="num">{_e(shown)}</td><td></td></tr>'
         )
     count = len(mean) if isinstance(mean, list) else len(pred)
     preds = pred if isinstance(pred, list) else [pred] * count
-    rows = "".join(
-        f'<tr><td class="num">{i + 1}</td><td class="num">{_e(_num(p))}</td>'
-        f'<td class="num">{_e(_num(m))} ± {_e(_num(s))}</td></tr>'
-        for i, (p, m, s) in enumerate(zip(preds, mean, stderr, strict=False))
-    )
-    short_p = (
-        _num(preds) if count <= _INLINE_LIST else f"{count} values, {_num(preds[:3])[:-1]}, …]"
-    )
-    short_m = _num(mean) if count <= _INLINE_LIST else f"{count} values, {_num(mean[:3])[:-1]}, …]"
+    means = mean if isinstance(mean, list) else [mean] * count
+    errs = stderr if isinstance(stderr, list) else [stderr] * count
+    index = list(result.index) if result.index and len(result.index) == count else None
+    index = index or list(range(1, count + 1))
+    head = result.index_label or "#"
+    if exact:
+        rows = [(i, p, m) for i, p, m in zip(index, preds, means, strict=False)]
+        cols = (head, "prediction", "exact value")
+    else:
+        rows = [
+            (i, p, {"mean": m, "stderr": s},
+             None if s in (None, 0) or m is None or p is None else (m - p) / s)
+            for i, p, m, s in zip(index, preds, means, errs, strict=False)
+        ]  # fmt: skip
+        cols = (head, "prediction", "measurement ± stderr", "z")
+    table = table_html(result.label or "", cols, rows, cut=60)
     return (
-        f'<tr><th>prediction</th><td class="num">{_e(short_p)}</td></tr>'
-        f'<tr><th>measurement</th><td class="num">{_e(short_m)} (n = {meas["n"]})'
-        "<details><summary>every value ± stderr</summary><table>"
-        "<tr><th>#</th><th>prediction</th><th>measurement ± stderr</th></tr>"
-        f"{rows}</table></details></td></tr>"
+        f'<tr><th>quantity</th><td colspan="2">{label} ({count} values; {_e(kind)})</td></tr>'
+        f'<tr><td colspan="3">{table}</td></tr>'
     )
+
+
+def _rows(result: Result) -> str:
+    if not result.rows:
+        return ""
+    body = []
+    for row in result.rows:
+        if row.exact:
+            shown = fmt(row.measured, exact=True) + " (exact)"
+        elif row.measured is None:
+            shown = "—"
+        else:
+            shown = f"{fmt(plain(row.measured.mean))} ± {fmt(plain(row.measured.stderr))}"
+        body.append((row.label, row.prediction, shown, row.z, row.note or ""))
+    return table_html(
+        "labelled quantities", ("quantity", "prediction", "measured", "|z|", "note"), body
+    )
+
+
+def _figure(result: Result) -> str:
+    if result.figure is None:
+        return ""
+    data = base64.b64encode(result.figure).decode("ascii")
+    if is_svg(result.figure):
+        img = f'<img alt="figure: {_e(result.title)}" src="data:image/svg+xml;base64,{data}">'
+    else:
+        width = int.from_bytes(result.figure[16:20], "big")  # PNG IHDR width
+        size = f' width="{width // 2}"' if width > 0 else ""  # rendered at 2x: half size
+        img = f'<img alt="figure: {_e(result.title)}"{size} src="data:image/png;base64,{data}">'
+    caption = math_html(result.caption) if result.caption else _e(result.title)
+    return f"<figure>{img}<figcaption>Figure. {caption}</figcaption></figure>"
+
+
+def _stamp(result: Result) -> str:
+    parts = [
+        f"<code>{_e(result.name)}</code>",
+        f"topic: {_e(result.topic)}" if result.topic else "",
+        _e(result.reference) if result.reference else "",
+        f"{'quick' if result.quick else 'full'} size, seed {result.seed}",
+        f"backend {_e(result.backend)}",
+        f"runtime {result.seconds:.1f} s",
+        f"finished {_e(result.finished)}" if result.finished else "",
+        f"dltheory {_e(result.version)}" if result.version else "",
+        f"commit {_e(result.commit)}" if result.commit else "",
+    ]
+    return '<p class="meta">' + " · ".join(p for p in parts if p) + "</p>"
 
 
 def _section(result: Result) -> str:
     parts = [
         f'<section id="{_e(result.name)}">',
-        f"<h2>{_e(result.title)} {_badge(result.status)}</h2>",
-        f'<p class="meta"><code>{_e(result.name)}</code>',
-        f" · topic: {_e(result.topic)}" if result.topic else "",
-        f" · {_e(result.reference)}" if result.reference else "",
-        f" · runtime {result.seconds:.1f} s · seed {result.seed}",
-        " · quick" if result.quick else "",
-        "</p>",
-        f"<blockquote><strong>Claim.</strong> {_e(result.claim)}</blockquote>",
+        f"<h2>{math_html(result.title)} {_badge(result.status)}</h2>",
+        _stamp(result),
+        f"<blockquote><strong>Claim.</strong> {math_html(result.claim)}</blockquote>",
     ]
     if result.error is not None:
         parts.append(f'<p><span class="error">error</span> <code>{_e(result.error)}</code></p>')
     else:
+        tolerance = math_html(result.tolerance) if result.tolerance else "see the criterion"
         parts += [
-            "<table>",
+            '<table class="result">',
             _values(result),
-            f"<tr><th>verdict</th><td>{_badge(result.status)} {_e(result.criterion)}</td></tr>",
-            f"<tr><th>summary</th><td>{_e(result.summary)}</td></tr>",
-            f"<tr><th>runtime</th><td>{result.seconds:.2f} s</td></tr>",
+            f'<tr><th>verdict</th><td colspan="2">{_badge(result.status)} '
+            f"{math_html(result.criterion)}</td></tr>",
+            f'<tr><th>max |z|</th><td class="num">{_z(result.max_z)}</td>'
+            f"<td>tolerance: {tolerance}</td></tr>",
+            f'<tr><th>note</th><td colspan="2">{math_html(result.note)}</td></tr>'
+            if result.note else "",
+            f'<tr><th>summary</th><td colspan="2">{math_html(result.summary)}</td></tr>',
             "</table>",
-        ]
-        if result.figure is not None:
-            data = base64.b64encode(result.figure).decode("ascii")
-            parts.append(
-                f'<p><img alt="figure: {_e(result.title)}" src="data:image/png;base64,{data}"></p>'
-            )
-        numbers = json.dumps(
-            {"parameters": plain(result.parameters), "details": plain(result.details)}, indent=1
-        )
+            _rows(result),
+            "".join(table_html(t.title, t.columns, t.rows, cut=60) for t in result.tables),
+            _figure(result),
+        ]  # fmt: skip
+        numbers = {**{f"parameter: {k}": v for k, v in plain(result.parameters).items()}}
         parts.append(
-            f"<details><summary>parameters and every number</summary><pre>{_e(numbers)}</pre>"
-            "</details>"
+            "<details><summary>parameters and every other number</summary>"
+            f"{details_html(numbers)}{details_html(plain(result.details))}"
+            '<p class="meta">Every value, unrounded, is in results.json.</p></details>'
         )
     parts.append("</section>")
     return "".join(parts)
@@ -136,16 +193,21 @@ def _section(result: Result) -> str:
 
 def _overview(results: Sequence[Result], pending: Sequence[str]) -> str:
     rows = [
-        f'<tr><td><a href="#{_e(r.name)}">{_e(r.name)}</a></td><td>{_e(r.title)}</td>'
-        f'<td>{_badge(r.status)}</td><td class="num">{r.seconds:.1f} s</td></tr>'
+        f'<tr><td><a href="#{_e(r.name)}">{_e(r.name)}</a></td><td>{math_html(r.title)}</td>'
+        f'<td>{_badge(r.status)}</td><td class="num">{_z(r.max_z)}</td>'
+        f"<td>{math_html(r.tolerance) if r.tolerance else '—'}</td>"
+        f"<td>{'quick' if r.quick else 'full'}</td>"
+        f'<td class="num">{r.seconds:.1f} s</td></tr>'
         for r in results
     ]
     rows += [
-        f"<tr><td>{_e(name)}</td><td></td><td>{_badge('pending')}</td><td></td></tr>"
+        f"<tr><td>{_e(name)}</td><td></td><td>{_badge('pending')}</td>"
+        "<td></td><td></td><td></td><td></td></tr>"
         for name in pending
     ]
-    head = "<tr><th>reproduction</th><th>title</th><th>verdict</th><th>runtime</th></tr>"
-    return f"<table>{head}{''.join(rows)}</table>"
+    head = ("<tr><th>reproduction</th><th>title</th><th>verdict</th><th>max |z|</th>"
+            "<th>tolerance</th><th>size</th><th>runtime</th></tr>")  # fmt: skip
+    return f'<table class="overview">{head}{"".join(rows)}</table>'
 
 
 def render_html(
@@ -156,8 +218,8 @@ def render_html(
     passed = sum(r.status == "pass" for r in results)
     info = " · ".join(
         f"{_e(key)}: {_e(meta[key])}"
-        for key in ("status", "quick", "seed", "started", "updated", "dltheory", "torch", "python")
-        if key in meta
+        for key in ("status", "started", "updated", "dltheory", "commit", "torch", "python")
+        if meta.get(key) is not None
     )
     banner = ""
     if status != "complete":
@@ -173,10 +235,12 @@ def render_html(
         f"<title>dltheory report</title><style>{_CSS}</style></head><body>"
         "<h1>dltheory report</h1>"
         "<p>Each reproduction puts a theoretical prediction beside a measurement on finite "
-        "PyTorch networks (mean ± standard error) and a verdict.</p>"
+        "PyTorch networks (mean ± standard error, or an exact value) and a verdict with its "
+        "criterion; |z| = |measurement − prediction| / stderr. Each entry is stamped with the "
+        "run that produced it.</p>"
         f'<p class="meta">{info}</p>{banner}'
         f"<p><strong>{passed} of {len(results)}</strong> finished reproductions pass.</p>"
-        f"{_overview(results, pending)}"
+        f'<div class="scroll">{_overview(results, pending)}</div>'
         f"{''.join(_section(r) for r in results)}"
         "</body></html>\n"
     )

@@ -3,7 +3,12 @@
 A reproduction computes a prediction from the theory and a measurement on
 finite networks, and decides a verdict; it returns an :class:`Outcome`. The
 runner adds what the reproduction does not know about itself (name, title,
-claim, runtime, seed) and records a :class:`Result`.
+claim, runtime, seed, time, version, commit, backend) and records a
+:class:`Result`.
+
+Only the first four fields of :class:`Outcome` are required; the others
+(labels, exact values, the tolerance, labelled rows and tables, a caption)
+are optional, so a reproduction written against the first form still runs.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ import torch
 
 from .._checks import message
 from ..finite import Estimate
-from .figures import PNG_SIGNATURE
+from .figures import PNG_SIGNATURE, is_svg
+from .quantities import Quantity, Table, max_abs_z
 
 if TYPE_CHECKING:
     from .registry import Reproduction
@@ -73,10 +79,31 @@ def _estimate(value: Any) -> Estimate:
 
 
 def _figure(value: Any) -> bytes | None:
-    if value is not None and (not isinstance(value, bytes) or not value.startswith(PNG_SIGNATURE)):
+    ok = isinstance(value, bytes) and (value.startswith(PNG_SIGNATURE) or is_svg(value))
+    if value is not None and not ok:
         raise TypeError(
-            message("figure", "PNG bytes or None", type(value).__name__, "Use figures.png_bytes")
-        )
+            message(
+                "figure", "PNG or SVG bytes or None", type(value).__name__,
+                "Use figures.png_bytes or figures.svg_bytes",
+            )
+        )  # fmt: skip
+    return value
+
+
+def _items(name: str, value: Any, kind: type) -> tuple:
+    if isinstance(value, kind):
+        value = (value,)
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        raise TypeError(message(name, f"a sequence of {kind.__name__}", value))
+    for item in value:
+        if not isinstance(item, kind):
+            raise TypeError(message(name, f"a sequence of {kind.__name__}", item))
+    return tuple(value)
+
+
+def _text(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(message(name, "a string", value))
     return value
 
 
@@ -92,8 +119,24 @@ class Outcome:
         criterion: the rule the verdict applied, in words.
         summary: one line of the key numbers, for the report's reader.
         parameters: the experiment's settings (widths, depth, number of networks, ...).
-        details: every other number worth keeping (per-width values, fits, z-scores).
-        figure: a PNG (``figures.png_bytes``) or ``None``.
+        details: every other number worth keeping (per-width values, fits, z-scores);
+            kept in ``results.json``, shown in the report as small tables.
+        figure: a PNG (``figures.png_bytes``), an SVG (``figures.svg_bytes``) or ``None``.
+        label: what ``prediction`` and ``measurement`` are, with symbol and scale,
+            e.g. ``"K^(l)_aa / (|x|²/n₀)"`` (optional; the report says "unlabelled").
+        index: the labels of the entries when they are lists (layers, widths, ...).
+        index_label: what ``index`` counts, e.g. ``"layer l"`` or ``"width n"``.
+        exact: the measurement is an exact computation (a count, an exact sum):
+            shown as exact values, without "± 0 (n = ...)".
+        tolerance: the tolerance the criterion used, in words or symbols,
+            e.g. ``"5σ + 2 % (finite-width bias)"``.
+        max_z: the largest |z| the check saw; computed from ``prediction`` and
+            ``measurement`` when ``None`` (and from the ``rows``).
+        rows: further labelled prediction-vs-measurement rows (:class:`Quantity`).
+        tables: small tables (:class:`Table`) of per-layer / per-width numbers.
+        caption: the figure's caption (what is plotted, what the lines are).
+        note: how to read the numbers, e.g. why an exact count differs from the
+            prediction.
     """
 
     prediction: Any
@@ -104,6 +147,16 @@ class Outcome:
     parameters: Mapping[str, Any] = field(default_factory=dict)
     details: Mapping[str, Any] = field(default_factory=dict)
     figure: bytes | None = None
+    label: str = ""
+    index: Sequence[Any] | None = None
+    index_label: str = ""
+    exact: bool = False
+    tolerance: str = ""
+    max_z: float | None = None
+    rows: Sequence[Quantity] = ()
+    tables: Sequence[Table] = ()
+    caption: str = ""
+    note: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.verdict, bool | np.bool_):
@@ -114,6 +167,32 @@ class Outcome:
         object.__setattr__(self, "parameters", _frozen_mapping("parameters", self.parameters))
         object.__setattr__(self, "details", _frozen_mapping("details", self.details))
         object.__setattr__(self, "figure", _figure(self.figure))
+        for name in ("label", "index_label", "tolerance", "caption", "note"):
+            _text(name, getattr(self, name))
+        if self.index is not None:
+            object.__setattr__(self, "index", tuple(plain(list(self.index))))
+        object.__setattr__(self, "exact", bool(self.exact))
+        object.__setattr__(self, "rows", _items("rows", self.rows, Quantity))
+        object.__setattr__(self, "tables", _items("tables", self.tables, Table))
+        if self.max_z is None:
+            object.__setattr__(self, "max_z", self.largest_z())
+        elif not isinstance(self.max_z, int | float) or not self.max_z >= 0:
+            raise ValueError(message("max_z", "a number >= 0 or None", self.max_z))
+        else:
+            object.__setattr__(self, "max_z", float(self.max_z))
+
+    def largest_z(self) -> float | None:
+        """max |z| of the headline measurement (unless exact) and of every row."""
+        zs = [row.z for row in self.rows]
+        if not self.exact:
+            m = self.measurement
+            zs.append(max_abs_z(self.prediction, plain(m.mean), plain(m.stderr)))
+        zs = [z for z in zs if z is not None]
+        return max(zs) if zs else None
+
+
+_OUTCOME_EXTRAS = ("label", "index", "index_label", "exact", "tolerance", "max_z", "rows",
+                   "tables", "caption", "note")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -128,6 +207,12 @@ class Result:
         seed: the seed it ran with.
         quick: whether it ran at the quick size.
         error: ``"ExceptionType: message"`` when the reproduction raised, else ``None``.
+        label, index, index_label, exact, tolerance, max_z, rows, tables,
+            caption, note: the optional parts of the :class:`Outcome`.
+        finished: when it finished (UTC, ISO 8601).
+        version: the dltheory version that ran it.
+        commit: the git commit of the source tree, when known.
+        backend: where its sweeps ran (``"serial"`` or ``"dask"``).
     """
 
     name: str
@@ -147,6 +232,20 @@ class Result:
     seed: int
     quick: bool
     error: str | None = None
+    label: str = ""
+    index: tuple | None = None
+    index_label: str = ""
+    exact: bool = False
+    tolerance: str = ""
+    max_z: float | None = None
+    rows: tuple[Quantity, ...] = ()
+    tables: tuple[Table, ...] = ()
+    caption: str = ""
+    note: str = ""
+    finished: str = ""
+    version: str = ""
+    commit: str | None = None
+    backend: str = "serial"
 
     @property
     def status(self) -> Status:
@@ -157,9 +256,16 @@ class Result:
 
     @classmethod
     def from_outcome(
-        cls, rep: Reproduction, outcome: Outcome, *, seconds: float, seed: int, quick: bool
+        cls,
+        rep: Reproduction,
+        outcome: Outcome,
+        *,
+        seconds: float,
+        seed: int,
+        quick: bool,
+        **stamp: Any,
     ) -> Result:
-        """Record an :class:`Outcome` of ``rep``."""
+        """Record an :class:`Outcome` of ``rep`` (``stamp``: finished, version, commit, backend)."""
         return cls(
             rep.name,
             rep.title,
@@ -177,11 +283,20 @@ class Result:
             float(seconds),
             seed,
             quick,
+            **{key: getattr(outcome, key) for key in _OUTCOME_EXTRAS},
+            **stamp,
         )
 
     @classmethod
     def from_error(
-        cls, rep: Reproduction, error: BaseException, *, seconds: float, seed: int, quick: bool
+        cls,
+        rep: Reproduction,
+        error: BaseException,
+        *,
+        seconds: float,
+        seed: int,
+        quick: bool,
+        **stamp: Any,
     ) -> Result:
         """Record that ``rep`` raised ``error`` (the report goes on with the others)."""
         text = " ".join(str(error).split()) or "(no message)"
@@ -203,6 +318,7 @@ class Result:
             seed,
             quick,
             error=f"{type(error).__name__}: {text}",
+            **stamp,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -216,14 +332,68 @@ class Result:
             "status": self.status,
             "verdict": self.verdict,
             "criterion": self.criterion,
+            "tolerance": self.tolerance,
+            "max_z": plain(self.max_z),
             "summary": self.summary,
+            "label": self.label,
+            "index_label": self.index_label,
+            "index": plain(self.index),
+            "exact": self.exact,
             "prediction": plain(self.prediction),
             "measurement": plain(self.measurement),
+            "rows": [row.to_dict() for row in self.rows],
+            "tables": [table.to_dict() for table in self.tables],
+            "note": self.note,
+            "caption": self.caption,
             "parameters": plain(self.parameters),
             "details": plain(self.details),
             "seconds": self.seconds,
             "seed": self.seed,
             "quick": self.quick,
+            "finished": self.finished,
+            "version": self.version,
+            "commit": self.commit,
+            "backend": self.backend,
             "has_figure": self.figure is not None,
             "error": self.error,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], figure: bytes | None = None) -> Result:
+        """Rebuild a result from :meth:`to_dict` (the figure is stored beside the JSON)."""
+        meas = data.get("measurement")
+        measurement = None if meas is None else Estimate(meas["mean"], meas["stderr"], meas["n"])
+        index = data.get("index")
+        return cls(
+            data["name"],
+            data["title"],
+            data["claim"],
+            data.get("topic", ""),
+            data.get("reference", ""),
+            data.get("prediction"),
+            measurement,
+            bool(data.get("verdict", False)),
+            data.get("criterion", ""),
+            data.get("summary", ""),
+            MappingProxyType(dict(data.get("parameters") or {})),
+            MappingProxyType(dict(data.get("details") or {})),
+            _figure(figure),
+            float(data.get("seconds", 0.0)),
+            int(data.get("seed", 0)),
+            bool(data.get("quick", False)),
+            error=data.get("error"),
+            label=data.get("label", ""),
+            index=None if index is None else tuple(index),
+            index_label=data.get("index_label", ""),
+            exact=bool(data.get("exact", False)),
+            tolerance=data.get("tolerance", ""),
+            max_z=data.get("max_z"),
+            rows=tuple(Quantity.from_dict(r) for r in data.get("rows", ())),
+            tables=tuple(Table.from_dict(t) for t in data.get("tables", ())),
+            caption=data.get("caption", ""),
+            note=data.get("note", ""),
+            finished=data.get("finished", ""),
+            version=data.get("version", ""),
+            commit=data.get("commit"),
+            backend=data.get("backend", "serial"),
+        )

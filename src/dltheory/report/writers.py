@@ -16,7 +16,9 @@ from typing import Any
 
 from .result import Result, plain
 
-__all__ = ["atomic_write", "report_dict", "write_json"]
+__all__ = ["FORMAT", "atomic_write", "report_dict", "write_json"]
+
+FORMAT = 2  # results.json layout: 2 = per-entry stamps, labelled rows and tables
 
 
 def atomic_write(path: str | os.PathLike, data: str | bytes) -> Path:
@@ -48,6 +50,7 @@ def report_dict(
     for result in results:
         counts[result.status] += 1
     return {
+        "format": FORMAT,
         **plain(meta),
         "counts": counts,
         "pending": list(pending),
