@@ -42,7 +42,7 @@ class Reproduction:
         title: a short headline.
         claim: the theoretical statement it checks, in one or two sentences.
         run: ``run(quick=..., seed=...) -> Outcome``.
-        topic: the course topic (DESIGN.md table), for grouping.
+        topic: the topic (one page of the documentation's Topics), for grouping.
         reference: where the claim comes from.
     """
 

@@ -131,7 +131,8 @@ class Outcome:
         tolerance: the tolerance the criterion used, in words or symbols,
             e.g. ``"5σ + 2 % (finite-width bias)"``.
         max_z: the largest |z| the check saw; computed from ``prediction`` and
-            ``measurement`` when ``None`` (and from the ``rows``).
+            ``measurement`` when ``None`` (and from the ``rows``); ``math.nan`` when
+            no z-score applies (a classification, a deterministic fit).
         rows: further labelled prediction-vs-measurement rows (:class:`Quantity`).
         tables: small tables (:class:`Table`) of per-layer / per-width numbers.
         caption: the figure's caption (what is plotted, what the lines are).
@@ -174,7 +175,9 @@ class Outcome:
         object.__setattr__(self, "exact", bool(self.exact))
         object.__setattr__(self, "rows", _items("rows", self.rows, Quantity))
         object.__setattr__(self, "tables", _items("tables", self.tables, Table))
-        if self.max_z is None:
+        if isinstance(self.max_z, float) and math.isnan(self.max_z):
+            object.__setattr__(self, "max_z", None)  # NaN: no |z| applies (a classification)
+        elif self.max_z is None:
             object.__setattr__(self, "max_z", self.largest_z())
         elif not isinstance(self.max_z, int | float) or not self.max_z >= 0:
             raise ValueError(message("max_z", "a number >= 0 or None", self.max_z))

@@ -4,8 +4,8 @@ Reproductions:
 
 * ``tanh_critical_decay``: at tanh criticality (C_w = 1, C_b = 0) the
   single-input kernel decays like K^(l) ~ 1 / (2 l), i.e. l K^(l) -> 1/2
-  (Roberts, Yaida & Hanin 2022, Sec. 5.3.3; course notes, lecture "Tuning to
-  criticality"; a_1 = -2 from :func:`~dltheory.criticality.k_star_zero_decay`).
+  (Roberts, Yaida & Hanin 2022, Sec. 5.3.3; a_1 = -2 from
+  :func:`~dltheory.criticality.k_star_zero_decay`).
 * ``he_init_relu``: ReLU at C_w = 2, C_b = 0 is critical at every K; two
   inputs' correlation approaches 1 as 1 - rho^(l) ~ 9 pi^2 / (2 l^2).
 
@@ -26,6 +26,7 @@ from ...finite import Estimate, preactivations
 from ...kernels import kernel
 from ...spec import MLP
 from ..figures import new_figure, png_bytes
+from ..quantities import Quantity, Table
 from ..registry import reproduction
 from ..result import Outcome
 
@@ -98,7 +99,7 @@ def per_input_second_moments(net: torch.nn.Sequential, x: torch.Tensor) -> torch
         "a power law rather than an exponential."
     ),
     topic="criticality",
-    reference="Roberts, Yaida & Hanin (2022), Sec. 5.3.3; course notes, 'Tuning to criticality'",
+    reference="Roberts, Yaida & Hanin (2022), Sec. 5.3.3; Poole et al. (2016)",
 )
 def tanh_critical_decay(quick: bool = False, seed: int = 0) -> Outcome:
     """Predict l K^(l) from the exact recursion and measure it on sampled networks.
@@ -151,7 +152,8 @@ def tanh_critical_decay(quick: bool = False, seed: int = 0) -> Outcome:
     ls = layers.numpy()
     long_ls = torch.unique(torch.logspace(0, 4, 200).round()).to(torch.int64)
     for j, (norm, color) in enumerate(zip(_NORMS, _COLORS, strict=True)):
-        ax.plot(ls, prediction[:, j].numpy(), color=color, lw=1)
+        ax.plot(ls, prediction[:, j].numpy(), color=color, lw=1,
+                label=f"|x|^2/n_0 = {norm:g}: theory")  # fmt: skip
         ax.errorbar(
             ls,
             measurement.mean[:, j].numpy(),
@@ -214,6 +216,50 @@ def tanh_critical_decay(quick: bool = False, seed: int = 0) -> Outcome:
             "rtol": rtol,
         },
         figure=png_bytes(fig),
+        label="l K^(l) (tanh, C_w = 1, C_b = 0), layer by layer, for three input norms",
+        tolerance=(
+            f"{_N_STD:g}σ + {rtol:.3g}·|l K^(l)| ({_RTOL_PER_DEPTH_OVER_WIDTH:g} depth/width)"
+        ),
+        rows=[
+            Quantity(
+                f"{_LONG} K^({_LONG}) by the exact recursion (K^(1) = 1)",
+                asymptote,
+                l_k_long,
+                note="a deterministic recursion: exact, checked to 1 %",
+            ),
+        ],
+        tables=[
+            Table(
+                "l K^(l) at selected layers: theory vs measured ± stderr",
+                (
+                    "layer l",
+                    *(f"theory, |x|^2/n_0 = {v:g}" for v in _NORMS),
+                    *(f"measured, |x|^2/n_0 = {v:g}" for v in _NORMS),
+                ),
+                [
+                    (
+                        int(layers[i]),
+                        *(float(prediction[i, j]) for j in range(len(_NORMS))),
+                        *(
+                            Estimate(
+                                float(measurement.mean[i, j]),
+                                float(measurement.stderr[i, j]),
+                                measurement.n,
+                            )
+                            for j in range(len(_NORMS))
+                        ),
+                    )
+                    for i in sorted(
+                        {0, 1, 2, 4, 9, 19, 29, 39, 49, len(layers) - 1} & set(range(len(layers)))
+                    )
+                ],
+            )
+        ],
+        caption=(
+            "l K^(l) against the layer l (log scale) for tanh at criticality: theory (lines) "
+            "and finite-network means ± stderr (points) for three input norms, the exact "
+            f"recursion up to l = {_LONG} (black) and the asymptote 1/(-a_1) = 1/2 (dashed)."
+        ),
     )
 
 
@@ -264,10 +310,7 @@ def relu_critical_correlation(rho_1: float, n_layers: int) -> torch.Tensor:
         "with no depth scale: 1 - rho^(l) ~ 9 pi^2 / (2 l^2)."
     ),
     topic="criticality",
-    reference=(
-        "He et al. (2015); Cho & Saul (2009); Roberts, Yaida & Hanin (2022), Sec. 5.2; "
-        "course notes, 'Tuning to criticality'"
-    ),
+    reference=("He et al. (2015); Cho & Saul (2009); Roberts, Yaida & Hanin (2022), Sec. 5.2"),
 )
 def he_init_relu(quick: bool = False, seed: int = 0) -> Outcome:
     """Predict rho^(l) and K^(l) for He-ReLU; measure them on finite networks.
@@ -364,4 +407,20 @@ def he_init_relu(quick: bool = False, seed: int = 0) -> Outcome:
             "zscores": est.zscore(predicted),
         },
         figure=png_bytes(fig),
+        label="correlation ρ^(l) of two orthogonal inputs, layer by layer",
+        index_label="layer l",
+        index=list(range(1, len(predicted) + 1)),
+        tolerance=f"{_N_STD:g}σ + (depth/width)(1 - ρ) (finite-width bias)",
+        rows=[
+            Quantity(
+                f"{_LONG}² (1 - ρ^({_LONG})), exact recursion",
+                _RELU_CONSTANT,
+                constant,
+                note="9π²/2 is the asymptote; a deterministic recursion, checked to 1 %",
+            ),
+        ],
+        caption=(
+            "Correlation ρ^(l) and variance K^(l) of He-initialised ReLU networks against the "
+            "layer: theory (lines) vs finite-network means ± stderr (points)."
+        ),
     )

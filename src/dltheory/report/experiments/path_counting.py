@@ -65,7 +65,7 @@ def _seed(seed: int, index: int) -> int:
     ),
     topic="path counting, finite width",
     reference="Hanin (2018), Thm. 1; Hanin & Nica (2019), 'Products of many large random "
-    "matrices and gradients in deep neural networks'; course notes, path counting",
+    "matrices and gradients in deep neural networks'",
 )
 def relu_lognormal_jacobian(quick: bool = False, seed: int = 0) -> Outcome:
     """Measure mean and variance of log R over widths and depths against the exact law.
@@ -118,6 +118,8 @@ def relu_lognormal_jacobian(quick: bool = False, seed: int = 0) -> Outcome:
     return Outcome(
         prediction=head["log_var_exact"],
         measurement=Estimate(head["log_var"], head["log_var_stderr"], grid.n_networks),
+        label=f"Var log R, R = Jacobian entry², at width {head['width']}, depth {head['depth']}",
+        tolerance=f"{_N_STD:g}σ per cell; leading order: 5/n relative",
         verdict=ok and leading_ok,
         criterion=(
             f"mean and variance of log R and the dead fraction within {_N_STD:g} stderr of "
@@ -199,7 +201,7 @@ def _lognormal_figure(grid: _Grid, cells: list[dict]) -> bytes:
     ),
     topic="path counting, finite width",
     reference="Hanin & Nica (2019), 'Finite depth and width corrections to the neural "
-    "tangent kernel', Thm. 1; course notes, path counting",
+    "tangent kernel', Thm. 1",
 )
 def relu_ntk_diagonal_mean(quick: bool = False, seed: int = 0) -> Outcome:
     """Measure E Theta(x, x) and E Theta(x, x)^2 over widths and depths.
@@ -250,6 +252,9 @@ def relu_ntk_diagonal_mean(quick: bool = False, seed: int = 0) -> Outcome:
     return Outcome(
         prediction=head["mean_exact"],
         measurement=Estimate(head["mean"], head["mean_stderr"], grid.n_networks),
+        label=f"E Θ(x, x), the on-diagonal NTK, at width {head['width']}, depth {head['depth']}",
+        tolerance=f"{_N_STD:g}σ per cell",
+        max_z=max(zs),
         verdict=ok,
         criterion=(
             f"E Theta within {_N_STD:g} stderr of (L+1) c_out |x|^2 / n_0 at every (width, "

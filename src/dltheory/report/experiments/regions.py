@@ -34,6 +34,7 @@ from ...regions import (
 )
 from ...spec import MLP
 from ..figures import new_figure, png_bytes
+from ..quantities import Quantity, Table
 from ..registry import reproduction
 from ..result import Outcome
 
@@ -54,7 +55,7 @@ _N_STD, _RTOL = 5.0, 0.05  # 5 stderr, plus 5 % for the O(1/width) bias of deep 
         "not exponential in depth."
     ),
     topic="linear regions",
-    reference="Hanin & Rolnick (2019), Thm. 1 (k = 1); course notes, Lecture 12/5, Theorem B",
+    reference="Hanin & Rolnick (2019), Thm. 1 (k = 1)",
 )
 def region_density_run(quick: bool = False, seed: int = 0) -> Outcome:
     """Exact piece counts on random segments of random nets over widths and depths."""
@@ -97,7 +98,10 @@ def region_density_run(quick: bool = False, seed: int = 0) -> Outcome:
     ax.plot([], [], "k_", label="Kac-Rice prediction")
     ax.set(xlabel="# neurons", ylabel="breakpoints per unit length", xscale="log", yscale="log")
     ax.legend(fontsize=7)
-    ax2.errorbar(neurons, mean / neurons, 2 * se / neurons, fmt="o")
+    for depth in depths:  # same depth, same colour as in the left panel
+        sel = [k for k, r in enumerate(rows) if len(r.widths) == depth]
+        ax2.errorbar(neurons[sel], mean[sel] / neurons[sel], 2 * se[sel] / neurons[sel], fmt="o",
+                     label=f"measured, L={depth}")  # fmt: skip
     ax2.axhline(float(bound[0] / neurons[0]), color="r", ls="--", label="C_grad C_bias")
     ax2.set(xlabel="# neurons", ylabel="density / # neurons", xscale="log", ylim=(0, None))
     ax2.legend(fontsize=7)
@@ -138,6 +142,38 @@ def region_density_run(quick: bool = False, seed: int = 0) -> Outcome:
             "agree": agree,
         },
         figure=png_bytes(fig),
+        label="pieces per unit length, measured / Kac-Rice prediction (pooled over configurations)",
+        tolerance=f"{_N_STD:g}σ + {_RTOL:g}·prediction per configuration",
+        max_z=float(np.max(np.abs(mean - pred) / se)),
+        tables=[
+            Table(
+                "breakpoints per unit length, configuration by configuration",
+                (
+                    "depth L",
+                    "width n",
+                    "# neurons",
+                    "Kac-Rice prediction",
+                    "measured ± stderr",
+                    "H-R-form bound",
+                ),
+                [
+                    (
+                        len(r.widths),
+                        r.widths[0],
+                        int(nn),
+                        float(p),
+                        Estimate(float(m), float(e), n_lines),
+                        float(b),
+                    )
+                    for r, nn, p, m, e, b in zip(rows, neurons, pred, mean, se, bound, strict=True)
+                ],
+            )
+        ],
+        caption=(
+            "Left: breakpoints per unit length along random segments against the number of "
+            "neurons (log-log), measured ± 2 stderr per depth, the Kac-Rice prediction (black "
+            "ticks) and the Hanin-Rolnick-form bound (red). Right: the same per neuron."
+        ),
     )
 
 
@@ -150,7 +186,7 @@ def region_density_run(quick: bool = False, seed: int = 0) -> Outcome:
         "on [0, 1], with breakpoints k / 2^L: exponentially many in depth."
     ),
     topic="linear regions",
-    reference="Telgarsky (2016); course notes, Lecture 12/5, Theorem A",
+    reference="Telgarsky (2016), Lemma 2.4",
 )
 def sawtooth_pieces(quick: bool = False, seed: int = 0) -> Outcome:
     """Count the pieces of f_L exactly for L = 1 .. 20 (quick: 12)."""
@@ -177,6 +213,23 @@ def sawtooth_pieces(quick: bool = False, seed: int = 0) -> Outcome:
     return Outcome(
         prediction=2**max_l,
         measurement=Estimate(float(counts[-1]), 0.0, 1),
+        label=f"number of linear pieces of f_L on [0, 1] at L = {max_l}",
+        exact=True,
+        tolerance="exact equality",
+        tables=[
+            Table(
+                "pieces of the sawtooth f_L, exact count vs 2^L",
+                ("L", "2^L", "exact count", "linear pieces", "breakpoints k/2^L"),
+                [
+                    (L, 2**L, c, n, "yes" if d else "no")
+                    for L, c, n, d in zip(ls, counts, linear, dyadic, strict=True)
+                ],
+            )
+        ],
+        caption=(
+            "Left: the sawtooth f_L for L = 1..4. Right: the exact number of pieces against L "
+            "(points) and 2^L (line), log scale."
+        ),
         verdict=ok,
         criterion="n_pieces = n_linear_pieces = 2^L and breakpoints = k / 2^L for every L",
         summary=(
@@ -206,12 +259,12 @@ def grid_patterns(model, n: int, lo: float, hi: float) -> torch.Tensor:
     title="Exact 2-D region map equals brute-force pattern enumeration",
     claim=(
         "The linear regions of a ReLU net on a 2-D box are convex polygons, one per activation "
-        "pattern (course notes, Lecture 12/5, Lemma); refining cells layer by layer by each "
+        "pattern (Hanin & Rolnick 2019); refining cells layer by layer by each "
         "neuron's line finds all of them: every pattern seen on a fine grid is a region, and the "
         "regions the grid misses are smaller than its cells."
     ),
     topic="linear regions",
-    reference="Course notes, Lecture 12/5; Hanin & Rolnick (2019), Fig. 1",
+    reference="Hanin & Rolnick (2019), Sec. 2 and Fig. 1; Serra et al. (2018)",
 )
 def region_map_2d(quick: bool = False, seed: int = 0) -> Outcome:
     """Exact polygons of a random 2-input ReLU net vs patterns on a grid."""
@@ -236,10 +289,35 @@ def region_map_2d(quick: bool = False, seed: int = 0) -> Outcome:
     ax2.imshow(
         ids.reshape(300, 300).T.numpy(), origin="lower", extent=(lo, hi, lo, hi), cmap="tab20"
     )
-    ax2.set(title="patterns on a 300 x 300 grid", xlabel="s", ylabel="t")
+    ax2.set(title=f"patterns on a 300 x 300 grid (count: {n_grid} x {n_grid})", xlabel="s",
+            ylabel="t")  # fmt: skip
     return Outcome(
         prediction=result.n_regions,
         measurement=Estimate(float(len(seen)), 0.0, n_grid * n_grid),
+        label=f"number of linear regions in [{lo:g}, {hi:g}]²: exact polygons vs grid patterns",
+        exact=True,
+        tolerance="grid ⊆ exact; missed regions < 4 grid cells",
+        rows=[
+            Quantity("regions (exact polygons)", result.n_regions, result.n_regions),
+            Quantity(
+                f"distinct patterns on the {n_grid}² grid",
+                result.n_regions,
+                len(seen),
+                note=f"{len(missed)} regions smaller than the grid misses them"
+                f" (largest missed area {max((areas[k] for k in missed), default=0):.2e},"
+                f" grid cell {cell:.2e})",
+            ),
+            Quantity("sum of polygon areas", (hi - lo) ** 2, float(areas.sum())),
+        ],
+        note=(
+            "The grid count is below the exact count because regions smaller than a grid cell "
+            "contain no grid point; the check is that every missed region is that small."
+        ),
+        caption=(
+            f"Left: the exact regions of a random width-{width}, depth-{depth} ReLU net on "
+            f"[{lo:g}, {hi:g}]². Right: activation patterns on a 300 × 300 grid, one colour "
+            "per pattern."
+        ),
         verdict=bool(ok),
         criterion=(
             "grid patterns are a subset of the exact regions' patterns; every region the grid "
