@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test report lint format bench clean
+.PHONY: venv test report docs lint format bench clean
 
 venv: $(STAMP)
 
@@ -27,6 +27,11 @@ test: $(STAMP)
 report: $(STAMP)
 	$(VENV)/bin/dltheory report --out report
 
+# The documentation site (mkdocs-material + mkdocstrings) into site/; warnings fail
+# the build. `make test` checks the same build and runs the docs' code examples.
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
@@ -41,4 +46,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/regions.py
 
 clean:
-	rm -rf $(VENV) report .pytest_cache
+	rm -rf $(VENV) report site .pytest_cache

@@ -310,7 +310,7 @@ def kernel(
     if threads is not None:
         _int("--threads", threads, 1)
     if input_file is None:
-        _check_memory("--n", n, 40.0 * n * n, f"an {n} x {n} kernel")
+        _check_memory("--n", n, 40.0 * n * n, f"a {n} x {n} kernel")
     dev = _setup_torch(device, threads)
     import torch
 
@@ -323,7 +323,7 @@ def kernel(
     if input_file is not None:
         x = _read_input(input_file)
         n, dim = x.shape
-        _check_memory("--input", str(input_file), 40.0 * n * n, f"an {n} x {n} kernel")
+        _check_memory("--input", str(input_file), 40.0 * n * n, f"a {n} x {n} kernel")
     else:
         generator = torch.Generator().manual_seed(seed)
         x = torch.randn(n, dim, generator=generator, dtype=torch.float64)

@@ -88,7 +88,7 @@ def critical_init_(
         ValueError: the activation cannot be detected, or has no critical point
             (e.g. sigmoid, softplus: the message gives the reason).
 
-    Example:
+    Examples:
         A 64-layer tanh MLP. PyTorch's default init (C_w = 1/3, C_b = 1/768)
         has a stable fixed point with chi_perp ~ 1/3: two inputs become
         indistinguishable. At criticality (C_w = 1, C_b = 0) the variance

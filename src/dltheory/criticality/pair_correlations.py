@@ -79,7 +79,7 @@ def pair_inputs(c_w: float, c_b: float, k_1: float, rho_1: float, n_pairs: int =
     Returns:
         (2 P, 2 P) float64 inputs.
 
-    Example:
+    Examples:
         >>> x = pair_inputs(2.0, 0.5, 1.5, 0.6)
         >>> k = 0.5 + 2.0 * x @ x.T / 2
         >>> [round(v, 12) for v in k.flatten().tolist()]

@@ -159,8 +159,9 @@ class Table:
         rows: the rows; each as long as ``columns``; numbers, strings or ``None``.
             An :class:`Estimate` cell is shown as mean ± stderr.
 
-    >>> Table("t", ("n", "value"), [(1, 2.0), (2, 4.0)]).to_dict()["rows"]
-    [[1, 2.0], [2, 4.0]]
+    Examples:
+        >>> Table("t", ("n", "value"), [(1, 2.0), (2, 4.0)]).to_dict()["rows"]
+        [[1, 2.0], [2, 4.0]]
     """
 
     title: str
