@@ -22,25 +22,43 @@ memory); 1 for a reproduction that raised or an OS error; Ctrl-C exits with
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated
 
 import typer
+
+from ._cli_support import (
+    ACT_HELP,
+    ACTIVATIONS,
+    CliError,
+    check_activation,
+    check_int,
+    check_memory,
+    check_plot_path,
+    check_variance,
+    click_errors,
+    critical_defaults,
+    criticality_figure,
+    fail,
+    flag_names,
+    fmt,
+    keep_interrupts,
+    list_reproductions,
+    matrix_table,
+    message,
+    option_flags,
+    print_json,
+    read_input,
+    setup_torch,
+    status,
+)
 
 __all__ = ["ACTIVATIONS", "app", "main"]
 
 # The registry's names (dltheory.activations.names(); a test checks they agree),
 # spelled out so that --help needs no import of the library.
-ACTIVATIONS = (
-    "abs", "cos", "elu", "erf", "gelu", "identity", "leaky_relu", "linear", "relu",
-    "sigmoid", "sign", "silu", "sin", "softplus", "step", "swish", "tanh",
-)  # fmt: skip
-_ACT_HELP = "Activation: " + ", ".join(ACTIVATIONS) + "."
-_PLOT_SUFFIXES = (".png", ".svg", ".pdf")
-
 app = typer.Typer(
     name="dltheory",
     help="Deep-learning theory, computable and checkable: infinite-width kernels, "
@@ -50,195 +68,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-
-
-class CliError(Exception):
-    """A failure to report on one line of stderr with an exit code."""
-
-    def __init__(self, text: str, exit_code: int = 2) -> None:
-        super().__init__(text)
-        self.exit_code = exit_code
-
-
-def _message(flag: str, constraint: str, value: Any, fix: str = "") -> str:
-    """The project's one message format (as ``dltheory._checks.message``, without its imports)."""
-    shown = " ".join(repr(value).split())
-    shown = shown if len(shown) <= 80 else shown[:77] + "..."
-    fix = fix.rstrip(".")
-    tail = f" {fix}" + ("" if fix.endswith(("?", "!")) else ".") if fix else ""
-    return f"{flag} must be {constraint}. Got {shown}.{tail}"
-
-
-def _int(flag: str, value: int, minimum: int) -> int:
-    if value < minimum:
-        raise CliError(_message(flag, f"an integer >= {minimum}", value))
-    return value
-
-
-def _variance(flag: str, value: float | None) -> float | None:
-    if value is not None and not (value >= 0 and value != float("inf")):
-        raise CliError(_message(flag, "a finite variance >= 0", value))
-    return value
-
-
-def _activation(value: str) -> str:
-    key = value.strip().lower().replace("-", "_")
-    if key not in ACTIVATIONS:
-        import difflib
-
-        close = difflib.get_close_matches(key, ACTIVATIONS, n=3, cutoff=0.5)
-        hint = f"Did you mean {', '.join(close)}?" if close else ""
-        raise CliError(_message("--activation", f"one of {', '.join(ACTIVATIONS)}", value, hint))
-    return key
-
-
-def _plot_path(path: Path | None) -> Path | None:
-    """Check a figure path before any computation: suffix, directory, write permission."""
-    if path is None:
-        return None
-    if path.suffix.lower() not in _PLOT_SUFFIXES:
-        raise CliError(_message("--plot", "a file ending in .png, .svg or .pdf", str(path)))
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise CliError(
-            _message("--plot", "in an existing directory", str(path), f"Create {parent} first")
-        )
-    if (
-        path.is_dir()
-        or not os.access(parent, os.W_OK)
-        or (path.exists() and not os.access(path, os.W_OK))
-    ):
-        raise CliError(_message("--plot", "a writable file path", str(path)))
-    return path
-
-
-def _available_memory() -> int:
-    """Bytes of memory available now (MemAvailable), or the physical memory."""
-    try:
-        with open("/proc/meminfo") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - exotic platforms
-        return 2**40
-
-
-def _gib(nbytes: float) -> str:
-    return f"{nbytes / 2**30:,.1f} GiB" if nbytes >= 2**28 else f"{nbytes / 2**20:,.1f} MiB"
-
-
-def _check_memory(flag: str, value: int, needed: float, what: str) -> None:
-    """Refuse, with the figure, a computation that needs more memory than is available."""
-    have = _available_memory()
-    if needed > have:
-        raise CliError(
-            _message(
-                flag,
-                f"small enough to fit in memory ({what} needs about {_gib(needed)}, "
-                f"{_gib(have)} available)",
-                value,
-                "Use a smaller value",
-            )
-        )
-
-
-def _setup_torch(device: str, threads: int | None):
-    """Import torch, check --device and set --threads; returns the torch.device."""
-    import torch
-
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        dev = torch.device(device)
-    except RuntimeError as err:
-        raise CliError(_message("--device", "a torch device such as cpu or cuda", device)) from err
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise CliError(_message("--device", "an available device", device, "Use --device cpu"))
-    return dev
-
-
-def _status(text: str):
-    """A spinner with elapsed time on stderr while long work runs (silent when piped)."""
-    from contextlib import nullcontext
-
-    if not sys.stderr.isatty():
-        return nullcontext()
-    from rich.console import Console
-
-    return Console(stderr=True).status(text)
-
-
-def _fmt(value: float) -> str:
-    return f"{value:.6g}"
-
-
-def _print_json(document: dict) -> None:
-    import json
-
-    from .report.result import plain  # non-finite -> null: strict JSON
-
-    sys.stdout.write(json.dumps(plain(document), allow_nan=False) + "\n")
-
-
-def _matrix_table(title: str, matrix, column: str = "x"):
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left")
-    table.add_column("", style="bold")
-    for j in range(matrix.shape[1]):
-        table.add_column(f"{column}{j + 1}", justify="right")
-    for i, row in enumerate(matrix.tolist()):
-        table.add_row(f"x{i + 1}", *(_fmt(v) for v in row))
-    return table
-
-
-def _defaults(act, c_w: float | None, c_b: float | None) -> tuple[float, float, str]:
-    """(C_w, C_b, where they come from): the activation's critical point by default."""
-    from .criticality import critical_point
-
-    if c_w is not None and c_b is not None:
-        return c_w, c_b, "given"
-    point = critical_point(act)
-    if point.c_w is None:
-        raise CliError(
-            _message("--c-w", "given (with --c-b)", c_w,
-                     f"{act.name} has no critical point to default to: {point.reason}")
-        )  # fmt: skip
-    source = "critical point" if c_w is None and c_b is None else "given / critical point"
-    return (point.c_w if c_w is None else c_w), (point.c_b if c_b is None else c_b), source
-
-
-def _read_input(path: Path):
-    """The user's inputs from .npy or .csv, as a float64 (n, dim) tensor."""
-    import numpy as np
-    import torch
-
-    if not path.is_file():
-        raise CliError(_message("--input", "an existing .npy or .csv file", str(path)))
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".npy":
-            data = np.load(path, allow_pickle=False)
-        elif suffix == ".csv":
-            data = np.loadtxt(path, delimiter=",", ndmin=2)
-        else:
-            raise CliError(_message("--input", "a .npy or .csv file", str(path)))
-    except (ValueError, OSError) as err:
-        raise CliError(_message("--input", "a readable array of numbers", str(path),
-                                " ".join(str(err).split())[:120])) from err  # fmt: skip
-    data = np.asarray(data, dtype=np.float64)
-    if data.ndim == 1:
-        data = data[:, None]
-    if data.ndim != 2 or data.shape[0] == 0 or data.shape[1] == 0:
-        raise CliError(_message("--input", "an (n, dim) array with n, dim >= 1",
-                                f"shape {data.shape}"))  # fmt: skip
-    if not np.isfinite(data).all():
-        raise CliError(_message("--input", "finite numbers (no NaN or inf)", str(path)))
-    return torch.from_numpy(data)
 
 
 def _version(value: bool) -> None:
@@ -260,7 +89,7 @@ def _main_options(
     """Deep-learning theory, computable and checkable."""
 
 
-_Activation = Annotated[str, typer.Option(help=_ACT_HELP)]
+_Activation = Annotated[str, typer.Option(help=ACT_HELP)]
 _Slope = Annotated[float | None, typer.Option(help="Negative-side slope (leaky_relu only).")]
 _Alpha = Annotated[float | None, typer.Option(help="Negative-side scale (elu only).")]
 _Json = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
@@ -293,25 +122,31 @@ def kernel(
         typer.Option("--input", help="Your inputs: an (n, dim) array in a .npy or .csv file."),
     ] = None,
     parametrization: Annotated[
-        str, typer.Option(help="ntk (default) or standard (raw-parameter NTK).")
+        str, typer.Option(help="ntk (default) or standard (raw-parameter NTK; needs --width).")
     ] = "ntk",
+    width: Annotated[
+        int | None,
+        typer.Option(help="Hidden width n, for --parametrization standard (its NTK grows with n)."),
+    ] = None,
     slope: _Slope = None,
     alpha: _Alpha = None,
     device: _Device = "cpu",
     threads: _Threads = None,
     as_json: _Json = False,
 ) -> None:
-    activation = _activation(activation)
-    depth = _int("--depth", depth, 1)
-    n, dim, seed = _int("--n", n, 1), _int("--dim", dim, 1), _int("--seed", seed, 0)
-    c_w, c_b = _variance("--c-w", c_w), _variance("--c-b", c_b)
+    activation = check_activation(activation)
+    depth = check_int("--depth", depth, 1)
+    n, dim, seed = check_int("--n", n, 1), check_int("--dim", dim, 1), check_int("--seed", seed, 0)
+    c_w, c_b = check_variance("--c-w", c_w), check_variance("--c-b", c_b)
     if parametrization not in ("ntk", "standard"):
-        raise CliError(_message("--parametrization", "one of 'ntk', 'standard'", parametrization))
+        raise CliError(message("--parametrization", "one of 'ntk', 'standard'", parametrization))
     if threads is not None:
-        _int("--threads", threads, 1)
+        check_int("--threads", threads, 1)
+    if width is not None:
+        check_int("--width", width, 1)
     if input_file is None:
-        _check_memory("--n", n, 40.0 * n * n, f"a {n} x {n} kernel")
-    dev = _setup_torch(device, threads)
+        check_memory("--n", n, 40.0 * n * n, f"a {n} x {n} kernel")
+    dev = setup_torch(device, threads)
     import torch
 
     from .activations import activation as lookup_activation
@@ -319,24 +154,25 @@ def kernel(
 
     params = {k: v for k, v in {"slope": slope, "alpha": alpha}.items() if v is not None}
     act = lookup_activation(activation, **params)
-    c_w, c_b, source = _defaults(act, c_w, c_b)
+    c_w, c_b, source = critical_defaults(act, c_w, c_b)
     if input_file is not None:
-        x = _read_input(input_file)
+        x = read_input(input_file)
         n, dim = x.shape
-        _check_memory("--input", str(input_file), 40.0 * n * n, f"a {n} x {n} kernel")
+        check_memory("--input", str(input_file), 40.0 * n * n, f"a {n} x {n} kernel")
     else:
         generator = torch.Generator().manual_seed(seed)
         x = torch.randn(n, dim, generator=generator, dtype=torch.float64)
-    spec = MLP(depth, act, c_w=c_w, c_b=c_b, parametrization=parametrization)
-    with _status(f"kernel of {n} inputs through {depth} layers"):
+    extra = {} if width is None else {"width": width}
+    spec = MLP(depth, act, c_w=c_w, c_b=c_b, parametrization=parametrization, **extra)
+    with status(f"kernel of {n} inputs through {depth} layers"):
         k = spec.kernel(x.to(dev))
     nngp, ntk = k.nngp.cpu(), k.ntk.cpu()
     described = {"activation": act.name, "activation_params": params, "depth": depth,
                  "c_w": c_w, "c_b": c_b, "c_source": source,
-                 "parametrization": parametrization}  # fmt: skip
+                 "parametrization": parametrization, "width": width}  # fmt: skip
     if as_json:
         origin = str(input_file) if input_file is not None else "gaussian"
-        _print_json({"inputs": x, "nngp": nngp, "ntk": ntk, "spec": described, "seed": seed,
+        print_json({"inputs": x, "nngp": nngp, "ntk": ntk, "spec": described, "seed": seed,
                      "input": origin})  # fmt: skip
         return
     from rich.console import Console
@@ -344,65 +180,19 @@ def kernel(
     console = Console()
     where = f"inputs from {input_file}" if input_file else f"x ~ N(0, I_{dim}), seed {seed}"
     console.print(
-        f"MLP(depth={depth}, {act.name}), C_w = {_fmt(c_w)}, C_b = {_fmt(c_b)} ({source}), "
+        f"MLP(depth={depth}, {act.name}), C_w = {fmt(c_w)}, C_b = {fmt(c_b)} ({source}), "
         f"{parametrization.upper()} parametrisation; {n} inputs, {where}",
         markup=False, soft_wrap=True,
     )  # fmt: skip
     if n > _TABLE_MAX:
         console.print(f"{n} x {n} kernels: use --json for the matrices; diagonal means "
-                      f"NNGP {_fmt(nngp.diagonal().mean())}, NTK {_fmt(ntk.diagonal().mean())}",
+                      f"NNGP {fmt(nngp.diagonal().mean())}, NTK {fmt(ntk.diagonal().mean())}",
                       markup=False)  # fmt: skip
         return
     if dim <= _TABLE_MAX:
-        console.print(_matrix_table("inputs (rows) and their features", x, column="feature "))
-    console.print(_matrix_table("NNGP K^(L+1)", nngp))
-    console.print(_matrix_table("NTK Theta^(L+1)", ntk))
-
-
-def _criticality_figure(path: Path, act, point, depth: int) -> None:
-    """Left: K -> C_b + C_w E_K[s^2] minus the diagonal; right: K^(l) vs depth."""
-    import numpy as np
-    import torch
-
-    from .report.figures import new_figure
-    from .spec import MLP
-
-    c_b, c_w = point.c_b, point.c_w
-    around = point.k_star if point.k_star else 1.0  # K = 1 for K* = 0 or scale-invariant
-    # Close to K*: the map's departure from the diagonal there is tiny (second order).
-    lo, hi = (0.7 * around, 1.3 * around) if point.k_star else (0.0, 2.0)
-    ks = torch.linspace(lo, hi, 201, dtype=torch.float64)
-    mapped = c_b + c_w * act.second_moment(ks)
-    fig, (left, right) = new_figure(2)
-    # The map minus the diagonal: a half-stable K* is a tangency from one side.
-    left.plot(ks.numpy(), (mapped - ks).numpy(), label="C_b + C_w E_K[s^2] - K")
-    left.axhline(0.0, color="gray", ls="--", label="diagonal (fixed points)")
-    if point.k_star is not None:
-        left.axvline(point.k_star, color="black", lw=0.8, label=f"K* = {_fmt(point.k_star)}")
-    left.set_xlabel("K")
-    left.set_ylabel("K^(l+1) - K^(l)")
-    left.set_title(f"{act.name}: single-input map at criticality")
-    left.legend(fontsize=8)
-    starts = [0.5 * around, around, 1.5 * around] if point.k_star else [0.5, 1.0, 2.0]
-    layers = np.arange(1, depth + 2)
-    for k_1 in starts:
-        norm = max((k_1 - c_b) / c_w, 0.0)  # |x|^2 / n_0 giving K^(1) = k_1
-        x = torch.full((1, 1), norm**0.5, dtype=torch.float64)
-        state = MLP(depth, act, c_w=c_w, c_b=c_b).kernel(x, return_layers=True)
-        k_layers = [float(layer.cov1[0]) for layer in state.layers]
-        right.plot(layers, k_layers, marker=".", ms=3, label=f"K^(1) = {_fmt(c_b + c_w * norm)}")
-    if point.universality_class == "k_star_zero":
-        from .criticality import k_star_zero_decay
-
-        a_1 = k_star_zero_decay(act)
-        right.plot(layers, 1.0 / (-a_1 * layers), color="black", ls="--", label="1 / (-a_1 l)")
-        right.set_xscale("log")
-        right.set_yscale("log")
-    right.set_xlabel("layer l")
-    right.set_ylabel("K^(l)")
-    right.set_title(f"MLP(depth={depth}), C_b = {_fmt(c_b)}, C_w = {_fmt(c_w)}")
-    right.legend(fontsize=8)
-    fig.savefig(path, dpi=220)
+        console.print(matrix_table("inputs (rows) and their features", x, column="feature "))
+    console.print(matrix_table("NNGP K^(L+1)", nngp))
+    console.print(matrix_table("NTK Theta^(L+1)", ntk))
 
 
 @app.command(
@@ -424,9 +214,9 @@ def criticality(
     depth: Annotated[int, typer.Option(help="Depth of the K^(l) panel of --plot.")] = 50,
     as_json: _Json = False,
 ) -> None:  # fmt: skip
-    activation = _activation(activation)
-    depth = _int("--depth", depth, 1)
-    plot = _plot_path(plot)
+    activation = check_activation(activation)
+    depth = check_int("--depth", depth, 1)
+    plot = check_plot_path(plot)
     from .activations import activation as lookup_activation
     from .criticality import chi_parallel, chi_perp, critical_point, k_star_zero_decay
 
@@ -441,12 +231,12 @@ def criticality(
     decay = None
     if point.universality_class == "k_star_zero":
         a_1 = k_star_zero_decay(act)
-        decay = f"K^(l) ~ 1 / ({_fmt(-a_1)} l)"
+        decay = f"K^(l) ~ 1 / ({fmt(-a_1)} l)"
     if plot is not None:
         if point.c_w is None:
-            raise CliError(_message("--activation", "an activation with a critical point to plot",
+            raise CliError(message("--activation", "an activation with a critical point to plot",
                                     act.name, point.reason))  # fmt: skip
-        _criticality_figure(plot, act, point, depth)
+        criticality_figure(plot, act, point, depth)
     document = {
         "activation": act.name, "activation_params": params, "c_b": point.c_b,
         "c_w": point.c_w, "k_star": point.k_star,
@@ -455,7 +245,7 @@ def criticality(
         "decay_law": decay, "plot": None if plot is None else str(plot),
     }  # fmt: skip
     if as_json:
-        _print_json(document)
+        print_json(document)
         return
     from rich.console import Console
     from rich.markup import escape
@@ -471,13 +261,13 @@ def criticality(
         ("C_w", point.c_w),
         ("K*", "every K (scale-invariant)" if scale_invariant else point.k_star),
         ("universality class", point.universality_class),
-        (f"chi_parallel(K = {_fmt(k_eval)})" if k_eval is not None else "chi_parallel", chi_par),
-        (f"chi_perp(K = {_fmt(k_eval)})" if k_eval is not None else "chi_perp", chi_per),
+        (f"chi_parallel(K = {fmt(k_eval)})" if k_eval is not None else "chi_parallel", chi_par),
+        (f"chi_perp(K = {fmt(k_eval)})" if k_eval is not None else "chi_perp", chi_per),
     ]
     if a_1 is not None:
         rows += [("a_1", a_1), ("decay law", decay)]
     for name, value in rows:
-        shown = "-" if value is None else _fmt(value) if isinstance(value, float) else str(value)
+        shown = "-" if value is None else fmt(value) if isinstance(value, float) else str(value)
         table.add_row(escape(name), escape(shown))
     console.print(table)
     console.print(escape(point.reason), soft_wrap=True)
@@ -503,21 +293,21 @@ def analyze(
     threads: _Threads = None,
     as_json: _Json = False,
 ) -> None:
-    activation = _activation(activation)
-    depth, width = _int("--depth", depth, 1), _int("--width", width, 1)
-    networks, seed = _int("--networks", networks, 1), _int("--seed", seed, 0)
-    c_w, c_b = _variance("--c-w", c_w), _variance("--c-b", c_b)
+    activation = check_activation(activation)
+    depth, width = check_int("--depth", depth, 1), check_int("--width", width, 1)
+    networks, seed = check_int("--networks", networks, 1), check_int("--seed", seed, 0)
+    c_w, c_b = check_variance("--c-w", c_w), check_variance("--c-b", c_b)
     if threads is not None:
-        _int("--threads", threads, 1)
-    plot = _plot_path(plot)
+        check_int("--threads", threads, 1)
+    plot = check_plot_path(plot)
     # The sampled networks hold one layer's weights for all of them at once (float64).
-    _check_memory("--width", width, 8.0 * networks * width * width,
+    check_memory("--width", width, 8.0 * networks * width * width,
                   f"{networks} networks of width {width}")  # fmt: skip
-    _setup_torch("cpu", threads)
+    setup_torch("cpu", threads)
     from .criticality.analysis import analyze as run_analysis
     from .criticality.analysis import plot_analysis
 
-    with _status(f"analysing depth {depth}, width {width}, {networks} networks"):
+    with status(f"analysing depth {depth}, width {width}, {networks} networks"):
         a = run_analysis(activation, depth, width, c_w, c_b, n_networks=networks, seed=seed)
     if plot is not None:
         plot_analysis(a).savefig(plot, dpi=220)
@@ -542,7 +332,7 @@ def analyze(
         "finite_width": None if a.finite_width is None else asdict(a.finite_width),
     }  # fmt: skip
     if as_json:
-        _print_json(document)
+        print_json(document)
         return
     from rich.console import Console
     from rich.markup import escape
@@ -555,11 +345,11 @@ def analyze(
     for key in ("c_w", "c_b", "critical_c_w", "critical_c_b", "universality_class", "phase",
                 "k_star", "chi_parallel", "chi_perp", "xi_q", "xi_c", "verdict"):  # fmt: skip
         value = document[key]
-        table.add_row(key, _fmt(value) if isinstance(value, float) else escape(str(value)))
+        table.add_row(key, fmt(value) if isinstance(value, float) else escape(str(value)))
     table.add_row("K^(L+1) theory / measured",
-                  f"{_fmt(document['variance_theory'][-1])} / "
-                  f"{_fmt(document['variance_measured'][-1])} "
-                  f"± {_fmt(document['variance_stderr'][-1])}")  # fmt: skip
+                  f"{fmt(document['variance_theory'][-1])} / "
+                  f"{fmt(document['variance_measured'][-1])} "
+                  f"± {fmt(document['variance_stderr'][-1])}")  # fmt: skip
     labels = {
         "output_kurtosis": "output excess kurtosis (1/n order)",
         "output_shift": "output variance shift / K (1/n order)",
@@ -568,31 +358,10 @@ def analyze(
     }
     for key, value in (document["finite_width"] or {}).items():
         if value is not None:
-            table.add_row(labels.get(key, key), _fmt(value))
+            table.add_row(labels.get(key, key), fmt(value))
     Console().print(table)
     if plot is not None:
         Console().print(f"wrote {escape(str(plot))}")
-
-
-def _list_reproductions(only: list[str] | None) -> None:
-    from .report import registered, select
-
-    reps = select(only, registered())
-    if not sys.stdout.isatty():  # plain, one per line, never cut: for grep and scripts
-        for rep in reps:
-            sys.stdout.write(f"{rep.name}\t{rep.topic}\t{rep.title}\n")
-        return
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    table = Table(title="reproductions")
-    table.add_column("name", no_wrap=True, overflow="fold")
-    table.add_column("topic", overflow="fold")
-    table.add_column("title", overflow="fold")
-    for rep in reps:
-        table.add_row(escape(rep.name), escape(rep.topic), escape(rep.title))
-    Console().print(table)
 
 
 @app.command(
@@ -627,24 +396,24 @@ def report(
     threads: _Threads = None,
 ) -> None:  # fmt: skip
     if backend not in ("serial", "dask"):
-        raise CliError(_message("--backend", "one of 'serial', 'dask'", backend))
+        raise CliError(message("--backend", "one of 'serial', 'dask'", backend))
     if address is not None and backend != "dask":
-        raise CliError(_message("--address", "given only with --backend dask", address))
-    _int("--workers", workers, 1)
-    _int("--seed", seed, 0)
+        raise CliError(message("--address", "given only with --backend dask", address))
+    check_int("--workers", workers, 1)
+    check_int("--seed", seed, 0)
     if threads is not None:
-        _int("--threads", threads, 1)
+        check_int("--threads", threads, 1)
     if list_:
-        _list_reproductions(only)
+        list_reproductions(only)
         return
     if out is None:
-        raise CliError(_message("--out", "a directory path", None, "Pass --out DIR (or --list)"))
+        raise CliError(message("--out", "a directory path", None, "Pass --out DIR (or --list)"))
     if out.exists() and not out.is_dir():
-        raise CliError(_message("--out", "a directory", str(out), "Pass a directory path"))
+        raise CliError(message("--out", "a directory", str(out), "Pass a directory path"))
     parent = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
     if not os.access(parent, os.W_OK):
-        raise CliError(_message("--out", "a writable directory", str(out)))
-    _setup_torch("cpu", threads)
+        raise CliError(message("--out", "a writable directory", str(out)))
+    setup_torch("cpu", threads)
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -655,7 +424,7 @@ def report(
         select(only, registered())
         load_report(out)  # a foreign results.json: refuse before running anything
     except ValueError as err:
-        raise CliError(_flag_names(str(err), {"only": "--only", "out_dir": "--out"})) from None
+        raise CliError(flag_names(str(err), {"only": "--only", "out_dir": "--out"})) from None
     try:
         run = run_report(out, quick=quick, only=only, progress=True, seed=seed, resume=resume,
                          backend=backend, address=address, workers=workers)  # fmt: skip
@@ -683,66 +452,6 @@ def report(
         raise CliError(f"{errors} reproduction(s) raised an error; see {run.html_path}", 1)
 
 
-def _flag_names(text: str, flags: dict[str, str]) -> str:
-    """Name the command-line flag in a library message ("depth must" -> "--depth must")."""
-    match = re.match(r"([a-z_]+) must be", text)
-    if match and match.group(1) in flags:
-        return flags[match.group(1)] + text[len(match.group(1)) :]
-    return text
-
-
-def _click_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
-    """(usage errors, aborts) of the click that typer runs on."""
-    usage = [getattr(typer, "TyperException", None)]
-    aborts = [typer.Abort]
-    try:
-        import click
-    except ImportError:  # pragma: no cover
-        pass
-    else:
-        usage.append(click.ClickException)
-        aborts.append(click.exceptions.Abort)
-    return tuple(c for c in usage if c is not None), tuple(aborts)
-
-
-def _fail(text: str, exit_code: int) -> NoReturn:
-    line = " ".join(text.split())
-    sys.stderr.write(f"dltheory: error: {line}\n")
-    sys.exit(exit_code)
-
-
-def _keep_interrupts() -> None:
-    """Ctrl-C always stops: a KeyboardInterrupt swallowed by a callback is raised again.
-
-    Python reports an exception raised in a weakref callback or ``__del__`` as
-    "unraisable" and carries on; for a KeyboardInterrupt that would ignore the
-    user's Ctrl-C, so the hook interrupts the main thread once more.
-    """
-    import _thread
-
-    previous = sys.unraisablehook
-
-    def hook(info) -> None:
-        if isinstance(info.exc_value, KeyboardInterrupt):
-            _thread.interrupt_main()
-            return
-        previous(info)
-
-    sys.unraisablehook = hook
-
-
-def _option_flags(command, args: Sequence[str]) -> dict[str, str]:
-    """Python parameter name -> its command-line flag, for the subcommand in ``args``."""
-    sub = getattr(command, "commands", {}).get(args[0]) if args else None
-    flags: dict[str, str] = {}
-    for param in getattr(sub, "params", []):
-        longs = [o for o in param.opts if o.startswith("--")]
-        if longs:
-            flags[param.name] = longs[0]
-            flags[longs[0][2:].replace("-", "_")] = longs[0]
-    return flags
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``dltheory`` script (``argv`` defaults to ``sys.argv[1:]``).
 
@@ -751,12 +460,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     """
     command = typer.main.get_command(app)
     args = list(sys.argv[1:] if argv is None else argv)
-    usage_errors, aborts = _click_errors()
-    _keep_interrupts()
+    usage_errors, aborts = click_errors()
+    keep_interrupts()
     try:
         code = command.main(args=args, prog_name="dltheory", standalone_mode=False)
     except CliError as err:
-        _fail(str(err), err.exit_code)
+        fail(str(err), err.exit_code)
     except usage_errors as err:
         if not args:  # no command: the group asks for help
             typer.echo(command.get_help(typer.Context(command)))
@@ -765,19 +474,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         text += "" if text.endswith((".", "?", "!")) else "."
         ctx = getattr(err, "ctx", None)
         where = ctx.command_path if ctx is not None else "dltheory"
-        _fail(f"{text} Try '{where} --help'.", getattr(err, "exit_code", 2))
+        fail(f"{text} Try '{where} --help'.", getattr(err, "exit_code", 2))
     except (ValueError, TypeError) as err:
-        _fail(_flag_names(str(err), _option_flags(command, args)), 2)
+        fail(flag_names(str(err), option_flags(command, args)), 2)
     except KeyboardInterrupt:
-        _fail("interrupted", 130)
+        fail("interrupted", 130)
     except aborts:
-        _fail("interrupted", 130)
+        fail("interrupted", 130)
     except MemoryError:
-        _fail("out of memory; use smaller sizes (--n, --width, --networks)", 2)
+        fail("out of memory; use smaller sizes (--n, --width, --networks)", 2)
     except OSError as err:
-        _fail(str(err), 1)
+        fail(str(err), 1)
     if code == 130:  # typer turned a KeyboardInterrupt into exit code 130
-        _fail("interrupted", 130)
+        fail("interrupted", 130)
     sys.exit(code if isinstance(code, int) else 0)
 
 
