@@ -29,7 +29,7 @@ def test_html_shows_every_part_of_a_result():
     rep = Reproduction("demo", "A title", "The claim.", _passing, "topic", "A reference")
     result = Result.from_outcome(rep, _passing(), seconds=1.25, seed=7, quick=True)
     page = render_html([result], {"status": "complete", "seed": 7})
-    parts = ("A title", "The claim.", "A reference", "2.1 ± 0.1", "rule", "ok", "runtime 1.2 s")
+    parts = ("A title", "The claim.", "A reference", "2.10 ± 0.10", "rule", "ok", "runtime 1.2 s")
     for part in parts:
         assert part in page, part
     assert '<span class="pass">pass</span>' in page

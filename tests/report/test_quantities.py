@@ -48,7 +48,7 @@ def test_validation_messages():
 
 def test_math_is_legible_unicode():
     assert math_html("chi_perp(K*) = 1") == "χ<sub>⊥</sub>(K*) = 1"
-    assert math_html("l K^(l), |x|^2/n_0") == "l K<sup>(l)</sup>, |x|<sup>2</sup>/n<sub>0</sub>"
+    assert math_html("l K^(l), |x|^2/n_0") == "ℓ K<sup>(ℓ)</sup>, |x|<sup>2</sup>/n<sub>0</sub>"
     assert math_html("a < b") == "a &lt; b"  # escaped
     assert math_html("fan_in_variance") == "fan_in_variance"  # identifiers untouched
 
@@ -76,7 +76,7 @@ def test_rendering_labels_tables_exact_values_and_short_rows():
         caption="A caption.",
     )  # fmt: skip
     page = _page(outcome)
-    assert "l K<sup>(l)</sup> at every layer" in page
+    assert "ℓ K<sup>(ℓ)</sup> at every layer" in page
     assert "505 (exact)" in page and "small regions are missed" in page
     assert "<caption>per layer</caption>" in page and "tolerance: 5σ" in page
     text = re.sub(r"<[^>]+>", "\n", page.split("<body>", 1)[1])

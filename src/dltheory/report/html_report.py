@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .figures import is_svg
-from .html_values import details_html, fmt, math_html, table_html
+from .html_values import details_html, fmt, math_html, pm, table_html
 from .result import Result, plain
 from .writers import atomic_write
 
@@ -78,8 +78,16 @@ def _values(result: Result) -> str:
     label = math_html(result.label) if result.label else "<em>unlabelled</em>"
     exact = result.exact
     kind = "exact computation" if exact else f"measurement (mean ± stderr, n = {n})"
+    if (isinstance(pred, list) and not _is_vector(pred)) or (
+        isinstance(mean, list) and not (_is_vector(mean))
+    ):  # a matrix: its numbers are in the tables below and in results.json
+        return (
+            f'<tr><th>quantity</th><td colspan="2">{label}</td></tr>'
+            f'<tr><th>prediction, {_e(kind)}</th><td colspan="2">{_e(fmt(pred))}; '
+            "the tables below show them side by side</td></tr>"
+        )
     if not (_is_vector(pred) or _is_vector(mean)):
-        shown = fmt(mean, exact=True) if exact else f"{fmt(mean)} ± {fmt(stderr)}"
+        shown = fmt(mean, exact=True) if exact else pm(mean, stderr)
         return (
             f'<tr><th>quantity</th><td colspan="2">{label}</td></tr>'
             f'<tr><th>prediction</th><td class="num">{_e(fmt(pred))}</td><td></td></tr>'
@@ -119,7 +127,7 @@ def _rows(result: Result) -> str:
         elif row.measured is None:
             shown = "—"
         else:
-            shown = f"{fmt(plain(row.measured.mean))} ± {fmt(plain(row.measured.stderr))}"
+            shown = pm(plain(row.measured.mean), plain(row.measured.stderr))
         body.append((row.label, row.prediction, shown, row.z, row.note or ""))
     return table_html(
         "labelled quantities", ("quantity", "prediction", "measured", "|z|", "note"), body

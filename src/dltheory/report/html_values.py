@@ -9,6 +9,7 @@ printed into a row; the full arrays stay in ``results.json``.
 from __future__ import annotations
 
 import html
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -27,6 +28,7 @@ _GREEK = {
 _SUB_WORDS = {"perp": "⊥", "parallel": "∥", "par": "∥"}
 _GREEK_RE = re.compile(r"(?<![A-Za-z])(" + "|".join(sorted(_GREEK, key=len, reverse=True)) + r")"
                        r"(?![a-z])")  # fmt: skip
+_ELL = re.compile(r"(?<![A-Za-z'])l(?![A-Za-z'])")
 _SUP_PAREN = re.compile(r"\^\(([^()]{1,12})\)")
 _SUP = re.compile(r"\^(-?[0-9]+|[A-Za-z](?![A-Za-z]))")
 _SUB = re.compile(r"(?<=[A-Za-zα-ωΑ-Ω)*])_(perp|parallel|par|[A-Za-z0-9*]{1,3})(?![A-Za-z0-9_])")
@@ -42,12 +44,13 @@ def math_html(text: Any) -> str:
     """Escape ``text`` and render its ASCII mathematics legibly.
 
     >>> math_html("K^(l) with C_w = 2, chi_perp <= 1")
-    'K<sup>(l)</sup> with C<sub>w</sub> = 2, χ<sub>⊥</sub> ≤ 1'
+    'K<sup>(ℓ)</sup> with C<sub>w</sub> = 2, χ<sub>⊥</sub> ≤ 1'
     """
     out = str(text)
     for ascii_op, uni in _OPS:
         out = re.sub(rf"(?<![A-Za-z]){re.escape(ascii_op)}(?![A-Za-z])", uni, out)
     out = _GREEK_RE.sub(lambda m: _GREEK[m.group(1)], out)
+    out = _ELL.sub("ℓ", out)  # the layer index: "l" reads as "I" in sans-serif fonts
     out = _e(out)
     out = _SUP_PAREN.sub(r"<sup>(\1)</sup>", out)
     out = _SUP.sub(r"<sup>\1</sup>", out)
@@ -71,7 +74,7 @@ def fmt(value: Any, *, exact: bool = False) -> str:
             return str(int(value))
         return f"{value:.6g}"
     if isinstance(value, Mapping) and {"mean", "stderr"} <= set(value):
-        return f"{fmt(value['mean'])} ± {fmt(value['stderr'])}"
+        return pm(value["mean"], value["stderr"])
     if isinstance(value, Mapping) and set(value) == {"exact"}:
         return fmt(value["exact"], exact=True)
     if isinstance(value, list):
@@ -79,6 +82,22 @@ def fmt(value: Any, *, exact: bool = False) -> str:
             return f"{_shape(value)} array (see the table / results.json)"
         return "(" + ", ".join(fmt(v, exact=exact) for v in value) + ")"
     return str(value)
+
+
+def pm(mean: Any, stderr: Any) -> str:
+    """mean ± stderr with the stderr to 2 significant digits and the mean to match.
+
+    >>> pm(0.529995, 0.0322811), pm(505.0, 0.0), pm(None, 1.0)
+    ('0.530 ± 0.032', '505 ± 0', '— ± 1')
+    """
+    if not isinstance(mean, int | float) or not isinstance(stderr, int | float):
+        return f"{fmt(mean)} ± {fmt(stderr)}"
+    if stderr <= 0 or not math.isfinite(stderr) or not math.isfinite(mean):
+        return f"{fmt(mean)} ± {fmt(stderr)}"
+    decimals = max(0, 1 - math.floor(math.log10(stderr)))
+    if decimals > 8 or abs(mean) >= 1e6:
+        return f"{mean:.6g} ± {stderr:.2g}"
+    return f"{mean:.{decimals}f} ± {stderr:.{decimals}f}"
 
 
 def _shape(value: Any) -> str:

@@ -49,8 +49,8 @@ def max_abs_z(prediction: Any, mean: Any, stderr: Any) -> float | None:
     skipped (exact entries have no z-score). Returns ``None`` when there is no
     entry to compare.
 
-    >>> max_abs_z([1.0, 2.0], [1.1, 2.4], [0.1, 0.2])
-    2.0
+    >>> max_abs_z([1.0, 2.0], [1.25, 2.75], [0.125, 0.25])  # z = 2 and 3
+    3.0
     >>> max_abs_z(3.0, 3.0, 0.0) is None
     True
     """
@@ -86,7 +86,7 @@ class Quantity:
     >>> q = Quantity("pieces of sawtooth(4)", 16, 16)
     >>> q.exact, q.z is None
     (True, True)
-    >>> Quantity("K", 1.0, Estimate(1.2, 0.1, 50)).z
+    >>> round(Quantity("K", 1.0, Estimate(1.25, 0.125, 50)).z, 12)
     2.0
     """
 

@@ -173,8 +173,8 @@ def tanh_critical_decay(quick: bool = False, seed: int = 0) -> Outcome:
     )
     ax.axhline(asymptote, color="gray", ls="--", label="asymptote 1/(-a_1) = 1/2")
     ax.set_xscale("log")
-    ax.set_xlabel("layer l")
-    ax.set_ylabel("l K^(l)")
+    ax.set_xlabel(r"layer $\ell$")
+    ax.set_ylabel(r"$\ell\,K^{(\ell)}$")
     ax.set_title(f"tanh at criticality (C_w = 1, C_b = 0), {sizes.n_networks} networks")
     ax.legend(fontsize=7)
 

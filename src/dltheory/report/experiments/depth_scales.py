@@ -406,7 +406,7 @@ def phase_diagram_measured(quick: bool = False, seed: int = 0) -> Outcome:
         label="g = log[(1 - ρ^(L+1)) / (1 - ρ^(1))] at each (C_w, C_b) point (< 0 ordered)",
         index=[f"({p['c_w']:g}, {p['c_b']:g})" for p in points],
         index_label="(C_w, C_b)",
-        tolerance="sign of g (classification), decided at |log χ_⊥| L ≥ 3",
+        tolerance="sign of g (a classification), decided where |log chi_perp| L >= 3",
         max_z=math.nan,  # a classification: no |z| applies (the margins are in the table)
         tables=[
             Table(
@@ -430,8 +430,8 @@ def phase_diagram_measured(quick: bool = False, seed: int = 0) -> Outcome:
             "each measured g lies on the theory's side."
         ),
         caption=(
-            "log χ_⊥(K*) of tanh over (C_w, C_b), the colour scale centred on the order/chaos "
-            "boundary log χ_⊥ = 0 (white; black line), with the measured phase of each point: "
+            "log chi_perp(K*) of tanh over (C_w, C_b), the colour scale centred on the order/chaos "
+            "boundary log chi_perp = 0 (white; black line), with the measured phase of each point: "
             "squares ordered, triangles chaotic, red where the measurement disagrees."
         ),
     )
