@@ -75,3 +75,16 @@ def test_a_foreign_results_json_is_refused_not_overwritten(tmp_path):
     with pytest.raises(ValueError, match=r"^out_dir must be a new directory or one holding"):
         run_report(tmp_path, progress=False, registry=_registry(a=1.0))
     assert (tmp_path / "results.json").read_text() == '{"something": "else"}'
+
+
+def test_a_report_of_the_first_format_is_merged_not_lost(tmp_path):
+    run_report(tmp_path, progress=False, registry=_registry(a=1.0))
+    doc = json.loads((tmp_path / "results.json").read_text())
+    del doc["format"]  # what dltheory 0.1.0 before stamps wrote
+    for entry in doc["results"]:
+        for key in ("finished", "version", "commit", "backend", "rows", "tables", "label"):
+            del entry[key]
+    (tmp_path / "results.json").write_text(json.dumps(doc))
+    run_report(tmp_path, only=["b"], progress=False, registry=_registry(a=1.0, b=2.0))
+    names = [r["name"] for r in json.loads((tmp_path / "results.json").read_text())["results"]]
+    assert names == ["a", "b"]

@@ -133,7 +133,9 @@ def load_report(out_dir: str | os.PathLike) -> list[Result]:
         return []
     try:
         doc = json.loads(path.read_text())
-        if doc.get("format") != FORMAT:
+        # Format 1 (before entries were stamped) has no "format" key; its entries
+        # load with empty stamps and without figures (they were never saved as files).
+        if doc.get("format", 1) not in (1, FORMAT) or not isinstance(doc["results"], list):
             raise KeyError("format")
         results = []
         for entry in doc["results"]:

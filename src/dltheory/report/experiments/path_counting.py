@@ -154,6 +154,7 @@ def relu_lognormal_jacobian(quick: bool = False, seed: int = 0) -> Outcome:
 
 def _lognormal_figure(grid: _Grid, cells: list[dict]) -> bytes:
     fig, (left, right) = new_figure(2)
+    colour = {n: f"C{i}" for i, n in enumerate(grid.widths)}  # one colour per width, both panels
     for n in grid.widths:
         mine = [c for c in cells if c["width"] == n]
         ratio = [c["depth"] / n for c in mine]
@@ -163,11 +164,13 @@ def _lognormal_figure(grid: _Grid, cells: list[dict]) -> bytes:
             yerr=[c["log_var_stderr"] for c in mine],
             fmt="o",
             capsize=3,
+            color=colour[n],
             label=f"measured, n = {n}",
         )
         fine = torch.linspace(1, max(grid.depths), 60)
         exact = [relu_jacobian_moments(_N0, (n,)).log_hidden_var * float(d) for d in fine]
-        left.plot((fine / n).numpy(), exact, "--", lw=1, color="gray")
+        left.plot((fine / n).numpy(), exact, "--", lw=1, color=colour[n])
+    left.plot([], [], "--", lw=1, color="gray", label="exact, per width")
     top = max(grid.depths) / min(grid.widths)
     line = torch.linspace(0, top, 50)
     left.plot(line.numpy(), (5 * line).numpy(), "k-", lw=1, label="leading order 5 L / n")
@@ -186,6 +189,7 @@ def _lognormal_figure(grid: _Grid, cells: list[dict]) -> bytes:
         yerr=[c["log_mean_stderr"] for c in widest],
         fmt="o",
         capsize=3,
+        color=colour[grid.widths[-1]],
         label=f"measured mean log R, n = {grid.widths[-1]}",
     )
     betas = [c["beta"] for c in widest]
@@ -294,6 +298,7 @@ def relu_ntk_diagonal_mean(quick: bool = False, seed: int = 0) -> Outcome:
 def _ntk_figure(grid: _Grid, cells: list[dict], x_sq: float) -> bytes:
     fig, (left, right) = new_figure(2)
     scale = x_sq / _N0
+    colour = {n: f"C{i}" for i, n in enumerate(grid.widths)}  # one colour per width, both panels
     for n in grid.widths:
         mine = [c for c in cells if c["width"] == n]
         left.errorbar(
@@ -302,6 +307,7 @@ def _ntk_figure(grid: _Grid, cells: list[dict], x_sq: float) -> bytes:
             yerr=[c["mean_stderr"] / scale for c in mine],
             fmt="o",
             capsize=3,
+            color=colour[n],
             label=f"n = {n}",
         )
         right.errorbar(
@@ -310,9 +316,12 @@ def _ntk_figure(grid: _Grid, cells: list[dict], x_sq: float) -> bytes:
             yerr=[c["ratio_stderr"] for c in mine],
             fmt="o",
             capsize=3,
+            color=colour[n],
             label=f"measured, n = {n}",
         )
-        right.plot([c["beta"] for c in mine], [c["ratio_exact"] for c in mine], "--", lw=1)
+        right.plot([c["beta"] for c in mine], [c["ratio_exact"] for c in mine], "--", lw=1,
+                   color=colour[n])  # fmt: skip
+    right.plot([], [], "--", lw=1, color="gray", label="exact, per width")
     layers = torch.arange(1, max(grid.depths) + 2)
     left.plot(layers.numpy(), (2.0 * layers).numpy(), "k-", lw=1, label="c_out (L+1)")
     left.set(xlabel="weight layers L + 1", ylabel="E Theta(x,x) / (|x|^2 / n_0)")
