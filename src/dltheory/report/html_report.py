@@ -46,7 +46,8 @@ figure { margin: 1em 0; }
 figcaption { color: #333; font-size: 0.92em; margin-top: 0.3em; }
 table.data caption { text-align: left; font-weight: 600; padding: 0.2em 0; }
 td.more { text-align: center; color: #666; }
-.scroll { overflow-x: auto; }
+.scroll { overflow-x: auto; max-width: 100%; }
+table.data th { overflow-wrap: anywhere; }
 sub, sup { font-size: 0.75em; line-height: 0; }
 @media (max-width: 900px) { body { margin: 1em auto; } th, td { padding: 0.2em 0.35em; } }
 pre { background: #f5f5f7; padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
@@ -106,7 +107,7 @@ def _values(result: Result) -> str:
     else:
         rows = [
             (i, p, {"mean": m, "stderr": s},
-             None if s in (None, 0) or m is None or p is None else (m - p) / s)
+             None if s in (None, 0) or m is None or p is None else round((m - p) / s, 2))
             for i, p, m, s in zip(index, preds, means, errs, strict=False)
         ]  # fmt: skip
         cols = (head, "prediction", "measurement ± stderr", "z")
@@ -128,7 +129,8 @@ def _rows(result: Result) -> str:
             shown = "—"
         else:
             shown = pm(plain(row.measured.mean), plain(row.measured.stderr))
-        body.append((row.label, row.prediction, shown, row.z, row.note or ""))
+        z = None if row.z is None else round(row.z, 2)
+        body.append((row.label, row.prediction, shown, z, row.note or ""))
     return table_html(
         "labelled quantities", ("quantity", "prediction", "measured", "|z|", "note"), body
     )

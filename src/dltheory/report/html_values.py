@@ -132,7 +132,8 @@ def table_html(
         )  # fmt: skip
         body.append(f"<tr>{cells}</tr>")
     caption = f"<caption>{math_html(title)}</caption>" if title else ""
-    return f'<table class="data">{caption}<tr>{head}</tr>{"".join(body)}</table>'
+    table = f'<table class="data">{caption}<tr>{head}</tr>{"".join(body)}</table>'
+    return f'<div class="scroll">{table}</div>'  # wide tables scroll, the page does not
 
 
 def _is_numbers(value: Any) -> bool:

@@ -232,6 +232,8 @@ def _figure(widths, kurt, shift, a_kurt, a_shift, fit_k, fit_s) -> bytes:
         ax.plot(fine.numpy(), (fit.a + fit.b / fine).numpy(), color="tab:orange",
                 label=f"fit a + b/n: a = {fit.a:.3g} ± {fit.a_stderr:.2g}")  # fmt: skip
         ax.set(xscale="log", xlabel="width n", ylabel=name)
+        ax.set_xticks(widths, [str(w) for w in widths])  # the widths, not crowded 10^k labels
+        ax.tick_params(axis="x", which="minor", bottom=False, labelbottom=False)
         ax.legend(fontsize=8)
     axes[0].set_title("four-point function, last hidden layer")
     axes[1].set_title("kernel shift from the NNGP")
