@@ -19,10 +19,10 @@ net = spec.sample(width=32, in_dim=1, seed=0, dtype=torch.float64)
 before = count_pieces_1d(net, -3.0, 3.0).n_pieces
 predicted = density_prediction([32, 32], 1, c_w=2.0, c_b=0.1, offset=0.0, length=6.0)
 
-x = torch.linspace(-3, 3, 256, dtype=torch.float64)[:, None]
+x = torch.linspace(-3, 3, 128, dtype=torch.float64)[:, None]
 y = torch.sin(3 * x)
 opt = torch.optim.Adam(net.parameters(), lr=1e-2)
-for _ in range(200):
+for _ in range(150):
     opt.zero_grad()
     loss = 0.5 * (net(x) - y).square().mean()
     loss.backward()

@@ -13,7 +13,7 @@ x = torch.randn(3, 6, dtype=torch.float64, generator=torch.Generator().manual_se
 spec = MLP(depth=4, activation="gelu", c_w=1.5, c_b=0.1)
 k = spec.kernel(x).nngp
 for width in (32, 256):
-    nets = ensemble(spec, width=width, n_networks=2000, seed=width, in_dim=6)
+    nets = ensemble(spec, width=width, n_networks=1000, seed=width, in_dim=6)
     f = nets.forward(x.float()).double()[..., 0]
     cov = Estimate.from_samples(f[:, :, None] * f[:, None, :])
     z = cov.zscore(k).abs().max().item()
