@@ -100,9 +100,10 @@ def marchenko_pastur_cdf(x: Any, c: float, sigma2: float = 1.0) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     atom = max(0.0, 1.0 - 1.0 / c)
     t = np.clip(x, max(a, 1e-300), b)
-    cont = (_primitive(t, a, b) - _primitive(np.asarray(max(a, 1e-300)), a, b)) / (
-        2 * math.pi * sigma2 * c
-    )
+    # The primitive at t = a is -(a + b) pi / 4 + sqrt(ab) pi / 2 exactly (both arcsines at -1;
+    # evaluating them there in floating point would cost sqrt(eps) ~ 1e-8).
+    at_a = -0.25 * math.pi * (a + b) + 0.5 * math.pi * math.sqrt(a * b)
+    cont = (_primitive(t, a, b) - at_a) / (2 * math.pi * sigma2 * c)
     cont = np.where(x <= a, 0.0, np.where(x >= b, min(1.0, 1.0 / c), cont))
     return np.clip(np.where(x >= 0, atom, 0.0) + cont, 0.0, 1.0)
 
