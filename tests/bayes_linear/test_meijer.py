@@ -48,7 +48,9 @@ def test_mellin_moment_identity_for_gamma_products():
     import scipy.integrate as si
 
     def density(x):
-        return math.exp(log_meijer_g(math.log(x), [k1 - 1, k2 - 1]) - sp.gammaln(k1) - sp.gammaln(k2))
+        return math.exp(
+            log_meijer_g(math.log(x), [k1 - 1, k2 - 1]) - sp.gammaln(k1) - sp.gammaln(k2)
+        )
 
     total = si.quad(density, 0, math.inf, epsabs=1e-12, limit=200)[0]
     mean = si.quad(lambda x: x * density(x), 0, math.inf, epsabs=1e-12, limit=200)[0]

@@ -65,7 +65,11 @@ def test_two_hidden_layers_by_quadrature(data):
     expect = si.quad(
         lambda g: inner(g) * st.gamma.pdf(g, k1), 0, np.inf, epsabs=0, epsrel=1e-12, limit=400
     )[0]
-    ref = -0.5 * p * math.log(2 * math.pi * kappa) - 0.5 * float(torch.logdet(x @ x.T)) + math.log(expect)
+    ref = (
+        -0.5 * p * math.log(2 * math.pi * kappa)
+        - 0.5 * float(torch.logdet(x @ x.T))
+        + math.log(expect)
+    )
     post = deep_linear_posterior(x, y, (n1, n2))
     assert abs(post.log_evidence - ref) < 1e-9  # quad's relative 1e-12, with margin
 

@@ -45,7 +45,9 @@ def test_distortion_below_eps_with_the_stated_probability():
 
 def test_distortion_of_known_maps():
     x = torch.randn(6, 4, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-    q, _ = torch.linalg.qr(torch.randn(4, 4, generator=torch.Generator().manual_seed(4), dtype=torch.float64))
+    q, _ = torch.linalg.qr(
+        torch.randn(4, 4, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    )
     assert jl_distortion(x, x @ q) < 1e-12  # rotations keep every distance
     assert jl_distortion(x, 3 * x) == pytest.approx(2.0)
 

@@ -24,8 +24,11 @@ def _quad(c, sigma2, upper, power=0):
     a, b = marchenko_pastur_edges(c, sigma2)
     hard = a == 0.0
     return si.quad(
-        lambda t: t ** (power - (0.0 if hard else 1.0)) * math.sqrt(max(b - t, 0))
-        / (2 * math.pi * sigma2 * c),
+        lambda t: (
+            t ** (power - (0.0 if hard else 1.0))
+            * math.sqrt(max(b - t, 0))
+            / (2 * math.pi * sigma2 * c)
+        ),
         a,
         upper,
         weight="alg",
@@ -81,7 +84,9 @@ def test_ks_accepts_the_right_law_and_rejects_a_wrong_one(p, n, seed):
 def test_sigma2_scales_the_spectrum():
     ev = sample_marchenko_pastur(50, 100, sigma2=3.0, seed=2)
     assert marchenko_pastur_ks(ev, 0.5, sigma2=3.0).pvalue > 0.01
-    assert marchenko_pastur_moment(3, 0.5, 3.0) == pytest.approx(27 * marchenko_pastur_moment(3, 0.5))
+    assert marchenko_pastur_moment(3, 0.5, 3.0) == pytest.approx(
+        27 * marchenko_pastur_moment(3, 0.5)
+    )
 
 
 def test_errors():

@@ -1,4 +1,4 @@
-"""Product-norm law: exact log-moments vs quadrature and samples, exact CDF, KS, log-normal order."""
+"""Product-norm law: exact log-moments vs quadrature and samples, exact CDF, KS, log-normal."""
 
 import math
 
@@ -60,9 +60,9 @@ def test_cumulants_and_depth():
 
 
 def test_errors():
-    with pytest.raises(ValueError, match="dims must be \\(n_0, n_1, ..., n_L\\) with L >= 1"):
+    with pytest.raises(ValueError, match=r"dims must be \(n_0, n_1, \.\.\., n_L\) with L >= 1"):
         ProductNormLaw((5,))
-    with pytest.raises(ValueError, match="dims must be an integer >= 1"):
+    with pytest.raises(ValueError, match=r"dims must be an integer >= 1"):
         ProductNormLaw((5, 0))
     with pytest.raises(ValueError, match="sigma2 must be > 0"):
         ProductNormLaw((5, 5), sigma2=0.0)

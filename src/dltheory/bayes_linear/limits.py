@@ -78,7 +78,8 @@ def effective_depth_limit(x: Any, y: Any, widths: Any, sigma2: float = 1.0) -> D
         x: (P, n_0) training inputs; y: (P,) targets; widths: hidden widths; sigma2: prior scale.
 
     Returns:
-        :class:`DepthLimit` (its ``perp_variance`` approximates ``DeepLinearPosterior.perp_variance``).
+        :class:`DepthLimit`; its ``perp_variance`` approximates
+        ``DeepLinearPosterior.perp_variance``.
 
     At lambda = 0 the scale is the prior one, sigma2^{L+1} / n_0:
 

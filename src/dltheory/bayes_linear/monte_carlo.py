@@ -90,7 +90,8 @@ def monte_carlo_posterior(
     Returns:
         :class:`MonteCarloPosterior`.
 
-    >>> mc = monte_carlo_posterior(torch.eye(1, 2), torch.tensor([1.0]), (), sigma2=2.0, n_samples=4)
+    >>> x, y = torch.eye(1, 2), torch.tensor([1.0])
+    >>> mc = monte_carlo_posterior(x, y, (), sigma2=2.0, n_samples=4)
     >>> abs(mc.log_evidence - (-0.5 * math.log(2 * math.pi) - 0.5)) < 1e-12  # L = 0: exact
     True
     """

@@ -10,10 +10,11 @@ Integrating out W^(1) given the rest, theta ~ N(0, v I_{n_0}) with the random sc
     kappa = (sigma2^{L+1} / n_0) prod_l 2 / n_l,  G = prod_l g_l,  g_l ~ Gamma(n_l / 2, 1).
 
 With theta* = x^T (x x^T)^{-1} y the min-norm interpolant and q = |theta*|^2 = y^T (x x^T)^{-1} y,
-the evidence (the density of (f(x_1), ..., f(x_P)) at y, i.e. lim_beta (beta / 2 pi)^{P/2} Z_beta) is
+the evidence (the density of (f(x_1), ..., f(x_P)) at y, i.e. lim (beta / 2 pi)^{P/2} Z_beta) is
 
     p(y | x) = (2 pi kappa)^{-P/2} det(x x^T)^{-1/2} E[G^{-P/2} exp(-z / G)],  z = q / (2 kappa)
-             = (2 pi kappa)^{-P/2} det(x x^T)^{-1/2} G^{L+1,0}_{0,L+1}(z | 0, (n_l - P) / 2) / prod Gamma(n_l / 2),
+             = (2 pi kappa)^{-P/2} det(x x^T)^{-1/2}
+               G^{L+1,0}_{0,L+1}(z | 0, (n_l - P) / 2) / prod_l Gamma(n_l / 2),
 
 with z = q prod_{l=0}^L n_l / (2 sigma2)^{L+1}: the Meijer G-function form of Theorem 1 of
 Hanin & Zlokapa (2023). Given v, the data fix theta_parallel = theta* and leave

@@ -168,7 +168,7 @@ def marchenko_pastur_ks(eigenvalues: Any, c: float, sigma2: float = 1.0) -> KSRe
     c, sigma2 = _check(c, sigma2)
     if (ev < -1e-9 * max(1.0, float(np.abs(ev).max()))).any():
         raise ValueError(message("eigenvalues", ">= 0 (a sample covariance spectrum)", ev.min()))
-    a, b = marchenko_pastur_edges(c, sigma2)
+    b = marchenko_pastur_edges(c, sigma2)[1]
     zero = ev <= 1e-9 * b
     rest = ev[~zero]
     atom = max(0.0, 1.0 - 1.0 / c)

@@ -290,8 +290,13 @@ def jl_distortion_vs_m(quick: bool = False, seed: int = 0) -> Outcome:
         prediction=eps_m,
         measurement=Estimate(worst_mean, worst_se, runs),
         verdict=verdict,
-        criterion="failures (distortion > eps(m)) within the 0.999 binomial quantile of the union bound",
-        summary=f"k = {k}: worst distortion {worst_mean[0]:.2f} at m = {ms[0]} to {worst_mean[-1]:.3f} at m = {ms[-1]}",
+        criterion=(
+            "failures (distortion > eps(m)) within the 0.999 binomial quantile of the union bound"
+        ),
+        summary=(
+            f"k = {k}: worst distortion {worst_mean[0]:.2f} at m = {ms[0]} "
+            f"to {worst_mean[-1]:.3f} at m = {ms[-1]}"
+        ),
         parameters={"k": k, "d": d, "runs": runs, "ms": ms, "seed": seed},
         details={"eps": eps_m},
         figure=png_bytes(fig),
