@@ -98,7 +98,7 @@ class ProductNormLaw:
         return float(np.sum(sp.polygamma(j - 1, self._outs / 2)))
 
     def lognormal(self) -> tuple[float, float]:
-        """Leading order of log|theta|^2: N(L log sigma2 + log(n_L/n_0) - sum 1/n_l, 2 sum 1/n_l)."""
+        """Leading order of log|theta|^2: N(L log sigma2 + log(n_L/n_0) - S, 2 S), S = sum 1/n_l."""
         inv = float(np.sum(1.0 / self._outs))
         drift = self.depth * math.log(self.sigma2) + math.log(self.dims[-1] / self.dims[0])
         return drift - inv, 2.0 * inv
