@@ -6,7 +6,7 @@ import mpmath
 import pytest
 import scipy.special as sp
 
-from dltheory.bayes_linear import log_meijer_g
+from dltheory.bayes_linear.meijer import log_gamma_ratio, log_meijer_g, log_meijer_g_normalised
 
 
 @pytest.mark.parametrize("x", [1e-6, 0.01, 0.7, 3.0, 50.0, 1e4])
@@ -64,3 +64,22 @@ def test_errors():
         log_meijer_g(math.inf, [0.0, 1.0])
     with pytest.raises(ValueError, match="b must be finite"):
         log_meijer_g(0.0, [0.0, math.nan])
+
+
+@pytest.mark.parametrize("a", [3.0, 5e3, 5e9, 5e13])
+@pytest.mark.parametrize("delta", [-1.5, 0.75, 3.25])
+def test_log_gamma_ratio_against_mpmath(a, delta):
+    # deltas exact in binary so that mpmath sees the same a + delta; 50-digit reference.
+    with mpmath.workdps(50):
+        a_mp, d_mp = mpmath.mpf(a), mpmath.mpf(delta)
+        ref = mpmath.loggamma(a_mp + d_mp) - mpmath.loggamma(a_mp) - d_mp * mpmath.log(a_mp)
+    assert abs(log_gamma_ratio(a, delta) - float(ref)) < 1e-15 * max(1.0, abs(float(ref))) + 1e-17
+
+
+def test_normalised_form_matches_the_plain_one():
+    # G(y k | 0, k + s) k^{-s} / Gamma(k) computed both ways at moderate k.
+    k, s, log_y = 40.0, -2.5, 0.4
+    plain = log_meijer_g(log_y + math.log(k), [0.0, k + s]) - sp.gammaln(k) - s * math.log(k)
+    assert abs(log_meijer_g_normalised(log_y, [0.0, k + s], [1.0, k]) - plain) < 1e-12
+    with pytest.raises(ValueError, match="a must be a sequence of 2 normalisers"):
+        log_meijer_g_normalised(0.0, [0.0, 1.0], [1.0])

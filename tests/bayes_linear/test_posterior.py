@@ -99,13 +99,25 @@ def test_predictive_variance_is_scale_times_perp_norm(data):
     assert post.perp_norm2_variance > 0
 
 
-def test_wide_limit_is_the_gaussian_process(data):
-    # lambda -> 0: v -> sigma2^{L+1} / n0 and the evidence -> Gaussian; huge widths in log space.
+@pytest.mark.parametrize("n", [10**6, 10**10, 10**12])
+def test_wide_limit_keeps_the_first_order_correction(data, n):
+    # Huge widths: v = (1/n_0) H, H = prod chi2_n / n with E H = 1, Var H = 2L/n + O(1/n^2).
+    # With f(H) = H^{-P/2} exp(-Y / H), Y = n_0 q / 2, a second-order expansion of E f(H)
+    # gives log p - log p_GP = (L / n) (f''/f)(1) and E_post[v] n_0 - 1 = (2L / n) (Y - P/2),
+    # (f''/f)(1) = P/2 - 2Y + (Y - P/2)^2. These O(1/n) terms (1e-12 at n = 1e12) are
+    # resolved only if no digits are lost; the next order is O(1/n^2).
     x, y = data
-    post = deep_linear_posterior(x, y, (10**8,) * 3)
-    assert post.effective_depth == pytest.approx(9e-8)
-    assert abs(post.log_evidence - _gauss_log_evidence(x, y, 1 / 5)) < 1e-5  # O(lambda)
-    assert post.perp_variance == pytest.approx(1 / 5, rel=1e-5)
+    p, n0, depth = 3, 5, 3
+    q = float(y @ torch.linalg.solve(x @ x.T, y))
+    big_y = n0 * q / 2
+    post = deep_linear_posterior(x, y, (n,) * depth)
+    gp = _gauss_log_evidence(x, y, 1 / n0)
+    coef_ev = depth * (p / 2 - 2 * big_y + (big_y - p / 2) ** 2)
+    coef_v = 2 * depth * (big_y - p / 2)
+    # tolerance: O(1/n) relative second order, plus 1e-16 absolute rounding times n
+    tol = 50 / n + 1e-15 * n
+    assert abs((post.log_evidence - gp) * n - coef_ev) < tol * max(1, abs(coef_ev))
+    assert abs((post.perp_variance * n0 - 1) * n - coef_v) < tol * max(1, abs(coef_v))
 
 
 def test_large_problem_neither_overflows_nor_underflows():

@@ -30,12 +30,11 @@ import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import scipy.special as sp
 import torch
 
 from .._checks import as_float_tensor, check_real, message
 from ._data import validate_problem
-from .meijer import log_meijer_g
+from .meijer import log_gamma_ratio, log_meijer_g_normalised
 
 __all__ = ["DeepLinearPosterior", "Prediction", "deep_linear_posterior"]
 
@@ -75,8 +74,8 @@ class DeepLinearPosterior:
     perp_variance: float
     perp_norm2_mean: float
     _basis: torch.Tensor  # orthonormal basis of the row space of x, (n_0, P)
-    _log_z: float
-    _log_kappa: float
+    _log_y: float  # log of the normalised Meijer argument q / (2 sigma2^{L+1} / n_0)
+    _log_prior: float  # log of the prior mean of v, sigma2^{L+1} / n_0
 
     @property
     def evidence(self) -> float:
@@ -91,8 +90,8 @@ class DeepLinearPosterior:
         True
         """
         r = check_real("r", r)
-        args = (self.widths, self.n_data, self._log_z)
-        return math.exp(_log_expect(*args, r) - _log_expect(*args, 0.0) + r * self._log_kappa)
+        args = (self.widths, self.n_data, self._log_y)
+        return math.exp(_log_expect(*args, r) - _log_expect(*args, 0.0) + r * self._log_prior)
 
     @property
     def perp_norm2_variance(self) -> float:
@@ -138,12 +137,15 @@ class DeepLinearPosterior:
         return Prediction(mean, variance, cov)
 
 
-def _log_expect(widths: tuple[int, ...], n_data: int, log_z: float, r: float) -> float:
-    """log E[G^{r - P/2} exp(-z / G)] (prior expectation over G = prod Gamma(n_l / 2))."""
+def _log_expect(widths: tuple[int, ...], n_data: int, log_y: float, r: float) -> float:
+    """log E[H^{r - P/2} exp(-y / H)] for H = prod_l g_l / k_l, g_l ~ Gamma(k_l), k_l = n_l / 2.
+
+    Normalising each Gamma factor by its mean keeps every term O(1) at huge widths
+    (``log_meijer_g_normalised``); E[G^s e^{-z/G}] = (prod k_l)^s E[H^s e^{-y/H}], y = z / prod k_l.
+    """
     half = [n / 2 for n in widths]
     p2 = n_data / 2
-    log_norm = -sum(sp.gammaln(k) for k in half)
-    if not math.isfinite(log_z):  # y = 0: E[G^{r - P/2}] = prod Gamma(k + r - P/2)/Gamma(k)
+    if not math.isfinite(log_y):  # y = 0: E[H^s] = prod Gamma(k + s) / (Gamma(k) k^s)
         if any(k + r - p2 <= 0 for k in half):
             raise ValueError(
                 message(
@@ -153,8 +155,9 @@ def _log_expect(widths: tuple[int, ...], n_data: int, log_z: float, r: float) ->
                     "The posterior of the scale collapses to 0 there",
                 )
             )
-        return log_norm + sum(sp.gammaln(k + r - p2) for k in half)
-    return log_norm + log_meijer_g(log_z, [0.0] + [k - p2 + r for k in half])
+        return sum(log_gamma_ratio(k, r - p2) for k in half)
+    b = [0.0] + [k - p2 + r for k in half]
+    return log_meijer_g_normalised(log_y, b, [1.0, *half])
 
 
 def deep_linear_posterior(x: Any, y: Any, widths: Any, sigma2: float = 1.0) -> DeepLinearPosterior:
@@ -184,30 +187,30 @@ def deep_linear_posterior(x: Any, y: Any, widths: Any, sigma2: float = 1.0) -> D
     """
     x, y, widths, sigma2 = validate_problem(x, y, widths, sigma2)
     n_data, n_in = x.shape
-    gram = x @ x.T
-    chol = torch.linalg.cholesky(gram)
-    alpha = torch.cholesky_solve(y[:, None], chol)[:, 0]
-    theta_star = x.T @ alpha
-    q = float(y @ alpha)
-    log_det = 2.0 * float(torch.log(torch.diagonal(chol)).sum())
+    # x^T = Q R: theta* = Q R^{-T} y, q = |R^{-T} y|^2, det(x x^T) = prod R_ii^2 (no Gram matrix).
+    basis, upper = torch.linalg.qr(x.T)
+    coef = torch.linalg.solve_triangular(upper.T, y[:, None], upper=False)[:, 0]
+    theta_star = basis @ coef
+    q = float(coef @ coef)
+    log_det = 2.0 * float(torch.log(torch.diagonal(upper).abs()).sum())
     depth = len(widths)
-    log_kappa = (
-        (depth + 1) * math.log(sigma2) - math.log(n_in) + sum(math.log(2.0 / n) for n in widths)
-    )
-    log_z = math.log(q) - math.log(2.0) - log_kappa if q > 0 else -math.inf
-    log_e0 = _log_expect(widths, n_data, log_z, 0.0)
-    v_mean = math.exp(_log_expect(widths, n_data, log_z, 1.0) - log_e0 + log_kappa)
+    # v = kappa G, log kappa = log(sigma2^{L+1} / n_0) - sum_l log k_l; y = q / (2 kappa prod k_l)
+    log_prior = (depth + 1) * math.log(sigma2) - math.log(n_in)
+    log_y = math.log(q) - math.log(2.0) - log_prior if q > 0 else -math.inf
+    log_e0 = _log_expect(widths, n_data, log_y, 0.0)
+    v_mean = math.exp(_log_expect(widths, n_data, log_y, 1.0) - log_e0 + log_prior)
     return DeepLinearPosterior(
         widths=widths,
         sigma2=sigma2,
         n_in=n_in,
         n_data=n_data,
         theta_star=theta_star,
-        log_evidence=-0.5 * n_data * (math.log(2 * math.pi) + log_kappa) - 0.5 * log_det + log_e0,
+        # p = (2 pi kappa)^{-P/2} det^{-1/2} E[G^{-P/2} e^{-z/G}]: the prod k_l factors cancel.
+        log_evidence=-0.5 * n_data * (math.log(2 * math.pi) + log_prior) - 0.5 * log_det + log_e0,
         effective_depth=n_data * sum(1.0 / n for n in widths),
         perp_variance=v_mean,
         perp_norm2_mean=(n_in - n_data) * v_mean,
-        _basis=torch.linalg.qr(x.T).Q,
-        _log_z=log_z,
-        _log_kappa=log_kappa,
+        _basis=basis,
+        _log_y=log_y,
+        _log_prior=log_prior,
     )
