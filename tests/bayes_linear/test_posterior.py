@@ -164,3 +164,15 @@ def test_errors(data):
     post = deep_linear_posterior(x, y, (3,))
     with pytest.raises(ValueError, match="x_test must be of shape \\(M, n_0\\) with n_0 = 5"):
         post.predict(torch.ones(2, 4))
+
+
+def test_extreme_target_scale_is_refused_not_garbage(data):
+    # y = 1e150 against a unit prior: log E ~ -1e150, and the posterior mean of v would be
+    # a difference of two such numbers; float64 cannot resolve it, so a clear error.
+    x, y = data
+    with pytest.raises(ValueError, match="y must be of moderate size relative to the prior"):
+        deep_linear_posterior(x, 1e150 * y, (3, 6))
+    # Rescaling sigma2 with y (sigma2^{L+1} -> s^2 sigma2^{L+1}) gives the same scale posterior.
+    a = deep_linear_posterior(x, 1e3 * y, (3, 6), sigma2=1e2)
+    b = deep_linear_posterior(x, y, (3, 6), sigma2=1.0)
+    assert a.perp_variance == pytest.approx(1e6 * b.perp_variance, rel=1e-12)

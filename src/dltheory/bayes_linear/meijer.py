@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import scipy.special as sp
@@ -60,14 +61,34 @@ def _remainder(w: float, y: np.ndarray) -> np.ndarray:
     w = w + shift
     u = _log1p_imag(y / w)  # log1p(i y / w)
     z = w + iy
-    stirling = sum(a * (z ** -(2 * j + 1) - w ** -(2 * j + 1)) for j, a in enumerate(_STIRLING))
-    psi_tail = iy / (2 * w) - sum(a * iy * w ** -(2 * j + 2) for j, a in enumerate(_PSI_TAIL))
+    stirling = _stirling_series(1 / z) - _stirling_series(1 / w)
+    psi_tail = iy / (2 * w) - iy * _psi_series(1.0 / w)
     return total + (z - 0.5) * u - iy + psi_tail + stirling
+
+
+def _stirling_series(inv: Any) -> Any:
+    """sum_j a_j inv^(2j+1) by repeated multiplication (no overflow of z^-k at huge |z|)."""
+    inv2 = inv * inv
+    total, power = 0.0 * inv, inv
+    for a in _STIRLING:
+        total = total + a * power
+        power = power * inv2
+    return total
+
+
+def _psi_series(inv: float) -> float:
+    """sum_k c_k inv^(2k) of psi's asymptotic series, by repeated multiplication."""
+    inv2 = inv * inv
+    total, power = 0.0, inv2
+    for c in _PSI_TAIL:
+        total += c * power
+        power *= inv2
+    return total
 
 
 def _stirling_tail(w: float) -> float:
     """S(w) = log Gamma(w) - (w - 1/2) log w + w - log(2 pi) / 2, w >= 20."""
-    return sum(a * w ** -(2 * j + 1) for j, a in enumerate(_STIRLING))
+    return float(_stirling_series(1.0 / w))
 
 
 def log_gamma_ratio(a: float, delta: float) -> float:
@@ -84,7 +105,7 @@ def _digamma_minus_log(a: float, delta: float) -> float:
     w = a + delta
     if w < _SHIFT:
         return float(sp.digamma(w)) - math.log(a)
-    tail = -0.5 / w + sum(c * w ** -(2 * j + 2) for j, c in enumerate(_PSI_TAIL))
+    tail = -0.5 / w + _psi_series(1.0 / w)
     return math.log1p(delta / a) + tail
 
 
@@ -229,6 +250,6 @@ def log_meijer_g_normalised(log_y: float, b: Sequence[float], a: Sequence[float]
         previous, panels = integral, 2 * panels
     if not integral > 0:
         raise ArithmeticError(
-            message("log_meijer_g", "evaluable here", (log_x, list(b)), "Report this input")
+            message("log_meijer_g", "evaluable here", (log_y, list(b)), "Report this input")
         )
     return float(phi_c + math.log(integral))

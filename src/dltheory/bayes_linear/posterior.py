@@ -91,7 +91,9 @@ class DeepLinearPosterior:
         """
         r = check_real("r", r)
         args = (self.widths, self.n_data, self._log_y)
-        return math.exp(_log_expect(*args, r) - _log_expect(*args, 0.0) + r * self._log_prior)
+        return math.exp(
+            _ratio(_log_expect(*args, r), _log_expect(*args, 0.0)) + r * self._log_prior
+        )
 
     @property
     def perp_norm2_variance(self) -> float:
@@ -135,6 +137,21 @@ class DeepLinearPosterior:
         variance = self.perp_variance * (perp * perp).sum(1)
         cov = self.perp_variance * (perp @ perp.T) if full_cov else None
         return Prediction(mean, variance, cov)
+
+
+def _ratio(log_num: float, log_den: float) -> float:
+    """log_num - log_den, refusing when float64 cannot resolve it to 1e-6."""
+    if 2.3e-16 * (abs(log_num) + abs(log_den)) > 1e-6:
+        raise ValueError(
+            message(
+                "y",
+                "of moderate size relative to the prior scale sigma2^{L+1} / n_0",
+                f"log E = {log_den:.3g}",
+                "Rescale: the posterior of v / sigma2^{L+1} is unchanged under y -> s y, "
+                "sigma2^{L+1} -> s^2 sigma2^{L+1}",
+            )
+        )
+    return log_num - log_den
 
 
 def _log_expect(widths: tuple[int, ...], n_data: int, log_y: float, r: float) -> float:
@@ -198,7 +215,7 @@ def deep_linear_posterior(x: Any, y: Any, widths: Any, sigma2: float = 1.0) -> D
     log_prior = (depth + 1) * math.log(sigma2) - math.log(n_in)
     log_y = math.log(q) - math.log(2.0) - log_prior if q > 0 else -math.inf
     log_e0 = _log_expect(widths, n_data, log_y, 0.0)
-    v_mean = math.exp(_log_expect(widths, n_data, log_y, 1.0) - log_e0 + log_prior)
+    v_mean = math.exp(_ratio(_log_expect(widths, n_data, log_y, 1.0), log_e0) + log_prior)
     return DeepLinearPosterior(
         widths=widths,
         sigma2=sigma2,
