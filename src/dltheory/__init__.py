@@ -18,6 +18,11 @@ Public API:
   also depth scales, phase diagrams, profiles);
 * finite width: :func:`ensemble` (module ``dltheory.finite``: also measured
   moments, ReLU path counting), :func:`finite_width_corrections`;
+* deep linear Bayesian nets: :func:`deep_linear_posterior` (module
+  ``dltheory.bayes_linear``: also Monte-Carlo evidence, effective-depth limit, optimal prior);
+* random matrices: :class:`ProductNormLaw`, :func:`marchenko_pastur_density` (module
+  ``dltheory.random_matrices``); entropy: :func:`jl_dimension`, :func:`covering_number`
+  (module ``dltheory.entropy``);
 * modules ``dltheory.implicit_bias`` (diagonal nets, max margin, SGD noise),
   ``dltheory.regions`` (linear regions), ``dltheory.parallel`` (serial / Dask sweeps).
 """
@@ -37,6 +42,14 @@ _EXPORTS = {
     "implicit_bias": "implicit_bias",
     "parallel": "parallel",
     "regions": "regions",
+    "bayes_linear": "bayes_linear",
+    "entropy": "entropy",
+    "random_matrices": "random_matrices",
+    "deep_linear_posterior": "bayes_linear",
+    "covering_number": "entropy",
+    "jl_dimension": "entropy",
+    "ProductNormLaw": "random_matrices",
+    "marchenko_pastur_density": "random_matrices",
     "Activation": "activations",
     "activation": "activations",
     "chi_parallel": "criticality",
@@ -60,11 +73,22 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:  # what the lazy exports are, for type checkers and IDEs
-    from . import criticality, implicit_bias, parallel, regions
+    from . import (
+        bayes_linear,
+        criticality,
+        entropy,
+        implicit_bias,
+        parallel,
+        random_matrices,
+        regions,
+    )
     from .activations import Activation, activation
+    from .bayes_linear import deep_linear_posterior
     from .criticality import chi_parallel, chi_perp, critical_init_, critical_point, fixed_points
+    from .entropy import covering_number, jl_dimension
     from .finite import Estimate, build_module, empirical_ntk, ensemble, sample_outputs
     from .kernels import KernelState, finite_width_corrections, kernel
+    from .random_matrices import ProductNormLaw, marchenko_pastur_density
     from .spec import MLP, Dense, Nonlinearity, Serial, spec_from_module
 
 
@@ -89,21 +113,29 @@ __all__ = [
     "Estimate",
     "KernelState",
     "Nonlinearity",
+    "ProductNormLaw",
     "Serial",
     "activation",
+    "bayes_linear",
     "build_module",
     "chi_parallel",
     "chi_perp",
+    "covering_number",
     "critical_init_",
     "critical_point",
     "criticality",
+    "deep_linear_posterior",
     "empirical_ntk",
     "ensemble",
+    "entropy",
     "finite_width_corrections",
     "fixed_points",
     "implicit_bias",
+    "jl_dimension",
     "kernel",
+    "marchenko_pastur_density",
     "parallel",
+    "random_matrices",
     "regions",
     "sample_outputs",
     "spec_from_module",

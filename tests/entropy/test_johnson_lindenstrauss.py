@@ -1,0 +1,65 @@
+"""JL: the 8 ln k / eps^2 dimension, the exact union bound, measured worst distortion."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.stats as st
+import torch
+
+from dltheory.entropy import jl_dimension, jl_distortion, jl_failure_bound, random_projection
+
+
+def test_dimension_and_bound():
+    assert jl_dimension(50, 0.5) == math.ceil(8 * math.log(50) / 0.25)
+    for k, eps in [(10, 0.3), (50, 0.5), (1000, 0.2)]:
+        m = jl_dimension(k, eps)
+        # Gaussian concentration: failure <= k(k-1) exp(-m (eps - 1/(2m))^2 / 2) <= e^{1/2} / k^2
+        assert jl_failure_bound(k, m, eps) <= k * (k - 1) * math.exp(-m * (eps - 0.5 / m) ** 2 / 2)
+        assert jl_failure_bound(k, m, eps) <= math.exp(0.5) / k**2
+
+
+def test_per_pair_probability_matches_simulation():
+    # One pair, m = 10, eps = 0.3: the chi-square formula vs 4000 projections (binomial SE).
+    m, eps, runs = 10, 0.3, 4000
+    gen = torch.Generator().manual_seed(0)
+    x = torch.tensor([[0.0] * 20, [1.0] + [0.0] * 19], dtype=torch.float64)
+    out = [jl_distortion(x, random_projection(x, m, generator=gen)) > eps for _ in range(runs)]
+    p = jl_failure_bound(2, m, eps)  # one pair: the bound is the exact probability
+    freq = float(np.mean(out))
+    assert abs(freq - p) < 4 * math.sqrt(p * (1 - p) / runs)
+
+
+def test_distortion_below_eps_with_the_stated_probability():
+    k, d, eps, runs = 40, 300, 0.5, 60
+    x = torch.randn(k, d, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    m = jl_dimension(k, eps)
+    gen = torch.Generator().manual_seed(2)
+    worst = [jl_distortion(x, random_projection(x, m, generator=gen)) for _ in range(runs)]
+    failures = sum(w > eps for w in worst)
+    bound = jl_failure_bound(k, m, eps)
+    # Failures ~ Binomial(runs, p <= bound): more than its 0.999 quantile would refute the bound.
+    assert failures <= st.binom.ppf(0.999, runs, bound)
+    assert max(worst) < eps
+
+
+def test_distortion_of_known_maps():
+    x = torch.randn(6, 4, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    q, _ = torch.linalg.qr(
+        torch.randn(4, 4, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    )
+    assert jl_distortion(x, x @ q) < 1e-12  # rotations keep every distance
+    assert jl_distortion(x, 3 * x) == pytest.approx(2.0)
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="eps must be in \\(0, 1\\)"):
+        jl_dimension(10, 1.5)
+    with pytest.raises(ValueError, match="n_points must be an integer >= 2"):
+        jl_dimension(1, 0.5)
+    with pytest.raises(ValueError, match="x must be of distinct rows"):
+        jl_distortion(torch.ones(3, 2), torch.ones(3, 2))
+    with pytest.raises(ValueError, match="projected must be 3 >= 2 points like x"):
+        jl_distortion(torch.eye(3), torch.eye(2))
+    with pytest.raises(ValueError, match="m must be an integer >= 1"):
+        random_projection(torch.eye(3), 0)
