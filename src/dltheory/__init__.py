@@ -12,7 +12,7 @@ Public API:
   :func:`spec_from_module`;
 * kernels: :func:`kernel`, :class:`KernelState`;
 * finite networks: :func:`build_module`, :func:`empirical_ntk`,
-  :func:`sample_outputs`, :class:`Estimate`;
+  :func:`sample_outputs`; measurements: :class:`Estimate` (module ``dltheory.stats``);
 * criticality: :func:`chi_parallel`, :func:`chi_perp`, :func:`fixed_points`,
   :func:`critical_point`, :func:`critical_init_` (module ``dltheory.criticality``:
   also depth scales, phase diagrams, profiles);
@@ -25,9 +25,10 @@ Public API:
 from . import criticality, implicit_bias, parallel, regions
 from .activations import Activation, activation
 from .criticality import chi_parallel, chi_perp, critical_init_, critical_point, fixed_points
-from .finite import Estimate, build_module, empirical_ntk, ensemble, sample_outputs
+from .finite import build_module, empirical_ntk, ensemble, sample_outputs
 from .kernels import KernelState, finite_width_corrections, kernel
 from .spec import MLP, Dense, Nonlinearity, Serial, spec_from_module
+from .stats import Estimate
 
 __version__ = "0.1.0"
 

@@ -2,9 +2,9 @@
 
 from .empirical import empirical_ntk, preactivations, sample_outputs
 from .ensemble import Ensemble, EnsembleBatch, ensemble
-from .estimate import Estimate
+from ..stats import Estimate
 from .modules import MODULE_RULES, ActivationModule, FiniteDense, build_module
-from .moments import PreactivationMoments, preactivation_moments
+from .moments import PreactivationMoments, layer_samples, preactivation_moments, second_moment
 from .path_counting import (
     ReluJacobianMoments,
     relu_jacobian_moments,
@@ -26,6 +26,7 @@ __all__ = [
     "build_module",
     "empirical_ntk",
     "ensemble",
+    "layer_samples",
     "preactivation_moments",
     "preactivations",
     "relu_jacobian_moments",
@@ -33,4 +34,5 @@ __all__ = [
     "relu_ntk_second_moment",
     "sample_outputs",
     "sample_relu_jacobians",
+    "second_moment",
 ]

@@ -29,7 +29,7 @@ import scipy.sparse.linalg as spl
 import torch
 
 from .._checks import check_int
-from ..finite import Estimate
+from ..stats import Estimate
 
 __all__ = ["WalkRun", "challenge_walk", "lattice_slow_mass", "walk_density"]
 

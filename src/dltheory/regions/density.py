@@ -55,7 +55,7 @@ from .._checks import (
     check_widths,
     message,
 )
-from ..finite import Estimate
+from ..stats import Estimate
 from ..spec import MLP
 from .count_1d import count_pieces_1d
 
