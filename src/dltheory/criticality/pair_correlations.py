@@ -24,8 +24,8 @@ from .._checks import as_float_tensor, check_int, check_positive, check_real, me
 from ..activations import Activation, activation
 from ..finite.ensemble import ensemble
 from ..finite.moments import layer_samples
-from ..stats import Estimate
 from ..spec.mlp import MLP
+from ..stats import Estimate
 
 __all__ = [
     "CorrelationSamples",

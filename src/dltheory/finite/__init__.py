@@ -1,8 +1,8 @@
 """Finite networks from a spec, and measurements on them."""
 
+from ..stats import Estimate
 from .empirical import empirical_ntk, preactivations, sample_outputs
 from .ensemble import Ensemble, EnsembleBatch, ensemble
-from ..stats import Estimate
 from .modules import MODULE_RULES, ActivationModule, FiniteDense, build_module
 from .moments import PreactivationMoments, layer_samples, preactivation_moments, second_moment
 from .path_counting import (

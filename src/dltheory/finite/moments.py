@@ -16,15 +16,15 @@ as the kurtosis get delta-method errors over those per-network samples.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from .._checks import as_float_tensor, check_int, message
-from .ensemble import Ensemble
 from ..stats import Estimate
+from .ensemble import Ensemble
 
 __all__ = [
     "PreactivationMoments",
