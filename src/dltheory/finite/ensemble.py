@@ -15,9 +15,9 @@ stream alone. So
   processes (``dltheory.parallel``); :meth:`Ensemble.network` redraws one
   network only;
 * networks are grouped in batches of ``batch_size`` (chosen so that a batch
-  holds at most ``max_elements`` weights, independently of the machine), every
-  layer of the forward pass is one batched matmul, and memory is bounded by one
-  batch.
+  holds at most ``max_elements`` weights, independently of the machine); a
+  batch's weights are drawn at once (one call per network), every layer of the
+  forward pass is one batched matmul, and memory is bounded by one batch.
 
 Initialisation is exactly :func:`dltheory.build_module`'s: W ~ N(0, C_w / n_{l-1}),
 b ~ N(0, C_b) (the parametrisation changes the training dynamics, not the
@@ -141,20 +141,27 @@ class Ensemble:
     ) -> Iterator[tuple[Any, tuple[torch.Tensor, torch.Tensor, float] | None]]:
         """Yield (layer, (omega, b, w_std)) in order for the networks of ``gens``.
 
-        W = w_std * omega with omega ~ N(0, 1) (B, n_l, n_{l-1}), drawn before b
-        from each network's stream; the scale is applied to W h (n_l x N numbers)
-        rather than to W, which saves a pass over the weights.
+        Each network draws all its standard normals in one call from its own
+        stream (layer by layer: omega (n_l, n_{l-1}) then b (n_l,)), so a batch
+        of many small networks costs one call per network; the layers are views
+        into that (B, n_params) block. W = w_std * omega; the scale is applied
+        to W h (n_l x N numbers) rather than to W, which saves a pass over the
+        weights.
         """
-        fan_in, dense = self.widths[0], 0
+        pairs = list(itertools.pairwise(self.widths))
+        flat = self._draw(gens, (sum(a * b + b for a, b in pairs),))
+        offset, dense = 0, 0
         for layer in self.spec.layers:
             if isinstance(layer, Nonlinearity):
                 yield layer, None
                 continue
-            fan_out = self.widths[dense + 1]
-            omega = self._draw(gens, (fan_out, fan_in))
-            b = self._draw(gens, (fan_out, 1)).mul_(math.sqrt(layer.c_b))
+            fan_in, fan_out = pairs[dense]
+            omega = flat[:, offset : offset + fan_out * fan_in].view(-1, fan_out, fan_in)
+            offset += fan_out * fan_in
+            b = flat[:, offset : offset + fan_out].view(-1, fan_out, 1).mul_(math.sqrt(layer.c_b))
+            offset += fan_out
             yield layer, (omega, b, math.sqrt(layer.c_w / fan_in))
-            fan_in, dense = fan_out, dense + 1
+            dense += 1
 
     def weights(self, k: int) -> Weights:
         """All weights of batch ``k``: per layer (W (B, n_l, n_{l-1}), b (B, n_l, 1)) or None."""
@@ -167,8 +174,8 @@ class Ensemble:
     def batches(self, x: Any, *, keep_preactivations: bool = False) -> Iterator[EnsembleBatch]:
         """Run every batch of networks on inputs ``x`` (N, n_0), one batch at a time.
 
-        Memory: one batch's weights of one layer plus its activations
-        (batch_size x N x n_l), whatever the ensemble size.
+        Memory: one batch's weights plus its activations (batch_size x N x n_l),
+        whatever the ensemble size.
         """
         x = self._inputs(x)
         for k in range(self.n_batches):
@@ -193,17 +200,19 @@ class Ensemble:
         i = check_int("i", i, minimum=0)
         if i >= self.n_networks:
             raise ValueError(message("i", f"a network index < {self.n_networks}", i))
-        gen = torch.Generator().manual_seed(0)  # replaced below; FiniteDense needs one
+        # FiniteDense draws its own initial values; they are overwritten below. The
+        # generator must live on the ensemble's device (a CPU one fails on CUDA).
+        gen = torch.Generator(device=self.device).manual_seed(0)
         modules: list[nn.Module] = []
         for layer, params in self._layers(self._generators(i, i + 1)):
             if params is None:
                 modules.append(ActivationModule(layer.activation))
                 continue
-            w, b = params[0][0] * params[2], params[1][0, :, 0]
-            dense = FiniteDense(layer, w.shape[1], w.shape[0], gen, self.dtype, self.device)
+            omega, b, w_std = params[0][0], params[1][0, :, 0], params[2]
+            dense = FiniteDense(layer, omega.shape[1], omega.shape[0], gen, self.dtype, self.device)
             with torch.no_grad():
-                dense.weight.copy_(w / dense.w_mult)
-                dense.bias.copy_(b / dense.b_mult)
+                dense.weight.copy_(omega.mul_(w_std / dense.w_mult))
+                dense.bias.copy_(b.div_(dense.b_mult))
             modules.append(dense)
         return nn.Sequential(*modules)
 
