@@ -152,7 +152,7 @@ def main() -> None:
         old = (
             f"{r['old_wall']:.2f} | {r['old_cpu']:.2f} | {r['old_kkt']:.1e}"
             if "old_wall" in r
-            else "not run (minutes) | | "
+            else "not run (dense n x n Gram; n = 3,000 ran > 5 min in issue 15) | | "
         )
         print(
             f"| {r['kind']} | {r['n']} | {r['d']} | {r['support']} | {r['wall']:.3f} | "
