@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/kernels.py
 	$(PY) benchmarks/ensemble.py
 	$(PY) benchmarks/regions.py
+	$(PY) benchmarks/max_margin.py
 
 clean:
 	rm -rf $(VENV) report site .pytest_cache

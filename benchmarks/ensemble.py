@@ -38,6 +38,12 @@ def _median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def _cpu_time(fn) -> float:
+    start = time.process_time()
+    fn()
+    return time.process_time() - start
+
+
 def measure(width: int, depth: int, n_networks: int, n_inputs: int, repeats: int) -> dict:
     spec = MLP(depth, "relu", c_w=2.0, c_b=0.1)
     x = torch.randn(n_inputs, width, generator=torch.Generator().manual_seed(0))
@@ -110,6 +116,20 @@ def main() -> None:
             f"{r['gflops_ensemble']:.1f} | {r['gflops_matmul']:.1f} | "
             f"{r['gflops_ensemble'] / r['gflops_matmul']:.2f} |"
         )
+
+    # Ensemble.network(i): draws network i's own stream only (it used to redraw its batch).
+    spec = MLP(3, "relu", c_w=2.0, c_b=0.1)
+    big = ensemble(spec, 256, 243, in_dim=256, seed=0)
+    one_wall, one_cpu = (
+        _median_time(lambda: big.network(7), repeats),
+        _cpu_time(lambda: big.network(7)),
+    )
+    batch_wall = _median_time(lambda: big.weights(0), repeats)
+    print(
+        f"\n`Ensemble.network(i)` at width 256, depth 3, n_0 = 256 (batch of "
+        f"{big.batch_size} networks): {one_wall * 1e3:.0f} ms wall, {one_cpu * 1e3:.0f} ms CPU; "
+        f"drawing its whole batch (what `network(i)` did before): {batch_wall * 1e3:.0f} ms."
+    )
 
     wide = [r for r in rows if r["width"] >= 256]
     met = [r for r in wide if r["gflops_ensemble"] >= 0.5 * r["gflops_matmul"]]

@@ -12,7 +12,7 @@ Public API:
   :func:`spec_from_module`;
 * kernels: :func:`kernel`, :class:`KernelState`;
 * finite networks: :func:`build_module`, :func:`empirical_ntk`,
-  :func:`sample_outputs`, :class:`Estimate`;
+  :func:`sample_outputs`; measurements: :class:`Estimate` (module ``dltheory.stats``);
 * criticality: :func:`chi_parallel`, :func:`chi_perp`, :func:`fixed_points`,
   :func:`critical_point`, :func:`critical_init_` (module ``dltheory.criticality``:
   also depth scales, phase diagrams, profiles);
@@ -57,7 +57,7 @@ _EXPORTS = {
     "critical_init_": "criticality",
     "critical_point": "criticality",
     "fixed_points": "criticality",
-    "Estimate": "finite",
+    "Estimate": "stats",
     "build_module": "finite",
     "empirical_ntk": "finite",
     "ensemble": "finite",
@@ -86,10 +86,11 @@ if TYPE_CHECKING:  # what the lazy exports are, for type checkers and IDEs
     from .bayes_linear import deep_linear_posterior
     from .criticality import chi_parallel, chi_perp, critical_init_, critical_point, fixed_points
     from .entropy import covering_number, jl_dimension
-    from .finite import Estimate, build_module, empirical_ntk, ensemble, sample_outputs
+    from .finite import build_module, empirical_ntk, ensemble, sample_outputs
     from .kernels import KernelState, finite_width_corrections, kernel
     from .random_matrices import ProductNormLaw, marchenko_pastur_density
     from .spec import MLP, Dense, Nonlinearity, Serial, spec_from_module
+    from .stats import Estimate
 
 
 def __getattr__(name: str):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
+from dltheory import MLP
 from dltheory.criticality.pair_correlations import correlation_samples, pair_inputs
+from dltheory.finite import FiniteDense, ensemble
 
 
 def test_pair_inputs_have_the_requested_first_layer_kernel() -> None:
@@ -19,12 +22,32 @@ def test_pair_inputs_have_the_requested_first_layer_kernel() -> None:
 
 
 def test_correlation_samples_match_a_direct_computation() -> None:
+    # Rebuild every network of the ensemble as a module, run it layer by layer, and compute
+    # rho_hat^(l) = mean over pairs of z(x) . z(x') / (|z(x)| |z(x')|) by hand in float64.
     x = pair_inputs(2.0, 0.0, 1.0, 0.4, n_pairs=2)
-    s = correlation_samples("relu", 2.0, 0.0, x, width=16, depth=3, n_networks=3, seed=4)
+    s = correlation_samples(
+        "relu", 2.0, 0.0, x, width=16, depth=3, n_networks=3, seed=4, dtype=torch.float64
+    )
     assert s.correlation.shape == s.one_minus.shape == s.variance.shape == (3, 4)
-    torch.testing.assert_close(s.one_minus, 1.0 - s.correlation, atol=1e-6, rtol=0)
-    # Layer 1 is z = b + W x: its correlation is close to the input's 0.4 at any seed.
-    assert float(s.correlation[:, 0].mean()) == pytest.approx(0.4, abs=0.4)
+    spec = MLP(3, "relu", 2.0, 0.0, out_dim=16)
+    ens = ensemble(spec, 16, 3, seed=4, in_dim=4, dtype=torch.float64)
+    for i in range(3):
+        h = x
+        layer = 0
+        with torch.no_grad():
+            for module in ens.network(i):
+                h = module(h)
+                if not isinstance(module, FiniteDense):
+                    continue
+                z = h.numpy()
+                unit = z / np.linalg.norm(z, axis=1, keepdims=True)
+                rho = np.mean([unit[2 * p] @ unit[2 * p + 1] for p in range(2)])
+                var = np.mean(np.sum(z**2, axis=1)) / z.shape[1]
+                assert float(s.correlation[i, layer]) == pytest.approx(rho, rel=1e-12)
+                assert float(s.one_minus[i, layer]) == pytest.approx(1 - rho, rel=1e-9)
+                assert float(s.variance[i, layer]) == pytest.approx(var, rel=1e-12)
+                layer += 1
+        assert layer == 4
 
 
 def test_bad_arguments_are_named() -> None:

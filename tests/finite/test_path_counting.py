@@ -207,6 +207,27 @@ def test_relu_ntk_mean_is_the_mean_of_empirical_ntk_on_mlp():
     _agree(thetas, float(relu_ntk_mean(x[0], (width,) * depth, c_out)))
 
 
+@pytest.mark.parametrize("depth", [1, 2, 3, 5])
+@pytest.mark.parametrize("c_out", [1.0, 3.0])
+def test_ntk_second_moment_width_one_any_depth_closed_form(depth, c_out):
+    # n_0 = 1 and one neuron per layer: layer l is alive with probability 1/2 independently
+    # of |w_l| (w_l ~ N(0, c_l)), and then Theta = x^2 P sum_l kappa_l / w_l^2 with
+    # P = prod_k w_k^2, kappa_l = c_l / n_{l-1} = c_l. So, by E w^2 = c, E w^4 = 3 c^2,
+    # E Theta^2 = 2^-L x^4 sum_{l,m} c_l c_m E[P^2 / (w_l^2 w_m^2)], with
+    # E[P^2 / w_l^4] = prod_{k != l} 3 c_k^2 and E[P^2 / (w_l^2 w_m^2)] =
+    # c_l c_m prod_{k != l, m} 3 c_k^2 for l != m (an independent derivation).
+    c = [2.0] * depth + [c_out]
+    x = 1.7
+    total = 0.0
+    for l in range(depth + 1):
+        for m in range(depth + 1):
+            rest = math.prod(3 * c[k] ** 2 for k in range(depth + 1) if k not in (l, m))
+            total += c[l] * c[m] * (rest if l == m else c[l] * c[m] * rest)
+    expected = 2.0**-depth * x**4 * total
+    got = float(relu_ntk_second_moment(torch.tensor([x], dtype=torch.float64), (1,) * depth, c_out))
+    assert got == pytest.approx(expected, rel=1e-13)
+
+
 def test_ntk_ratio_is_well_below_the_single_term_law():
     # exp(5 sum 1/n_l) is E[T_l^2] / E[T_l]^2 of one term of Theta, not the ratio of the sum
     n0, n, depth = 3, 20, 8
@@ -215,7 +236,6 @@ def test_ntk_ratio_is_well_below_the_single_term_law():
     mean = float(relu_ntk_mean(x, widths))
     exact = float(relu_ntk_second_moment(x, widths)) / mean**2
     single_term = math.exp(5 * depth / n)  # 7.39
-    assert exact == pytest.approx(4.0395, abs=1e-3)
     assert exact < 0.6 * single_term
     s = sample_relu_jacobians(n0, widths, 20_000, x=x, ntk=True, seed=7)
     ratio = Estimate.from_samples(s.ntk.square() / mean**2)
@@ -241,7 +261,28 @@ def test_high_moments_stay_finite_in_log_space():
     assert math.log(value) == pytest.approx(expected, rel=1e-12)
     assert m.moment(2) == pytest.approx(m.second, rel=1e-14)
     assert m.moment(4) == pytest.approx(m.fourth, rel=1e-13)
-    assert relu_jacobian_moments(1, (2,) * 50).moment(400) == math.inf  # beyond float64
+    m = relu_jacobian_moments(1, (2,) * 50)
+    with pytest.warns(RuntimeWarning, match=r"moment\(400\) = exp\(.*log_moment\(400\) holds"):
+        assert m.moment(400) == math.inf  # beyond float64
+    assert math.isfinite(m.log_moment(400))
+
+
+def test_deep_narrow_fourth_moment_lives_in_log_space():
+    # widths (2,) * 700: prod_l (1 + 5/2) = 3.5^700 ~ 1e381 overflows float64 (the old code
+    # raised OverflowError in exp(5 beta) and returned fourth = inf without a word).
+    with pytest.warns(RuntimeWarning, match="exceeds the float64 range") as caught:
+        m = relu_jacobian_moments(2, [2] * 700)
+    assert sorted(str(w.message).split(" =")[0] for w in caught) == ["fourth", "fourth_large_width"]
+    assert m.fourth == math.inf and m.fourth_large_width == math.inf
+    # log 3 + 2 log(c_out / n_0) + 700 log(7/2), and log 3 + 2 log(1) + 5 * 700 / 2
+    assert m.log_fourth == pytest.approx(math.log(3) + 700 * math.log(3.5), rel=1e-14)
+    assert m.log_fourth_large_width == pytest.approx(math.log(3) + 1750.0, rel=1e-14)
+    assert m.log_moment(4) == pytest.approx(m.log_fourth, rel=1e-12)
+    small = relu_jacobian_moments(3, (10, 20))  # in range: the logs are the values' logs
+    assert math.log(small.fourth) == pytest.approx(small.log_fourth, rel=1e-14)
+    assert math.exp(small.log_fourth_large_width) == pytest.approx(
+        small.fourth_large_width, rel=1e-14
+    )
 
 
 def test_sampler_device_defaults_to_cpu_and_keeps_cpu_draws():

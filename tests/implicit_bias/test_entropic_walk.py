@@ -51,3 +51,10 @@ def test_valley_divergence_is_reported():
 def test_short_walk_warns():
     with pytest.warns(RuntimeWarning, match="fewer than 20 relaxation times"):
         challenge_walk(20, 100, walkers=10)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), [0.5, float("-inf")]])
+def test_walk_density_refuses_angles_that_are_not_finite(bad):
+    # nan mod 2 pi is nan, and nan < pi is False: the old density silently said 1 / (5 pi).
+    with pytest.raises(ValueError, match=r"^theta must be finite \(no NaN or inf\)"):
+        walk_density(bad)

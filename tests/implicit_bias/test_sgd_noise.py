@@ -68,8 +68,9 @@ def test_fdr_identities_hold_within_five_standard_errors():
 
 
 def test_validation_messages():
-    X = torch.randn(8, 2, dtype=torch.float64)
-    y = torch.randn(8, dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(8, 2, generator=g, dtype=torch.float64)
+    y = torch.randn(8, generator=g, dtype=torch.float64)
     with pytest.raises(ValueError, match="batch_size must be <= the number of samples 8"):
         gradient_noise(X, 9, "without_replacement")
     with pytest.raises(ValueError, match="sampling must be one of"):
@@ -77,7 +78,9 @@ def test_validation_messages():
     with pytest.raises(ValueError, match="eta must be < 2 / lambda_max"):
         sgd_fluctuation_dissipation(X, y, 1e3, 2, 10)
     with pytest.raises(ValueError, match="X must be of full column rank"):
-        sgd_fluctuation_dissipation(torch.randn(2, 4, dtype=torch.float64), y[:2], 0.1, 1, 10)
+        sgd_fluctuation_dissipation(
+            torch.randn(2, 4, generator=g, dtype=torch.float64), y[:2], 0.1, 1, 10
+        )
     assert math.isfinite(gradient_noise(X, 2).trace_covariance)
 
 

@@ -69,3 +69,23 @@ def test_leaky_relu_with_slope_above_one_follows_torch():
     assert _forward(net, x)[:, 0].tolist() == [-3.0, 1.5]
     pieces = count_pieces_1d(model, -3.0, 3.0)  # d f / dt = 6 f'(x)
     assert pieces.n_pieces == 2 and pieces.slopes[:, 0].tolist() == [12.0, 6.0]
+
+
+def test_layers_that_do_not_chain_are_refused_by_name():
+    # Linear(2, 3) then Linear(4, 1): the old code failed inside NumPy's matmul gufunc.
+    from dltheory.regions import regions_2d
+
+    model = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(4, 1))
+    text = (
+        r"^model must be layers that chain \(each Linear's in_features = the previous "
+        r"out_features\)\. Got 'layer 2 \(Linear\) taking 4 features after a layer giving 3'"
+    )
+    with pytest.raises(ValueError, match=text):
+        piecewise_linear_layers(model)
+    with pytest.raises(ValueError, match=text):
+        count_pieces_1d(model, [0.0, 0.0], [1.0, 1.0])
+    with pytest.raises(ValueError, match=r"^model must be layers that chain"):
+        regions_2d(
+            nn.Sequential(nn.Linear(2, 3), nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 1)),
+            [0.0, 0.0], [1.0, 0.0], [0.0, 1.0], (-1.0, 1.0),
+        )  # fmt: skip

@@ -6,14 +6,11 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
-from dltheory import MLP
 from dltheory.report import registered
 from dltheory.report.experiments import MODULES
 from dltheory.report.experiments.criticality import (
     exact_decay,
-    per_input_second_moments,
     tanh_critical_decay,
 )
 from dltheory.report.figures import PNG_SIGNATURE
@@ -28,18 +25,6 @@ def test_exact_decay_matches_a_naive_quadrature_recursion():
         expected.append(k)
         k = float(weights @ np.tanh(math.sqrt(k) * nodes) ** 2)
     np.testing.assert_allclose(exact_decay(1.3, 30).numpy(), expected, rtol=1e-10)
-
-
-def test_per_input_second_moments_match_a_manual_forward_pass():
-    net = MLP(2, "tanh").sample(5, in_dim=3, seed=0, dtype=torch.float64)
-    x = torch.tensor([[0.1, -0.4, 2.0], [1.0, 1.0, -1.0]], dtype=torch.float64)
-    moments = per_input_second_moments(net, x)
-    with torch.no_grad():
-        z1 = net[0](x)
-        z2 = net[2](net[1](z1))
-    assert moments.shape == (3, 2)
-    torch.testing.assert_close(moments[0], z1.square().mean(-1))
-    torch.testing.assert_close(moments[1], z2.square().mean(-1))
 
 
 def test_tanh_critical_decay_quick_passes_with_a_figure():

@@ -250,6 +250,45 @@ def test_equal_specs_compare_equal():
     assert MLP(2, "leaky_relu", slope=0.1) != MLP(2, "leaky_relu", slope=0.2)
 
 
+def test_a_default_parameter_passed_explicitly_gives_an_equal_spec():
+    # Specs are normalised at creation: defaults filled in, aliases resolved, registry
+    # instances replaced by the one instance of their (name, parameters).
+    from dltheory.activations import activation
+
+    assert MLP(1, "leaky_relu") == MLP(1, "leaky_relu", slope=0.01)
+    assert hash(MLP(1, "leaky_relu")) == hash(MLP(1, "leaky_relu", slope=0.01))
+    assert MLP(2, "elu") == MLP(2, "elu", alpha=1.0) == MLP(2, activation("elu"))
+    assert Nonlinearity("linear") == Nonlinearity("identity")
+    assert Nonlinearity("swish") == Nonlinearity("silu")
+    assert Nonlinearity(activation("leaky_relu")) == Nonlinearity("leaky_relu", slope=0.01)
+    assert MLP(1, "leaky_relu", slope=0.02) != MLP(1, "leaky_relu")
+    # Another function under a registered name stays its own activation.
+    from dltheory.activations import Activation
+
+    fake = Activation.from_callable(lambda z: z.clamp(min=0) * 2, name="relu")
+    assert Nonlinearity(fake) != Nonlinearity("relu")
+
+
+def test_one_network_rule_for_every_interpreter():
+    good = Serial(Dense(2.0), Nonlinearity("relu"), Dense())
+    assert good.check_network() is good
+    cases = [
+        (Serial(Nonlinearity("relu"), Dense()), "first layer is Dense"),
+        (Serial(Dense(), Nonlinearity("relu")), r"last layer is Dense \(the readout\)"),
+        (Serial(Dense(), Nonlinearity("relu"), Nonlinearity("tanh"), Dense()), "free of two"),
+    ]
+    interpreters = (
+        lambda spec: spec.check_network(),
+        lambda spec: spec.kernel(X, backend="torch"),
+        lambda spec: spec.sample(4, in_dim=X.shape[1], seed=0),
+        lambda spec: dltheory.ensemble(spec, 4, 2, in_dim=X.shape[1]),
+    )
+    for spec, text in cases:
+        for interpret in interpreters:
+            with pytest.raises(ValueError, match=rf"^spec must be (a network .*)?{text}"):
+                interpret(spec)
+
+
 # The two interpreters cover every layer kind -------------------------------------------------
 
 

@@ -33,7 +33,7 @@ from scipy.optimize import curve_fit
 
 from .._checks import as_float_tensor, check_choice, check_int, check_positive, check_real, message
 from ..activations import Activation, activation
-from ..finite.estimate import Estimate
+from ..stats import Estimate
 from .depth_scales import DepthScales, depth_scales
 from .pair_correlations import CorrelationSamples, correlation_samples, pair_inputs
 

@@ -23,8 +23,9 @@ import torch
 from .._checks import as_float_tensor, check_int, check_positive, check_real, message
 from ..activations import Activation, activation
 from ..finite.ensemble import ensemble
-from ..finite.estimate import Estimate
+from ..finite.moments import layer_samples
 from ..spec.mlp import MLP
+from ..stats import Estimate
 
 __all__ = [
     "CorrelationSamples",
@@ -148,16 +149,18 @@ def correlation_samples(
         raise ValueError(message("x", "an even number of rows (pairs)", f"shape {tuple(x.shape)}"))
     spec = MLP(depth, s, c_w, c_b, out_dim=width)
     ens = ensemble(spec, width, n_networks, seed=seed, in_dim=x.shape[1], dtype=dtype)
-    corr, gap, var = [], [], []
-    for batch in ens.batches(x.to(dtype), keep_preactivations=True):
-        z = torch.stack(batch.preactivations, dim=1).to(torch.float64)  # (B, L+1, 2P, n)
+
+    def statistic(z: torch.Tensor) -> torch.Tensor:  # (B, 2P, n) -> (B, 3)
         norm = z.norm(dim=-1, keepdim=True)
         u = z / norm
-        u_a, u_b = u[:, :, 0::2], u[:, :, 1::2]
-        corr.append((u_a * u_b).sum(-1).mean(-1))
-        gap.append(0.5 * (u_a - u_b).square().sum(-1).mean(-1))
-        var.append(norm[..., 0].square().mean(-1) / z.shape[-1])
-    return CorrelationSamples(x, torch.cat(corr), torch.cat(gap), torch.cat(var))
+        u_a, u_b = u[:, 0::2], u[:, 1::2]
+        corr = (u_a * u_b).sum(-1).mean(-1)
+        gap = 0.5 * (u_a - u_b).square().sum(-1).mean(-1)
+        var = norm[..., 0].square().mean(-1) / z.shape[-1]
+        return torch.stack([corr, gap, var], dim=-1)
+
+    samples = layer_samples(ens, x.to(dtype), statistic)  # (E, L + 1, 3)
+    return CorrelationSamples(x, samples[..., 0], samples[..., 1], samples[..., 2])
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ per layer, the mean and standard error over networks of
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,8 +21,10 @@ import torch
 
 from .._checks import as_float_tensor, check_int, check_nonnegative, message
 from ..activations import Activation, activation
-from ..finite.empirical import preactivations
+from ..finite.ensemble import ensemble
+from ..finite.moments import layer_samples
 from ..spec.mlp import MLP
+from ..stats import Estimate
 
 __all__ = ["DepthProfile", "MeasuredDepthProfile", "depth_profile", "measured_depth_profile"]
 
@@ -118,9 +119,11 @@ def measured_depth_profile(
 ) -> MeasuredDepthProfile:
     """The profile of :func:`depth_profile`, measured on sampled finite networks.
 
-    Network j is ``MLP(depth, act, c_w, c_b, out_dim=width).sample(width,
-    seed=seed + j)``; the readout has ``width`` units, so layer depth + 1 is
-    measured like the others. Reductions are in float64 whatever ``dtype``.
+    The networks are ``ensemble(MLP(depth, act, c_w, c_b, out_dim=width), width,
+    n_networks, seed=seed)`` (independent per-network streams), measured with
+    :func:`~dltheory.finite.layer_samples`; the readout has ``width`` units, so
+    layer depth + 1 is measured like the others. Reductions are in float64
+    whatever ``dtype``.
 
     Args:
         act: an activation name or :class:`~dltheory.activations.Activation`.
@@ -130,7 +133,7 @@ def measured_depth_profile(
         depth: number of hidden layers L >= 1.
         width: hidden width n >= 1.
         n_networks: number of networks, >= 2 (for a standard error).
-        seed: seed of the first network.
+        seed: the ensemble's root seed.
         dtype: dtype of the forward passes (float64 or float32).
 
     Returns:
@@ -147,25 +150,21 @@ def measured_depth_profile(
         raise ValueError(message("dtype", "torch.float32 or torch.float64", dtype))
     x = _inputs(x)
     spec = MLP(depth, s, c_w, c_b, out_dim=width)
-    variances, correlations = [], []
-    with torch.no_grad():
-        for j in range(n_networks):
-            net = spec.sample(width, in_dim=x.shape[1], seed=seed + j, dtype=dtype)
-            var_net, corr_net = [], []
-            for z in preactivations(net, x.to(dtype)):
-                z = z.to(torch.float64)
-                var = (z**2).mean(dim=1)
-                var_net.append(var)
-                corr_net.append((z[0] * z[1]).mean() / torch.sqrt(var[0] * var[1]))
-            variances.append(torch.stack(var_net))
-            correlations.append(torch.stack(corr_net))
-    v, c = torch.stack(variances), torch.stack(correlations)
-    root_n = math.sqrt(n_networks)
+    networks = ensemble(spec, width, n_networks, seed=seed, in_dim=x.shape[1], dtype=dtype)
+
+    def statistic(z: torch.Tensor) -> torch.Tensor:  # (B, 2, n) -> (B, 3): var_1, var_2, rho
+        var = z.square().mean(-1)
+        rho = (z[:, 0] * z[:, 1]).mean(-1) / torch.sqrt(var[:, 0] * var[:, 1])
+        return torch.cat([var, rho[:, None]], dim=1)
+
+    samples = layer_samples(networks, x.to(dtype), statistic)  # (E, L + 1, 3)
+    variance = Estimate.from_samples(samples[..., :2])
+    correlation = Estimate.from_samples(samples[..., 2])
     return MeasuredDepthProfile(
-        variance=v.mean(0),
-        variance_se=v.std(0) / root_n,
-        correlation=c.mean(0),
-        correlation_se=c.std(0) / root_n,
+        variance=variance.mean,
+        variance_se=variance.stderr,
+        correlation=correlation.mean,
+        correlation_se=correlation.stderr,
         width=width,
         n_networks=n_networks,
     )

@@ -6,11 +6,11 @@ compared with) is re-exported here for convenience; it lives in
 not import the kernels at import time.
 """
 
+from ..stats import Estimate
 from .empirical import empirical_ntk, preactivations, sample_outputs
 from .ensemble import Ensemble, EnsembleBatch, ensemble
-from .estimate import Estimate
 from .modules import MODULE_RULES, ActivationModule, FiniteDense, build_module
-from .moments import PreactivationMoments, preactivation_moments
+from .moments import PreactivationMoments, layer_samples, preactivation_moments, second_moment
 from .path_counting import (
     ReluJacobianMoments,
     relu_jacobian_moments,
@@ -33,6 +33,7 @@ __all__ = [
     "empirical_ntk",
     "ensemble",
     "finite_width_corrections",
+    "layer_samples",
     "preactivation_moments",
     "preactivations",
     "relu_jacobian_moments",
@@ -40,6 +41,7 @@ __all__ = [
     "relu_ntk_second_moment",
     "sample_outputs",
     "sample_relu_jacobians",
+    "second_moment",
 ]
 
 

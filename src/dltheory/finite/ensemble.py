@@ -1,18 +1,23 @@
 """Ensembles: many independent finite networks of one spec, sampled and run at once.
 
-An :class:`Ensemble` is a recipe, not a pile of weights: networks are grouped
-in batches of ``batch_size``; batch ``k`` draws its weights layer by layer as
-``(batch, n_l, n_{l-1})`` tensors from 8 generators seeded by ``(seed, k, j)``
-(each fills a fixed block of rows, so CPU threads can draw them in parallel),
-and every layer of the forward pass is one batched matmul. So
+An :class:`Ensemble` is a recipe, not a pile of weights. Network ``i`` has its
+own random stream, a torch generator seeded from
+``numpy.random.SeedSequence(seed, spawn_key=(i,))`` (the i-th child of
+``SeedSequence(seed).spawn``): its weights are drawn layer by layer from that
+stream alone. So
 
-* memory is bounded by one batch (``batch_size`` is chosen so that a batch
-  holds at most ``max_elements`` weights, independently of the machine), and
-* the same ``(spec, width, n_networks, seed, batch_size, dtype, device)`` gives
-  the same networks however the work is split, with any number of threads or
-  processes (``dltheory.parallel``). Ensembles that differ in size (the default
-  batch size depends on it, and a partial last batch draws fewer rows), dtype
-  or device are different draws.
+* ensembles with different seeds never share a network (SeedSequence hashes the
+  whole ``(seed, i)`` key; ``seed + i`` streams would make neighbouring seeds
+  share all but one network), and ensembles with one seed and different sizes
+  share their first networks;
+* the same ``(spec, width, seed, dtype, device)`` gives the same network ``i``
+  however the work is split: any ``batch_size``, thread count or number of
+  processes (``dltheory.parallel``); :meth:`Ensemble.network` redraws one
+  network only;
+* networks are grouped in batches of ``batch_size`` (chosen so that a batch
+  holds at most ``max_elements`` weights, independently of the machine); a
+  batch's weights are drawn at once (one call per network), every layer of the
+  forward pass is one batched matmul, and memory is bounded by one batch.
 
 Initialisation is exactly :func:`dltheory.build_module`'s: W ~ N(0, C_w / n_{l-1}),
 b ~ N(0, C_b) (the parametrisation changes the training dynamics, not the
@@ -39,12 +44,18 @@ from .._checks import as_float_tensor, check_int, message
 from ..spec.layers import Dense, Nonlinearity, Serial
 from .modules import ActivationModule, FiniteDense
 
-__all__ = ["Ensemble", "EnsembleBatch", "ensemble"]
+__all__ = ["Ensemble", "EnsembleBatch", "ensemble", "network_generator"]
 
 Weights = tuple[tuple[torch.Tensor, torch.Tensor] | None, ...]
 
 _MAX_ELEMENTS = 1 << 24  # weights per batch: 64 MiB in float32
-_STREAMS = 8  # generators per batch (part of the random stream's definition)
+_PARALLEL_DRAW = 1 << 16  # draw a batch's layer in threads above this many numbers
+
+
+def network_generator(seed: int, i: int, device: torch.device) -> torch.Generator:
+    """The generator of network ``i``: seeded from ``SeedSequence(seed, spawn_key=(i,))``."""
+    state = np.random.SeedSequence(seed, spawn_key=(i,)).generate_state(1, dtype=np.uint64)
+    return torch.Generator(device=device).manual_seed(int(state[0]) & ((1 << 63) - 1))
 
 
 @functools.lru_cache(maxsize=1)
@@ -79,8 +90,8 @@ class Ensemble:
         spec: the architecture.
         widths: (n_0, n_1, ..., n_{L+1}) features of every Dense layer's input and output.
         n_networks: the ensemble size E.
-        seed: the root seed; batch k draws from ``SeedSequence([seed, k, j])``, j < 8.
-        batch_size: networks per batch (part of the random stream's definition).
+        seed: the root seed; network i draws from ``SeedSequence(seed, spawn_key=(i,))``.
+        batch_size: networks per batch (memory only: the draws do not depend on it).
         dtype, device: of the weights and outputs.
     """
 
@@ -100,69 +111,71 @@ class Ensemble:
         start = k * self.batch_size
         return start, min(start + self.batch_size, self.n_networks)
 
-    def _generators(self, k: int) -> list[torch.Generator]:
-        """The _STREAMS generators of batch k, seeded by SeedSequence([seed, k, j])."""
-        gens = []
-        for j in range(_STREAMS):
-            sequence = np.random.SeedSequence([self.seed, k, j])
-            gen = torch.Generator(device=self.device)
-            gen.manual_seed(int(sequence.generate_state(1, dtype=np.uint64)[0]) & ((1 << 63) - 1))
-            gens.append(gen)
-        return gens
+    def _generators(self, start: int, stop: int) -> list[torch.Generator]:
+        """The generators of networks ``start .. stop - 1`` (see the module docstring)."""
+        return [network_generator(self.seed, i, self.device) for i in range(start, stop)]
 
     def _draw(self, gens: list[torch.Generator], shape: tuple[int, ...]) -> torch.Tensor:
-        """N(0, 1) of ``shape``: its rows (all but the last axis) split in _STREAMS blocks.
+        """N(0, 1) of shape (len(gens), *shape): row r from generator r.
 
-        Block j comes from generator j, so the values do not depend on how many
-        threads draw them; on CPU the blocks are drawn in parallel threads
-        (torch releases the GIL; one generator alone draws on one core).
+        Each network's numbers come from its own stream, so they do not depend on
+        the batch or the thread count; on CPU large draws are spread over threads
+        by networks (torch releases the GIL; one generator draws on one core).
         """
-        out = torch.empty(shape, dtype=self.dtype, device=self.device)
-        rows = out.view(-1, shape[-1])
-        edges = np.linspace(0, rows.shape[0], _STREAMS + 1).astype(int)
-        blocks = [
-            (rows[a:b], g) for a, b, g in zip(edges[:-1], edges[1:], gens, strict=True) if b > a
-        ]
-        if self.device.type == "cpu" and torch.get_num_threads() > 1 and out.numel() >= 1 << 16:
-            list(_pool().map(lambda block: block[0].normal_(generator=block[1]), blocks))
+        out = torch.empty((len(gens), *shape), dtype=self.dtype, device=self.device)
+
+        def fill(rows: range) -> None:
+            for r in rows:
+                out[r].normal_(generator=gens[r])
+
+        threads = torch.get_num_threads()
+        if self.device.type == "cpu" and threads > 1 and out.numel() >= _PARALLEL_DRAW:
+            chunks = [range(j, len(gens), threads) for j in range(threads)]
+            list(_pool().map(fill, chunks))
         else:
-            for block, gen in blocks:
-                block.normal_(generator=gen)
+            fill(range(len(gens)))
         return out
 
     def _layers(
-        self, k: int
+        self, gens: list[torch.Generator]
     ) -> Iterator[tuple[Any, tuple[torch.Tensor, torch.Tensor, float] | None]]:
-        """Yield (layer, (omega, b, w_std)) of batch k in order, drawing each Dense layer.
+        """Yield (layer, (omega, b, w_std)) in order for the networks of ``gens``.
 
-        W = w_std * omega with omega ~ N(0, 1) (B, n_l, n_{l-1}); the scale is
-        applied to W h (n_l x N numbers) rather than to W, which saves a pass
-        over the weights.
+        Each network draws all its standard normals in one call from its own
+        stream (layer by layer: omega (n_l, n_{l-1}) then b (n_l,)), so a batch
+        of many small networks costs one call per network; the layers are views
+        into that (B, n_params) block. W = w_std * omega; the scale is applied
+        to W h (n_l x N numbers) rather than to W, which saves a pass over the
+        weights.
         """
-        start, stop = self._batch_range(k)
-        gens, size, fan_in, dense = self._generators(k), stop - start, self.widths[0], 0
+        pairs = list(itertools.pairwise(self.widths))
+        flat = self._draw(gens, (sum(a * b + b for a, b in pairs),))
+        offset, dense = 0, 0
         for layer in self.spec.layers:
             if isinstance(layer, Nonlinearity):
                 yield layer, None
                 continue
-            fan_out = self.widths[dense + 1]
-            omega = self._draw(gens, (size, fan_out, fan_in))
-            b = self._draw(gens, (size, fan_out, 1)).mul_(math.sqrt(layer.c_b))
+            fan_in, fan_out = pairs[dense]
+            omega = flat[:, offset : offset + fan_out * fan_in].view(-1, fan_out, fan_in)
+            offset += fan_out * fan_in
+            b = flat[:, offset : offset + fan_out].view(-1, fan_out, 1).mul_(math.sqrt(layer.c_b))
+            offset += fan_out
             yield layer, (omega, b, math.sqrt(layer.c_w / fan_in))
-            fan_in, dense = fan_out, dense + 1
+            dense += 1
 
     def weights(self, k: int) -> Weights:
         """All weights of batch ``k``: per layer (W (B, n_l, n_{l-1}), b (B, n_l, 1)) or None."""
         k = check_int("k", k, minimum=0)
         if k >= self.n_batches:
             raise ValueError(message("k", f"a batch index < {self.n_batches}", k))
-        return tuple(None if p is None else (p[0].mul_(p[2]), p[1]) for _, p in self._layers(k))
+        gens = self._generators(*self._batch_range(k))
+        return tuple(None if p is None else (p[0].mul_(p[2]), p[1]) for _, p in self._layers(gens))
 
     def batches(self, x: Any, *, keep_preactivations: bool = False) -> Iterator[EnsembleBatch]:
         """Run every batch of networks on inputs ``x`` (N, n_0), one batch at a time.
 
-        Memory: one batch's weights of one layer plus its activations
-        (batch_size x N x n_l), whatever the ensemble size.
+        Memory: one batch's weights plus its activations (batch_size x N x n_l),
+        whatever the ensemble size.
         """
         x = self._inputs(x)
         for k in range(self.n_batches):
@@ -182,23 +195,24 @@ class Ensemble:
 
         Its parameters are this ensemble's weights (so its outputs match
         :meth:`forward`), with the spec's parametrisation for training and
-        :func:`dltheory.empirical_ntk`.
+        :func:`dltheory.empirical_ntk`. Only network ``i``'s own stream is drawn.
         """
         i = check_int("i", i, minimum=0)
         if i >= self.n_networks:
             raise ValueError(message("i", f"a network index < {self.n_networks}", i))
-        k, row = divmod(i, self.batch_size)
-        gen = torch.Generator().manual_seed(0)  # replaced below; FiniteDense needs one
+        # FiniteDense draws its own initial values; they are overwritten below. The
+        # generator must live on the ensemble's device (a CPU one fails on CUDA).
+        gen = torch.Generator(device=self.device).manual_seed(0)
         modules: list[nn.Module] = []
-        for layer, params in self._layers(k):
+        for layer, params in self._layers(self._generators(i, i + 1)):
             if params is None:
                 modules.append(ActivationModule(layer.activation))
                 continue
-            w, b = params[0][row] * params[2], params[1][row, :, 0]
-            dense = FiniteDense(layer, w.shape[1], w.shape[0], gen, self.dtype, self.device)
+            omega, b, w_std = params[0][0], params[1][0, :, 0], params[2]
+            dense = FiniteDense(layer, omega.shape[1], omega.shape[0], gen, self.dtype, self.device)
             with torch.no_grad():
-                dense.weight.copy_(w / dense.w_mult)
-                dense.bias.copy_(b / dense.b_mult)
+                dense.weight.copy_(omega.mul_(w_std / dense.w_mult))
+                dense.bias.copy_(b.div_(dense.b_mult))
             modules.append(dense)
         return nn.Sequential(*modules)
 
@@ -218,7 +232,8 @@ class Ensemble:
     def _run(self, k: int, x: torch.Tensor, keep: bool) -> EnsembleBatch:
         h = x.T.unsqueeze(0)  # (1, n_0, N): broadcast over the networks
         kept = []
-        for layer, params in self._layers(k):
+        start, stop = self._batch_range(k)
+        for layer, params in self._layers(self._generators(start, stop)):
             if params is None:
                 h = layer.activation.fn(h)
                 continue
@@ -227,7 +242,6 @@ class Ensemble:
             h = h.mul_(w_std).add_(b)
             if keep:
                 kept.append(h.transpose(1, 2))
-        start, stop = self._batch_range(k)
         return EnsembleBatch(start, stop, tuple(kept), h.transpose(1, 2))
 
 
@@ -266,8 +280,7 @@ def ensemble(
         in_dim: input features n_0 (default ``spec.in_dim``).
         dtype, device: of weights and outputs (any floating dtype; CPU or GPU).
         batch_size: networks drawn and run together; default: as many as fit in
-            ``max_elements`` weights (at least 1). It is part of the random
-            stream (see the module docstring).
+            ``max_elements`` weights (at least 1). The draws do not depend on it.
         max_elements: the weight budget of one batch when ``batch_size`` is None.
 
     >>> from dltheory import MLP
@@ -279,6 +292,7 @@ def ensemble(
     """
     if not isinstance(spec, Serial):
         raise TypeError(message("spec", "a dltheory Serial/MLP spec", type(spec).__name__))
+    spec.check_network()
     width = spec.width if width is None else check_int("width", width, minimum=1)
     in_dim = spec.in_dim if in_dim is None else check_int("in_dim", in_dim, minimum=1)
     if in_dim is None:

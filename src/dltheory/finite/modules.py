@@ -140,6 +140,7 @@ def build_module(
     """
     if not isinstance(spec, Serial):
         raise TypeError(message("spec", "a dltheory Serial/MLP spec", type(spec).__name__))
+    spec.check_network()
     width = spec.width if width is None else check_int("width", width, minimum=1)
     in_dim = spec.in_dim if in_dim is None else check_int("in_dim", in_dim, minimum=1)
     if in_dim is None:

@@ -35,6 +35,7 @@ so log-moments are conditional on every layer having an active neuron.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -57,6 +58,19 @@ __all__ = [
 
 NtkParametrization = Literal["ntk", "standard"]
 _LOG_MAX_FLOAT = math.log(np.finfo(np.float64).max)
+
+
+def _exp_or_inf(log_value: float, name: str, log_name: str) -> float:
+    """exp(log_value), or inf with a RuntimeWarning naming the log-space field."""
+    if log_value > _LOG_MAX_FLOAT:
+        warnings.warn(
+            f"{name} = exp({log_value:.6g}) exceeds the float64 range and is returned as inf; "
+            f"{log_name} holds its logarithm.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return math.inf
+    return math.exp(log_value)
 
 
 def check_widths(widths: Any) -> tuple[int, ...]:
@@ -109,10 +123,13 @@ class ReluJacobianMoments:
     Attributes:
         n0, widths, c_out: the network (input dimension, hidden widths, readout C_w).
         second: E[(dz/dx_p)^2] = c_out / n_0 (exact).
-        fourth: E[(dz/dx_p)^4] = 3 (c_out / n_0)^2 prod_l (1 + 5 / n_l) (exact).
+        fourth: E[(dz/dx_p)^4] = 3 (c_out / n_0)^2 prod_l (1 + 5 / n_l) (exact);
+            ``inf`` with a warning when it exceeds the float64 range (deep narrow
+            nets), where ``log_fourth`` still holds it.
         fourth_large_width: 3 (c_out / n_0)^2 exp(5 sum_l 1/n_l), the large-width
             form C exp(5 beta') / n_0^2 with C = 3 c_out^2 (relative error
-            O(sum_l 1/n_l^2)).
+            O(sum_l 1/n_l^2)); ``inf`` like ``fourth``.
+        log_fourth, log_fourth_large_width: their natural logarithms, always finite.
         beta: 5 sum_l 1/n_l (one convention: the log-normal law is N(-beta/2, beta)).
         alive_probability: P(every hidden layer has an active neuron) = prod_l (1 - 2^-n_l);
             otherwise the Jacobian is exactly 0.
@@ -131,6 +148,8 @@ class ReluJacobianMoments:
     second: float
     fourth: float
     fourth_large_width: float
+    log_fourth: float
+    log_fourth_large_width: float
     beta: float
     alive_probability: float
     log_hidden_mean: float
@@ -151,6 +170,15 @@ class ReluJacobianMoments:
         >>> math.isclose(m.moment(4), m.fourth) and math.isclose(m.moment(2), m.second)
         True
         """
+        return _exp_or_inf(self.log_moment(order), f"moment({order})", f"log_moment({order})")
+
+    def log_moment(self, order: int) -> float:
+        """log E[(dz/dx_p)^order] for even ``order`` (finite where :meth:`moment` overflows).
+
+        >>> m = relu_jacobian_moments(2, [2] * 30)  # log E[z'^4] = log 3 + 30 log(7/2)
+        >>> abs(m.log_moment(4) - (math.log(3) + 30 * math.log(3.5))) < 1e-9
+        True
+        """
         order = check_int("order", order, minimum=0)
         if order % 2:
             raise ValueError(
@@ -162,9 +190,7 @@ class ReluJacobianMoments:
         log_value = k * math.log(self.c_out / self.n0) + log_double_factorial
         for n in self.widths:
             log_value += k * math.log(2.0 / n) + _log_chi2_binomial_moment(n, k)
-        if log_value > _LOG_MAX_FLOAT:
-            return math.inf
-        return math.exp(log_value)
+        return log_value
 
     @property
     def log_hidden_mean_leading(self) -> float:
@@ -213,7 +239,9 @@ def relu_jacobian_moments(
     c_out = check_positive("c_out", c_out)
     inv = sum(1.0 / n for n in widths)
     second = c_out / n0
-    fourth = 3.0 * second**2 * math.prod(1.0 + 5.0 / n for n in widths)
+    # log space: prod_l (1 + 5 / n_l) overflows at depth ~570 for n_l = 2
+    log_fourth = math.log(3.0) + 2.0 * math.log(second) + sum(math.log1p(5.0 / n) for n in widths)
+    log_fourth_large_width = math.log(3.0) + 2.0 * math.log(second) + 5.0 * inv
     logs = [_log_chi2_binomial(n) for n in widths]
     hidden_mean = sum(m for m, _ in logs)
     hidden_var = sum(v for _, v in logs)
@@ -226,8 +254,12 @@ def relu_jacobian_moments(
         widths=widths,
         c_out=c_out,
         second=second,
-        fourth=fourth,
-        fourth_large_width=3.0 * second**2 * math.exp(5.0 * inv),
+        fourth=_exp_or_inf(log_fourth, "fourth", "log_fourth"),
+        fourth_large_width=_exp_or_inf(
+            log_fourth_large_width, "fourth_large_width", "log_fourth_large_width"
+        ),
+        log_fourth=log_fourth,
+        log_fourth_large_width=log_fourth_large_width,
         beta=5.0 * inv,
         alive_probability=math.prod(1.0 - 2.0**-n for n in widths),
         log_hidden_mean=hidden_mean,

@@ -26,7 +26,7 @@ import torch
 from scipy.integrate import solve_ivp
 
 from .._checks import check_int, check_positive, check_real, message
-from ..finite import Estimate
+from ..stats import Estimate
 
 __all__ = ["ValleyRun", "valley_curvature", "valley_drift_prediction", "valley_sgd"]
 

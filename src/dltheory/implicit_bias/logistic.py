@@ -40,6 +40,8 @@ except ImportError:  # pragma: no cover
 
 __all__ = ["GDTrajectory", "SoudryAsymptotics", "logistic_gd", "soudry_asymptotics"]
 
+_PARALLEL_RTOL = 1e-10  # |P_perp w_tilde| below this times |w_tilde| is rounding (w_tilde || w_hat)
+
 Loss = Literal["logistic", "exponential"]
 
 
@@ -196,9 +198,12 @@ class SoudryAsymptotics:
         w_hat: (d,) max-margin vector; |w(t)| / log t -> |w_hat| = 1 / margin.
         w_tilde: (d,) the offset, eta exp(-y_i x_i . w_tilde) = a_i on the support.
         norm_slope: |w_hat|, the slope of |w(t)| against log t.
-        cot_slope: |w_hat| / |P_perp w_tilde|, the slope of cot angle(t) against log t.
-        cot_intercept: u . w_tilde / |P_perp w_tilde|.
-        angle_coefficient: |P_perp w_tilde| / |w_hat|, so angle(t) ~ coefficient / log t.
+        cot_slope: |w_hat| / |P_perp w_tilde|, the slope of cot angle(t) against log t
+            (``inf`` when w_tilde is parallel to w_hat: the angle vanishes faster).
+        cot_intercept: u . w_tilde / |P_perp w_tilde| (+-inf, the sign of u . w_tilde,
+            when parallel).
+        angle_coefficient: |P_perp w_tilde| / |w_hat|, so angle(t) ~ coefficient / log t
+            (exactly 0 when parallel).
         determined: whether the support vectors span R^d (w_tilde fully predicted).
     """
 
@@ -317,12 +322,18 @@ def soudry_asymptotics(X: Any, y: Any, eta: float) -> SoudryAsymptotics:
     norm_hat = float(np.linalg.norm(w_hat))
     unit = w_hat / norm_hat
     perp = float(np.linalg.norm(w_tilde - (w_tilde @ unit) * unit))
+    # w_tilde solves grad F = 0 to 1e-14 |w_hat|, i.e. to ~1e-14 |w_tilde| times the
+    # conditioning of A^T diag(e) A; a perpendicular part below 1e-10 |w_tilde| is that
+    # rounding, not signal: w_tilde is parallel to w_hat, the angle is 0 for all t and
+    # cot angle(t) is infinite (a 2e15 "slope" otherwise).
+    if perp <= _PARALLEL_RTOL * max(float(np.linalg.norm(w_tilde)), norm_hat):
+        perp = 0.0
     return SoudryAsymptotics(
         torch.from_numpy(w_hat),
         torch.from_numpy(w_tilde),
         norm_hat,
         norm_hat / perp if perp > 0 else math.inf,
-        float(w_tilde @ unit) / perp if perp > 0 else math.inf,
+        float(w_tilde @ unit) / perp if perp > 0 else math.copysign(math.inf, w_tilde @ unit),
         perp / norm_hat,
         bool(np.linalg.matrix_rank(Z) == X.shape[1]),
     )

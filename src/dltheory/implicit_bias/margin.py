@@ -8,11 +8,21 @@ solved through its dual QP
 
     min_{a >= 0} 1/2 |sum_i a_i y_i x_i|^2 - sum_i a_i,   w_hat = sum_i a_i y_i x_i,
 
-by L-BFGS-B followed by an exact active-set polish (solve the support
-equations y_i w . x_i = 1 on the support set, add violated points, drop
-negative multipliers), and checked against the KKT conditions (margins >= 1,
-a >= 0, a_i (y_i w . x_i - 1) = 0). The geometric margin is 1 / |w_hat|;
-support vectors are the points with a_i > 0.
+The primal is a least-distance program (LDP) in d dimensions, which Lawson &
+Hanson (1974, *Solving Least Squares Problems*, Ch. 23) reduce to a
+non-negative least-squares problem with n variables and d + 1 rows:
+
+    u = argmin_{u >= 0} |E u - f|^2,   E = [Z^T; 1^T] ((d + 1, n)),  f = e_{d+1},
+    r = E u - f,   w_hat = -r_{1..d} / r_{d+1} = Z^T u / (1 - 1^T u),  a = u / (1 - 1^T u),
+
+(r = 0 would mean the constraints are infeasible). The NNLS active set holds
+about d points, so its cost is O(n d) per step and a few steps: milliseconds
+for n = 10^4, d = 5 where a dual QP over all n multipliers takes minutes. An
+exact active-set polish follows (solve the support equations y_i w . x_i = 1 on
+the support set, add violated points, drop negative multipliers), and the
+result is checked against the KKT conditions (margins >= 1, a >= 0,
+a_i (y_i w . x_i - 1) = 0). The geometric margin is 1 / |w_hat|; support vectors
+are the points with a_i > 0.
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.optimize import linprog, minimize
+from scipy.optimize import linprog, nnls
 
 from .._checks import check_int, check_positive, message
 from ._validate import design, labels_pm1
@@ -66,6 +76,19 @@ def _check_separable(Z: np.ndarray) -> None:
                 "Logistic GD then has a finite minimiser and no max-margin limit",
             )
         )
+
+
+def _ldp_dual(Z: np.ndarray) -> np.ndarray:
+    """Dual a of min |w|^2 / 2 s.t. Z w >= 1 by Lawson & Hanson's LDP -> NNLS reduction."""
+    n, d = Z.shape
+    E = np.vstack([Z.T, np.ones((1, n))])
+    f = np.zeros(d + 1)
+    f[d] = 1.0
+    u, _ = nnls(E, f, maxiter=max(100, 10 * n))
+    denominator = 1.0 - u.sum()  # -r_{d+1}; 0 only for infeasible constraints
+    if not denominator > 0:
+        raise RuntimeError("max_margin: the NNLS reduction found no feasible direction")
+    return u / denominator
 
 
 def _polish(Z: np.ndarray, a: np.ndarray) -> np.ndarray:
@@ -111,13 +134,7 @@ def max_margin(X: Any, y: Any) -> MaxMargin:
     y = labels_pm1("y", y, X.shape[0])
     Z = (y[:, None] * X).numpy()
     _check_separable(Z)
-    gram = Z @ Z.T
-    res = minimize(
-        lambda a: (0.5 * a @ gram @ a - a.sum(), gram @ a - 1.0),
-        np.zeros(Z.shape[0]), jac=True, method="L-BFGS-B", bounds=[(0, None)] * Z.shape[0],
-        options={"ftol": 1e-16, "gtol": 1e-12, "maxiter": 10_000},
-    )  # fmt: skip
-    a = _polish(Z, np.maximum(res.x, 0.0))
+    a = _polish(Z, _ldp_dual(Z))
     w = Z.T @ a
     m = Z @ w
     if m.min() < 1 - _KKT_TOL or a.min() < 0 or np.abs(a * (m - 1)).max() > _KKT_TOL:

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from .._checks import as_float_tensor, check_choice, check_int, check_positive, message
-from ..finite import Estimate
+from ..stats import Estimate
 from ._validate import design, targets
 
 __all__ = [

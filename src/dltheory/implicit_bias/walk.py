@@ -28,8 +28,8 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spl
 import torch
 
-from .._checks import check_int
-from ..finite import Estimate
+from .._checks import as_float_tensor, check_int
+from ..stats import Estimate
 
 __all__ = ["WalkRun", "challenge_walk", "lattice_slow_mass", "walk_density"]
 
@@ -37,10 +37,14 @@ __all__ = ["WalkRun", "challenge_walk", "lattice_slow_mass", "walk_density"]
 def walk_density(theta: torch.Tensor | float) -> torch.Tensor:
     """The continuum stationary density: 4 / (5 pi) on [0, pi), 1 / (5 pi) on [pi, 2 pi).
 
+    ``theta`` (any shape, angles mod 2 pi) must be finite: a NaN or infinite angle
+    has no position on the circle and is refused.
+
     >>> round(float(walk_density(1.0) / walk_density(4.0)), 12)
     4.0
     """
-    theta = torch.remainder(torch.as_tensor(theta, dtype=torch.float64), 2 * math.pi)
+    theta = as_float_tensor("theta", theta, dtype=torch.float64)
+    theta = torch.remainder(theta, 2 * math.pi)
     slow = torch.full_like(theta, 4.0 / (5.0 * math.pi))
     return torch.where(theta < math.pi, slow, slow / 4.0)
 

@@ -105,7 +105,11 @@ def _slope_changes(slopes: torch.Tensor, rtol: float = 1e-9) -> torch.Tensor:
     return (slopes[1:] - slopes[:-1]).abs().amax(dim=1) > rtol * scale
 
 
-def _as_point(name: str, value) -> torch.Tensor:
+def as_point(name: str, value) -> torch.Tensor:
+    """A point of input space as a (n_0,) float64 CPU tensor (a number for n_0 = 1).
+
+    Shared by the 1-D and 2-D region counters.
+    """
     point = as_float_tensor(name, value, dtype=torch.float64).cpu()
     if point.ndim == 0:
         point = point.reshape(1)
@@ -119,7 +123,8 @@ def _as_point(name: str, value) -> torch.Tensor:
 MAX_TOL = 1e-3
 
 
-def _check_tol(tol) -> float:
+def check_tol(tol) -> float:
+    """A relative rounding tolerance in (0, MAX_TOL] (shared by the region counters)."""
     tol = check_positive("tol", tol)
     if tol > MAX_TOL:
         raise ValueError(
@@ -177,14 +182,14 @@ def count_pieces_1d(model: nn.Module, a, b, *, tol: float = 1e-12) -> Pieces1D:
     (4, [0.25, 0.5, 0.75])
     """
     net = piecewise_linear_layers(model)
-    a, b = _as_point("a", a), _as_point("b", b)
+    a, b = as_point("a", a), as_point("b", b)
     if a.shape != b.shape:
         raise ValueError(
             message("b", f"a point of the same dimension as a ({a.shape[0]})", tuple(b.shape))
         )
     if bool(torch.equal(a, b)):
         raise ValueError(message("b", "different from a (a segment of positive length)", b))
-    tol = _check_tol(tol)
+    tol = check_tol(tol)
     net.check_input_dim(a.shape[0], "a")
     # NumPy inside the loop: many tiny matmuls, where torch's thread pool costs more
     # than the arithmetic on a busy machine.

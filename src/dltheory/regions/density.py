@@ -55,8 +55,8 @@ from .._checks import (
     check_widths,
     message,
 )
-from ..finite import Estimate
 from ..spec import MLP
+from ..stats import Estimate
 from .count_1d import count_pieces_1d
 
 __all__ = ["DensityPrediction", "RegionDensity", "density_prediction", "region_density"]

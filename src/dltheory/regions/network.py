@@ -170,11 +170,23 @@ def piecewise_linear_layers(model: nn.Module) -> PiecewiseLinearNet:
         raise TypeError(message("model", "a torch.nn.Module", type(model).__name__))
     hidden: list[HiddenLayer] = []
     pending: tuple[torch.Tensor | None, torch.Tensor | None] | None = None
-    for module in _flatten(model):
+    features: int | None = None  # output features so far (None: the input's, unknown)
+    for index, module in enumerate(_flatten(model)):
         if isinstance(module, nn.Identity | nn.Flatten):
             continue
         if isinstance(module, nn.Linear | FiniteDense):
-            pending = _compose(pending, *_linear(module))
+            w, b = _linear(module)
+            if features is not None and w.shape[1] != features:
+                raise ValueError(
+                    message(
+                        "model",
+                        "layers that chain (each Linear's in_features = the previous out_features)",
+                        f"layer {index} ({type(module).__name__}) taking {w.shape[1]} features "
+                        f"after a layer giving {features}",
+                    )
+                )
+            features = w.shape[0]
+            pending = _compose(pending, w, b)
         elif isinstance(module, nn.ReLU | nn.LeakyReLU | ActivationModule):
             slope = _slope(module)
             if slope is None:

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .._checks import as_float_tensor, check_int, message
-from .count_1d import _as_point, _check_tol
+from .count_1d import as_point, check_tol
 from .network import piecewise_linear_layers
 
 __all__ = ["Regions2D", "plot_regions_2d", "regions_2d"]
@@ -143,7 +143,7 @@ def regions_2d(model: nn.Module, origin, u, v, bounds, *, tol: float = 1e-12) ->
     (4, [1.0, 1.0, 1.0, 1.0])
     """
     net = piecewise_linear_layers(model)
-    origin, u, v = (_as_point(name, x) for name, x in (("origin", origin), ("u", u), ("v", v)))
+    origin, u, v = (as_point(name, x) for name, x in (("origin", origin), ("u", u), ("v", v)))
     for name, x in (("u", u), ("v", v)):
         if x.shape != origin.shape:
             raise ValueError(
@@ -156,7 +156,7 @@ def regions_2d(model: nn.Module, origin, u, v, bounds, *, tol: float = 1e-12) ->
     gram = torch.stack([u, v]) @ torch.stack([u, v]).T
     if float(torch.linalg.det(gram)) <= 1e-14 * float(gram.diagonal().prod()):
         raise ValueError(message("v", "linearly independent of u (a 2-D plane)", v))
-    tol = _check_tol(tol)
+    tol = check_tol(tol)
     (s0, s1), (t0, t1) = box = _box(bounds)
     min_area = 4 * np.finfo(np.float64).eps * (s1 - s0) * (t1 - t0)  # degenerate pieces only
     tol = tol * max(s1 - s0, t1 - t0)  # absolute, in (s, t) units

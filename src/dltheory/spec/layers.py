@@ -84,6 +84,33 @@ class Dense:
         return lr_w * fan_in, lr_b
 
 
+def canonical_activation(activation: Activation | str | Callable, **params: Any) -> Activation:
+    """The activation, as the registry's one instance for its (name, parameters) when it has one.
+
+    Specs compare their activations by identity, so every spelling of one
+    registered activation must give the same instance: ``"leaky_relu"`` and
+    ``("leaky_relu", slope=0.01)`` (a default passed explicitly), an alias such
+    as ``"linear"`` for ``"identity"``, or an instance built by the registry.
+    The built activation records its full parameters (defaults included), so
+    it is looked up again under its canonical name and parameters; instances
+    that are not the registry's own (another function under a registered
+    name) are kept as they are.
+
+    >>> canonical_activation("leaky_relu") is canonical_activation("leaky_relu", slope=0.01)
+    True
+    """
+    built = lookup_activation(activation, **params)
+    try:
+        canon = lookup_activation(built.name, **built.params)
+    except (TypeError, ValueError):  # not a registered name: a custom activation
+        return built
+    code = getattr(canon.fn, "__code__", None)
+    same_fn = canon.fn is built.fn or (
+        code is not None and code is getattr(built.fn, "__code__", 0)
+    )
+    return canon if same_fn and canon.params == built.params else built
+
+
 @dataclass(frozen=True)
 class Nonlinearity:
     """An elementwise activation s, applied to the preactivations."""
@@ -91,7 +118,7 @@ class Nonlinearity:
     activation: Activation
 
     def __init__(self, activation: Activation | str | Callable, **params: Any) -> None:
-        object.__setattr__(self, "activation", lookup_activation(activation, **params))
+        object.__setattr__(self, "activation", canonical_activation(activation, **params))
 
 
 Layer = Dense | Nonlinearity
@@ -138,6 +165,44 @@ class Serial:
         object.__setattr__(self, "width", width)
         object.__setattr__(self, "in_dim", in_dim)
         object.__setattr__(self, "_name", name)
+
+    def check_network(self, name: str = "spec") -> Serial:
+        """Raise unless this is a whole network: Dense first and last, one activation at a time.
+
+        The one rule that every interpreter (kernels, ``build_module``,
+        ``ensemble``) applies, so a spec that one of them accepts every other
+        accepts too: kernels start from the input Gram matrix (a Dense layer),
+        end with a readout, and compose one activation per Dense layer.
+
+        >>> Serial(Nonlinearity("relu"), Dense()).check_network()
+        Traceback (most recent call last):
+        ...
+        ValueError: spec must be a network whose first layer is Dense. Got ...
+        """
+        if not isinstance(self.layers[0], Dense):
+            raise ValueError(
+                message(
+                    name,
+                    "a network whose first layer is Dense",
+                    self.layers[0],
+                    "Kernels start from the input Gram matrix",
+                )
+            )
+        if not isinstance(self.layers[-1], Dense):
+            raise ValueError(
+                message(name, "a network whose last layer is Dense (the readout)", self.layers[-1])
+            )
+        for prev, layer in zip(self.layers, self.layers[1:], strict=False):
+            if isinstance(prev, Nonlinearity) and isinstance(layer, Nonlinearity):
+                raise ValueError(
+                    message(
+                        name,
+                        "free of two nonlinearities in a row",
+                        self,
+                        "Compose them into one activation",
+                    )
+                )
+        return self
 
     @property
     def depth(self) -> int:

@@ -7,8 +7,7 @@ from typing import Any
 
 from .._checks import check_int, message
 from ..activations import Activation
-from ..activations import activation as lookup_activation
-from .layers import Dense, Nonlinearity, Parametrization, Serial
+from .layers import Dense, Nonlinearity, Parametrization, Serial, canonical_activation
 
 __all__ = ["MLP"]
 
@@ -53,7 +52,7 @@ def MLP(
     """
     depth = check_int("depth", depth, minimum=1)
     out_dim = check_int("out_dim", out_dim, minimum=1)
-    act = lookup_activation(activation, **activation_params)
+    act = canonical_activation(activation, **activation_params)
     c_ws = _per_layer("c_w", c_w, depth + 1)
     c_bs = _per_layer("c_b", c_b, depth + 1)
     layers: list[Dense | Nonlinearity] = []

@@ -22,7 +22,7 @@ import torch
 
 from ...activations import activation
 from ...criticality import compare_correlation_profile, k_star_zero_decay
-from ...finite import Estimate, preactivations
+from ...finite import Estimate, ensemble, layer_samples
 from ...kernels import kernel
 from ...spec import MLP
 from ..figures import new_figure, png_bytes
@@ -33,7 +33,6 @@ from ..result import Outcome
 __all__ = [
     "exact_decay",
     "he_init_relu",
-    "per_input_second_moments",
     "relu_critical_correlation",
     "tanh_critical_decay",
 ]
@@ -79,19 +78,6 @@ def exact_decay(k_1: float, n_layers: int) -> torch.Tensor:
     return torch.stack(out)
 
 
-def per_input_second_moments(net: torch.nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    """(1/n_l) sum_i z_i^(l)(x_a)^2 after every Dense layer, for each input.
-
-    Args:
-        net: a sampled network (``spec.sample``).
-        x: (n_inputs, n_0).
-
-    Returns:
-        (number of Dense layers, n_inputs).
-    """
-    return torch.stack([z.square().mean(-1) for z in preactivations(net, x)])
-
-
 @reproduction(
     "tanh_critical_decay",
     title="At tanh criticality the preactivation variance decays like 1/(2l)",
@@ -110,8 +96,9 @@ def tanh_critical_decay(quick: bool = False, seed: int = 0) -> Outcome:
     |x|^2 / n_0 in {0.5, 1, 2}; l K^(l) per layer and input. The exact scalar
     recursion run to l = 10,000 must give l K^(l) within 1% of 1 / (-a_1) = 1/2.
 
-    Measurement: ``n_networks`` float32 networks (network i has seed
-    ``seed + i``); per layer and input the mean over units of z^(l)^2, times l,
+    Measurement: ``n_networks`` float32 networks (an ensemble with root seed
+    ``seed``, :func:`~dltheory.finite.layer_samples`); per layer and input the
+    mean over units of z^(l)^2, times l,
     averaged over networks with its standard error. The finite-width
     correction grows like l / n at criticality, so the verdict allows
     5 standard errors plus 0.5 depth / width relative.
@@ -132,18 +119,11 @@ def tanh_critical_decay(quick: bool = False, seed: int = 0) -> Outcome:
     l_k_long = _LONG * float(long_run[-1])
     asymptote_ok = abs(l_k_long - asymptote) <= 0.01 * asymptote
 
-    samples = (
-        torch.stack(
-            [
-                per_input_second_moments(
-                    spec.sample(sizes.width, in_dim=sizes.in_dim, seed=seed + i, dtype=_DTYPE),
-                    x.to(_DTYPE),
-                )
-                for i in range(sizes.n_networks)
-            ]
-        ).to(torch.float64)
-        * layers[None, :, None]
-    )  # (n_networks, L + 1, n_inputs)
+    networks = ensemble(
+        spec, sizes.width, sizes.n_networks, seed=seed, in_dim=sizes.in_dim, dtype=_DTYPE
+    )
+    samples = layer_samples(networks, x.to(_DTYPE)) * layers[None, :, None]
+    # (n_networks, L + 1, n_inputs)
     measurement = Estimate.from_samples(samples)
     rtol = _RTOL_PER_DEPTH_OVER_WIDTH * sizes.depth / sizes.width
     matches = measurement.agrees(prediction, n_std=_N_STD, rtol=rtol)

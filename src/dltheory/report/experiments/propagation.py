@@ -14,14 +14,14 @@ from dataclasses import asdict, dataclass
 import torch
 from matplotlib.ticker import MaxNLocator
 
-from ...finite import Estimate, preactivations
+from ...finite import Estimate, ensemble, layer_samples
 from ...kernels import kernel
 from ...spec import MLP
 from ..figures import new_figure, png_bytes
 from ..registry import reproduction
 from ..result import Outcome
 
-__all__ = ["fan_in_variance", "layer_second_moments"]
+__all__ = ["fan_in_variance"]
 
 
 @dataclass(frozen=True)
@@ -36,19 +36,6 @@ _FULL = _Sizes(depth=20, width=256, n_networks=50, in_dim=10)
 _QUICK = _Sizes(depth=10, width=128, n_networks=40, in_dim=10)
 _N_STD = 5.0
 _DTYPE = torch.float32  # the finite networks; the theory runs in float64
-
-
-def layer_second_moments(net: torch.nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    """Mean over units of z^(l)^2 after every Dense layer, running ``net`` module by module.
-
-    Args:
-        net: a sampled network (``spec.sample``).
-        x: (1, n_0) one input.
-
-    Returns:
-        (number of Dense layers,) the per-layer averages (1/n_l) sum_i z_i^(l)(x)^2.
-    """
-    return torch.stack([z.square().mean() for z in preactivations(net, x)])
 
 
 @reproduction(
@@ -69,8 +56,9 @@ def fan_in_variance(quick: bool = False, seed: int = 0) -> Outcome:
     the closed form K^(1) = C_w |x|^2 / n_0 and K^(l+1) = C_w K^(l) / 2 = K^(l)
     (E[relu(z)^2] = K/2) is reported beside it.
 
-    Measurement: for each of ``n_networks`` float32 networks (network i has seed
-    ``seed + i``), the average over units of z^(l)^2 at every layer; the
+    Measurement: for each of ``n_networks`` float32 networks (an
+    :func:`~dltheory.finite.ensemble` with root seed ``seed``), the average over
+    units of z^(l)^2 at every layer (:func:`~dltheory.finite.layer_samples`); the
     estimate is the mean over networks with its standard error. For ReLU with
     C_b = 0 the mean is exact at any width (E[relu(z)^2 | layer l-1] is half
     the conditional variance), so the verdict allows only 5 standard errors
@@ -86,15 +74,10 @@ def fan_in_variance(quick: bool = False, seed: int = 0) -> Outcome:
     prediction = torch.stack([layer.cov1[0] for layer in theory.layers])
     closed_form = 2.0 * float(x.square().sum()) / sizes.in_dim
 
-    samples = torch.stack(
-        [
-            layer_second_moments(
-                spec.sample(sizes.width, in_dim=sizes.in_dim, seed=seed + i, dtype=_DTYPE),
-                x.to(_DTYPE),
-            )
-            for i in range(sizes.n_networks)
-        ]
-    ).to(torch.float64)  # (n_networks, L + 1)
+    networks = ensemble(
+        spec, sizes.width, sizes.n_networks, seed=seed, in_dim=sizes.in_dim, dtype=_DTYPE
+    )
+    samples = layer_samples(networks, x.to(_DTYPE))[..., 0]  # (n_networks, L + 1)
     measurement = Estimate.from_samples(samples)
     rtol = 1.0 / sizes.width
     verdict = measurement.agrees(prediction, n_std=_N_STD, rtol=rtol)
