@@ -8,12 +8,14 @@ Public API:
 * :class:`GGNOperator` — the generalised Gauss-Newton matrix J^T H_out J.
 * :func:`gauss_newton_parts`, :func:`gauss_newton_decomposition` — Papyan's class,
   cross-class and within-class parts of the cross-entropy GGN; outliers located.
+* :func:`neural_collapse` — NC1-NC4 of last-layer features and classifier.
 """
 
 from .eigenvalues import hessian_eigenvalues
 from .ggn import GGNOperator
 from .hessian import HessianOperator
 from .lanczos import EigenResult, lanczos_eigenpairs
+from .neural_collapse import NeuralCollapse, neural_collapse
 from .papyan import (
     GaussNewtonParts,
     PapyanDecomposition,
@@ -26,9 +28,11 @@ __all__ = [
     "GGNOperator",
     "GaussNewtonParts",
     "HessianOperator",
+    "NeuralCollapse",
     "PapyanDecomposition",
     "gauss_newton_decomposition",
     "gauss_newton_parts",
     "hessian_eigenvalues",
     "lanczos_eigenpairs",
+    "neural_collapse",
 ]
