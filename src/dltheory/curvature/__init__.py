@@ -8,13 +8,16 @@ Public API:
 * :class:`GGNOperator` — the generalised Gauss-Newton matrix J^T H_out J.
 * :func:`gauss_newton_parts`, :func:`gauss_newton_decomposition` — Papyan's class,
   cross-class and within-class parts of the cross-entropy GGN; outliers located.
+* :func:`hutchpp_trace`, :func:`hessian_trace` — Hutch++ trace with a standard error.
+* :func:`spectral_density`, :func:`hessian_spectral_density` — SLQ eigenvalue density.
 * :func:`neural_collapse` — NC1-NC4 of last-layer features and classifier.
 """
 
+from .density import SpectralDensity, hessian_spectral_density, spectral_density
 from .eigenvalues import hessian_eigenvalues
 from .ggn import GGNOperator
 from .hessian import HessianOperator
-from .lanczos import EigenResult, lanczos_eigenpairs
+from .lanczos import EigenResult, lanczos_eigenpairs, lanczos_tridiagonal
 from .neural_collapse import NeuralCollapse, neural_collapse
 from .papyan import (
     GaussNewtonParts,
@@ -22,6 +25,7 @@ from .papyan import (
     gauss_newton_decomposition,
     gauss_newton_parts,
 )
+from .trace import TraceEstimate, hessian_trace, hutchpp_trace
 
 __all__ = [
     "EigenResult",
@@ -30,9 +34,16 @@ __all__ = [
     "HessianOperator",
     "NeuralCollapse",
     "PapyanDecomposition",
+    "SpectralDensity",
+    "TraceEstimate",
     "gauss_newton_decomposition",
     "gauss_newton_parts",
     "hessian_eigenvalues",
+    "hessian_spectral_density",
+    "hessian_trace",
+    "hutchpp_trace",
     "lanczos_eigenpairs",
+    "lanczos_tridiagonal",
     "neural_collapse",
+    "spectral_density",
 ]
