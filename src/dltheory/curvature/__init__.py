@@ -10,6 +10,8 @@ Public API:
   cross-class and within-class parts of the cross-entropy GGN; outliers located.
 * :func:`hutchpp_trace`, :func:`hessian_trace` — Hutch++ trace with a standard error.
 * :func:`spectral_density`, :func:`hessian_spectral_density` — SLQ eigenvalue density.
+* :func:`gradient_overlap`, :class:`GradientOverlap` — the gradient's share in the top-k
+  Hessian eigenspace (a training-loop tracker).
 * :func:`neural_collapse` — NC1-NC4 of last-layer features and classifier.
 """
 
@@ -19,6 +21,7 @@ from .ggn import GGNOperator
 from .hessian import HessianOperator
 from .lanczos import EigenResult, lanczos_eigenpairs, lanczos_tridiagonal
 from .neural_collapse import NeuralCollapse, neural_collapse
+from .overlap import GradientOverlap, OverlapResult, gradient_overlap
 from .papyan import (
     GaussNewtonParts,
     PapyanDecomposition,
@@ -31,13 +34,16 @@ __all__ = [
     "EigenResult",
     "GGNOperator",
     "GaussNewtonParts",
+    "GradientOverlap",
     "HessianOperator",
     "NeuralCollapse",
+    "OverlapResult",
     "PapyanDecomposition",
     "SpectralDensity",
     "TraceEstimate",
     "gauss_newton_decomposition",
     "gauss_newton_parts",
+    "gradient_overlap",
     "hessian_eigenvalues",
     "hessian_spectral_density",
     "hessian_trace",
