@@ -42,3 +42,16 @@ def test_bad_input():
         spectral_density(lambda v: v, 5, sigma=-1.0)
     with pytest.raises(ValueError, match="grid must be a 1-D array"):
         spectral_density(lambda v: v, 5, grid=torch.zeros(2, 2))
+
+
+def test_deflation_is_unbiased_and_cuts_the_error():
+    lam = torch.cat([torch.tensor([40.0, 25.0, 12.0]), torch.linspace(-0.5, 1.5, 397)]).double()
+    A = _quadratic(400, lam, seed=2)
+    plain = spectral_density(lambda v: A @ v, 400, n_probes=10, n_steps=20, seed=4)
+    defl = spectral_density(lambda v: A @ v, 400, n_probes=10, n_steps=20, deflate=3, seed=4)
+    assert defl.nodes[0, -3:].tolist() == pytest.approx([40.0, 25.0, 12.0], rel=1e-8)
+    for p in (1, 2):
+        est, se = defl.moment(p)
+        exact = float((lam**p).mean())
+        assert abs(est - exact) < 5 * se
+        assert se < plain.moment(p)[1] / 5  # the outliers no longer carry the variance
