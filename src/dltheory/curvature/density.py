@@ -209,6 +209,7 @@ def hessian_spectral_density(
         n_steps=n_steps,
         sigma=sigma,
         grid=grid,
+        deflate=deflate,
         seed=seed,
         dtype=H.dtype,
         device=H.device,
