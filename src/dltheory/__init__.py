@@ -18,13 +18,17 @@ Public API:
   also depth scales, phase diagrams, profiles);
 * finite width: :func:`ensemble` (module ``dltheory.finite``: also measured
   moments, ReLU path counting), :func:`finite_width_corrections`;
+* curvature (module ``dltheory.curvature``): :class:`HessianOperator`,
+  :func:`hessian_eigenvalues`, :func:`lanczos_eigenpairs` (also GGN, Papyan's
+  decomposition, trace, spectral density, neural collapse, gradient overlap);
 * modules ``dltheory.implicit_bias`` (diagonal nets, max margin, SGD noise),
   ``dltheory.regions`` (linear regions), ``dltheory.parallel`` (serial / Dask sweeps).
 """
 
-from . import criticality, implicit_bias, parallel, regions
+from . import criticality, curvature, implicit_bias, parallel, regions
 from .activations import Activation, activation
 from .criticality import chi_parallel, chi_perp, critical_init_, critical_point, fixed_points
+from .curvature import HessianOperator, hessian_eigenvalues, lanczos_eigenpairs
 from .finite import Estimate, build_module, empirical_ntk, ensemble, sample_outputs
 from .kernels import KernelState, finite_width_corrections, kernel
 from .spec import MLP, Dense, Nonlinearity, Serial, spec_from_module
@@ -36,6 +40,7 @@ __all__ = [
     "Activation",
     "Dense",
     "Estimate",
+    "HessianOperator",
     "KernelState",
     "Nonlinearity",
     "Serial",
@@ -46,12 +51,15 @@ __all__ = [
     "critical_init_",
     "critical_point",
     "criticality",
+    "curvature",
     "empirical_ntk",
     "ensemble",
     "finite_width_corrections",
     "fixed_points",
+    "hessian_eigenvalues",
     "implicit_bias",
     "kernel",
+    "lanczos_eigenpairs",
     "parallel",
     "regions",
     "sample_outputs",
