@@ -142,7 +142,8 @@ def report(quick: bool, peer_json: str | None, ours_json: str | None = None) -> 
     print(
         f"Problem of PEERS.md (P = 26,506 parameters, N = 1797, float64). Load average "
         f"{load0[0]:.1f} at start, {load1[0]:.1f} at end (2 cores, shared); our process CPU "
-        f"{time.process_time() - t0:.0f} s (0 when cached numbers were reused). Wall times are noisy under this load: compare "
+        f"{time.process_time() - t0:.0f} s (0 when cached numbers were reused). "
+        f"Wall times are noisy under this load: compare "
         f"HVP counts and CPU seconds first. Peers measured "
         f"{'in the same run' if not peer_json else 'by peer_hessian.py at the same time'}.\n"
     )

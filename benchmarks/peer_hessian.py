@@ -118,7 +118,9 @@ def curvlinops_tasks(model, loss_fn, x, y, tasks, res):
     orig = type(H)._matmat
 
     def counted(self, X):
-        count["n"] += X.shape[1] if X.ndim == 2 else 1
+        # curvlinops 3 passes a list of parameter-shaped blocks with K trailing columns
+        first = X[0] if isinstance(X, list | tuple) else X
+        count["n"] += first.shape[-1] if first.ndim >= 2 else 1
         return orig(self, X)
 
     type(H)._matmat = counted
