@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/ensemble.py
 	$(PY) benchmarks/regions.py
 	$(PY) benchmarks/max_margin.py
+	$(PY) benchmarks/hessian.py
 
 clean:
 	rm -rf $(VENV) report site .pytest_cache

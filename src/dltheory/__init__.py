@@ -23,6 +23,9 @@ Public API:
 * random matrices: :class:`ProductNormLaw`, :func:`marchenko_pastur_density` (module
   ``dltheory.random_matrices``); entropy: :func:`jl_dimension`, :func:`covering_number`
   (module ``dltheory.entropy``);
+* curvature (module ``dltheory.curvature``): :class:`HessianOperator`,
+  :func:`hessian_eigenvalues`, :func:`lanczos_eigenpairs` (also GGN, Papyan's
+  decomposition, trace, spectral density, neural collapse, gradient overlap);
 * modules ``dltheory.implicit_bias`` (diagonal nets, max margin, SGD noise),
   ``dltheory.regions`` (linear regions), ``dltheory.parallel`` (serial / Dask sweeps).
 """
@@ -38,6 +41,10 @@ __version__ = "0.1.0"
 # command line's `--help` stay fast (torch alone takes seconds to import).
 # To export a name, add it to _EXPORTS (name -> submodule) and to __all__.
 _EXPORTS = {
+    "lanczos_eigenpairs": "curvature",
+    "hessian_eigenvalues": "curvature",
+    "HessianOperator": "curvature",
+    "curvature": "curvature",
     "criticality": "criticality",
     "implicit_bias": "implicit_bias",
     "parallel": "parallel",
@@ -76,6 +83,7 @@ if TYPE_CHECKING:  # what the lazy exports are, for type checkers and IDEs
     from . import (
         bayes_linear,
         criticality,
+        curvature,
         entropy,
         implicit_bias,
         parallel,
@@ -85,6 +93,11 @@ if TYPE_CHECKING:  # what the lazy exports are, for type checkers and IDEs
     from .activations import Activation, activation
     from .bayes_linear import deep_linear_posterior
     from .criticality import chi_parallel, chi_perp, critical_init_, critical_point, fixed_points
+    from .curvature import (
+        HessianOperator,
+        hessian_eigenvalues,
+        lanczos_eigenpairs,
+    )
     from .entropy import covering_number, jl_dimension
     from .finite import build_module, empirical_ntk, ensemble, sample_outputs
     from .kernels import KernelState, finite_width_corrections, kernel
@@ -112,6 +125,7 @@ __all__ = [
     "Activation",
     "Dense",
     "Estimate",
+    "HessianOperator",
     "KernelState",
     "Nonlinearity",
     "ProductNormLaw",
@@ -125,15 +139,18 @@ __all__ = [
     "critical_init_",
     "critical_point",
     "criticality",
+    "curvature",
     "deep_linear_posterior",
     "empirical_ntk",
     "ensemble",
     "entropy",
     "finite_width_corrections",
     "fixed_points",
+    "hessian_eigenvalues",
     "implicit_bias",
     "jl_dimension",
     "kernel",
+    "lanczos_eigenpairs",
     "marchenko_pastur_density",
     "parallel",
     "random_matrices",

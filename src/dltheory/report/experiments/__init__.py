@@ -23,6 +23,7 @@ MODULES = (
     "implicit_bias",  # diagonal nets, max margin, SGD noise
     "regions",  # linear regions: density at init, sawtooth, 2-D region map
     "bayes_linear",  # deep linear Bayesian nets, random matrices, JL and covering numbers
+    "curvature",  # loss Hessian outliers, neural collapse, gradient in the top subspace
 )
 
 
