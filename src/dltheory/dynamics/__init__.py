@@ -15,6 +15,7 @@ from .convergence import (
     width_condition_notes,
     width_condition_paper,
 )
+from .coord_check import CoordCheck, coord_check
 from .linearized import LinearizedPrediction, linearized_outputs, linearized_prediction
 from .ntk_gp import NTKGPPrediction, ntk_gp_prediction
 from .trackers import BUILTIN_TRACKERS, Tracker
@@ -23,6 +24,7 @@ from .trajectory import Divergence, TrainState, Trajectory, mse_loss
 
 __all__ = [
     "BUILTIN_TRACKERS",
+    "CoordCheck",
     "Divergence",
     "DuPrediction",
     "LinearizedPrediction",
@@ -30,6 +32,7 @@ __all__ = [
     "Tracker",
     "TrainState",
     "Trajectory",
+    "coord_check",
     "du_prediction",
     "du_two_layer_spec",
     "lambda_0",
