@@ -56,3 +56,10 @@ def test_coord_check_errors():
         coord_check(MLP(1), [])
     with pytest.raises(ValueError, match="lr must be > 0"):
         coord_check(MLP(1), [8], lr=0.0)
+
+
+def test_ensemble_refuses_mean_field_and_mup():
+    from dltheory.finite import ensemble
+
+    with pytest.raises(ValueError, match="spec must be in 'ntk' or 'standard' parametrisation"):
+        ensemble(MLP(1, parametrization="mup"), width=8, n_networks=2, in_dim=2)
