@@ -162,8 +162,11 @@ def _drift_slope(parametrization: str, widths=(128, 512, 2048), n_seeds=3):
 
 
 def test_ntk_drift_shrinks_in_ntk_and_stays_order_one_in_mean_field_and_mup():
+    # Lee et al. 2019 (Thm 2.1) bound the drift by O(n^-1/2); its leading term is O(1/n)
+    # (Roberts, Yaida & Hanin 2022, ch. 11), so the fitted slope lies in [-1, -1/2]
+    # up to 0.1 + 3 SE (measured about -0.5 here, about -0.9 over widths 128-4096).
     slope, se = _drift_slope("ntk")
-    assert abs(slope + 0.5) < 0.1 + 3 * se, (slope, se)
+    assert -1 - 0.1 - 3 * se < slope < -0.5 + 0.1 + 3 * se, (slope, se)
     for p in ("mean_field", "mup"):
         slope, se = _drift_slope(p)
         assert abs(slope) < 0.1 + 3 * se, (p, slope, se)
