@@ -9,7 +9,7 @@
    dltheory.dynamics.linearized_prediction vs nt.predict.gradient_descent_mse on the
    same kernels; same numbers to 1e-8, times side by side.
 
-Usage: python benchmarks/dynamics.py [--quick]
+Usage: python benchmarks/dynamics.py [--quick] [--ntk-only | --linearized-only]
 """
 
 from __future__ import annotations
@@ -176,13 +176,12 @@ def gd_benchmark(quick: bool) -> None:
     )
 
 
-def main(quick: bool = False) -> None:
-    ntk_benchmark(quick)
-    gd_benchmark(quick)
-
-
 if __name__ == "__main__":
     from results_file import run_and_record  # beside this script
 
     q = "--quick" in sys.argv
-    run_and_record("dynamics", lambda: main(q), quick=q)
+    # two sections, so each part can be rerun alone (--ntk-only / --linearized-only)
+    if "--linearized-only" not in sys.argv:
+        run_and_record("dynamics", lambda: ntk_benchmark(q), quick=q)
+    if "--ntk-only" not in sys.argv:
+        run_and_record("dynamics-linearized", lambda: gd_benchmark(q), quick=q)

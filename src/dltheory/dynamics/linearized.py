@@ -208,8 +208,9 @@ def linearized_prediction(
                 message("ntk_test_train", "of the same layout as ntk_train_train", kt.shape)
             )
         kt = _flatten_kernel("ntk_test_train", kt, f0t.shape[0], n)
-        proj = kt @ vecs  # (M*, M)
-        move = torch.einsum("si,ti,ic->tsc", proj, gain, coeff)
+        # Theta^+ (I - D_t)(f_0 - y) as T vectors first: matrix-vector work with Theta_{*X}
+        weights = torch.einsum("mi,tic->tmc", vecs, gain[:, :, None] * coeff[None])
+        move = torch.einsum("sm,tmc->tsc", kt, weights)
         test = (f0t.reshape(kt.shape[0], -1) - move).reshape(len(times), *f0t.shape)
     if scalar:
         train = train[0]

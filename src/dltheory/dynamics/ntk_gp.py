@@ -126,11 +126,14 @@ def ntk_gp_prediction(
     tt = times[:, None]
     finite = torch.isfinite(tt)
     one_minus = torch.where(finite, -torch.expm1(-lr * lam * torch.where(finite, tt, 0.0) / n), 1.0)
-    # A_t = Theta_{*X} Theta^{-1} (I - E_t), (T, N*, N), from the one eigendecomposition
-    a_t = torch.einsum("si,ti,ri->tsr", kt @ vecs, one_minus / lam, vecs)
-    mean = torch.einsum("tsr,r...->ts...", a_t, y)
+    # mean = Theta_{*X} V diag((1 - e^{-eta lambda t / N}) / lambda) V^T Y: vectors first
+    coeff = vecs.T @ y.reshape(n, -1)  # (N, c)
+    weights = torch.einsum("mi,tic->tmc", vecs, (one_minus / lam)[:, :, None] * coeff[None])
+    mean = torch.einsum("sm,tmc->tsc", kt, weights).reshape(len(times), n_test, *y.shape[1:])
     cov = None
     if all(given):
+        # A_t = Theta_{*X} Theta^{-1} (I - E_t), (T, N*, N), from the one eigendecomposition
+        a_t = torch.einsum("si,ti,ri->tsr", kt @ vecs, one_minus / lam, vecs)
         k_xx = _block("nngp_train_train", nngp_train_train, (n, n))
         k_sx = _block("nngp_test_train", nngp_test_train, (n_test, n))
         k_ss = _block("nngp_test_test", nngp_test_test, (n_test, n_test))
