@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/regions.py
 	$(PY) benchmarks/max_margin.py
 	$(PY) benchmarks/hessian.py
+	$(PY) benchmarks/dynamics.py
 
 clean:
 	rm -rf $(VENV) report site .pytest_cache

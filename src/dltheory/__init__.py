@@ -23,6 +23,10 @@ Public API:
 * random matrices: :class:`ProductNormLaw`, :func:`marchenko_pastur_density` (module
   ``dltheory.random_matrices``); entropy: :func:`jl_dimension`, :func:`covering_number`
   (module ``dltheory.entropy``);
+* training dynamics: :func:`train`, :class:`TrainState`, :class:`Trajectory`,
+  :func:`linearized_prediction`, :func:`ntk_gp_prediction` (module
+  ``dltheory.dynamics``: also trackers, parametrisations, coordinate checks and
+  Du et al.'s convergence theory);
 * curvature (module ``dltheory.curvature``): :class:`HessianOperator`,
   :func:`hessian_eigenvalues`, :func:`lanczos_eigenpairs` (also GGN, Papyan's
   decomposition, trace, spectral density, neural collapse, gradient overlap);
@@ -41,6 +45,12 @@ __version__ = "0.1.0"
 # command line's `--help` stay fast (torch alone takes seconds to import).
 # To export a name, add it to _EXPORTS (name -> submodule) and to __all__.
 _EXPORTS = {
+    "train": "dynamics",
+    "ntk_gp_prediction": "dynamics",
+    "linearized_prediction": "dynamics",
+    "Trajectory": "dynamics",
+    "TrainState": "dynamics",
+    "dynamics": "dynamics",
     "lanczos_eigenpairs": "curvature",
     "hessian_eigenvalues": "curvature",
     "HessianOperator": "curvature",
@@ -84,6 +94,7 @@ if TYPE_CHECKING:  # what the lazy exports are, for type checkers and IDEs
         bayes_linear,
         criticality,
         curvature,
+        dynamics,
         entropy,
         implicit_bias,
         parallel,
@@ -97,6 +108,13 @@ if TYPE_CHECKING:  # what the lazy exports are, for type checkers and IDEs
         HessianOperator,
         hessian_eigenvalues,
         lanczos_eigenpairs,
+    )
+    from .dynamics import (
+        TrainState,
+        Trajectory,
+        linearized_prediction,
+        ntk_gp_prediction,
+        train,
     )
     from .entropy import covering_number, jl_dimension
     from .finite import build_module, empirical_ntk, ensemble, sample_outputs
@@ -130,6 +148,8 @@ __all__ = [
     "Nonlinearity",
     "ProductNormLaw",
     "Serial",
+    "TrainState",
+    "Trajectory",
     "activation",
     "bayes_linear",
     "build_module",
@@ -141,6 +161,7 @@ __all__ = [
     "criticality",
     "curvature",
     "deep_linear_posterior",
+    "dynamics",
     "empirical_ntk",
     "ensemble",
     "entropy",
@@ -151,10 +172,13 @@ __all__ = [
     "jl_dimension",
     "kernel",
     "lanczos_eigenpairs",
+    "linearized_prediction",
     "marchenko_pastur_density",
+    "ntk_gp_prediction",
     "parallel",
     "random_matrices",
     "regions",
     "sample_outputs",
     "spec_from_module",
+    "train",
 ]
