@@ -243,7 +243,8 @@ class Pool:
         """``value`` itself (serial) or a future of it held by every worker (Dask)."""
         if self._client is None:
             return value
-        return self._client.scatter(value, broadcast=True)
+        # hash=False: equal data scattered twice must not share (and free) one key.
+        return self._client.scatter(value, broadcast=True, hash=False)
 
     def map(self, fn: Callable[..., Any], tasks: Iterable[Mapping[str, Any]]) -> list[Any]:
         """``[fn(**task) for task in tasks]``, in task order (futures in tasks are resolved)."""

@@ -89,8 +89,8 @@ def fit_exact(
     >>> from dltheory import MLP
     >>> x = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
     >>> fit = fit_exact(MLP(depth=1, activation="relu", c_w=2.0), x, [1.0, 1.0])
-    >>> [round(float(a), 10) for a in fit.alpha[:, 0]]  # K = [[1, 1/pi], [1/pi, 1]]
-    [0.7585469032, 0.7585469032]
+    >>> [round(float(a), 12) for a in fit.alpha[:, 0]]  # K = [[1, 1/pi], [1/pi, 1]]: pi/(pi+1)
+    [0.758546992995, 0.758546992995]
     """
     x, y = _inputs(x, y)
     ridge = check_nonnegative("ridge", ridge)
