@@ -211,14 +211,15 @@ class NTKRegressor(_Regressor):
             super()._fit_targets(X, Y)
             return
         # alpha_t = (Theta + alpha I)^-1 (I - exp(-lr (Theta + alpha I) t / N)) y: the
-        # NTK-GP mean with Theta_*n = I (Lee et al. 2019, Eq. 9).
+        # NTK-GP mean (Lee et al. 2019, Eq. 15) with Theta_*n = I.
         x = torch.from_numpy(np.ascontiguousarray(X))
-        theta = gram_matrix(self._network(), x, kind="ntk")
+        theta = torch.from_numpy(gram_matrix(self._network(), x, kind="ntk"))
         n = len(X)
         coef = _ntk_gp_prediction()(
-            theta, np.eye(n), Y, t=self.t, lr=self.lr, diag_reg=self.alpha
-        ).mean
-        self._store(KernelRidgeFit(np.asarray(coef), x, 0.0, 1, (), True, None), "exact")
+            theta, torch.eye(n, dtype=torch.float64), Y, t=self.t, lr=self.lr,
+            diag_reg=_diag_reg(self.alpha, theta),
+        ).mean  # fmt: skip
+        self._store(KernelRidgeFit(coef.numpy(), x, 0.0, 1, (), True, None), "exact")
 
     def _posterior_spread(self, X: np.ndarray, full: bool) -> np.ndarray:
         """Variance / covariance over initialisations of the trained network (Lee et al. 2019)."""
@@ -232,9 +233,10 @@ class NTKRegressor(_Regressor):
         pred = _ntk_gp_prediction()(
             train.ntk, cross.ntk, np.zeros((len(xn), 1)), t=self.t, lr=self.lr,
             nngp_train_train=train.nngp, nngp_test_train=cross.nngp,
-            nngp_test_test=test.nngp, ntk_test_test=test.ntk, diag_reg=self.alpha,
+            nngp_test_test=test.nngp, ntk_test_test=test.ntk,
+            diag_reg=_diag_reg(self.alpha, train.ntk),
         )  # fmt: skip
-        cov = np.asarray(pred.cov)
+        cov = pred.cov.numpy()
         return cov if full else np.diagonal(cov).copy()
 
 
@@ -243,3 +245,9 @@ def _ntk_gp_prediction():
     from ..dynamics import ntk_gp_prediction
 
     return ntk_gp_prediction
+
+
+def _diag_reg(alpha: float, theta: torch.Tensor) -> float:
+    """``ntk_gp_prediction``'s relative ``diag_reg`` that adds ``alpha`` to Theta's diagonal."""
+    trace = float(torch.trace(theta))
+    return alpha * len(theta) / trace if trace > 0 else 0.0
