@@ -9,6 +9,7 @@ import torch
 from dltheory import MLP
 from dltheory.kernels import cholesky_in_place, gram_matrix, kernel_product
 from dltheory.kernels.cholesky import jitter_schedule
+from dltheory.estimators import NNGPRegressor
 from dltheory.kernels.gram import panel_rows
 from dltheory.parallel import pool
 
@@ -77,17 +78,16 @@ def test_two_worker_local_cluster_equals_serial(data):
     v = torch.from_numpy(np.random.default_rng(2).standard_normal(37))
     with pool("serial") as p:
         serial = kernel_product(spec, data, data, v, block_rows=9, pool=p)
-    with pool("dask", n_workers=2) as p:
+    y = np.sin(data[:, 0].numpy())
+    kw = {"depth": 2, "alpha": 1e-2, "solver": "cg", "n_inducing": 20, "random_state": 0,
+          "tol": 1e-10}  # fmt: skip
+    local = NNGPRegressor(**kw).fit(data, y).predict(data)
+    with pool("dask", n_workers=2) as p:  # one cluster for the products and the estimator
         assert len(p._client.scheduler_info()["workers"]) == 2
         on_dask = kernel_product(spec, data, data, v, block_rows=9, pool=p)
-        from dltheory.estimators import NNGPRegressor
-
-        y = np.sin(data[:, 0].numpy())
-        kw = {"depth": 2, "alpha": 1e-2, "solver": "cg", "n_inducing": 20, "random_state": 0,
-              "tol": 1e-10}  # fmt: skip
-        local = NNGPRegressor(**kw).fit(data, y).predict(data)
+        address = p._client.scheduler.address
+        remote = NNGPRegressor(**kw, backend="dask", address=address).fit(data, y).predict(data)
     torch.testing.assert_close(on_dask, serial, rtol=1e-14, atol=1e-14 * float(serial.abs().max()))
-    remote = NNGPRegressor(**kw, backend="dask", n_workers=2).fit(data, y).predict(data)
     # Both are CG solutions of one system to a relative residual of 1e-10; rounding
     # differences in the products move the iterates, not the solution: with the
     # preconditioned system's condition number below 1e3 they agree to 1e-7.

@@ -28,6 +28,7 @@ __all__ = ["KernelKind", "block_product", "gram_matrix", "kernel_product", "pane
 KernelKind = Literal["nngp", "ntk"]
 _PANEL_FRACTION = 0.05  # transient panels use at most this fraction of the Gram's memory
 _ARRAYS_PER_PANEL = 3  # nngp, ntk and the input Gram of one panel, from ``kernel``
+PRODUCT_MEMORY = 256 << 20  # bytes of kernel blocks alive at once in ``kernel_product``
 
 
 def panel_rows(n_rows: int, n_cols: int, memory_budget: int | None = None) -> int:
@@ -154,8 +155,8 @@ def kernel_product(
         x1: (N1, n_0) inputs (rows); x2: (N2, n_0) inputs (columns).
         v: (N2,) or (N2, k) vector(s) (float64).
         kind: ``"nngp"`` or ``"ntk"``.
-        block_rows: rows per block (default: :func:`panel_rows` for N2 columns, at most
-            a quarter of the rows so that a pool has work for several workers).
+        block_rows: rows per block (default: blocks of ``PRODUCT_MEMORY`` bytes, and
+            with a pool at most a quarter of the rows, so that workers share the work).
         pool: a :class:`dltheory.parallel.Pool` (``None``: serial, here).
         gram_twice: return K^T (K v) of shape (N2,) / (N2, k) instead.
 
@@ -179,7 +180,9 @@ def kernel_product(
             message("v", f"of shape ({len(x2)},) or ({len(x2)}, k)", f"shape {tuple(v.shape)}")
         )
     if block_rows is None:
-        block_rows = min(panel_rows(len(x1), len(x2)), max(64, math.ceil(len(x1) / 4)))
+        block_rows = max(1, min(len(x1), PRODUCT_MEMORY // (8 * _ARRAYS_PER_PANEL * len(x2))))
+        if pool is not None:
+            block_rows = min(block_rows, max(64, math.ceil(len(x1) / 4)))
     b = check_int("block_rows", block_rows, minimum=1)
     starts = range(0, len(x1), b)
     if pool is None:
