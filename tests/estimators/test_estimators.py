@@ -121,7 +121,7 @@ def test_bad_input_gives_scikit_learn_errors(cls):
     for bad in (np.nan, np.inf):
         xb = x.copy()
         xb[0, 0] = bad
-        with pytest.raises(ValueError, match="Input X contains (NaN|infinity)"):
+        with pytest.raises(ValueError, match=r"Input X contains (NaN|infinity)"):
             model.fit(xb, y)
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         model.fit(x, y[:3])

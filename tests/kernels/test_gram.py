@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from dltheory import MLP
+from dltheory.estimators import NNGPRegressor
 from dltheory.kernels import cholesky_in_place, gram_matrix, kernel_product
 from dltheory.kernels.cholesky import jitter_schedule
-from dltheory.estimators import NNGPRegressor
 from dltheory.kernels.gram import panel_rows
 from dltheory.parallel import pool
 
