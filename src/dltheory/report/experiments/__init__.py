@@ -22,6 +22,7 @@ MODULES = (
     "depth_scales",  # xi_c off criticality, the measured order/chaos phase diagram
     "implicit_bias",  # diagonal nets, max margin, SGD noise
     "regions",  # linear regions: density at init, sawtooth, 2-D region map
+    "kernel_methods",  # NNGP/NTK kernel machines on real data; trained nets vs NTK
 )
 
 
