@@ -22,11 +22,15 @@ Public API:
   :func:`linearized_prediction`, :func:`ntk_gp_prediction` (module
   ``dltheory.dynamics``: also trackers, parametrisations, coordinate checks and
   Du et al.'s convergence theory);
+* kernel methods: :class:`NNGPRegressor`, :class:`NTKRegressor`,
+  :class:`NNGPClassifier`, :class:`NTKClassifier` (module ``dltheory.estimators``,
+  scikit-learn compatible); exact GP inference, RKHS tools and the in-place / CG
+  solvers in ``dltheory.kernels``;
 * modules ``dltheory.implicit_bias`` (diagonal nets, max margin, SGD noise),
   ``dltheory.regions`` (linear regions), ``dltheory.parallel`` (serial / Dask sweeps).
 """
 
-from . import criticality, dynamics, implicit_bias, parallel, regions
+from . import criticality, dynamics, estimators, implicit_bias, parallel, regions
 from .activations import Activation, activation
 from .criticality import chi_parallel, chi_perp, critical_init_, critical_point, fixed_points
 from .dynamics import (
@@ -36,6 +40,7 @@ from .dynamics import (
     ntk_gp_prediction,
     train,
 )
+from .estimators import NNGPClassifier, NNGPRegressor, NTKClassifier, NTKRegressor
 from .finite import Estimate, build_module, empirical_ntk, ensemble, sample_outputs
 from .kernels import KernelState, finite_width_corrections, kernel
 from .spec import MLP, Dense, Nonlinearity, Serial, spec_from_module
@@ -48,6 +53,10 @@ __all__ = [
     "Dense",
     "Estimate",
     "KernelState",
+    "NNGPClassifier",
+    "NNGPRegressor",
+    "NTKClassifier",
+    "NTKRegressor",
     "Nonlinearity",
     "Serial",
     "TrainState",
@@ -60,6 +69,7 @@ __all__ = [
     "critical_point",
     "criticality",
     "dynamics",
+    "estimators",
     "empirical_ntk",
     "ensemble",
     "finite_width_corrections",

@@ -209,7 +209,7 @@ def ntk_equals_trained_nets(quick: bool = False, seed: int = 0) -> Outcome:
             "lr": lr,
             "steps": steps,
             "seed": seed,
-        },  # fmt: skip
+        },
         details={"predicted": predicted, "mean": mean, "stderr": stderr, "z": z},
         figure=png_bytes(fig),
     )
