@@ -152,7 +152,7 @@ def _jobs(sizes: list[int], m: int, kinds: list[str], big_iters: int) -> list[di
     return jobs
 
 
-def main(results: list[dict], seconds: float) -> None:
+def main(results: list[dict], seconds: float, notes: str = "") -> None:
     import sklearn
     import torch
 
@@ -189,11 +189,15 @@ def main(results: list[dict], seconds: float) -> None:
               f"| {r['peak_mb'] / r['gram_mb']:.2f} | {r['test_error']:.4f} "
               f"| {_fmt(r.get('max_rel_diff'), '.1e')} "
               f"| {r['load_start']:.1f} / {r['load_end']:.1f} |")  # fmt: skip
-    print("\nFalkon's fit time includes its set-up (K_mm, two m x m Cholesky factors, "
-          "K_nm^T y); 's / CG iter' divides the whole fit by the iterations, so it is an "
-          "upper bound. Runs with 'iters' at the cap (--big-iters) measure time per iteration "
-          "and memory only: their test error is not converged. 'peak' excludes the "
-          "process's imports and the data.")  # fmt: skip
+    print(
+        "\nFalkon's fit time includes its set-up (K_mm, two m x m Cholesky factors, "
+        "K_nm^T y); 's / CG iter' divides the whole fit by the iterations, so it is an "
+        "upper bound. Runs with 'iters' at the cap (--big-iters) measure time per iteration "
+        "and memory only: their test error is not converged. 'peak' excludes the "
+        "process's imports and the data."
+    )
+    if notes:
+        print("\n" + notes.strip())  # fmt: skip
 
 
 if __name__ == "__main__":
@@ -208,6 +212,7 @@ if __name__ == "__main__":
                         "falkon-dask"])  # fmt: skip
     parser.add_argument("--jsonl", help="append each job's result to this file")
     parser.add_argument("--render", nargs="*", help="JSONL files of earlier jobs to tabulate")
+    parser.add_argument("--notes", help="markdown file appended to the section")
     parser.add_argument("--no-record", action="store_true", help="print, do not write RESULTS")
     args = parser.parse_args()
     if args.job:
@@ -232,5 +237,7 @@ if __name__ == "__main__":
                 with open(args.jsonl, "a") as fh:
                     fh.write(json.dumps(res) + "\n")
     run_and_record(
-        "kernel_regression", lambda: main(results, seconds), quick=args.quick or args.no_record
+        "kernel_regression",
+        lambda: main(results, seconds, open(args.notes).read() if args.notes else ""),
+        quick=args.quick or args.no_record,
     )

@@ -9,6 +9,7 @@ jitter to the diagonal. Memory: the one buffer and a few vectors.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,9 @@ from .._checks import check_int, check_nonnegative, message
 __all__ = ["Cholesky", "cholesky_in_place", "jitter_schedule"]
 
 _PANEL = 512  # columns copied at a time when the lower triangle is restored
+# SciPy 1.17's bundled OpenBLAS (0.3.31) segfaults in multithreaded dpotrf at N ~ 16,500
+# (reproduced with NumPy and SciPy alone); one BLAS thread factorises such matrices safely.
+_SERIAL_POTRF_FROM = 8192
 
 
 def jitter_schedule(scale: float, max_tries: int) -> list[float]:
@@ -127,7 +131,8 @@ def cholesky_in_place(
         if attempt:
             _restore_lower(a, diagonal)
         a[np.diag_indices(len(a))] = diagonal + (shift + jitter)
-        _, info = lapack.dpotrf(a, lower=1, clean=0, overwrite_a=1)
+        with _blas_threads(1 if len(a) >= _SERIAL_POTRF_FROM else None):
+            _, info = lapack.dpotrf(a, lower=1, clean=0, overwrite_a=1)
         if info == 0:
             return Cholesky(a, diagonal, shift, jitter)
         if info < 0:  # pragma: no cover - LAPACK argument error
@@ -144,6 +149,15 @@ def cholesky_in_place(
             "that the kernel is a valid covariance",
         )
     )
+
+
+def _blas_threads(n: int | None):
+    """Limit BLAS threads to ``n`` inside the block (``None``: leave them)."""
+    if n is None:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits  # a scikit-learn dependency
+
+    return threadpool_limits(n, user_api="blas")
 
 
 def _smallest_eigenvalue(a: np.ndarray) -> float:
