@@ -131,7 +131,7 @@ class InfiniteNetworkEstimator(BaseEstimator):
         seed = 0 if self.random_state is None else int(np.random.default_rng(
             self.random_state if _is_int(self.random_state) else None
         ).integers(2**31))  # fmt: skip
-        x = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float64))
+        x = torch.from_numpy(np.array(X, dtype=np.float64, order="C"))  # writable copy
         y = np.ascontiguousarray(Y, dtype=np.float64)
         with self._pool() as p:
             if solver == "exact":
@@ -161,7 +161,7 @@ class InfiniteNetworkEstimator(BaseEstimator):
         check_is_fitted(self, "dual_coef_")
         X = validate_data(self, X, reset=False, dtype=np.float64)
         spec = self._network()
-        x = torch.from_numpy(np.ascontiguousarray(X))
+        x = torch.from_numpy(np.array(X, dtype=np.float64, order="C"))
         with self._pool() as p:
             out = kernel_product(
                 spec, x, torch.from_numpy(self.centres_), torch.from_numpy(self.dual_coef_),
@@ -181,7 +181,7 @@ class InfiniteNetworkEstimator(BaseEstimator):
                 )
             )
         spec = self._network()
-        x = torch.from_numpy(np.ascontiguousarray(X))
+        x = torch.from_numpy(np.array(X, dtype=np.float64, order="C"))
         state = spec.kernel(x, torch.from_numpy(self.centres_))
         v = self.factor_.solve_lower(np.ascontiguousarray(getattr(state, self._kind).numpy().T))
         if full:

@@ -190,7 +190,8 @@ def kernel_product(
     else:
         x2_ref, v_ref = pool.scatter(x2), pool.scatter(v)
         tasks = [
-            {"spec": spec, "x1": x1[i : i + b], "x2": x2_ref, "v": v_ref, "kind": kind,
+            # clone: a pickled torch view carries its whole storage (all of x1) per task
+            {"spec": spec, "x1": x1[i : i + b].clone(), "x2": x2_ref, "v": v_ref, "kind": kind,
              "twice": gram_twice}
             for i in starts
         ]  # fmt: skip
