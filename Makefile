@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/max_margin.py
 	$(PY) benchmarks/hessian.py
 	$(PY) benchmarks/dynamics.py
+	$(PY) benchmarks/kernel_regression.py
 
 clean:
 	rm -rf $(VENV) report site .pytest_cache

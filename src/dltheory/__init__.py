@@ -27,6 +27,10 @@ Public API:
   :func:`linearized_prediction`, :func:`ntk_gp_prediction` (module
   ``dltheory.dynamics``: also trackers, parametrisations, coordinate checks and
   Du et al.'s convergence theory);
+* kernel methods: :class:`NNGPRegressor`, :class:`NTKRegressor`,
+  :class:`NNGPClassifier`, :class:`NTKClassifier` (module ``dltheory.estimators``,
+  scikit-learn compatible); exact GP inference, RKHS tools and the in-place / CG
+  solvers in ``dltheory.kernels``;
 * curvature (module ``dltheory.curvature``): :class:`HessianOperator`,
   :func:`hessian_eigenvalues`, :func:`lanczos_eigenpairs` (also GGN, Papyan's
   decomposition, trace, spectral density, neural collapse, gradient overlap);
@@ -45,6 +49,11 @@ __version__ = "0.1.0"
 # command line's `--help` stay fast (torch alone takes seconds to import).
 # To export a name, add it to _EXPORTS (name -> submodule) and to __all__.
 _EXPORTS = {
+    "NTKRegressor": "estimators",
+    "NTKClassifier": "estimators",
+    "NNGPRegressor": "estimators",
+    "NNGPClassifier": "estimators",
+    "estimators": "estimators",
     "train": "dynamics",
     "ntk_gp_prediction": "dynamics",
     "linearized_prediction": "dynamics",
@@ -96,6 +105,7 @@ if TYPE_CHECKING:  # what the lazy exports are, for type checkers and IDEs
         curvature,
         dynamics,
         entropy,
+        estimators,
         implicit_bias,
         parallel,
         random_matrices,
@@ -117,6 +127,12 @@ if TYPE_CHECKING:  # what the lazy exports are, for type checkers and IDEs
         train,
     )
     from .entropy import covering_number, jl_dimension
+    from .estimators import (
+        NNGPClassifier,
+        NNGPRegressor,
+        NTKClassifier,
+        NTKRegressor,
+    )
     from .finite import build_module, empirical_ntk, ensemble, sample_outputs
     from .kernels import KernelState, finite_width_corrections, kernel
     from .random_matrices import ProductNormLaw, marchenko_pastur_density
@@ -145,6 +161,10 @@ __all__ = [
     "Estimate",
     "HessianOperator",
     "KernelState",
+    "NNGPClassifier",
+    "NNGPRegressor",
+    "NTKClassifier",
+    "NTKRegressor",
     "Nonlinearity",
     "ProductNormLaw",
     "Serial",
@@ -165,6 +185,7 @@ __all__ = [
     "empirical_ntk",
     "ensemble",
     "entropy",
+    "estimators",
     "finite_width_corrections",
     "fixed_points",
     "hessian_eigenvalues",

@@ -29,7 +29,7 @@ import torch
 
 from ._checks import check_choice, check_int, message
 
-__all__ = ["configure", "grid", "sweep", "task_seeds"]
+__all__ = ["Pool", "configure", "grid", "pool", "sweep", "task_seeds"]
 
 Backend = Literal["serial", "dask"]
 OnResult = Callable[[int, Mapping[str, Any], Any], None]
@@ -177,9 +177,11 @@ def sweep(
     )
 
 
-def _dask_sweep(fn, tasks, address, n_workers, threads, on_result) -> list[Any]:
+@contextlib.contextmanager
+def _dask_client(address: str | None, n_workers: int) -> Iterator[Any]:
+    """A ``dask.distributed.Client``: on a new LocalCluster, or on the scheduler at ``address``."""
     try:
-        from dask.distributed import Client, LocalCluster, as_completed
+        from dask.distributed import Client, LocalCluster
     except ImportError as err:  # pragma: no cover - dask is a declared extra
         raise ImportError(
             "backend='dask' needs dask.distributed: pip install 'dltheory[dask]'"
@@ -198,6 +200,13 @@ def _dask_sweep(fn, tasks, address, n_workers, threads, on_result) -> list[Any]:
             client = stack.enter_context(Client(cluster))
         else:
             client = stack.enter_context(Client(address))
+        yield client
+
+
+def _dask_sweep(fn, tasks, address, n_workers, threads, on_result) -> list[Any]:
+    from dask.distributed import as_completed
+
+    with _dask_client(address, n_workers) as client:
         futures = [client.submit(_run_task, fn, task, threads, pure=False) for task in tasks]
         index = {future.key: i for i, future in enumerate(futures)}
         results: list[Any] = [None] * len(tasks)
@@ -211,3 +220,74 @@ def _dask_sweep(fn, tasks, address, n_workers, threads, on_result) -> list[Any]:
             client.cancel(futures)
             raise
         return results
+
+
+class Pool:
+    """Many rounds of tasks on one backend (an iterative solver's block products).
+
+    ``sweep`` starts a cluster per call; a ``Pool`` (from :func:`pool`) keeps one
+    Dask client for all its rounds and lets large arguments be sent to the
+    workers once (:meth:`scatter`). The serial pool runs tasks here, in order.
+
+    Attributes:
+        backend: ``"serial"`` or ``"dask"``.
+        threads_per_task: torch threads inside each task (``None``: as is).
+    """
+
+    def __init__(self, backend: Backend, client: Any = None, threads_per_task: int | None = 1):
+        self.backend = backend
+        self.threads_per_task = threads_per_task
+        self._client = client
+
+    def scatter(self, value: Any) -> Any:
+        """``value`` itself (serial) or a future of it held by every worker (Dask)."""
+        if self._client is None:
+            return value
+        # hash=False: equal data scattered twice must not share (and free) one key.
+        return self._client.scatter(value, broadcast=True, hash=False)
+
+    def map(self, fn: Callable[..., Any], tasks: Iterable[Mapping[str, Any]]) -> list[Any]:
+        """``[fn(**task) for task in tasks]``, in task order (futures in tasks are resolved)."""
+        tasks = [dict(t) for t in tasks]
+        if self._client is None:
+            return [_run_task(fn, task, self.threads_per_task) for task in tasks]
+        futures = [
+            self._client.submit(_run_task, fn, task, self.threads_per_task, pure=False)
+            for task in tasks
+        ]
+        return self._client.gather(futures)
+
+
+@contextlib.contextmanager
+def pool(
+    backend: Backend | None = None,
+    *,
+    address: str | None = None,
+    n_workers: int | None = None,
+    threads_per_task: int | None = 1,
+) -> Iterator[Pool]:
+    """A :class:`Pool` for the block: serial, or one Dask client for every round.
+
+    Arguments as in :func:`sweep` (``None``: as set by :func:`configure`).
+
+    >>> with pool("serial") as p:
+    ...     p.map(pow, [{"base": 2, "exp": 3}, {"base": 3, "exp": 2}])
+    [8, 9]
+    """
+    if backend is None:
+        backend = _DEFAULTS["backend"]
+        if backend == "dask" and address is None:
+            address = _DEFAULTS["address"]
+    check_choice("backend", backend, ("serial", "dask"))
+    n_workers = check_int(
+        "n_workers", _DEFAULTS["n_workers"] if n_workers is None else n_workers, minimum=1
+    )
+    if threads_per_task is not None:
+        threads_per_task = check_int("threads_per_task", threads_per_task, minimum=1)
+    if address is not None and backend != "dask":
+        raise ValueError(message("address", "given only with backend='dask'", address))
+    if backend == "serial":
+        yield Pool("serial", None, threads_per_task)
+        return
+    with _dask_client(address, n_workers) as client:
+        yield Pool("dask", client, threads_per_task)

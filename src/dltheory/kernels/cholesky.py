@@ -1,0 +1,175 @@
+"""Cholesky of a kernel matrix in place, with adaptive jitter reported back.
+
+The buffer is an N x N Fortran-ordered array holding K in both triangles.
+LAPACK ``potrf`` (lower) overwrites only the lower triangle and the diagonal,
+so the strict upper triangle still holds K: a failed attempt is undone by
+copying it back (no second N x N array), and the next attempt adds a larger
+jitter to the diagonal. Memory: the one buffer and a few vectors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+from scipy.linalg import lapack
+
+from .._checks import check_int, check_nonnegative, message
+
+__all__ = ["Cholesky", "cholesky_in_place", "jitter_schedule"]
+
+_PANEL = 512  # columns copied at a time when the lower triangle is restored
+# SciPy 1.17's bundled OpenBLAS (0.3.31) segfaults in multithreaded dpotrf at N ~ 16,500
+# (reproduced with NumPy and SciPy alone); one BLAS thread factorises such matrices safely.
+_SERIAL_POTRF_FROM = 8192
+
+
+def jitter_schedule(scale: float, max_tries: int) -> list[float]:
+    """Jitters tried in turn: 0, then 1e-12, 1e-11, ... times the mean diagonal ``scale``.
+
+    >>> jitter_schedule(2.0, 3)
+    [0.0, 2e-12, 2e-11]
+    """
+    return [0.0] + [scale * 10.0 ** (k - 12) for k in range(max_tries - 1)]
+
+
+@dataclass(frozen=True)
+class Cholesky:
+    """K + (shift + jitter) I = L L^T, with L in the lower triangle of ``buffer``.
+
+    Attributes:
+        buffer: (N, N) Fortran-ordered; lower triangle L, strict upper triangle K.
+        diagonal: (N,) the diagonal of K (before shift and jitter).
+        shift: the noise / ridge term asked for.
+        jitter: the extra diagonal term that made the factorisation succeed.
+    """
+
+    buffer: np.ndarray
+    diagonal: np.ndarray
+    shift: float
+    jitter: float
+
+    def solve(self, b: np.ndarray) -> np.ndarray:
+        """(K + (shift + jitter) I)^-1 b (``potrs``; b is (N,) or (N, k))."""
+        return scipy.linalg.cho_solve((self.buffer, True), b, check_finite=False)
+
+    def solve_lower(self, b: np.ndarray) -> np.ndarray:
+        """L^-1 b (forward substitution)."""
+        return scipy.linalg.solve_triangular(
+            self.buffer, b, lower=True, check_finite=False, overwrite_b=False
+        )
+
+    def logdet(self) -> float:
+        """log det(K + (shift + jitter) I) = 2 sum log L_ii."""
+        return float(2.0 * np.log(np.diagonal(self.buffer)).sum())
+
+
+def _restore_lower(a: np.ndarray, diagonal: np.ndarray) -> None:
+    """Copy the strict upper triangle onto the lower one, panel by panel; reset the diagonal."""
+    n = a.shape[0]
+    for j in range(0, n, _PANEL):
+        k = min(j + _PANEL, n)
+        block = a[j:k, j:k]
+        upper = np.triu(block, 1)
+        block[...] = upper + upper.T
+        if k < n:
+            a[k:, j:k] = a[j:k, k:].T
+    a[np.diag_indices(n)] = diagonal
+
+
+def cholesky_in_place(
+    a: np.ndarray, *, shift: float = 0.0, max_tries: int = 8, scale: float | None = None
+) -> Cholesky:
+    """Factorise K + (shift + jitter) I in place, with the smallest jitter that works.
+
+    Jitters are tried from :func:`jitter_schedule` (0 first). If even the largest
+    fails, the error names the smallest eigenvalue of K + shift I (one extra
+    eigenvalue computation, only then).
+
+    Args:
+        a: (N, N) float64 Fortran-ordered K, both triangles filled (e.g. from
+            :func:`dltheory.kernels.gram_matrix`); overwritten.
+        shift: noise variance / ridge added to the diagonal (>= 0).
+        max_tries: attempts, the jitter growing tenfold from 1e-12 of the mean diagonal.
+        scale: the jitter's scale (default: the mean of |diag K|, or 1 if it is 0).
+
+    Returns:
+        :class:`Cholesky` with the jitter that was needed.
+
+    >>> import numpy as np
+    >>> k = np.asfortranarray([[4.0, 2.0], [2.0, 2.0]])
+    >>> c = cholesky_in_place(k)
+    >>> np.round(np.tril(c.buffer), 12).tolist(), c.jitter
+    ([[2.0, 0.0], [1.0, 1.0]], 0.0)
+    """
+    if (
+        not isinstance(a, np.ndarray)
+        or a.ndim != 2
+        or a.shape[0] != a.shape[1]
+        or a.dtype != np.float64
+        or not a.flags.f_contiguous
+    ):
+        raise ValueError(
+            message(
+                "a",
+                "a square Fortran-ordered float64 array",
+                getattr(a, "shape", type(a).__name__),
+                "Use np.asfortranarray(k, dtype=np.float64)",
+            )
+        )
+    shift = check_nonnegative("shift", shift)
+    max_tries = check_int("max_tries", max_tries, minimum=1)
+    diagonal = np.diagonal(a).copy()
+    if not np.isfinite(diagonal).all():
+        raise ValueError(message("kernel", "finite", "non-finite diagonal entries"))
+    if scale is None:
+        scale = float(np.abs(diagonal).mean()) or 1.0
+    for attempt, jitter in enumerate(jitter_schedule(scale, max_tries)):
+        if attempt:
+            _restore_lower(a, diagonal)
+        a[np.diag_indices(len(a))] = diagonal + (shift + jitter)
+        with _blas_threads(1 if len(a) >= _SERIAL_POTRF_FROM else None):
+            _, info = lapack.dpotrf(a, lower=1, clean=0, overwrite_a=1)
+        if info == 0:
+            return Cholesky(a, diagonal, shift, jitter)
+        if info < 0:  # pragma: no cover - LAPACK argument error
+            raise RuntimeError(f"LAPACK dpotrf argument {-info} was illegal")
+    _restore_lower(a, diagonal)
+    a[np.diag_indices(len(a))] = diagonal + shift
+    smallest = _smallest_eigenvalue(a)
+    raise ValueError(
+        message(
+            "kernel",
+            f"positive definite (K + noise I, even with a jitter of {jitter:.1e})",
+            f"smallest eigenvalue {smallest:.3e}",
+            "Increase the noise / ridge term (alpha), remove duplicate inputs, or check "
+            "that the kernel is a valid covariance",
+        )
+    )
+
+
+def _blas_threads(n: int | None):
+    """Limit BLAS threads to ``n`` inside the block (``None``: leave them)."""
+    if n is None:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits  # a scikit-learn dependency
+
+    return threadpool_limits(n, user_api="blas")
+
+
+def _smallest_eigenvalue(a: np.ndarray) -> float:
+    return float(
+        scipy.linalg.eigh(
+            a, eigvals_only=True, subset_by_index=(0, 0), overwrite_a=True, check_finite=False
+        )[0]
+    )
+
+
+def as_fortran_copy(k: Any) -> np.ndarray:
+    """A Fortran-ordered float64 copy of a dense kernel matrix (torch or NumPy)."""
+    if hasattr(k, "detach"):
+        k = k.detach().cpu().numpy()
+    return np.array(k, dtype=np.float64, order="F", copy=True)

@@ -1,0 +1,261 @@
+"""Kernel ridge regression with a spec's kernel: exact in place, or matrix-free CG.
+
+All three solve for the coefficients alpha of f(x) = sum_i alpha_i k(x, c_i):
+
+* :func:`fit_exact`: (K + ridge I) alpha = y by Cholesky of the one N x N buffer
+  the kernel was written into (:func:`gram_matrix`, :func:`cholesky_in_place`);
+  peak memory is the Gram and a few panels.
+* :func:`fit_pcg`: the same system by conjugate gradients preconditioned with a
+  rank-r Nystrom approximation of K (Frangella, Tropp & Udell 2023, "Randomized
+  Nystrom preconditioning"); K v is recomputed block by block every iteration
+  (:func:`kernel_product`), so K is never stored. Same answer as the exact
+  solver, to the tolerance.
+* :func:`fit_falkon`: Nystrom kernel ridge regression on m inducing points,
+  (K_nm^T K_nm + ridge K_mm) alpha = K_nm^T y, by Falkon's preconditioned CG
+  (Rudi, Carratino & Rosasco 2017; Meanti et al. 2020); memory O(N m) is never
+  used either: K_nm^T (K_nm u) is recomputed in row blocks, on Dask workers when
+  a pool is given. Scales to N in the millions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+import torch
+
+from .._checks import as_float_tensor, check_int, check_nonnegative, check_positive, message
+from ..parallel import Pool
+from ..spec.layers import Serial
+from .blocked import kernel
+from .cholesky import Cholesky, as_fortran_copy, cholesky_in_place
+from .gram import KernelKind, gram_matrix, kernel_product
+
+__all__ = ["KernelRidgeFit", "fit_exact", "fit_falkon", "fit_pcg"]
+
+
+@dataclass(frozen=True)
+class KernelRidgeFit:
+    """A fitted kernel ridge regression f(x) = K(x, centres) @ alpha.
+
+    Attributes:
+        alpha: (M, k) coefficients (M = N for exact / PCG, m for Falkon).
+        centres: (M, n_0) the points the coefficients sit on.
+        jitter: diagonal jitter the Cholesky factorisations needed.
+        iterations: CG iterations (0 for the exact solver).
+        residuals: relative residual norms per iteration (worst output column).
+        converged: whether the CG residual reached ``tol`` (always True when exact).
+        factor: the exact solver's Cholesky (kept for posterior variances), else None.
+    """
+
+    alpha: np.ndarray
+    centres: torch.Tensor
+    jitter: float
+    iterations: int
+    residuals: tuple[float, ...]
+    converged: bool
+    factor: Cholesky | None = None
+
+
+def _inputs(x: Any, y: Any) -> tuple[torch.Tensor, np.ndarray]:
+    x = as_float_tensor("x", x, ndim=2, dtype=torch.float64)
+    y = as_float_tensor("y", y, dtype=torch.float64)
+    if y.ndim not in (1, 2) or len(y) != len(x):
+        raise ValueError(
+            message("y", f"of shape ({len(x)},) or ({len(x)}, k) like x", tuple(y.shape))
+        )
+    return x, y.reshape(len(x), -1).numpy()
+
+
+def fit_exact(
+    spec: Serial,
+    x: Any,
+    y: Any,
+    *,
+    kind: KernelKind = "nngp",
+    ridge: float = 0.0,
+    block_rows: int | None = None,
+) -> KernelRidgeFit:
+    """alpha = (K + ridge I)^-1 y, the kernel written and factorised in one buffer.
+
+    Args:
+        spec: the network; x: (N, n_0) inputs; y: (N,) or (N, k) targets.
+        kind: ``"nngp"`` or ``"ntk"``; ridge: noise variance / ridge (>= 0).
+        block_rows: rows per kernel panel (see :func:`gram_matrix`).
+
+    >>> import torch
+    >>> from dltheory import MLP
+    >>> x = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    >>> fit = fit_exact(MLP(depth=1, activation="relu", c_w=2.0), x, [1.0, 1.0])
+    >>> [round(float(a), 12) for a in fit.alpha[:, 0]]  # K = [[1, 1/pi], [1/pi, 1]]: pi/(pi+1)
+    [0.758546992995, 0.758546992995]
+    """
+    x, y = _inputs(x, y)
+    ridge = check_nonnegative("ridge", ridge)
+    buffer = gram_matrix(spec, x, kind=kind, block_rows=block_rows)
+    factor = cholesky_in_place(buffer, shift=ridge)
+    return KernelRidgeFit(factor.solve(y), x, factor.jitter, 0, (), True, factor)
+
+
+def _cg(apply, rhs: np.ndarray, precondition, tol: float, max_iter: int):
+    """Preconditioned CG on every column of ``rhs`` at once (independent step sizes)."""
+    x = np.zeros_like(rhs)
+    r = rhs.copy()
+    z = precondition(r)
+    p = z.copy()
+    rz = (r * z).sum(0)
+    norm_b = np.linalg.norm(rhs, axis=0)
+    norm_b[norm_b == 0] = 1.0
+    residuals: list[float] = []
+    for _ in range(max_iter):
+        rel = float((np.linalg.norm(r, axis=0) / norm_b).max())
+        if rel <= tol:
+            return x, residuals, True
+        ap = apply(p)
+        step = rz / np.where((p * ap).sum(0) == 0, 1.0, (p * ap).sum(0))
+        x += step * p
+        r -= step * ap
+        residuals.append(float((np.linalg.norm(r, axis=0) / norm_b).max()))
+        z = precondition(r)
+        rz_new = (r * z).sum(0)
+        p = z + (rz_new / np.where(rz == 0, 1.0, rz)) * p
+        rz = rz_new
+    return x, residuals, residuals[-1] <= tol if residuals else True
+
+
+def _centres(n: int, m: int, seed: int) -> np.ndarray:
+    return np.sort(np.random.default_rng(seed).choice(n, size=m, replace=False))
+
+
+def fit_pcg(
+    spec: Serial,
+    x: Any,
+    y: Any,
+    *,
+    kind: KernelKind = "nngp",
+    ridge: float,
+    rank: int = 200,
+    tol: float = 1e-8,
+    max_iter: int = 500,
+    seed: int = 0,
+    pool: Pool | None = None,
+    block_rows: int | None = None,
+) -> KernelRidgeFit:
+    """(K + ridge I) alpha = y by Nystrom-preconditioned CG, K never stored.
+
+    Preconditioner (Frangella et al. 2023, Eq. 5.3): K ~ U diag(lam) U^T from the
+    Nystrom approximation on ``rank`` uniformly sampled columns, and
+    P^-1 = U diag((lam_r + ridge) / (lam + ridge)) U^T + (I - U U^T).
+
+    Args:
+        spec, x, y, kind: as in :func:`fit_exact`.
+        ridge: noise variance / ridge (> 0: CG needs a well-posed system).
+        rank: Nystrom columns of the preconditioner (<= N).
+        tol: stop when ||y - (K + ridge I) alpha|| <= tol ||y|| (every column).
+        max_iter: at most this many iterations.
+        seed: picks the Nystrom columns.
+        pool: where the block products run (``dltheory.parallel.pool``); None: here.
+        block_rows: rows per block of K v.
+    """
+    x, y = _inputs(x, y)
+    ridge = check_positive("ridge", ridge)
+    rank = min(check_int("rank", rank, minimum=1), len(x))
+    tol = check_positive("tol", tol)
+    max_iter = check_int("max_iter", max_iter, minimum=1)
+    idx = _centres(len(x), rank, check_int("seed", seed, minimum=0))
+    k_nm = getattr(kernel(spec, x, x[idx]), kind).numpy()
+    chol = cholesky_in_place(np.asfortranarray(k_nm[idx]))
+    f = chol.solve_lower(k_nm.T).T  # K_nm L^-T: K ~ F F^T
+    u, s, _ = scipy.linalg.svd(f, full_matrices=False, check_finite=False)
+    lam = s * s
+    floor = lam[-1] + ridge
+    weights = floor / (lam + ridge) - 1.0
+
+    def precondition(r: np.ndarray) -> np.ndarray:
+        return r + u @ (weights[:, None] * (u.T @ r))
+
+    def apply(p: np.ndarray) -> np.ndarray:
+        kp = kernel_product(
+            spec, x, x, torch.from_numpy(p), kind=kind, pool=pool, block_rows=block_rows
+        )
+        return kp.numpy() + ridge * p
+
+    alpha, residuals, converged = _cg(apply, y, precondition, tol, max_iter)
+    return KernelRidgeFit(alpha, x, chol.jitter, len(residuals), tuple(residuals), converged)
+
+
+def fit_falkon(
+    spec: Serial,
+    x: Any,
+    y: Any,
+    *,
+    kind: KernelKind = "nngp",
+    ridge: float,
+    n_inducing: int,
+    tol: float = 1e-8,
+    max_iter: int = 100,
+    seed: int = 0,
+    pool: Pool | None = None,
+    block_rows: int | None = None,
+) -> KernelRidgeFit:
+    """Nystrom kernel ridge regression on ``n_inducing`` centres by Falkon's PCG.
+
+    Solves (K_nm^T K_nm + ridge K_mm) alpha = K_nm^T y, the minimiser of
+    ||K_nm alpha - y||^2 + ridge alpha^T K_mm alpha over functions spanned by the
+    centres (Rudi et al. 2017, Alg. 1, with their lambda n = ``ridge``). The
+    preconditioner B = T^-1 A^-1 / sqrt(n), T^T T = K_mm, A^T A = T T^T / m +
+    lambda I makes B^T H B close to the identity. With all N points as centres
+    this is exact kernel ridge regression.
+
+    Args:
+        spec, x, y, kind: as in :func:`fit_exact`; ridge: as in :func:`fit_pcg`.
+        n_inducing: m, the number of centres (uniformly sampled, without replacement).
+        tol: relative residual of the preconditioned system at which CG stops.
+        max_iter, seed, pool, block_rows: as in :func:`fit_pcg`.
+    """
+    x, y = _inputs(x, y)
+    ridge = check_positive("ridge", ridge)
+    n = len(x)
+    m = min(check_int("n_inducing", n_inducing, minimum=1), n)
+    tol = check_positive("tol", tol)
+    max_iter = check_int("max_iter", max_iter, minimum=1)
+    centres = x[_centres(n, m, check_int("seed", seed, minimum=0))]
+    k_mm = as_fortran_copy(getattr(kernel(spec, centres), kind))
+    k_mm_copy = np.array(k_mm)
+    t = cholesky_in_place(k_mm, scale=float(np.abs(np.diagonal(k_mm)).mean()) or 1.0)
+    t_up = np.triu(t.buffer.T)  # T upper with T^T T = K_mm + jitter I
+    lam = ridge / n
+    a_mat = cholesky_in_place(np.asfortranarray(t_up @ t_up.T / m), shift=lam)
+    a_up = np.triu(a_mat.buffer.T)
+    solve = scipy.linalg.solve_triangular
+
+    def b_apply(v):  # B v = T^-1 A^-1 v / sqrt(n)
+        return solve(t_up, solve(a_up, v, check_finite=False), check_finite=False) / np.sqrt(n)
+
+    def bt_apply(v):  # B^T v = A^-T T^-T v / sqrt(n)
+        inner = solve(t_up, v, trans="T", check_finite=False)
+        return solve(a_up, inner, trans="T", check_finite=False) / np.sqrt(n)
+
+    def apply(beta):  # B^T H B beta, H = K_nm^T K_nm + ridge K_mm
+        u = b_apply(beta)
+        hu = kernel_product(
+            spec, x, centres, torch.from_numpy(u), kind=kind, pool=pool,
+            block_rows=block_rows, gram_twice=True,
+        ).numpy()  # fmt: skip
+        return bt_apply(hu + ridge * (k_mm_copy @ u))
+
+    rhs = _cross_transpose_product(spec, x, centres, y, kind, pool)
+    beta, residuals, converged = _cg(apply, bt_apply(rhs), lambda r: r, tol, max_iter)
+    jitter = max(t.jitter, a_mat.jitter)
+    return KernelRidgeFit(b_apply(beta), centres, jitter, len(residuals), tuple(residuals),
+                          converged)  # fmt: skip
+
+
+def _cross_transpose_product(spec, x, centres, y, kind, pool) -> np.ndarray:
+    """K_nm^T y = K(centres, x) @ y, by blocks of the centres' rows."""
+    out = kernel_product(
+        spec, centres, x, torch.from_numpy(np.ascontiguousarray(y)), kind=kind, pool=pool
+    )
+    return out.numpy()

@@ -1,0 +1,76 @@
+"""Kernel ridge solvers: exact in place, Nystrom-preconditioned CG, Falkon."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dltheory import MLP
+from dltheory.kernels import fit_exact, fit_falkon, fit_pcg
+
+SPEC = MLP(depth=1, activation="relu", c_w=2.0, c_b=0.1)
+
+
+def _data(n, d=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d))
+    return x, np.sin(x[:, 0]) + 0.5 * x[:, 1] + 0.1 * rng.standard_normal(n)
+
+
+def test_exact_equals_dense_solve():
+    x, y = _data(300)
+    k = SPEC.kernel(torch.from_numpy(x)).nngp.numpy()
+    fit = fit_exact(SPEC, x, y, ridge=1e-3, block_rows=64)
+    ref = np.linalg.solve(k + 1e-3 * np.eye(300), y)
+    # cond(K + 1e-3 I) ~ 1e5: both solves are backward stable, so ~1e5 * eps relative.
+    np.testing.assert_allclose(fit.alpha[:, 0], ref, rtol=0, atol=1e-9 * np.abs(ref).max())
+    assert fit.jitter == 0.0 and fit.converged and fit.iterations == 0
+
+
+def test_pcg_matches_exact_to_the_requested_tolerance_at_n_5000():
+    x, y = _data(5000)
+    ridge, tol = 0.05, 1e-6
+    exact = fit_exact(SPEC, x, y, ridge=ridge)
+    cg = fit_pcg(SPEC, x, y, ridge=ridge, rank=300, tol=tol, max_iter=100)
+    assert cg.converged and cg.residuals[-1] <= tol
+    # ||alpha - alpha*|| <= ||(K + ridge I)^-1|| ||r|| <= tol ||y|| / ridge.
+    err = np.linalg.norm(cg.alpha - exact.alpha)
+    assert err <= tol * np.linalg.norm(y) / ridge
+    # Predictions: |K_*n (alpha - alpha*)| <= ||K_*n|| err; check on 200 test points.
+    xs, _ = _data(200, seed=1)
+    k_sn = SPEC.kernel(torch.from_numpy(xs), torch.from_numpy(x)).nngp.numpy()
+    bound = np.linalg.norm(k_sn, 2) * tol * np.linalg.norm(y) / ridge
+    assert np.abs(k_sn @ (cg.alpha - exact.alpha)).max() <= bound
+
+
+def test_falkon_with_every_point_as_centre_is_exact():
+    x, y = _data(400)
+    exact = fit_exact(SPEC, x, y, ridge=0.1)
+    fal = fit_falkon(SPEC, x, y, ridge=0.1, n_inducing=400, tol=1e-12, max_iter=50)
+    k = SPEC.kernel(torch.from_numpy(x)).nngp.numpy()
+    # Same function (the centres are a permutation of x): compare fitted values.
+    k_nc = SPEC.kernel(torch.from_numpy(x), fal.centres).nngp.numpy()
+    np.testing.assert_allclose(k_nc @ fal.alpha, k @ exact.alpha, atol=1e-8)
+
+
+def test_falkon_equals_the_dense_nystrom_solution():
+    x, y = _data(600)
+    m, ridge = 60, 0.2
+    fal = fit_falkon(SPEC, x, y, ridge=ridge, n_inducing=m, tol=1e-12, max_iter=100, seed=3)
+    k_nm = SPEC.kernel(torch.from_numpy(x), fal.centres).nngp.numpy()
+    k_mm = SPEC.kernel(fal.centres).nngp.numpy()
+    # The normal equations of min ||K_nm a - y||^2 + ridge a^T K_mm a, solved densely.
+    ref = np.linalg.lstsq(k_nm.T @ k_nm + ridge * k_mm, k_nm.T @ y, rcond=None)[0]
+    np.testing.assert_allclose(k_nm @ fal.alpha[:, 0], k_nm @ ref, atol=1e-7)
+    assert fal.converged and len(fal.centres) == m
+
+
+def test_solver_errors():
+    x, y = _data(20)
+    with pytest.raises(ValueError, match="ridge must be > 0"):
+        fit_pcg(SPEC, x, y, ridge=0.0)
+    with pytest.raises(ValueError, match=r"y must be of shape \(20,\) or \(20, k\)"):
+        fit_exact(SPEC, x, y[:5])
+    with pytest.raises(ValueError, match="n_inducing must be an integer >= 1"):
+        fit_falkon(SPEC, x, y, ridge=1.0, n_inducing=0)
