@@ -10,10 +10,14 @@ from .catapult import (
     catapult_phase_diagram,
     catapult_recursion,
 )
+from .quadratic import FirstOrderSolution, QuadraticModel, QuadraticTrajectory
 
 __all__ = [
     "CatapultPhaseDiagram",
     "CatapultTrajectory",
+    "FirstOrderSolution",
+    "QuadraticModel",
+    "QuadraticTrajectory",
     "catapult_divergence_threshold",
     "catapult_phase_diagram",
     "catapult_recursion",

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad, jacrev, jvp
+from torch.func import functional_call, jacrev, jvp
 
 from .._checks import as_float_tensor, check_int, check_positive, check_real, message
 
@@ -39,14 +39,8 @@ class _DensePsi:
     def __init__(self, psi: torch.Tensor) -> None:
         self.psi = psi
 
-    def quad(self, theta):  # (N,) theta^T Psi_i theta
-        return torch.einsum("p,npq,q->n", theta, self.psi, theta)
-
-    def rows(self, theta):  # (N, P) Psi_i theta
+    def rows(self, theta):  # (N, P): Psi_i theta
         return self.psi @ theta
-
-    def contract(self, w, theta):  # (P,) sum_i w_i Psi_i theta
-        return torch.einsum("n,npq,q->p", w, self.psi, theta)
 
 
 class _ModelPsi:
@@ -55,17 +49,8 @@ class _ModelPsi:
     def __init__(self, fn, theta0: torch.Tensor) -> None:
         self.fn, self.theta0 = fn, theta0
 
-    def quad(self, theta):  # d^2/ds^2 f(theta_0 + s theta) at s = 0
-        def directional(p):
-            return jvp(self.fn, (p,), (theta,))[1]
-
-        return jvp(directional, (self.theta0,), (theta,))[1]
-
-    def rows(self, theta):  # directional derivative of the Jacobian
+    def rows(self, theta):  # (N, P): d/ds J(theta_0 + s theta), forward-over-reverse
         return jvp(jacrev(self.fn), (self.theta0,), (theta,))[1]
-
-    def contract(self, w, theta):  # Hessian-vector product of w . f
-        return jvp(grad(lambda p: w @ self.fn(p)), (self.theta0,), (theta,))[1]
 
 
 @dataclass(frozen=True)
@@ -210,10 +195,16 @@ class QuadraticModel:
             raise ValueError(message("y", f"of length N = {self.n_points}", y.shape[0]))
         return y
 
+    def _state(self, theta, y):
+        """(residual, tangent features) at theta: one Psi product, shared by both."""
+        rows = self._psi.rows(theta)
+        z = self.z0 + self.phi @ theta + 0.5 * self.eps * (rows @ theta)
+        return z - y, self.phi + self.eps * rows
+
     def outputs(self, theta) -> torch.Tensor:
         """z(theta), shape (N,)."""
         theta = self._theta(theta)
-        return self.z0 + self.phi @ theta + 0.5 * self.eps * self._psi.quad(theta)
+        return self._state(theta, 0.0)[0]
 
     def features(self, theta) -> torch.Tensor:
         """Tangent features dz/dtheta = Phi + eps Psi theta, shape (N, P)."""
@@ -226,15 +217,18 @@ class QuadraticModel:
         return j @ j.T
 
     def gradient(self, theta, y) -> torch.Tensor:
-        """grad of ||z - y||^2 / (2N): (Phi^T r + eps sum_i r_i Psi_i theta) / N."""
-        theta, y = self._theta(theta), self._y(y)
-        r = self.z0 + self.phi @ theta + 0.5 * self.eps * self._psi.quad(theta) - y
-        return (self.phi.T @ r + self.eps * self._psi.contract(r, theta)) / self.n_points
+        """grad of ||z - y||^2 / (2N): (Phi + eps Psi theta)^T r / N."""
+        r, j = self._state(self._theta(theta), self._y(y))
+        return j.T @ r / self.n_points
 
     def gradient_descent(
         self, y, lr: float, steps: int, theta0=None, track_ntk: bool = False
     ) -> QuadraticTrajectory:
-        """Full-batch GD theta <- theta - lr grad L from theta0 (default 0)."""
+        """Full-batch GD theta <- theta - lr grad L from theta0 (default 0).
+
+        ``track_ntk`` records lambda_max(J J^T) at every step (an N x N eigenproblem).
+        Divergence (non-finite loss, or 1e30 times the initial loss) ends the run.
+        """
         y = self._y(y)
         lr = check_positive("lr", lr)
         steps = check_int("steps", steps, minimum=1)
@@ -242,19 +236,17 @@ class QuadraticModel:
         theta = self._theta(theta).clone()
         n = self.n_points
         losses, tops, diverged = [], [], False
-        for _ in range(steps + 1):
-            r = self.z0 + self.phi @ theta + 0.5 * self.eps * self._psi.quad(theta) - y
+        for t in range(steps + 1):
+            r, j = self._state(theta, y)
             loss = float(r @ r) / (2 * n)
             losses.append(loss)
             if track_ntk:
-                tops.append(float(torch.linalg.eigvalsh(self.ntk(theta))[-1]))
+                tops.append(float(torch.linalg.eigvalsh(j @ j.T)[-1]))
             if not torch.isfinite(r).all() or loss > 1e30 * max(losses[0], 1e-300):
                 diverged = True
                 break
-            if len(losses) == steps + 1:
-                break
-            g = (self.phi.T @ r + self.eps * self._psi.contract(r, theta)) / n
-            theta = theta - lr * g
+            if t < steps:
+                theta = theta - (lr / n) * (j.T @ r)
         return QuadraticTrajectory(
             theta=theta,
             loss=torch.tensor(losses, dtype=torch.float64),
@@ -286,7 +278,7 @@ class QuadraticModel:
             raise ValueError(message("lr", f"< 2N / lambda_max(Phi Phi^T) = {2 * n / top:.6g}", lr))
         pinv = vh.T @ torch.diag(1 / s) @ u.T  # Phi^+, (P, N)
         theta_f = theta0 + pinv @ (y - self.z0 - phi @ theta0)
-        row_part = -0.5 * (pinv @ self._psi.quad(theta_f))
+        row_part = -0.5 * (pinv @ (self._psi.rows(theta_f) @ theta_f))
         # null-space part: sum the linear trajectory's eps-force projected off the row space
         theta, acc = theta0.clone(), torch.zeros_like(theta0)
         r0 = float((self.z0 + phi @ theta0 - y).norm())
@@ -294,7 +286,7 @@ class QuadraticModel:
             r = self.z0 + phi @ theta - y
             if float(r.norm()) <= 1e-15 * max(r0, 1e-300):
                 break
-            acc += self._psi.contract(r, theta)
+            acc += self._psi.rows(theta).T @ r
             theta = theta - (lr / n) * (phi.T @ r)
         else:
             raise ValueError(
