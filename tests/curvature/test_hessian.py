@@ -1,0 +1,84 @@
+"""HessianOperator against the dense autograd Hessian; batching; bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dltheory.curvature import HessianOperator
+
+from .conftest import mse, small_net
+
+
+def test_matches_dense_hessian(problem, operator):
+    *_, H = problem
+    # Both are float64 evaluations of the same second derivatives: agreement to
+    # rounding (1e-12 relative to the largest entry).
+    dense = operator.dense()
+    assert torch.allclose(dense, H, rtol=0, atol=1e-12 * float(H.abs().max()))
+    assert operator.n_matvecs == H.shape[0]
+
+
+def test_block_product_and_matmul(problem, operator):
+    *_, H = problem
+    V = torch.randn(H.shape[0], 3, dtype=torch.float64)
+    assert torch.allclose(operator @ V, H @ V, atol=1e-12)
+    assert operator.shape == H.shape and operator.dtype == torch.float64
+
+
+def test_batches_accumulate_to_full_batch(problem):
+    model, loss_fn, x, y, H = problem
+    # Unequal batches 7 + 7 + 6, weighted n_b / N: the exact full-batch Hessian.
+    batches = [(x[:7], y[:7]), (x[7:14], y[7:14]), (x[14:], y[14:])]
+    op = HessianOperator(model, loss_fn, iter(batches))
+    v = torch.randn(H.shape[0], dtype=torch.float64)
+    assert torch.allclose(op @ v, H @ v, atol=1e-12)
+    uncached = HessianOperator(model, loss_fn, batches, cache=False)
+    assert torch.allclose(uncached @ v, H @ v, atol=1e-12)
+
+
+def test_gradient_and_loss(problem, operator):
+    model, loss_fn, x, y, _ = problem
+    model.zero_grad()
+    loss = loss_fn(model(x), y)
+    loss.backward()
+    grad = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
+    assert torch.allclose(operator.gradient(), grad, atol=1e-14)
+    assert operator.loss() == pytest.approx(float(loss.detach()), rel=1e-14)
+
+
+def test_float32_model():
+    model = small_net(0).float()
+    x = torch.randn(10, 4)
+    y = torch.randn(10, 3)
+    op = HessianOperator(model, mse, (x.double(), y))  # inputs follow the parameters
+    assert op.dtype == torch.float32
+    assert (op @ torch.ones(op.shape[0])).dtype == torch.float32
+
+
+def test_bad_input():
+    x, y = torch.randn(5, 4, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"model must be a torch\.nn\.Module with trainable"):
+        HessianOperator(torch.nn.Tanh(), mse, (x, y))
+    with pytest.raises(TypeError, match=r"model must be a torch\.nn\.Module\. Got .function."):
+        HessianOperator(lambda t: t, mse, (x, y))
+    net = small_net(0)
+    with pytest.raises(ValueError, match="loss_fn must be a callable returning a scalar"):
+        HessianOperator(net, lambda o, t: (o - t) ** 2, (x, y))
+    with pytest.raises(TypeError, match="loss_fn must be a callable"):
+        HessianOperator(net, "mse", (x, y))
+    with pytest.raises(ValueError, match="data must be non-empty"):
+        HessianOperator(net, mse, [])
+    with pytest.raises(ValueError, match="data must be batches with at least one sample"):
+        HessianOperator(net, mse, (x[:0], y[:0]))
+    with pytest.raises(ValueError, match="same number of samples"):
+        HessianOperator(net, mse, (x, y[:3]))
+    with pytest.raises(TypeError, match="data must be a pair"):
+        HessianOperator(net, mse, 3.0)
+    bad = x.clone()
+    bad[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="data inputs must be finite"):
+        HessianOperator(net, mse, (bad, y))
+    op = HessianOperator(net, mse, (x, y))
+    with pytest.raises(ValueError, match=r"v must be of shape \(51,\)"):
+        op @ torch.ones(3, dtype=torch.float64)
