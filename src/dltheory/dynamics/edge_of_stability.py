@@ -130,7 +130,7 @@ def edge_of_stability_summary(
     if not ok.any():
         raise ValueError(message("sharpness", "computed at one step at least", "all NaN"))
     thr = 2.0 / lr
-    s, st, ls = sharp[ok], steps[ok], loss[ok]
+    s, st = sharp[ok], steps[ok]
     hit = np.nonzero(s >= (1 - band) * thr)[0]
     if hit.size == 0:
         reach, late_mean, late_dev, decreased, wiggle = -1, math.nan, math.nan, False, False
