@@ -18,13 +18,24 @@ Public API:
   also depth scales, phase diagrams, profiles);
 * finite width: :func:`ensemble` (module ``dltheory.finite``: also measured
   moments, ReLU path counting), :func:`finite_width_corrections`;
+* training dynamics: :func:`train`, :class:`TrainState`, :class:`Trajectory`,
+  :func:`linearized_prediction`, :func:`ntk_gp_prediction` (module
+  ``dltheory.dynamics``: also trackers, parametrisations, coordinate checks and
+  Du et al.'s convergence theory);
 * modules ``dltheory.implicit_bias`` (diagonal nets, max margin, SGD noise),
   ``dltheory.regions`` (linear regions), ``dltheory.parallel`` (serial / Dask sweeps).
 """
 
-from . import criticality, implicit_bias, parallel, regions
+from . import criticality, dynamics, implicit_bias, parallel, regions
 from .activations import Activation, activation
 from .criticality import chi_parallel, chi_perp, critical_init_, critical_point, fixed_points
+from .dynamics import (
+    TrainState,
+    Trajectory,
+    linearized_prediction,
+    ntk_gp_prediction,
+    train,
+)
 from .finite import Estimate, build_module, empirical_ntk, ensemble, sample_outputs
 from .kernels import KernelState, finite_width_corrections, kernel
 from .spec import MLP, Dense, Nonlinearity, Serial, spec_from_module
@@ -39,6 +50,8 @@ __all__ = [
     "KernelState",
     "Nonlinearity",
     "Serial",
+    "TrainState",
+    "Trajectory",
     "activation",
     "build_module",
     "chi_parallel",
@@ -46,14 +59,18 @@ __all__ = [
     "critical_init_",
     "critical_point",
     "criticality",
+    "dynamics",
     "empirical_ntk",
     "ensemble",
     "finite_width_corrections",
     "fixed_points",
     "implicit_bias",
     "kernel",
+    "linearized_prediction",
+    "ntk_gp_prediction",
     "parallel",
     "regions",
     "sample_outputs",
     "spec_from_module",
+    "train",
 ]

@@ -82,7 +82,7 @@ def test_mlp_per_layer_list_of_wrong_length(name, values):
         ({"depth": 2, "c_w": -1.0}, ValueError, "c_w must be a variance >= 0. Got -1.0."),
         ({"depth": 2, "c_b": [0.0, -0.1, 0.0]}, ValueError, "c_b must be a variance >= 0."),
         ({"depth": 2, "c_w": True}, TypeError, "c_w must be a real number. Got True."),
-        ({"depth": 2, "parametrization": "mup"}, ValueError, "parametrization must be one of"),
+        ({"depth": 2, "parametrization": "yang"}, ValueError, "parametrization must be one of"),
         ({"depth": 2, "activation": None}, TypeError, "activation must be a name or"),
         ({"depth": 2, "activation": "relu", "slope": 0.1}, TypeError, "params must be valid"),
     ],
@@ -154,14 +154,14 @@ def test_dense_stores_floats_and_is_frozen():
         ({"width": 4.0}, TypeError, "width must be an integer. Got 4.0."),
         ({"width": True}, TypeError, "width must be an integer. Got True."),
         (
-            {"parametrization": "mup"},
+            {"parametrization": "yang"},
             ValueError,
-            "parametrization must be one of 'ntk', 'standard'. Got 'mup'.",
+            "parametrization must be one of 'ntk', 'standard', 'mean_field', 'mup'. Got 'yang'.",
         ),
         (
             {"parametrization": None},
             ValueError,
-            "parametrization must be one of 'ntk', 'standard'. Got None.",
+            "parametrization must be one of 'ntk', 'standard', 'mean_field', 'mup'. Got None.",
         ),
         (
             {"lr_w": -1.0},

@@ -11,6 +11,8 @@ from torch.func import functional_call, jacrev, vmap
 from .._checks import as_float_tensor, check_choice, check_int, message
 from ..spec.layers import Serial
 from .modules import FiniteDense, build_module
+from .ntk_structured import dense_layers, expected_in_features, structured_ntk
+from .ntk_vector_products import ntvp_ntk
 
 __all__ = ["empirical_ntk", "preactivations", "sample_outputs"]
 
@@ -22,6 +24,28 @@ def _inputs(name: str, x: Any, model: nn.Module) -> torch.Tensor:
     dtype = param.dtype if param is not None else None
     device = param.device if param is not None else None
     return as_float_tensor(name, x, ndim=2, dtype=dtype, device=device)
+
+
+def _check_width(model: nn.Module, name: str, x: torch.Tensor) -> None:
+    """A clear error for inputs of the wrong width (instead of a torch shape error)."""
+    width = expected_in_features(model)
+    if width is not None:
+        if x.shape[1] != width:
+            raise ValueError(
+                message(
+                    name,
+                    f"inputs with {width} features (the model's input width)",
+                    f"shape {tuple(x.shape)}",
+                )
+            )
+        return
+    try:
+        with torch.no_grad():
+            model(x[:1])
+    except RuntimeError as err:
+        raise ValueError(
+            message(name, "inputs the model accepts", f"shape {tuple(x.shape)}", str(err))
+        ) from err
 
 
 def _jacobian(model: nn.Module, x: torch.Tensor, params, buffers) -> dict[str, torch.Tensor]:
@@ -38,12 +62,19 @@ def empirical_ntk(
     *,
     output: Literal["trace", "full"] = "trace",
     chunk_size: int = 64,
+    method: Literal["auto", "jacobian", "structured", "ntvp"] = "auto",
 ) -> torch.Tensor:
     """Empirical NTK Theta_ab = sum_p dz(x_a)/dtheta_p dz(x_b)/dtheta_p.
 
-    Sums over every trainable parameter (``requires_grad``), identity metric;
-    per-example Jacobians come from ``torch.func.vmap(jacrev(...))`` in chunks
-    of ``chunk_size`` inputs.
+    Sums over every trainable parameter (``requires_grad``), identity metric.
+    Methods (Novak et al. 2022, "Fast finite width neural tangent kernel"):
+    ``"jacobian"``: per-example Jacobians from ``torch.func.vmap(jacrev(...))`` in
+    chunks of ``chunk_size`` inputs, contracted; ``"structured"``: per dense layer,
+    Gram of back-propagated signals times Gram of layer inputs (for Sequentials of
+    ``nn.Linear`` / ``FiniteDense`` and elementwise activations; see
+    :mod:`dltheory.finite.ntk_structured`); ``"ntvp"``: NTK-vector products
+    (vjp then jvp) against basis vectors, any model; ``"auto"``: structured when
+    the model supports it, else jacobian.
 
     Args:
         model: maps (N, n_0) -> (N, out).
@@ -59,14 +90,34 @@ def empirical_ntk(
     if not isinstance(model, nn.Module):
         raise TypeError(message("model", "a torch.nn.Module", type(model).__name__))
     check_choice("output", output, ("trace", "full"))
+    check_choice("method", method, ("auto", "jacobian", "structured", "ntvp"))
     chunk_size = check_int("chunk_size", chunk_size, minimum=1)
     x1 = _inputs("x1", x1, model)
-    x2 = x1 if x2 is None else _inputs("x2", x2, model)
-    if x2.shape[1] != x1.shape[1]:
-        raise ValueError(message("x2", f"inputs with {x1.shape[1]} features", tuple(x2.shape)))
+    same = x2 is None
+    x2 = x1 if same else _inputs("x2", x2, model)
     params = {k: v.detach() for k, v in model.named_parameters() if v.requires_grad}
     if not params:
         raise ValueError(message("model", "a module with trainable parameters", model))
+    _check_width(model, "x1", x1)
+    if not same:
+        _check_width(model, "x2", x2)
+    if x2.shape[1] != x1.shape[1]:
+        raise ValueError(message("x2", f"inputs with {x1.shape[1]} features", tuple(x2.shape)))
+    layers = dense_layers(model) if method in ("auto", "structured") else None
+    if method == "structured" and layers is None:
+        raise ValueError(
+            message(
+                "method",
+                "'structured' only for Sequentials of nn.Linear / FiniteDense and "
+                "parameter-free elementwise activations",
+                type(model).__name__,
+                "Use method='jacobian' or 'ntvp' (or 'auto')",
+            )
+        )
+    if layers is not None:
+        return structured_ntk(layers, x1, None if same else x2, output)
+    if method == "ntvp":
+        return ntvp_ntk(model, x1, None if same else x2, output, chunk_size)
     buffers = dict(model.named_buffers())
 
     def flat(x):

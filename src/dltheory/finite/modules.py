@@ -16,6 +16,7 @@ from torch import nn
 from .._checks import check_int, message
 from ..activations import Activation
 from ..spec.layers import Dense, Nonlinearity, Serial
+from ..spec.parametrization import Role, layer_scaling
 
 __all__ = ["MODULE_RULES", "ActivationModule", "FiniteDense", "build_module"]
 
@@ -28,6 +29,9 @@ class FiniteDense(nn.Module):
     omega ~ N(0, C_w / (fan_in lr_w)). A zero learning-rate factor freezes the
     parameter (a buffer holding the full value). Either way W ~ N(0, C_w / fan_in)
     and b ~ N(0, C_b), and d z / d omega carries exactly the kernel's lambda_w.
+    In general w_mult^2 is the layer's learning-rate factor and W's variance is
+    that of :mod:`dltheory.spec.parametrization`'s table (``role``: "input",
+    "hidden" or "readout" matters for "mup" and "mean_field").
     """
 
     def __init__(
@@ -38,19 +42,24 @@ class FiniteDense(nn.Module):
         generator: torch.Generator,
         dtype: torch.dtype,
         device: torch.device | str | None,
+        role: Role = "hidden",
     ) -> None:
         super().__init__()
         self.spec = spec
         self.in_features, self.out_features = in_features, out_features
-        if spec.parametrization == "ntk":
-            lr_w, lr_b = spec.learning_rates(in_features)
-            w_mult2, b_mult2 = lr_w / in_features, lr_b
-        else:
-            lr_w = 1.0 if spec.lr_w is None else spec.lr_w
-            lr_b = 1.0 if spec.lr_b is None else spec.lr_b
-            w_mult2, b_mult2 = lr_w, lr_b
-        w_std = math.sqrt(spec.c_w / in_features)
-        b_std = math.sqrt(spec.c_b)
+        self.role = role
+        scale = layer_scaling(
+            spec.parametrization,
+            role,
+            in_features,
+            out_features,
+            spec.c_w,
+            spec.c_b,
+            spec.lr_w,
+            spec.lr_b,
+        )
+        w_mult2, b_mult2 = scale.w_lr, scale.b_lr
+        w_std, b_std = math.sqrt(scale.w_var), math.sqrt(scale.b_var)
         shape_w, shape_b = (out_features, in_features), (out_features,)
         omega = torch.randn(shape_w, generator=generator, dtype=dtype, device=device)
         beta = torch.randn(shape_b, generator=generator, dtype=dtype, device=device)
@@ -161,10 +170,18 @@ def build_module(
         generator.manual_seed(check_int("seed", seed, minimum=0))
     modules = []
     features = in_dim
-    for layer in spec.layers:
+    dense_at = [i for i, layer in enumerate(spec.layers) if isinstance(layer, Dense)]
+    for i, layer in enumerate(spec.layers):
+        role = "readout" if i == dense_at[-1] else "input" if i == dense_at[0] else "hidden"
         module, features = (
             MODULE_RULES[type(layer)](
-                layer, features, width, generator=generator, dtype=dtype, device=device
+                layer,
+                features,
+                width,
+                generator=generator,
+                dtype=dtype,
+                device=device,
+                role=role,
             )
             if isinstance(layer, Dense)
             else MODULE_RULES[type(layer)](layer, features, width)

@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 
     from ..kernels.state import KernelState
 
-Parametrization = Literal["ntk", "standard"]
-PARAMETRIZATIONS = ("ntk", "standard")
+Parametrization = Literal["ntk", "standard", "mean_field", "mup"]
+PARAMETRIZATIONS = ("ntk", "standard", "mean_field", "mup")
 
 __all__ = ["PARAMETRIZATIONS", "Dense", "Layer", "Nonlinearity", "Parametrization", "Serial"]
 
@@ -35,7 +35,14 @@ class Dense:
         c_b: bias variance C_b.
         width: output features; ``None`` takes the network's sampling width.
         parametrization: ``"ntk"`` (W = sqrt(lr_w / fan_in) omega, trained in
-            omega) or ``"standard"`` (W trained directly).
+            omega), ``"standard"`` (W trained directly), ``"mean_field"`` or ``"mup"``
+            (Yang & Hu 2021; their per-layer scalings are the table of
+            :mod:`dltheory.spec.parametrization`). The infinite-width NTK of
+            :func:`dltheory.kernels.kernel` is the width -> infinity limit of the
+            empirical NTK for "ntk" (and "standard" at a given width, where it grows
+            with the fan-in); for "mean_field" / "mup" the NNGP and the NTK at
+            initialisation tend to 0 (readout variance C_w / n^2) and training leaves
+            the kernel regime, so ``kernel`` refuses them.
         lr_w, lr_b: per-layer learning-rate factors lambda_w, lambda_b. In NTK
             parametrisation they default to (C_w, C_b), which makes
             Theta^(l+1) = K^(l+1) + C_w E[s's'] Theta^(l); in standard
@@ -65,6 +72,17 @@ class Dense:
 
     def learning_rates(self, fan_in: int | None) -> tuple[float, float]:
         """(lambda_w, lambda_b) as they enter Theta = lambda_b + lambda_w E[s s] + ..."""
+        if self.parametrization in ("mean_field", "mup"):
+            raise ValueError(
+                message(
+                    "parametrization",
+                    "'ntk' or 'standard' for an infinite-width kernel",
+                    self.parametrization,
+                    "In mean-field / muP the output kernels at initialisation vanish as "
+                    "width -> infinity and the features move (no fixed kernel limit); "
+                    "sample finite networks instead",
+                )
+            )
         if self.parametrization == "ntk":
             lr_w = self.c_w if self.lr_w is None else self.lr_w
             lr_b = self.c_b if self.lr_b is None else self.lr_b
