@@ -84,7 +84,7 @@ class EdgeOfStability:
         initial: sharpness at step 0.
         peak: max sharpness.
         reach_step: first recorded step with sharpness >= (1 - band) 2/eta (-1 if never).
-        late_mean: mean sharpness / (2/eta) after ``reach_step`` (NaN if never reached).
+        late_mean: mean sharpness / (2/eta) from ``reach_step + settle`` on (NaN if never).
         late_max_deviation: max |sharpness / (2/eta) - 1| over the late phase.
         sharpened: whether the sharpness rose by more than ``band`` relative first.
         loss_decreased: final loss < loss at reach_step.
@@ -103,7 +103,7 @@ class EdgeOfStability:
 
 
 def edge_of_stability_summary(
-    steps: Any, sharpness: Any, loss: Any, lr: float, band: float = 0.1
+    steps: Any, sharpness: Any, loss: Any, lr: float, band: float = 0.1, settle: int = 0
 ) -> EdgeOfStability:
     """Summarise a (steps, sharpness, loss) trace against 2/eta (Cohen et al. 2021).
 
@@ -113,6 +113,8 @@ def edge_of_stability_summary(
         loss: training loss per record, shape (T,).
         lr: the learning rate eta.
         band: the relative band around 2/eta.
+        settle: steps after the first reach excluded from the late phase (the
+            first overshoot above 2/eta, Cohen et al. 2021, Fig. 1).
 
     >>> s = edge_of_stability_summary([0, 1, 2, 3], [1.0, 1.9, 2.05, 1.98],
     ...                               [1.0, 0.5, 0.6, 0.4], lr=1.0)
@@ -121,6 +123,7 @@ def edge_of_stability_summary(
     """
     lr = check_positive("lr", lr)
     band = check_positive("band", band)
+    settle = check_int("settle", settle, minimum=0)
     steps = np.asarray(steps, dtype=np.int64)
     sharp = np.asarray(sharpness, dtype=np.float64)
     loss = np.asarray(loss, dtype=np.float64)
@@ -135,9 +138,10 @@ def edge_of_stability_summary(
     if hit.size == 0:
         reach, late_mean, late_dev, decreased, wiggle = -1, math.nan, math.nan, False, False
     else:
-        i = int(hit[0])
-        late = s[i:] / thr
-        reach = int(st[i])
+        reach = int(st[hit[0]])
+        late = s[st >= reach + settle] / thr
+        if late.size == 0:
+            raise ValueError(message("settle", "shorter than the recorded late phase", settle))
         late_mean, late_dev = float(late.mean()), float(np.abs(late - 1).max())
         late_loss = loss[steps >= reach]
         decreased = bool(late_loss[-1] < late_loss[0])

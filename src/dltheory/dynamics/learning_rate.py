@@ -23,16 +23,12 @@ from torch.func import functional_call, jvp, vjp
 from .._checks import as_float_tensor, check_choice, check_positive, message
 from ..curvature import hessian_eigenvalues, lanczos_eigenpairs
 from ..spec import Serial
+from .trajectory import mse_loss
 
 __all__ = ["StableLearningRate", "max_stable_lr"]
 
 # Above this many (point, output) pairs the NTK is not formed: Lanczos on J J^T v.
 _DENSE_LIMIT = 2048
-
-
-def _mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """L = ||output - target||^2 / (2N), N = output.shape[0] (the project's MSE)."""
-    return 0.5 * ((output - target) ** 2).sum() / output.shape[0]
 
 
 @dataclass(frozen=True)
@@ -110,6 +106,7 @@ def max_stable_lr(
     loss: Literal["mse"] = "mse",
     *,
     tol: float = 1e-8,
+    hessian: bool = True,
 ) -> StableLearningRate:
     """Largest learning rates for which full-batch GD on the MSE is stable.
 
@@ -126,6 +123,7 @@ def max_stable_lr(
         y: (N, k) or (N,) targets (needed for the Hessian; ignored for a spec).
         loss: only "mse", L = ||f - y||^2 / (2N), for which the NTK threshold is exact.
         tol: relative accuracy asked of Lanczos.
+        hessian: also compute the Hessian threshold (else its fields are NaN).
 
     >>> lin = torch.nn.Linear(2, 1, bias=False).double()
     >>> x = torch.tensor([[1.0, 0.0], [0.0, 3.0]], dtype=torch.float64)
@@ -171,7 +169,20 @@ def max_stable_lr(
     y = y.reshape(out.shape)
     n = x.shape[0]
     ntk_top, ntk_method, ntk_error = _ntk_lambda_max(model, x, tol)
-    res = hessian_eigenvalues(model, _mse, (x, y), k=1, tol=tol)
+    if not hessian:
+        return StableLearningRate(
+            2 * n / ntk_top,
+            math.nan,
+            ntk_top,
+            math.nan,
+            n,
+            ntk_method,
+            ntk_error,
+            "not computed",
+            math.nan,
+            False,
+        )
+    res = hessian_eigenvalues(model, mse_loss, (x, y), k=1, tol=tol)
     h_top = float(res.eigenvalues[0])
     return StableLearningRate(
         ntk_lr=2 * n / ntk_top,

@@ -22,6 +22,7 @@ MODULES = (
     "depth_scales",  # xi_c off criticality, the measured order/chaos phase diagram
     "implicit_bias",  # diagonal nets, max margin, SGD noise
     "regions",  # linear regions: density at init, sawtooth, 2-D region map
+    "large_learning_rates",  # 2/lambda threshold, catapult, quadratic models, edge of stability
 )
 
 
