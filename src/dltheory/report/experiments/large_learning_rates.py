@@ -227,7 +227,7 @@ def catapult_phase_diagram_uv_and_nets(quick: bool = False, seed: int = 0) -> Ou
     factors = (
         [0.9, 1.5, 1.9, 2.1, 2.5, 3.5]
         if quick
-        else [0.9, 1.2, 1.5, 1.8, 1.9, 2.0, 2.1, 2.2, 2.4, 2.7, 3.0, 3.5, 4.0, 5.0, 6.0, 7.0]
+        else [0.9, 1.2, 1.5, 1.8, 2.0, 2.2, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0]
     )
     scans = {}
     with _one_thread():
@@ -237,10 +237,10 @@ def catapult_phase_diagram_uv_and_nets(quick: bool = False, seed: int = 0) -> Ou
                 spec,
                 x,
                 y,
-                width=512 if quick else 2048,
+                width=512 if quick else 1024,
                 factors=factors,
-                steps=150 if quick else 400,
-                seeds=2 if quick else 4,
+                steps=150 if quick else 300,
+                seeds=2 if quick else 3,
                 seed=seed,
             )
     relu1 = scans["relu, 1 hidden layer"]
