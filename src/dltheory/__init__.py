@@ -22,6 +22,8 @@ Public API:
   :func:`linearized_prediction`, :func:`ntk_gp_prediction` (module
   ``dltheory.dynamics``: also trackers, parametrisations, coordinate checks and
   Du et al.'s convergence theory);
+* large learning rates: :func:`max_stable_lr` (module ``dltheory.dynamics``:
+  also the catapult recursion, quadratic models, the ``Sharpness`` tracker);
 * modules ``dltheory.implicit_bias`` (diagonal nets, max margin, SGD noise),
   ``dltheory.regions`` (linear regions), ``dltheory.parallel`` (serial / Dask sweeps).
 """
@@ -33,6 +35,7 @@ from .dynamics import (
     TrainState,
     Trajectory,
     linearized_prediction,
+    max_stable_lr,
     ntk_gp_prediction,
     train,
 )
@@ -67,6 +70,7 @@ __all__ = [
     "implicit_bias",
     "kernel",
     "linearized_prediction",
+    "max_stable_lr",
     "ntk_gp_prediction",
     "parallel",
     "regions",
