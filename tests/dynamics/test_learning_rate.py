@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dltheory import MLP
-from dltheory.dynamics import max_stable_lr
+from dltheory.dynamics import learning_rate, max_stable_lr, train
 
 
 def _data(n=8, d=4, seed=0):
@@ -65,12 +65,8 @@ def test_wide_net_top_mode_contracts_below_and_grows_above():
     steps = 150
     for factor in (0.99, 1.01):
         model = spec.sample(width=4096, in_dim=4, seed=1).double()
-        opt = torch.optim.SGD(model.parameters(), lr=factor * r.ntk_lr)
         p0 = float(u @ (f0 - y)[:, 0])
-        for _ in range(steps):
-            opt.zero_grad()
-            (0.5 * ((model(x) - y) ** 2).sum() / 8).backward()
-            opt.step()
+        train(model, x, y, lr=factor * r.ntk_lr, steps=steps, track=("loss",), every=steps)
         with torch.no_grad():
             ratio = abs(float(u @ (model(x) - y)[:, 0]) / p0)
         # linear theory: |1 - factor * 2|^steps = 0.98^150 = 0.048 or 1.02^150 = 19.5
@@ -99,3 +95,19 @@ def test_errors(args, exc, text):
 def test_loss_must_be_mse():
     with pytest.raises(ValueError, match="loss must be one of 'mse'"):
         max_stable_lr(torch.nn.Linear(2, 1), np.eye(2), np.zeros(2), loss="hinge")
+
+
+def test_matrix_free_ntk_path_matches_dense(monkeypatch):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2))
+    net = net.double()
+    x, g = _data(n=12, d=3)
+    y = torch.randn(12, 2, generator=g, dtype=torch.float64)
+    dense = max_stable_lr(net, x, y, hessian=False)
+    monkeypatch.setattr(learning_rate, "_DENSE_LIMIT", 4)  # 24 outputs > 4: Lanczos on J J^T v
+    lanczos = max_stable_lr(net, x, y, tol=1e-10, hessian=False)
+    assert dense.ntk_method.startswith("dense") and lanczos.ntk_method.startswith("Lanczos")
+    # Lanczos certifies |theta - lambda| <= residual: within its reported relative error
+    assert lanczos.ntk_lambda_max == pytest.approx(dense.ntk_lambda_max, rel=1e-9)
+    assert lanczos.ntk_error <= 1e-10
+    assert math.isnan(lanczos.hessian_lr)
