@@ -37,7 +37,8 @@ class CatapultRun:
         phase: "lazy" (loss never above its start), "catapult" (a spike, then
             convergence), "divergent" (the trajectory diverged) or "not_converged".
         spike: max_t loss_t / loss_0.
-        spike_step: the step of the maximal loss.
+        spike_step: the first step at which the loss reaches half its maximum (robust
+            to later, smaller bumps; the end of the catapult's growth phase).
         final_loss_ratio: loss_T / loss_0 (inf if diverged).
         final_factor: eta / (2N / lambda_max(Theta_T)), < 1 after a catapult (NaN if diverged).
         losses: the recorded loss curve.
@@ -159,7 +160,7 @@ def catapult_scan(
                     factor=float(c),
                     phase=phase,
                     spike=float(losses.max() / losses[0]),
-                    spike_step=int(traj.steps[int(np.argmax(losses))]),
+                    spike_step=int(traj.steps[int(np.argmax(losses >= 0.5 * losses.max()))]),
                     final_loss_ratio=math.inf if traj.diverged else float(losses[-1] / losses[0]),
                     final_factor=final,
                     losses=losses,
