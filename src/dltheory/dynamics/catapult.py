@@ -20,8 +20,11 @@ makes only |f| <= lambda sqrt(m) / (2 |x|) realisable.
 Phases (y = 0): eta lambda_0 < 2 lazy (lambda barely moves), 2 < eta lambda_0 < 4
 catapult (the loss grows to O(m), lambda falls below 2/eta, then it converges)
 and eta lambda_0 > 4 divergent. With y = 0 the upper threshold 4/lambda_0 is exact
-at every width: if eta lambda < 4 then lambda' <= lambda, and if eta lambda > 4
-then lambda' >= lambda and |f'| >= 3 |f|. For y != 0 the upper threshold is
+at every width: with a = eta lambda and b = eta^2 c f^2 (b <= a^2/4 by
+Cauchy-Schwarz) the map is a' = a + b (a - 4), b' = b (1 - a + b)^2. If a < 4, a
+never grows and stays >= 0; if a > 4, a grows whenever b > 0, and b cannot tend
+to 0 (then |1 - a + b| > 3), so lambda -> infinity. At a = 4 exactly lambda is
+frozen and f wanders on a bounded chaotic orbit. For y != 0 the upper threshold is
 4/lambda_0 only as m -> infinity (the -4 f term no longer has the sign of r);
 the course notes state 4/lambda_0 without this restriction.
 """

@@ -321,7 +321,7 @@ def catapult_phase_diagram_uv_and_nets(quick: bool = False, seed: int = 0) -> Ou
 def catapult_spike_time(quick: bool = False, seed: int = 0) -> Outcome:
     """Spike step of one-hidden-layer ReLU nets at c = 1.15 over widths; slope vs log width."""
     c = 1.15
-    widths = [256, 1024, 4096] if quick else [256, 1024, 4096, 16384]
+    widths = [256, 1024, 4096] if quick else [1024, 4096, 16384, 65536]
     seeds = 2 if quick else 6
     x, y = _sphere_data(16, 8, seed)
     spec = MLP(depth=1, activation="relu", c_w=2.0)
