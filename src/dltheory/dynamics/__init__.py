@@ -16,6 +16,7 @@ from .catapult import (
     catapult_phase_diagram,
     catapult_recursion,
 )
+from .catapult_networks import CatapultRun, CatapultScan, catapult_scan
 from .convergence import (
     DuPrediction,
     du_prediction,
@@ -36,6 +37,8 @@ from .trajectory import Divergence, TrainState, Trajectory, mse_loss
 __all__ = [
     "BUILTIN_TRACKERS",
     "CatapultPhaseDiagram",
+    "CatapultRun",
+    "CatapultScan",
     "CatapultTrajectory",
     "Divergence",
     "DuPrediction",
@@ -53,6 +56,7 @@ __all__ = [
     "catapult_divergence_threshold",
     "catapult_phase_diagram",
     "catapult_recursion",
+    "catapult_scan",
     "du_prediction",
     "du_two_layer_spec",
     "edge_of_stability_summary",
