@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/kernels.py
 	$(PY) benchmarks/ensemble.py
 	$(PY) benchmarks/regions.py
+	$(PY) benchmarks/hessian.py
 
 clean:
 	rm -rf $(VENV) report .pytest_cache

@@ -17,13 +17,18 @@ def digits_problem(steps: int = 300):
     X, Y = load_digits(return_X_y=True)
     x = torch.tensor(X / 16.0, dtype=torch.float64)
     y = torch.tensor(Y, dtype=torch.long)
-    model = torch.nn.Sequential(
-        torch.nn.Linear(64, 128),
-        torch.nn.Tanh(),
-        torch.nn.Linear(128, 128),
-        torch.nn.Tanh(),
-        torch.nn.Linear(128, 10),
-    ).double()
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # the peers drew the initial weights in float64
+    try:
+        model = torch.nn.Sequential(
+            torch.nn.Linear(64, 128),
+            torch.nn.Tanh(),
+            torch.nn.Linear(128, 128),
+            torch.nn.Tanh(),
+            torch.nn.Linear(128, 10),
+        )
+    finally:
+        torch.set_default_dtype(before)
     loss_fn = torch.nn.functional.cross_entropy
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     for _ in range(steps):

@@ -24,13 +24,17 @@ Public API:
   Du et al.'s convergence theory);
 * large learning rates: :func:`max_stable_lr` (module ``dltheory.dynamics``:
   also the catapult recursion, quadratic models, the ``Sharpness`` tracker);
+* curvature (module ``dltheory.curvature``): :class:`HessianOperator`,
+  :func:`hessian_eigenvalues`, :func:`lanczos_eigenpairs` (also GGN, Papyan's
+  decomposition, trace, spectral density, neural collapse, gradient overlap);
 * modules ``dltheory.implicit_bias`` (diagonal nets, max margin, SGD noise),
   ``dltheory.regions`` (linear regions), ``dltheory.parallel`` (serial / Dask sweeps).
 """
 
-from . import criticality, dynamics, implicit_bias, parallel, regions
+from . import criticality, curvature, dynamics, implicit_bias, parallel, regions
 from .activations import Activation, activation
 from .criticality import chi_parallel, chi_perp, critical_init_, critical_point, fixed_points
+from .curvature import HessianOperator, hessian_eigenvalues, lanczos_eigenpairs
 from .dynamics import (
     TrainState,
     Trajectory,
@@ -50,6 +54,7 @@ __all__ = [
     "Activation",
     "Dense",
     "Estimate",
+    "HessianOperator",
     "KernelState",
     "Nonlinearity",
     "Serial",
@@ -62,13 +67,16 @@ __all__ = [
     "critical_init_",
     "critical_point",
     "criticality",
+    "curvature",
     "dynamics",
     "empirical_ntk",
     "ensemble",
     "finite_width_corrections",
     "fixed_points",
+    "hessian_eigenvalues",
     "implicit_bias",
     "kernel",
+    "lanczos_eigenpairs",
     "linearized_prediction",
     "max_stable_lr",
     "ntk_gp_prediction",

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._checks import message
+from .._checks import check_int, message
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -150,3 +150,14 @@ def check_loss_fn(loss_fn: Any, output: torch.Tensor, target: torch.Tensor) -> N
         )
     if not bool(torch.isfinite(value)):
         raise ValueError(message("loss_fn", "finite at the current parameters", float(value)))
+
+
+def generator_from(seed: Any) -> torch.Generator:
+    """A torch.Generator from an int seed, a Generator (used as is) or None (fresh entropy)."""
+    if isinstance(seed, torch.Generator):
+        return seed
+    if seed is None:
+        gen = torch.Generator()
+        gen.seed()
+        return gen
+    return torch.Generator().manual_seed(check_int("seed", seed))

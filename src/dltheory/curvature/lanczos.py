@@ -20,8 +20,9 @@ from typing import Any, Literal, NamedTuple
 import torch
 
 from .._checks import check_choice, check_int, check_positive, message
+from ._data import generator_from
 
-__all__ = ["EigenResult", "lanczos_eigenpairs"]
+__all__ = ["EigenResult", "lanczos_eigenpairs", "lanczos_tridiagonal"]
 
 Which = Literal["largest", "smallest", "magnitude"]
 
@@ -101,7 +102,7 @@ def lanczos_eigenpairs(
         max_matvecs = min(dim, max(300, 20 * k))
     max_matvecs = check_int("max_matvecs", max_matvecs, minimum=1)
     m_max = min(max_matvecs, dim)
-    gen = _generator(seed, device)
+    gen = generator_from(seed)
     if v0 is None:
         q = torch.randn(dim, generator=gen, dtype=dtype, device=gen.device).to(device)
     else:
@@ -163,6 +164,45 @@ def lanczos_eigenpairs(
     return EigenResult(theta[sel].to(device), vectors, residuals.to(device), n_matvecs, converged)
 
 
+def lanczos_tridiagonal(
+    matvec: Callable[[torch.Tensor], torch.Tensor], v0: torch.Tensor, steps: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Lanczos tridiagonal T_m (diagonal alphas, off-diagonal betas) from v0.
+
+    ``steps`` products with full reorthogonalisation; stops early (a shorter T) when
+    the Krylov space is invariant, where Gauss quadrature with T is already exact.
+    Used by stochastic Lanczos quadrature: v0^T f(A) v0 / |v0|^2 ~ e_1^T f(T) e_1.
+
+    >>> A = torch.diag(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
+    >>> a, b = lanczos_tridiagonal(lambda v: A @ v, torch.ones(3, dtype=torch.float64), 3)
+    >>> round(float(a[0]), 12)  # e_1^T T e_1 = v^T A v / v^T v = 2
+    2.0
+    """
+    steps = check_int("steps", steps, minimum=1)
+    dim = v0.shape[0]
+    steps = min(steps, dim)
+    Q = torch.empty(steps, dim, dtype=v0.dtype, device=v0.device)
+    Q[0] = v0 / v0.norm()
+    alphas: list[float] = []
+    betas: list[float] = []
+    eps = torch.finfo(v0.dtype).eps
+    for j in range(steps):
+        w = matvec(Q[j])
+        alpha = float(Q[j] @ w)
+        alphas.append(alpha)
+        w = w - alpha * Q[j] - (betas[j - 1] * Q[j - 1] if j > 0 else 0.0)
+        basis = Q[: j + 1]
+        for _ in range(2):
+            w = w - basis.T @ (basis @ w)
+        beta = float(w.norm())
+        scale = max(abs(a) for a in alphas) + (max(betas) if betas else 0.0)
+        if j + 1 == steps or beta <= 100 * eps * max(scale, 1e-300):
+            break
+        betas.append(beta)
+        Q[j + 1] = w / beta
+    return torch.tensor(alphas, dtype=torch.float64), torch.tensor(betas, dtype=torch.float64)
+
+
 def _tridiagonal_eigh(alphas: list[float], betas: list[float], dtype: torch.dtype):
     m = len(alphas)
     T = torch.diag(torch.tensor(alphas, dtype=torch.float64))
@@ -180,16 +220,6 @@ def _select(theta: torch.Tensor, k: int, which: str) -> torch.Tensor:
     if which == "smallest":
         return torch.argsort(theta)[:kk]
     return torch.argsort(theta.abs(), descending=True)[:kk]
-
-
-def _generator(seed: Any, device: Any) -> torch.Generator:
-    if isinstance(seed, torch.Generator):
-        return seed
-    if seed is None:
-        gen = torch.Generator()
-        gen.seed()
-        return gen
-    return torch.Generator().manual_seed(check_int("seed", seed))
 
 
 def _check_v0(v0: Any, dim: int, dtype: torch.dtype, device: Any) -> torch.Tensor:

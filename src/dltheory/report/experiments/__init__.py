@@ -23,6 +23,7 @@ MODULES = (
     "implicit_bias",  # diagonal nets, max margin, SGD noise
     "regions",  # linear regions: density at init, sawtooth, 2-D region map
     "large_learning_rates",  # 2/lambda threshold, catapult, quadratic models, edge of stability
+    "curvature",  # loss Hessian outliers, neural collapse, gradient in the top subspace
 )
 
 
