@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/ensemble.py
 	$(PY) benchmarks/regions.py
 	$(PY) benchmarks/hessian.py
+	$(PY) benchmarks/dynamics.py
 
 clean:
 	rm -rf $(VENV) report .pytest_cache

@@ -25,6 +25,7 @@ from .convergence import (
     width_condition_notes,
     width_condition_paper,
 )
+from .coord_check import CoordCheck, coord_check
 from .edge_of_stability import EdgeOfStability, Sharpness, edge_of_stability_summary
 from .learning_rate import StableLearningRate, max_stable_lr
 from .linearized import LinearizedPrediction, linearized_outputs, linearized_prediction
@@ -40,6 +41,7 @@ __all__ = [
     "CatapultRun",
     "CatapultScan",
     "CatapultTrajectory",
+    "CoordCheck",
     "Divergence",
     "DuPrediction",
     "EdgeOfStability",
@@ -57,6 +59,7 @@ __all__ = [
     "catapult_phase_diagram",
     "catapult_recursion",
     "catapult_scan",
+    "coord_check",
     "du_prediction",
     "du_two_layer_spec",
     "edge_of_stability_summary",

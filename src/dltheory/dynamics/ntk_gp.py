@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import torch
 
 from .._checks import as_float_tensor, check_nonnegative, check_positive, message
+from .linearized import eigh_symmetric
 
 __all__ = ["NTKGPPrediction", "ntk_gp_prediction"]
 
@@ -112,7 +113,7 @@ def ntk_gp_prediction(
             raise ValueError(message("t", "None or times >= 0", t))
     if diag_reg > 0:
         theta = theta + diag_reg * torch.trace(theta) / n * torch.eye(n, dtype=theta.dtype)
-    lam, vecs = torch.linalg.eigh((theta + theta.T) / 2)
+    lam, vecs = eigh_symmetric((theta + theta.T) / 2)
     if float(lam[0]) <= 1e-14 * float(lam[-1].abs()):
         raise ValueError(
             message(

@@ -154,44 +154,52 @@ def train(
             step, model, x, y, loss_fn, lr, initial, value, optimizer, loss_name, cache
         )
 
-    loss0 = full_loss()
-    if not math.isfinite(loss0):
-        raise ValueError(message("model", "finite initial loss", loss0))
-    rows, recorded = [_record(trackers, state(0, loss0))], [0]
+    rows, recorded = [], []
     divergence = None
     bar = _progress(progress, steps)
     order = torch.randperm(n, generator=gen)
-    cursor = 0
+    cursor, loss0 = 0, math.nan
     try:
-        for step in range(1, steps + 1):
+        for step in range(steps + 1):
+            # one forward serves both the full-batch loss at `step` and, for full-batch
+            # methods, the gradient of the update to step + 1
             if batch_size is None:
-                xb, yb = x, y
+                objective = loss_fn(model(x), y)
+                value = float(objective.detach())
             else:
-                if cursor + batch_size > n:
-                    order, cursor = torch.randperm(n, generator=gen), 0
-                idx = order[cursor : cursor + batch_size].to(device)
-                cursor += batch_size
-                xb, yb = x[idx], y[idx]
-            opt.zero_grad(set_to_none=True)
-            loss_fn(model(xb), yb).backward()
-            opt.step()
-            value = full_loss()
-            reason = None
-            if not math.isfinite(value):
-                reason = f"non-finite loss ({value})"
-            elif value > divergence_factor * max(loss0, 1e-300):
-                reason = f"loss {value:.3g} > {divergence_factor:g} x initial loss {loss0:.3g}"
-            elif not all(bool(torch.isfinite(p).all()) for p in params):
-                reason = "non-finite parameters"
-            if reason is not None:
-                divergence = Divergence(step, reason)
-                break
+                value = full_loss()
+            if step == 0:
+                loss0 = value
+                if not math.isfinite(value):
+                    raise ValueError(message("model", "finite initial loss", value))
+            else:
+                reason = None
+                if not math.isfinite(value):
+                    reason = f"non-finite loss ({value})"
+                elif value > divergence_factor * max(loss0, 1e-300):
+                    reason = f"loss {value:.3g} > {divergence_factor:g} x initial loss {loss0:.3g}"
+                elif not all(bool(torch.isfinite(p).all()) for p in params):
+                    reason = "non-finite parameters"
+                if reason is not None:
+                    divergence = Divergence(step, reason)
+                    break
+                if bar is not None:
+                    bar[0].update(bar[1], advance=1, description=f"loss {value:.3e}")
             if step % every == 0 or step == steps:
                 rows.append(_record(trackers, state(step, value)))
                 recorded.append(step)
                 cache.pop(("ntk", step - every), None)
-            if bar is not None:
-                bar[0].update(bar[1], advance=1, description=f"loss {value:.3e}")
+            if step == steps:
+                break
+            if batch_size is not None:
+                if cursor + batch_size > n:
+                    order, cursor = torch.randperm(n, generator=gen), 0
+                idx = order[cursor : cursor + batch_size].to(device)
+                cursor += batch_size
+                objective = loss_fn(model(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            objective.backward()
+            opt.step()
     finally:
         if bar is not None:
             bar[0].stop()

@@ -279,6 +279,16 @@ def ensemble(
     """
     if not isinstance(spec, Serial):
         raise TypeError(message("spec", "a dltheory Serial/MLP spec", type(spec).__name__))
+    for layer in spec.layers:
+        if getattr(layer, "parametrization", "ntk") in ("mean_field", "mup"):
+            raise ValueError(
+                message(
+                    "spec",
+                    "in 'ntk' or 'standard' parametrisation for an ensemble",
+                    layer.parametrization,
+                    "Its readout variance C_w / n^2 differs; sample with spec.sample(...)",
+                )
+            )
     width = spec.width if width is None else check_int("width", width, minimum=1)
     in_dim = spec.in_dim if in_dim is None else check_int("in_dim", in_dim, minimum=1)
     if in_dim is None:

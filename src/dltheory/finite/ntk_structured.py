@@ -118,14 +118,17 @@ def _signals(layers: list[nn.Module], x: torch.Tensor):
     n, k = h.shape
     delta = torch.eye(k, dtype=h.dtype, device=h.device).expand(n, k, k)
     per_layer = []
-    for kind, obj, inp in reversed(records):
+    first_dense = next(i for i, r in enumerate(records) if r[0] == "dense")
+    for i in range(len(records) - 1, first_dense - 1, -1):
+        kind, obj, inp = records[i]
         if kind == "act":
             delta = delta * obj[:, None, :]
             continue
         weight, w2, b2 = _factors(obj)
         if w2 or b2:
             per_layer.append((inp, delta, w2, b2))
-        delta = delta @ weight
+        if i > first_dense:  # the signal below the first dense layer is never used
+            delta = delta @ weight
     return per_layer
 
 

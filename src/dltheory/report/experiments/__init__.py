@@ -20,6 +20,7 @@ MODULES = (
     "path_counting",  # ReLU path counting: Jacobian moments, log-normal law, NTK diagonal
     "criticality",  # critical initialisation, power-law decay at K* = 0
     "depth_scales",  # xi_c off criticality, the measured order/chaos phase diagram
+    "dynamics",  # kernel regime: lazy training, linearisation, muP, Du et al.
     "implicit_bias",  # diagonal nets, max margin, SGD noise
     "regions",  # linear regions: density at init, sawtooth, 2-D region map
     "large_learning_rates",  # 2/lambda threshold, catapult, quadratic models, edge of stability
