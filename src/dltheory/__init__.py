@@ -31,6 +31,8 @@ Public API:
   :class:`NNGPClassifier`, :class:`NTKClassifier` (module ``dltheory.estimators``,
   scikit-learn compatible); exact GP inference, RKHS tools and the in-place / CG
   solvers in ``dltheory.kernels``;
+* large learning rates: :func:`max_stable_lr` (module ``dltheory.dynamics``:
+  also the catapult recursion, quadratic models, the ``Sharpness`` tracker);
 * curvature (module ``dltheory.curvature``): :class:`HessianOperator`,
   :func:`hessian_eigenvalues`, :func:`lanczos_eigenpairs` (also GGN, Papyan's
   decomposition, trace, spectral density, neural collapse, gradient overlap);
@@ -49,6 +51,7 @@ __version__ = "0.1.0"
 # command line's `--help` stay fast (torch alone takes seconds to import).
 # To export a name, add it to _EXPORTS (name -> submodule) and to __all__.
 _EXPORTS = {
+    "max_stable_lr": "dynamics",
     "NTKRegressor": "estimators",
     "NTKClassifier": "estimators",
     "NNGPRegressor": "estimators",
@@ -123,6 +126,7 @@ if TYPE_CHECKING:  # what the lazy exports are, for type checkers and IDEs
         TrainState,
         Trajectory,
         linearized_prediction,
+        max_stable_lr,
         ntk_gp_prediction,
         train,
     )
@@ -195,6 +199,7 @@ __all__ = [
     "lanczos_eigenpairs",
     "linearized_prediction",
     "marchenko_pastur_density",
+    "max_stable_lr",
     "ntk_gp_prediction",
     "parallel",
     "random_matrices",

@@ -24,6 +24,7 @@ MODULES = (
     "implicit_bias",  # diagonal nets, max margin, SGD noise
     "regions",  # linear regions: density at init, sawtooth, 2-D region map
     "bayes_linear",  # deep linear Bayesian nets, random matrices, JL and covering numbers
+    "large_learning_rates",  # 2/lambda threshold, catapult, quadratic models, edge of stability
     "curvature",  # loss Hessian outliers, neural collapse, gradient in the top subspace
     "kernel_methods",  # NNGP/NTK kernel machines on real data; trained nets vs NTK
 )

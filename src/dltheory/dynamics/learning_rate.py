@@ -1,0 +1,198 @@
+"""The largest stable learning rate: 2N / lambda_max(Theta) and 2 / lambda_max(H).
+
+With the project's MSE, L = ||f - y||^2 / (2N), GD on the linearised model reads
+f_{t+1} - y = (I - (eta/N) Theta)(f_t - y), so it converges iff
+eta < 2N / lambda_max(Theta) (Theta the empirical NTK on the N training points,
+all outputs); this equals 2 / lambda_max of the Gauss-Newton matrix J^T J / N.
+GD on any twice-differentiable loss is linearly stable at a minimum iff
+eta < 2 / lambda_max(H), H the loss Hessian (e.g. Cohen et al. 2021, Sec. 2;
+Lewkowycz et al. 2020, Sec. 2). For a spec (no weights) the infinite-width NTK
+on the data gives the threshold a very wide network has at initialisation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+from torch.func import functional_call, jvp, vjp
+
+from .._checks import as_float_tensor, check_choice, check_positive, message
+from ..curvature import hessian_eigenvalues, lanczos_eigenpairs
+from ..spec import Serial
+from .trajectory import mse_loss
+
+__all__ = ["StableLearningRate", "max_stable_lr"]
+
+# Above this many (point, output) pairs the NTK is not formed: Lanczos on J J^T v.
+_DENSE_LIMIT = 2048
+
+
+@dataclass(frozen=True)
+class StableLearningRate:
+    """Stability thresholds of full-batch GD with the MSE ||f - y||^2 / (2N).
+
+    Attributes:
+        ntk_lr: 2N / lambda_max(Theta), the exact threshold of the linearised dynamics.
+        hessian_lr: 2 / lambda_max(H) of the loss Hessian now (NaN for a spec).
+        ntk_lambda_max: lambda_max(Theta) (all outputs, Theta of size N k x N k).
+        hessian_lambda_max: lambda_max(H) (NaN for a spec).
+        n_points: N.
+        ntk_method: how lambda_max(Theta) was computed.
+        ntk_error: bound on the relative error of ntk_lambda_max.
+        hessian_method: how lambda_max(H) was computed.
+        hessian_error: bound on its relative error (the Lanczos residual / |theta|).
+        hessian_converged: whether Lanczos certified the eigenvalue to ``tol``.
+    """
+
+    ntk_lr: float
+    hessian_lr: float
+    ntk_lambda_max: float
+    hessian_lambda_max: float
+    n_points: int
+    ntk_method: str
+    ntk_error: float
+    hessian_method: str
+    hessian_error: float
+    hessian_converged: bool
+
+
+def _flat_model(model: nn.Module, x: torch.Tensor):
+    names, tensors = zip(
+        *[(n, p.detach()) for n, p in model.named_parameters() if p.requires_grad], strict=True
+    )
+    sizes = [t.numel() for t in tensors]
+    buffers = dict(model.named_buffers())
+
+    def fn(flat):
+        parts = torch.split(flat, sizes)
+        ps = {n: t.reshape(p.shape) for n, t, p in zip(names, parts, tensors, strict=True)}
+        return functional_call(model, (ps, buffers), (x,)).reshape(-1)
+
+    return fn, torch.cat([t.reshape(-1) for t in tensors])
+
+
+def _ntk_lambda_max(model: nn.Module, x: torch.Tensor, tol: float) -> tuple[float, str, float]:
+    fn, theta = _flat_model(model, x)
+    with torch.no_grad():
+        n_out = fn(theta).numel()
+    eps = torch.finfo(theta.dtype).eps
+    if n_out <= _DENSE_LIMIT:
+        jac = torch.func.jacrev(fn)(theta)  # (N k, P)
+        gram = jac @ jac.T
+        top = float(torch.linalg.eigvalsh(gram)[-1])
+        # LAPACK's symmetric eigensolver is backward stable: |error| <= c n eps ||Theta||
+        return top, "dense eigvalsh of the empirical NTK J J^T", float(n_out * eps)
+    _, pullback = vjp(fn, theta)
+
+    def matvec(v):  # J (J^T v), never forming Theta
+        return jvp(fn, (theta,), (pullback(v)[0],))[1]
+
+    res = lanczos_eigenpairs(
+        matvec, n_out, k=1, tol=tol, dtype=theta.dtype, return_eigenvectors=False
+    )
+    top = float(res.eigenvalues[0])
+    err = float(res.residuals[0]) / abs(top)
+    return top, f"Lanczos on J J^T v ({res.n_matvecs} products)", err
+
+
+def max_stable_lr(
+    model: nn.Module | Serial,
+    x: Any,
+    y: Any = None,
+    loss: Literal["mse"] = "mse",
+    *,
+    tol: float = 1e-8,
+    hessian: bool = True,
+) -> StableLearningRate:
+    """Largest learning rates for which full-batch GD on the MSE is stable.
+
+    eta_NTK = 2N / lambda_max(Theta) (exact for the linearised model) and
+    eta_H = 2 / lambda_max(H) for the loss Hessian at the current parameters
+    (Lewkowycz et al. 2020, Sec. 2; Cohen et al. 2021). For a spec ``Serial``
+    (e.g. ``MLP(...)``) the infinite-width NTK of its output on ``x`` is used
+    (every output unit has the same kernel, so k outputs change nothing); the
+    Hessian part is then NaN.
+
+    Args:
+        model: a ``torch.nn.Module`` or a spec.
+        x: (N, n_0) training inputs.
+        y: (N, k) or (N,) targets (needed for the Hessian; ignored for a spec).
+        loss: only "mse", L = ||f - y||^2 / (2N), for which the NTK threshold is exact.
+        tol: relative accuracy asked of Lanczos.
+        hessian: also compute the Hessian threshold (else its fields are NaN).
+
+    >>> lin = torch.nn.Linear(2, 1, bias=False).double()
+    >>> x = torch.tensor([[1.0, 0.0], [0.0, 3.0]], dtype=torch.float64)
+    >>> r = max_stable_lr(lin, x, torch.zeros(2, 1, dtype=torch.float64))
+    >>> round(r.ntk_lr, 10), round(r.hessian_lr, 10)  # Theta = diag(1, 9): 2N / 9
+    (0.4444444444, 0.4444444444)
+    """
+    check_choice("loss", loss, ("mse",))
+    tol = check_positive("tol", tol)
+    if isinstance(model, Serial):
+        x = as_float_tensor("x", x, ndim=2, dtype=torch.float64)
+        ntk = model.kernel(x).ntk
+        top = float(torch.linalg.eigvalsh(ntk)[-1])
+        n = x.shape[0]
+        return StableLearningRate(
+            ntk_lr=2 * n / top,
+            hessian_lr=math.nan,
+            ntk_lambda_max=top,
+            hessian_lambda_max=math.nan,
+            n_points=n,
+            ntk_method="infinite-width NTK (dltheory.kernels), dense eigvalsh",
+            ntk_error=float(n * torch.finfo(torch.float64).eps),
+            hessian_method="none (a spec has no weights)",
+            hessian_error=math.nan,
+            hessian_converged=False,
+        )
+    if not isinstance(model, nn.Module):
+        raise TypeError(message("model", "a torch.nn.Module or a spec", type(model).__name__))
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError(message("model", "a module with trainable parameters", model))
+    dtype = params[0].dtype
+    x = as_float_tensor("x", x, ndim=2, dtype=dtype)
+    if y is None:
+        raise ValueError(message("y", "the (N, k) targets", y, "The loss Hessian needs them"))
+    with torch.no_grad():
+        out = model(x)
+    y = as_float_tensor("y", y, dtype=dtype)
+    if y.numel() != out.numel() or y.shape[0] != x.shape[0]:
+        raise ValueError(
+            message("y", f"of the model's output shape {tuple(out.shape)}", tuple(y.shape))
+        )
+    y = y.reshape(out.shape)
+    n = x.shape[0]
+    ntk_top, ntk_method, ntk_error = _ntk_lambda_max(model, x, tol)
+    if not hessian:
+        return StableLearningRate(
+            2 * n / ntk_top,
+            math.nan,
+            ntk_top,
+            math.nan,
+            n,
+            ntk_method,
+            ntk_error,
+            "not computed",
+            math.nan,
+            False,
+        )
+    res = hessian_eigenvalues(model, mse_loss, (x, y), k=1, tol=tol)
+    h_top = float(res.eigenvalues[0])
+    return StableLearningRate(
+        ntk_lr=2 * n / ntk_top,
+        hessian_lr=2 / h_top if h_top > 0 else math.inf,
+        ntk_lambda_max=ntk_top,
+        hessian_lambda_max=h_top,
+        n_points=n,
+        ntk_method=ntk_method,
+        ntk_error=ntk_error,
+        hessian_method=f"Lanczos on Hessian-vector products ({res.n_matvecs} products)",
+        hessian_error=float(res.residuals[0]) / abs(h_top) if h_top != 0 else math.inf,
+        hessian_converged=bool(res.converged),
+    )
