@@ -59,7 +59,7 @@ class CatapultScan:
 
     Attributes:
         factors: the grid of eta / (2N / lambda_max(Theta_0)), shape (K,).
-        runs: runs[s][k] for seed s and factor k.
+        runs: ``runs[s][k]`` for seed s and factor k.
         lower: the lazy/catapult boundary in units of 2N / lambda_max(Theta_0): per seed
             the midpoint of the grid cell where the phase changes; mean +- stderr over
             seeds (stderr includes the half-cell width in quadrature).

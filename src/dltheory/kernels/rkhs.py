@@ -87,8 +87,8 @@ def kernel_ridge(
     """Kernel ridge regression in representer form, f* = K_*n (K + ridge I)^-1 y.
 
     >>> sol = kernel_ridge([[1.0]], [[0.5]], [2.0], ridge=1.0)
-    >>> [round(float(v), 12) for v in (sol.alpha[0], sol.prediction[0], sol.rkhs_norm)]
-    [1.0, 0.5, 1.0]
+    >>> tuple(round(float(v), 12) for v in (sol.alpha[0], sol.prediction[0], sol.rkhs_norm))
+    (1.0, 0.5, 1.0)
     """
     k = _square("k_train_train", k_train_train)
     k_sn = as_float_tensor("k_test_train", k_test_train, ndim=2, dtype=torch.float64).numpy()
