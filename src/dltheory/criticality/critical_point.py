@@ -184,6 +184,34 @@ def _nonzero(s: Activation) -> CriticalPoint | None:
     return None
 
 
+def _kinked_k_star_zero(s: Activation) -> CriticalPoint | None:
+    """K* = 0 for s(0) = 0 with a kink at 0 (ELU): one-sided slopes s'(0+), s'(0-).
+
+    E_K[s^2] = K (s'(0+)^2 + s'(0-)^2) / 2 + O(K^(3/2)), so C_w = 2 / (s'(0+)^2 +
+    s'(0-)^2) gives chi_parallel = chi_perp = 1 at K* = 0, which attracts when
+    C_w E_K[s^2] < K for small K (a negative K^(3/2) term: K^(l) ~ 1 / l^2, not the
+    1 / (-a_1 l) law of smooth activations). Scale-invariant s are found earlier.
+    """
+    tiny = _at(1e-300)  # one-sided limits, exact for exp-type branches
+    slopes = float(s.d1(tiny)) ** 2 + float(s.d1(-tiny)) ** 2
+    if slopes <= _ZERO:
+        return None
+    c_w = 2.0 / slopes
+    ks = torch.tensor([1e-6, 1e-4], dtype=torch.float64)
+    excess = (c_w * s.second_moment(ks) / ks - 1.0).tolist()
+    if not all(e < -1e-9 for e in excess):
+        return None
+    return CriticalPoint(
+        c_b=0.0,
+        c_w=c_w,
+        k_star=0.0,
+        universality_class="k_star_zero",
+        reason="s(0) = 0 with a kink at 0: C_w = 2 / (s'(0+)^2 + s'(0-)^2) gives "
+        "chi_parallel = chi_perp = 1 at K* = 0, which attracts (C_w E_K[s^2] < K for "
+        "small K, a K^(3/2) term: K^(l) ~ 1 / l^2).",
+    )
+
+
 def critical_point(act: str | Activation) -> CriticalPoint:
     """Critical (C_b, C_w, K*) with chi_parallel = chi_perp = 1 at a fixed point.
 
@@ -233,6 +261,10 @@ def critical_point(act: str | Activation) -> CriticalPoint:
                 reason=f"s(0) = 0 and a_1 = {a_1:.6g} < 0: K* = 0 with C_w = 1 / s'(0)^2 "
                 "attracts, K^(l) ~ 1 / (-a_1 l).",
             )
+    if abs(s0) <= _ZERO and not smooth_at_zero:
+        found = _kinked_k_star_zero(s)
+        if found is not None:
+            return found
     found = _nonzero(s)
     if found is not None:
         return found
