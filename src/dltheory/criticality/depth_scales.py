@@ -190,6 +190,7 @@ def _chaotic_rho_star(s: Activation, c_w: float, c_b: float, k: float) -> tuple[
     (always a root, and repelling here). It resolves rho* up to ~1 - 1e-6;
     closer to the boundary the residual is below quadrature accuracy.
     """
+
     def residual(r: float) -> float:
         return float(correlation_map(s, c_w, c_b, k, r)) - r
 
