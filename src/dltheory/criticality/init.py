@@ -66,7 +66,7 @@ def _detect(model: nn.Module) -> Activation:
                 "model",
                 "a model with a single kind of activation module (ReLU, Tanh, GELU, SiLU, ...)",
                 got,
-                "Layers with different activations have different critical points; pass "
+                "Layers with different activations have different critical points. Pass "
                 "activation=... explicitly, or initialise the parts separately",
             )
         )

@@ -155,7 +155,10 @@ def spec_from_module(
         elif is_pass_through(module):
             continue
         else:
-            act = module_activation(module)
+            try:
+                act = module_activation(module)
+            except ValueError:  # a torch activation the registry does not model
+                act = None
             if act is None:
                 raise ValueError(
                     message(
