@@ -67,8 +67,10 @@ def test_vanishing_variance_is_not_called_critical():
     assert "vanishing" in a.verdict and f"xi_q = {1 / math.log(2):.3g}" in a.verdict
 
 
-@pytest.mark.parametrize(("act", "c_w", "c_b"), [("relu", 0.0, 0.0), ("relu", 0.0, 0.5),
-                                                 ("step", 1.0, 0.1), ("sign", 1.0, 0.1)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("act", "c_w", "c_b"),
+    [("relu", 0.0, 0.0), ("relu", 0.0, 0.5), ("step", 1.0, 0.1), ("sign", 1.0, 0.1)],
+)
 def test_zero_depth_scales_never_divide(act, c_w, c_b):
     a = analyze(act, depth=4, width=16, c_w=c_w, c_b=c_b, n_networks=2)
     assert isinstance(a.verdict, str) and a.verdict

@@ -172,7 +172,7 @@ def test_every_registered_torch_module_gets_its_own_point(module, act):
 
 def test_mixed_or_unknown_activations_are_refused_by_name():
     mixed = nn.Sequential(nn.Linear(4, 4), nn.Mish(), nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 1))
-    with pytest.raises(ValueError, match="Activation\\('mish'\\).*Activation\\('tanh'\\)"):
+    with pytest.raises(ValueError, match=r"Activation\('mish'\).*Activation\('tanh'\)"):
         critical_init_(mixed, seed=0)
     with pytest.raises(ValueError, match="Got '1: Hardtanh'"):
         critical_init_(nn.Sequential(nn.Linear(4, 4), nn.Hardtanh(), nn.Linear(4, 1)))
