@@ -371,8 +371,9 @@ def _conditional_quadrature(
     # there) and the kinks. Graded inner grids (large variances) refine around them.
     centres_for = torch.tensor([0.0, *kinks], dtype=torch.float64, device=k11.device)
     out = torch.empty_like(k11)
-    big = float(torch.maximum(k11, k22).max()) > 1.0
-    chunk = 1 if big else 8  # graded grids have thousands of nodes per level
+    # Graded grids (K above ~30 at 128 uniform panels) have thousands of nodes per level.
+    big = float(torch.maximum(k11, k22).max()) > (_MAX_UNIFORM_2D / 24) ** 2
+    chunk = 1 if big else 8
     for start in range(0, len(k11), chunk):
         a, r, c = k11[start : start + chunk], rho[start : start + chunk], k22[start : start + chunk]
         outer_cuts = cuts_for[None, :] / a.clamp_min(1e-300).sqrt()[:, None] if kinks else None

@@ -262,8 +262,11 @@ def _torch_blocks(spec, x1, x2, n0, diag1, diag2, symmetric, collect, block_size
     return nngp, ntk, layer_out
 
 
-def _check_range(index: int, n_dense: int, state: Propagation) -> None:
-    """Raise when K^(l) or Theta^(l) leaves float64 range; warn when it underflows.
+def _check_range(
+    index: int, n_dense: int, state: Propagation, previous: torch.Tensor | None
+) -> None:
+    """Raise when K^(l) or Theta^(l) leaves float64 range; warn when the network makes
+    K^(l) underflow (a normal K^(l-1) becoming subnormal; tiny inputs are the user's).
 
     Off-diagonal entries are bounded by the diagonal (|K_ab| <= sqrt(K_aa K_bb)),
     so the diagonal pass decides for the whole kernel.
@@ -281,7 +284,9 @@ def _check_range(index: int, n_dense: int, state: Propagation) -> None:
                 )
             )
         tiny = torch.finfo(torch.float64).tiny
-        if bool(((value != 0) & (value.abs() < tiny)).any()):
+        if name == "Theta" or previous is None:
+            continue
+        if bool(((value != 0) & (value.abs() < tiny) & (previous.abs() >= tiny)).any()):
             warnings.warn(
                 f"{name}^({index + 1}) underflows float64 (below {tiny:.3g}) at Dense layer "
                 f"{index + 1} of {n_dense}: from there kernels lose precision and correlations "
@@ -316,7 +321,7 @@ def _diagonal_pass(spec: Serial, x: torch.Tensor, n0: int) -> _Diagonal:
     n_dense = sum(isinstance(layer, Dense) for layer in spec.layers)
 
     def dense(index: int, state: Propagation) -> None:
-        _check_range(index, n_dense, state)
+        _check_range(index, n_dense, state, out.nngp[-1] if out.nngp else None)
         out.nngp.append(state.nngp)
         out.ntk.append(state.ntk)
 
