@@ -48,6 +48,16 @@ def _scalar(fn):
 # Scalar twins of the closed forms, (k11, k12, k22, param) -> (E[s s], E[s' s']),
 # for the fused CPU backend; a test checks each against the torch forms below.
 @_scalar
+def _norm(k11, k22):
+    """sqrt(k11 k22): the product where it is safely in range (one rounding, exact
+    on the diagonal), sqrt(k11) sqrt(k22) where it would over- or underflow."""
+    p = k11 * k22
+    if 1e-290 < p < 1e290:
+        return math.sqrt(p)
+    return math.sqrt(k11) * math.sqrt(k22)
+
+
+@_scalar
 def _rho(k11, k12, k22):
     # k12 / sqrt(k11) / sqrt(k22): the product k11 * k22 over/underflows at
     # |x| ~ 1e77 / 1e-81 where every factor is still a normal float.
@@ -65,7 +75,7 @@ def _relu_pair(k11, k12, k22, param):
     theta = _fastmath.acos(rho)
     sin = math.sqrt(max((1 - rho) * (1 + rho), 0.0))
     return (
-        math.sqrt(k11) * math.sqrt(k22) * (sin + (math.pi - theta) * rho) / (2 * math.pi),
+        _norm(k11, k22) * (sin + (math.pi - theta) * rho) / (2 * math.pi),
         (math.pi - theta) / (2 * math.pi),
     )
 
@@ -76,7 +86,7 @@ def _leaky_pair(k11, k12, k22, slope):
     rho = _rho(k11, k12, k22)
     theta = _fastmath.acos(rho)
     sin = math.sqrt(max((1 - rho) * (1 + rho), 0.0))
-    abs_moment = math.sqrt(k11) * math.sqrt(k22) * (2 * sin + (math.pi - 2 * theta) * rho) / math.pi
+    abs_moment = _norm(k11, k22) * (2 * sin + (math.pi - 2 * theta) * rho) / math.pi
     return a2 * k12 + b2 * abs_moment, a2 + b2 * (2 / math.pi) * _fastmath.asin(rho)
 
 
@@ -186,7 +196,11 @@ def _angle(k11: torch.Tensor, k12: torch.Tensor, k22: torch.Tensor):
     rho = _correlation(k11, k12, k22)
     theta = torch.arccos(rho)
     sin = ((1 - rho) * (1 + rho)).clamp_min(0).sqrt()
-    return rho, theta, sin, k11.sqrt() * k22.sqrt()  # no product k11 k22: over/underflow
+    # sqrt(k11 k22) by the product where it is in range (exact on the diagonal), by
+    # sqrt(k11) sqrt(k22) where the product would over- or underflow.
+    p = k11 * k22
+    norm = torch.where((p > 1e-290) & (p < 1e290), p.sqrt(), k11.sqrt() * k22.sqrt())
+    return rho, theta, sin, norm
 
 
 def _relu_nngp(k11, k12, k22):
