@@ -58,3 +58,21 @@ def test_analyze_reports_finite_width_diagnostics():
     assert b.finite_width.region_density > 0
     t = analyze("tanh", depth=4, width=64, n_networks=2)
     assert t.finite_width.beta is None and t.finite_width.output_kurtosis > 0
+
+
+def test_vanishing_variance_is_not_called_critical():
+    # tanh at C_w = 0.5, C_b = 0: K* = 0 attracts with chi_parallel = 0.5, xi_q = 1 / log 2.
+    a = analyze("tanh", depth=30, width=32, c_w=0.5, c_b=0.0, n_networks=2)
+    assert not a.verdict.startswith("critical")
+    assert "vanishing" in a.verdict and f"xi_q = {1 / math.log(2):.3g}" in a.verdict
+
+
+@pytest.mark.parametrize(
+    ("act", "c_w", "c_b"),
+    [("relu", 0.0, 0.0), ("relu", 0.0, 0.5), ("step", 1.0, 0.1), ("sign", 1.0, 0.1)],
+)
+def test_zero_depth_scales_never_divide(act, c_w, c_b):
+    a = analyze(act, depth=4, width=16, c_w=c_w, c_b=c_b, n_networks=2)
+    assert isinstance(a.verdict, str) and a.verdict
+    if act in ("step", "sign"):
+        assert a.verdict.startswith("chaotic")

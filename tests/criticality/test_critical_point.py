@@ -12,7 +12,7 @@ from scipy.special import erf as np_erf
 from scipy.special import expit
 
 from dltheory import activation
-from dltheory.criticality import CriticalPoint, critical_point, k_star_zero_decay
+from dltheory.criticality import CriticalPoint, chi_perp, critical_point, k_star_zero_decay
 
 
 def _expect(f, k: float) -> float:
@@ -176,3 +176,26 @@ def test_nonzero_k_star_is_half_stable(name: str) -> None:
     ]
     assert min(abs(v) for v in g) > 1e-10
     assert g[0] * g[1] > 0
+
+
+def test_k_star_zero_decay_of_identity_and_kinked_activations():
+    assert k_star_zero_decay("identity") == 0.0  # C_w E_K[z^2] = K exactly
+    with pytest.raises(ValueError, match="activation must be smooth at the origin"):
+        k_star_zero_decay("leaky_relu")
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.5])
+def test_elu_is_k_star_zero_with_one_sided_slopes(alpha):
+    cp = critical_point(activation("elu", alpha=alpha))
+    assert cp.universality_class == "k_star_zero"
+    assert cp.c_w == pytest.approx(2 / (1 + alpha**2), rel=1e-15)  # slopes 1 and alpha at 0
+    # chi_perp(K) = C_w E[s'^2] -> C_w (1 + alpha^2) / 2 = 1 as K -> 0 (error O(sqrt K)).
+    assert float(chi_perp(activation("elu", alpha=alpha), cp.c_w, 1e-10)) == pytest.approx(
+        1.0, abs=1e-4
+    )
+
+
+@pytest.mark.parametrize("name", ["step", "sign"])
+def test_jump_activations_have_no_critical_point_with_the_reason(name):
+    cp = critical_point(name)
+    assert cp.universality_class == "none" and "jumps at 0" in cp.reason

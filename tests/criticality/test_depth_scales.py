@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from dltheory import activation
+from dltheory.criticality import chi_perp
 from dltheory.criticality.depth_scales import correlation_map, depth_scales
 
 
@@ -93,3 +94,29 @@ def test_chaotic_rho_star_close_to_one_is_resolved() -> None:
     f = float(correlation_map("tanh", 1.762, 0.05, d.k_star, d.rho_star))
     assert f == pytest.approx(d.rho_star, abs=1e-12)
     assert 0.0 < d.chi_c < 1.0
+
+
+# Activations with a jump ----------------------------------------------------------------
+
+
+def test_sign_is_chaotic_with_the_arcsine_fixed_point():
+    from scipy.optimize import brentq
+
+    # f(rho) = (C_b + C_w (2/pi) arcsin rho) / K*, K* = C_b + C_w (E[sign^2] = 1).
+    c_w, c_b = 1.0, 0.1
+    k = c_b + c_w
+    f = lambda r: (c_b + c_w * 2 / math.pi * math.asin(r)) / k  # noqa: E731
+    rho_star = brentq(lambda r: f(r) - r, 0.0, 0.99, xtol=1e-15)
+    slope = c_w * 2 / math.pi / (k * math.sqrt(1 - rho_star**2))  # f'(rho*)
+    d = depth_scales("sign", c_w, c_b)
+    assert (d.phase, d.chi_perp, d.k_star) == ("chaotic", math.inf, pytest.approx(k, rel=1e-12))
+    assert d.rho_star == pytest.approx(rho_star, abs=1e-12)
+    # The slope by a central difference of step 1e-5 (1 - rho^2): error ~ h^2 f''' ~ 1e-10.
+    assert d.chi_c == pytest.approx(slope, rel=1e-8)
+    assert d.xi_c == pytest.approx(-1 / math.log(slope), rel=1e-8)
+
+
+def test_step_is_chaotic_and_c_w_zero_is_not_infinite():
+    d = depth_scales("step", 1.0, 0.1)
+    assert d.phase == "chaotic" and 0 < d.rho_star < 1 and 0 < d.xi_c < math.inf
+    assert float(chi_perp("step", 0.0, 1.0)) == 0.0  # no weights: no slope at all

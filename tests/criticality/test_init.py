@@ -144,3 +144,52 @@ def test_bad_arguments():
         critical_init_(nn.Linear(2, 2), "relu", generator=0)
     with pytest.raises(ValueError, match="activation must be one of"):
         critical_init_(nn.Linear(2, 2), "relux")
+
+
+# Detection through the shared module mapping --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("module", "act"),
+    [
+        (nn.GELU(approximate="tanh"), ("gelu", {"approximate": "tanh"})),
+        (nn.Mish(), ("mish", {})),
+        (nn.SiLU(), ("silu", {})),
+        (nn.LeakyReLU(0.3), ("leaky_relu", {"slope": 0.3})),
+        (nn.ELU(alpha=0.5), ("elu", {"alpha": 0.5})),
+    ],
+)
+def test_every_registered_torch_module_gets_its_own_point(module, act):
+    from dltheory import activation
+    from dltheory.criticality import critical_point
+
+    net = nn.Sequential(nn.Linear(400, 400), module, nn.Linear(400, 300))
+    critical_init_(net, seed=0)
+    point = critical_point(activation(act[0], **act[1]))
+    _check_variance(net[0].weight, point.c_w / 400)
+    _check_variance(net[2].weight, point.c_w / 400)
+
+
+def test_mixed_or_unknown_activations_are_refused_by_name():
+    mixed = nn.Sequential(nn.Linear(4, 4), nn.Mish(), nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 1))
+    with pytest.raises(ValueError, match=r"Activation\('mish'\).*Activation\('tanh'\)"):
+        critical_init_(mixed, seed=0)
+    with pytest.raises(ValueError, match="Got '1: Hardtanh'"):
+        critical_init_(nn.Sequential(nn.Linear(4, 4), nn.Hardtanh(), nn.Linear(4, 1)))
+
+    class Square(nn.Module):
+        def forward(self, x):
+            return x * x
+
+    with pytest.raises(ValueError, match="Got '1: Square'"):
+        critical_init_(nn.Sequential(nn.Linear(4, 4), Square(), nn.Linear(4, 1)))
+
+
+def test_identity_is_a_pass_through_and_a_linear_sequential_is_a_linear_net():
+    net = nn.Sequential(nn.Linear(300, 300), nn.Identity(), nn.Linear(300, 300))
+    critical_init_(net, seed=0)
+    _check_variance(net[0].weight, 1.0 / 300)  # identity: C_w = 1, C_b = 0
+    assert torch.all(net[0].bias == 0)
+    relu = nn.Sequential(nn.Linear(300, 300), nn.ReLU(), nn.Identity(), nn.Linear(300, 300))
+    critical_init_(relu, seed=0)  # Identity does not count as a second activation
+    _check_variance(relu[0].weight, 2.0 / 300)

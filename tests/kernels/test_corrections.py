@@ -108,10 +108,16 @@ def test_monte_carlo_kurtosis_follows_the_prediction():
     n = 8
     theory = finite_width_corrections(spec, x, n)
     measured = preactivation_moments(ensemble(spec, n, 30_000, in_dim=3, seed=0), x)
-    # Hidden layers 2 and 3: within 5 stderr plus the O(1/n^2) remainder (30% of the 1/n term).
+    # Tolerance: 5 stderr plus the O(1/n^2) remainder of the expansion. Row K^(2) has none:
+    # given layer 1, z^(2) is Gaussian with variance G = C_b + (C_w/n) sum s(z_j)^2 over
+    # i.i.d. Gaussian z_j, so 3 Var(G) / E[G]^2 is exact. Row K^(3): the remainder is
+    # bounded by its relative size in the exactly solvable ReLU net at the same widths,
+    # 3 ((1 + 5/n)^2 - 1) / (30 / n) - 1 = 5 / (2n) (31 % at n = 8; tanh is lighter-tailed).
     pred = theory.excess_kurtosis[1:3]
     est = measured.excess_kurtosis
-    ok = (est.mean[1:3] - pred).abs() <= 5 * est.stderr[1:3] + 0.3 * pred.abs()
+    relu_remainder = relu_exact_excess_kurtosis([n, n]) / (30 / n) - 1
+    remainder = torch.tensor([[0.0], [relu_remainder]], dtype=torch.float64) * pred.abs()
+    ok = (est.mean[1:3] - pred).abs() <= 5 * est.stderr[1:3] + remainder
     assert bool(ok.all()), (est.mean, est.stderr, pred)
     assert bool((est.mean[1:3] > 0.5 * pred).all())  # not zero: the 1/n effect is resolved
 
@@ -126,7 +132,8 @@ def test_monte_carlo_kernel_shift_of_gelu():
     se = measured.second.stderr[3:4, 0]
     pred = theory.shift[3:4, 0]
     assert float(pred) > 8 * float(se)  # the prediction is well resolved
-    assert float((shift - pred).abs()) <= 5 * float(se) + 0.3 * float(pred.abs())
+    # 5 stderr plus the O(1/n^2) remainder: O(1/n) relative to the 1/n term, 1/n = 12.5 %.
+    assert float((shift - pred).abs()) <= 5 * float(se) + float(pred.abs()) / n
 
 
 def test_ratio_estimate_against_a_gaussian_sample():

@@ -87,7 +87,9 @@ def test_kernel_equals_the_hand_built_spec():
         (nn.LeakyReLU(0.2), "leaky_relu", {"slope": 0.2}),
         (nn.ELU(alpha=0.5), "elu", {"alpha": 0.5}),
         (nn.Softplus(), "softplus", {}),
-        (nn.Identity(), "identity", {}),
+        (nn.Softplus(beta=2.0), "softplus", {"beta": 2.0}),
+        (nn.GELU(approximate="tanh"), "gelu", {"approximate": "tanh"}),
+        (nn.Mish(), "mish", {}),
     ],
 )
 def test_supported_activations_are_the_same_function(module, name, params):
@@ -124,8 +126,7 @@ def test_round_trip_of_a_sampled_spec():
     [
         nn.Dropout(),
         nn.Hardtanh(),
-        nn.GELU(approximate="tanh"),
-        nn.Softplus(beta=2.0),
+        nn.Softplus(threshold=5.0),  # torch's linear switch differs by e^-5
         nn.BatchNorm1d(4),
     ],
 )
@@ -212,3 +213,22 @@ def test_empirical_ntk_of_plain_linears_matches_lifted_standard_ntk():
         samples.append(empirical_ntk(model, X))
     measured = Estimate.from_samples(torch.stack(samples))
     assert measured.agrees(predicted, n_std=5.0), measured.zscore(predicted)
+
+
+def test_identity_is_skipped_like_everywhere_else():
+    from dltheory.spec import is_pass_through, module_activation
+
+    assert module_activation(nn.Identity()) is None and is_pass_through(nn.Identity())
+    model = nn.Sequential(nn.Linear(2, 4), nn.Identity(), nn.Tanh(), nn.Identity(), nn.Linear(4, 1))
+    spec = spec_from_module(model)
+    assert [type(layer).__name__ for layer in spec.layers] == ["Dense", "Nonlinearity", "Dense"]
+    linear = spec_from_module(nn.Sequential(nn.Linear(2, 4), nn.Identity(), nn.Linear(4, 1)))
+    assert [type(layer).__name__ for layer in linear.layers] == ["Dense", "Dense"]
+    # Dense, Dense is the linear network: K = C_w^2 x.x' / n_0 with C_w = 1.
+    x = torch.tensor([[1.0, 2.0], [-0.5, 0.3]], dtype=torch.float64)
+    torch.testing.assert_close(linear.kernel(x).nngp, x @ x.T / 2, rtol=1e-15, atol=0)
+
+
+def test_two_activations_in_a_row_are_refused():
+    with pytest.raises(ValueError, match="model must be free of two activations in a row"):
+        spec_from_module(nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Tanh(), nn.Linear(4, 1)))

@@ -15,6 +15,7 @@ Hermite (Mehler) quadrature of :mod:`dltheory.activations.quadrature`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -32,11 +33,23 @@ __all__ = ["Activation"]
 
 
 def _autograd_derivative(fn: Fn) -> Fn:
+    """x -> fn'(x) by autograd, differentiable again: derivatives of derivatives work.
+
+    When ``x`` itself requires grad the result keeps its graph (``create_graph``),
+    so that ``d2 = _autograd_derivative(d1)`` differentiates through ``d1``; a
+    function that does not depend on its input (a constant, a step) has derivative 0.
+    """
+
     def derivative(x: torch.Tensor) -> torch.Tensor:
         with torch.enable_grad():
-            leaf = x.detach().requires_grad_(True)
-            (grad,) = torch.autograd.grad(fn(leaf).sum(), leaf, create_graph=x.requires_grad)
-        return grad
+            leaf = x if x.requires_grad else x.detach().requires_grad_(True)
+            out = fn(leaf)
+            if not out.requires_grad:  # piecewise constant or constant: s' = 0
+                return torch.zeros_like(x)
+            (grad,) = torch.autograd.grad(out.sum(), leaf, create_graph=True, allow_unused=True)
+        if grad is None:
+            return torch.zeros_like(x)
+        return grad if x.requires_grad else grad.detach()
 
     return derivative
 
@@ -126,6 +139,23 @@ class Activation:
     def __repr__(self) -> str:
         extra = "".join(f", {k}={v!r}" for k, v in self.params.items())
         return f"Activation({self.name!r}{extra})"
+
+    @functools.cached_property
+    def jumps(self) -> tuple[float, ...]:
+        """Points (0 and the declared kinks) where sigma is discontinuous.
+
+        There the distributional derivative has a delta: E[s'(z)^2] is infinite
+        and the correlation map has an infinite slope at rho = 1 (step, sign).
+        Detected by comparing sigma just left and right of each point.
+        """
+        points = sorted({0.0, *self.kinks})
+        at = torch.tensor(points, dtype=torch.float64)
+        delta = 1e-9 * at.abs().clamp_min(1.0)
+        with torch.no_grad():
+            left, right = self.fn(at - delta), self.fn(at + delta)
+        size = torch.maximum(left.abs(), right.abs()).clamp_min(1.0)
+        gap = (right - left).abs() > 1e-6 * size
+        return tuple(p for p, g in zip(points, gap.tolist(), strict=True) if g)
 
     @property
     def has_closed_form(self) -> bool:

@@ -48,9 +48,21 @@ def _scalar(fn):
 # Scalar twins of the closed forms, (k11, k12, k22, param) -> (E[s s], E[s' s']),
 # for the fused CPU backend; a test checks each against the torch forms below.
 @_scalar
+def _norm(k11, k22):
+    """sqrt(k11 k22): the product where it is safely in range (one rounding, exact
+    on the diagonal), sqrt(k11) sqrt(k22) where it would over- or underflow."""
+    p = k11 * k22
+    if 1e-290 < p < 1e290:
+        return math.sqrt(p)
+    return math.sqrt(k11) * math.sqrt(k22)
+
+
+@_scalar
 def _rho(k11, k12, k22):
-    d = math.sqrt(k11 * k22)
-    rho = k12 / d if d > 0 else 0.0
+    # k12 / sqrt(k11) / sqrt(k22): the product k11 * k22 over/underflows at
+    # |x| ~ 1e77 / 1e-81 where every factor is still a normal float.
+    a, b = math.sqrt(k11), math.sqrt(k22)
+    rho = (k12 / a) / b if a > 0 and b > 0 else 0.0
     rho = min(1.0, max(-1.0, rho))
     if abs(rho) >= 1 - _SNAP:
         rho = 1.0 if rho > 0 else -1.0
@@ -63,7 +75,7 @@ def _relu_pair(k11, k12, k22, param):
     theta = _fastmath.acos(rho)
     sin = math.sqrt(max((1 - rho) * (1 + rho), 0.0))
     return (
-        math.sqrt(k11 * k22) * (sin + (math.pi - theta) * rho) / (2 * math.pi),
+        _norm(k11, k22) * (sin + (math.pi - theta) * rho) / (2 * math.pi),
         (math.pi - theta) / (2 * math.pi),
     )
 
@@ -74,7 +86,7 @@ def _leaky_pair(k11, k12, k22, slope):
     rho = _rho(k11, k12, k22)
     theta = _fastmath.acos(rho)
     sin = math.sqrt(max((1 - rho) * (1 + rho), 0.0))
-    abs_moment = math.sqrt(k11 * k22) * (2 * sin + (math.pi - 2 * theta) * rho) / math.pi
+    abs_moment = _norm(k11, k22) * (2 * sin + (math.pi - 2 * theta) * rho) / math.pi
     return a2 * k12 + b2 * abs_moment, a2 + b2 * (2 / math.pi) * _fastmath.asin(rho)
 
 
@@ -90,10 +102,15 @@ def _sign_pair(k11, k12, k22, param):
 
 @_scalar
 def _erf_pair(k11, k12, k22, param):
-    a, b = 1 + 2 * k11, 1 + 2 * k22
-    x = min(1.0, max(-1.0, 2 * k12 / math.sqrt(a * b)))
-    det = max(a * b - 4 * k12 * k12, 1e-300)
-    return (2 / math.pi) * _fastmath.asin(x), (4 / math.pi) / math.sqrt(det)
+    ra, rb = math.sqrt(1 + 2 * k11), math.sqrt(1 + 2 * k22)
+    x = min(1.0, max(-1.0, ((2 * k12) / ra) / rb))
+    # det = (1 + 2 k11)(1 + 2 k22) - 4 k12^2 = 1 + 2 (k11 + k22) + 4 k11 k22 (1 - rho^2),
+    # scaled by m^2 (m = max(1, k11, k22)) so that nothing overflows.
+    rho = _rho(k11, k12, k22)
+    m = max(1.0, k11, k22)
+    p = (math.sqrt(k11) / m) * math.sqrt(k22)
+    det = (1 / m + 2 * (k11 / m + k22 / m)) / m + 4 * p * p * ((1 - rho) * (1 + rho))
+    return (2 / math.pi) * _fastmath.asin(x), (4 / math.pi) / (m * math.sqrt(max(det, 1e-300)))
 
 
 @_scalar
@@ -179,7 +196,11 @@ def _angle(k11: torch.Tensor, k12: torch.Tensor, k22: torch.Tensor):
     rho = _correlation(k11, k12, k22)
     theta = torch.arccos(rho)
     sin = ((1 - rho) * (1 + rho)).clamp_min(0).sqrt()
-    return rho, theta, sin, (k11 * k22).sqrt()
+    # sqrt(k11 k22) by the product where it is in range (exact on the diagonal), by
+    # sqrt(k11) sqrt(k22) where the product would over- or underflow.
+    p = k11 * k22
+    norm = torch.where((p > 1e-290) & (p < 1e290), p.sqrt(), k11.sqrt() * k22.sqrt())
+    return rho, theta, sin, norm
 
 
 def _relu_nngp(k11, k12, k22):
@@ -308,12 +329,18 @@ def erf() -> Activation:
 
     def nngp(k11, k12, k22):
         return (2 / _PI) * torch.arcsin(
-            (2 * k12 / ((1 + 2 * k11) * (1 + 2 * k22)).sqrt()).clamp(-1, 1)
+            ((2 * k12 / (1 + 2 * k11).sqrt()) / (1 + 2 * k22).sqrt()).clamp(-1, 1)
         )
 
     def ntk(k11, k12, k22):
-        det = ((1 + 2 * k11) * (1 + 2 * k22) - 4 * k12 * k12).clamp_min(1e-300)
-        return (4 / _PI) / det.sqrt()
+        # det = (1 + 2 k11)(1 + 2 k22) - 4 k12^2 = 1 + 2 (k11 + k22) + 4 k11 k22 (1 - rho^2),
+        # scaled by m^2 (m = max(1, k11, k22)): no overflow at K ~ 1e155 and beyond.
+        k11, k12, k22 = torch.broadcast_tensors(*(torch.as_tensor(t) for t in (k11, k12, k22)))
+        rho = _correlation(k11, k12, k22)
+        m = torch.maximum(torch.maximum(k11, k22), torch.ones_like(k11))
+        p = (k11.sqrt() / m) * k22.sqrt()
+        det = (1 / m + 2 * (k11 / m + k22 / m)) / m + 4 * p * p * ((1 - rho) * (1 + rho))
+        return (4 / _PI) / (m * det.clamp_min(1e-300).sqrt())
 
     two_over_root_pi = 2 / math.sqrt(_PI)
     return Activation(

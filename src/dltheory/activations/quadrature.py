@@ -29,6 +29,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from .._checks import message
+
 Fn = Callable[[torch.Tensor], torch.Tensor]
 
 __all__ = ["DEFAULT_TOL", "expectation_1d", "hermite_coefficients", "mehler_expectation"]
@@ -37,6 +39,10 @@ DEFAULT_TOL = 1e-12
 _NODES_PER_PANEL = 16
 _DEGREES = (16, 48, 128)
 _DEGENERATE = 64 * torch.finfo(torch.float64).eps
+_MAX_UNIFORM = 4096  # uniform panels; beyond, panels graded around feature centres
+_MAX_UNIFORM_2D = 128  # the same per level of a nested 2-D rule (its cost is the square)
+_CORE = 8  # panels of the feature width on each side of a centre
+_SAFETY = 2.0  # error estimates: twice the change under panel halving
 
 
 @lru_cache(maxsize=8)
@@ -56,12 +62,12 @@ def _panel_width(k_max: float) -> float:
 
 
 def _grid(
-    variances: torch.Tensor, kinks: Sequence[float], degree: int
+    variances: torch.Tensor, kinks: Sequence[float], degree: int, refine: int = 1
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Nodes z (R, M) and weights w * phi(z) (R, M) for each variance (R,).
 
     Panel edges include the kinks c / sqrt(K); without kinks off zero the grid
-    is shared (R = 1).
+    is shared (R = 1). ``refine`` splits every panel into that many (error estimates).
     """
     off_zero = [c for c in kinks if c != 0.0]
     cuts = None
@@ -70,22 +76,73 @@ def _grid(
             torch.tensor(off_zero, dtype=torch.float64, device=variances.device)[None, :]
             / variances.clamp_min(1e-300).sqrt()[:, None]
         )
-    return _grid_with_cuts(variances, cuts, degree)
+    return _grid_with_cuts(variances, cuts, degree, refine=refine)
+
+
+def _graded_offsets(scale: float) -> list[float]:
+    """Edge offsets from a feature centre: ``_CORE`` panels of width ``scale`` (the
+    feature width 1 / sqrt(K) in z), then doubling widths up to 1."""
+    offsets = [scale * i for i in range(1, _CORE + 1)]
+    while offsets[-1] < 1.0:
+        offsets.append(2 * offsets[-1])
+    return offsets
 
 
 def _grid_with_cuts(
-    variances: torch.Tensor, cuts: torch.Tensor | None, degree: int
+    variances: torch.Tensor,
+    cuts: torch.Tensor | None,
+    degree: int,
+    refine: int = 1,
+    centres: torch.Tensor | None = None,
+    max_uniform: int = _MAX_UNIFORM,
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Composite Gauss-Legendre nodes on [-L, L] with edges at ``cuts`` (R, C).
+
+    Up to ``max_uniform`` panels: uniform panels of width min(1, 1 / sqrt(K_max)).
+    Beyond (K_max above ~4e3), a uniform grid of width 1 cannot resolve features
+    of width 1 / sqrt(K) and a fine uniform one is too large: panels are graded
+    around the feature centres (0, the cuts and ``centres`` (R, C')), fine near
+    them and doubling in width away from them. Activations whose features sit at
+    O(1) preactivations (saturating, piecewise smooth, polynomial) stay accurate
+    at any K; the error estimates (``refine=2``) flag the others.
+    """
     half = _half_width(degree)
     k_max = float(variances.max()) if variances.numel() else 1.0
-    n_panels = min(2 * math.ceil(half / _panel_width(k_max)), 4096)
-    if cuts is None:
-        nodes, weights = _shared_grid(half, n_panels)
+    if not math.isfinite(k_max):
+        raise ValueError(message("variances", "finite", k_max, "The kernel left float64 range"))
+    n_uniform = 2 * math.ceil(half / _panel_width(k_max))
+    graded = n_uniform > max_uniform
+    if cuts is None and not graded:
+        nodes, weights = _shared_grid(half, n_uniform * refine)
         return nodes.to(variances.device), weights.to(variances.device)
-    edges = torch.linspace(-half, half, n_panels + 1, dtype=torch.float64)[None, :]
-    edges = edges.to(cuts.device).expand(cuts.shape[0], -1)
-    edges = torch.sort(torch.cat([edges, cuts.clamp(-half, half)], dim=1), dim=1)[0]
-    return _panels(edges)
+    device = variances.device if cuts is None else cuts.device
+    if not graded:
+        edges = torch.linspace(-half, half, n_uniform + 1, dtype=torch.float64, device=device)
+        parts = [edges[None, :].expand(1 if cuts is None else cuts.shape[0], -1)]
+        if cuts is not None:
+            parts.append(cuts.clamp(-half, half))
+        edges = torch.sort(torch.cat(parts, dim=1), dim=1)[0]
+        return _panels(_split(edges, refine))
+    base = torch.linspace(-half, half, 2 * math.ceil(half) + 1, dtype=torch.float64, device=device)
+    offsets = torch.tensor(_graded_offsets(_panel_width(k_max)), dtype=torch.float64, device=device)
+    pattern = torch.cat([-offsets.flip(0), offsets])
+    points = [c for c in (cuts, centres) if c is not None]
+    rows = max([1] + [p.shape[0] for p in points])
+    middle = torch.cat([torch.zeros(rows, 1, dtype=torch.float64, device=device), *points], 1)
+    around = (middle[:, :, None] + pattern).flatten(1)
+    edges = torch.cat([base[None, :].expand(rows, -1), middle, around], dim=1)
+    edges = torch.sort(edges.clamp(-half, half), dim=1)[0]
+    return _panels(_split(edges, refine))
+
+
+def _split(edges: torch.Tensor, refine: int) -> torch.Tensor:
+    """Each panel of the (R, P + 1) edges cut into ``refine`` equal panels."""
+    if refine == 1:
+        return edges
+    lo, hi = edges[:, :-1, None], edges[:, 1:, None]
+    steps = torch.arange(refine, dtype=edges.dtype, device=edges.device) / refine
+    inner = (lo + (hi - lo) * steps).flatten(1)
+    return torch.cat([inner, edges[:, -1:]], dim=1)
 
 
 @lru_cache(maxsize=64)
@@ -119,17 +176,22 @@ def _hermite_table(nodes: torch.Tensor, weights: torch.Tensor, degree: int) -> t
     return table * scale[..., None]
 
 
-def expectation_1d(fn: Fn, variances: torch.Tensor, kinks: Sequence[float] = ()) -> torch.Tensor:
-    """E[fn(u)], u ~ N(0, K), elementwise over a tensor of variances K >= 0 (float64)."""
+def expectation_1d(
+    fn: Fn, variances: torch.Tensor, kinks: Sequence[float] = (), refine: int = 1
+) -> torch.Tensor:
+    """E[fn(u)], u ~ N(0, K), elementwise over a tensor of variances K >= 0 (float64).
+
+    ``refine=2`` halves every panel: the difference of the two is an error estimate.
+    """
     k = torch.as_tensor(variances, dtype=torch.float64)
     flat = k.reshape(-1)
-    nodes, weights = _grid(flat, kinks, degree=1)
+    nodes, weights = _grid(flat, kinks, degree=1, refine=refine)
     values = fn(flat.sqrt()[:, None] * nodes)
     return (values * weights).sum(-1).reshape(k.shape)
 
 
 def hermite_coefficients(
-    fn: Fn, variances: torch.Tensor, degree: int, kinks: Sequence[float] = ()
+    fn: Fn, variances: torch.Tensor, degree: int, kinks: Sequence[float] = (), refine: int = 1
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Normalised Hermite coefficients c_k(K), k = 0..degree, and E[fn(sqrt(K) z)^2].
 
@@ -138,11 +200,12 @@ def hermite_coefficients(
         variances: (R,) variances K >= 0.
         degree: highest Hermite degree D.
         kinks: points (in preactivation units) where fn is not smooth.
+        refine: split every panel into this many (2: for error estimates).
 
     Returns:
         ``(coefficients (R, D+1), second_moment (R,))``.
     """
-    nodes, weights = _grid(variances, kinks, degree)
+    nodes, weights = _grid(variances, kinks, degree, refine=refine)
     values = fn(variances.sqrt()[:, None] * nodes)
     second = (values**2 * weights).sum(-1)
     if nodes.shape[0] == 1:
@@ -157,7 +220,9 @@ _TABLE_CACHE: dict[tuple, torch.Tensor] = {}
 
 
 def _shared_table(nodes: torch.Tensor, weights: torch.Tensor, degree: int) -> torch.Tensor:
-    key = (str(nodes.device), nodes.shape[-1], float(nodes[0, 0]), float(nodes[0, 1]), degree)
+    # The node count and the first nodes do not identify a graded grid: hash them all.
+    digest = hash(nodes.detach().cpu().numpy().tobytes())
+    key = (str(nodes.device), nodes.shape[-1], digest, degree)
     table = _TABLE_CACHE.get(key)
     if table is None:
         if len(_TABLE_CACHE) > 16:
@@ -168,8 +233,11 @@ def _shared_table(nodes: torch.Tensor, weights: torch.Tensor, degree: int) -> to
 
 
 def _correlation(k11: torch.Tensor, k12: torch.Tensor, k22: torch.Tensor) -> torch.Tensor:
-    denom = (k11 * k22).sqrt()
-    rho = torch.where(denom > 0, k12 / torch.where(denom > 0, denom, 1.0), 0.0)
+    # k12 / sqrt(k11) / sqrt(k22), never the product k11 * k22 (it over- or underflows
+    # long before the variances themselves leave float64 range).
+    a, b = k11.sqrt(), k22.sqrt()
+    ok = (a > 0) & (b > 0)
+    rho = torch.where(ok, (k12 / torch.where(ok, a, 1.0)) / torch.where(ok, b, 1.0), 0.0)
     rho = rho.clamp(-1.0, 1.0)
     # Correlations within a few ulps of +-1 are the same input twice (or its
     # negative): snap so that a diagonal is computed as the exact 1-D moment.
@@ -189,12 +257,15 @@ def mehler_expectation(
     """E[f(u) g(v)] over (u, v) ~ N(0, [[k11, k12], [k12, k22]]), broadcast, float64.
 
     Pairs the Mehler bound certifies have an absolute truncation error at most
-    ``tol * max(1, sqrt(E f^2 E g^2))``; the others use a kink-aware nested
+    ``tol * sqrt(E f^2 E g^2)`` (relative); the others use a kink-aware nested
     composite Gauss-Legendre rule; rho = +-1 is a 1-D integral.
 
     With ``return_error=True`` also returns an error estimate per pair: the
-    certified series bound |rho|^(D+1) sqrt(t_f t_g) (plus rounding), or, for
-    the nested rule, its difference from the same rule on panels half as wide.
+    series bound |rho|^(D+1) sqrt(t_f t_g) plus twice the change of the series
+    when its 1-D coefficients are recomputed on panels half as wide (plus
+    rounding); for the nested rule and for rho = +-1, twice its change on panels
+    half as wide. Large variances use graded panels (``_grid_with_cuts``), so
+    the maps and the estimate stay accurate for tanh-like activations at K = 1e12.
     """
     k11, k12, k22 = torch.broadcast_tensors(*(t.to(torch.float64) for t in (k11, k12, k22)))
     shape = k11.shape
@@ -205,44 +276,63 @@ def mehler_expectation(
     interior = rho.abs() < 1
     rho_max = float(rho[interior].abs().max()) if bool(interior.any()) else 0.0
 
-    degree, worst, scale = 0, 0.0, 1.0
+    degree, scale = 0, 1.0
     for degree in _DEGREES if bool(interior.any()) else ():
         cf, mf = hermite_coefficients(f, uniq, degree, kinks)
         cg, mg = (cf, mf) if g is f else hermite_coefficients(g, uniq, degree, kinks)
         tail_f = (mf - (cf**2).sum(-1)).clamp_min(0.0) + 4e-16 * mf
         tail_g = (mg - (cg**2).sum(-1)).clamp_min(0.0) + 4e-16 * mg
-        scale = max(1.0, float((mf * mg).max().sqrt()))
-        worst = rho_max ** (degree + 1) * float(tail_f.max().sqrt() * tail_g.max().sqrt())
-        if worst <= tol * scale:
+        scale = max(1.0, float((mf * mg).max().sqrt()))  # of rounding errors
+        rel_f = (tail_f / mf.clamp_min(1e-300)).sqrt().max()
+        rel_g = (tail_g / mg.clamp_min(1e-300)).sqrt().max()
+        if rho_max ** (degree + 1) * float(rel_f * rel_g) <= tol:
             break
-    # Horner over the degree, one fused pass per term.
     out = torch.zeros(shape, dtype=torch.float64, device=k11.device)
     if degree:
-        a, b = cf[inv1], cg[inv2]
-        out = a[..., degree] * b[..., degree]
-        for k in range(degree - 1, -1, -1):
-            out = torch.addcmul(a[..., k] * b[..., k], out, rho)
+        out = _horner(cf[inv1], cg[inv2], rho, degree)
     error = torch.full(shape, 1e-15 * scale, dtype=torch.float64, device=k11.device)
     if degree:
         bound = rho.abs() ** (degree + 1) * (tail_f[inv1] * tail_g[inv2]).sqrt()
         error = torch.where(interior, bound + error, error)
-        bad = interior & (bound > tol * scale)
+        if return_error:  # the 1-D coefficients' own quadrature error: halve every panel
+            cf2, _ = hermite_coefficients(f, uniq, degree, kinks, refine=2)
+            cg2 = cf2 if g is f else hermite_coefficients(g, uniq, degree, kinks, refine=2)[0]
+            change = (_horner(cf2[inv1], cg2[inv2], rho, degree) - out).abs()
+            error = torch.where(interior, error + _SAFETY * change, error)
+        bad = interior & (bound > tol * (mf[inv1] * mg[inv2]).sqrt())
         if bad.any():
             args = (f, g, k11[bad], rho[bad], k22[bad], kinks)
             out[bad] = _conditional_quadrature(*args)
             if return_error:
                 refined = _conditional_quadrature(*args, refine=2)
-                error[bad] = (out[bad] - refined).abs() + 1e-15 * scale
+                error[bad] = _SAFETY * (out[bad] - refined).abs() + 1e-15 * scale
     degenerate = ~interior
     if degenerate.any():
-        out[degenerate] = _degenerate(
-            f, g, k11[degenerate], rho[degenerate], k22[degenerate], kinks
-        )
+        args = (f, g, k11[degenerate], rho[degenerate], k22[degenerate], kinks)
+        out[degenerate] = _degenerate(*args)
+        if return_error:  # rho = +-1: a 1-D integral, its error by panel halving
+            mf = (_degenerate(f, f, *args[2:]) * _degenerate(g, g, *args[2:])).sqrt()
+            change = (_degenerate(*args, refine=2) - out[degenerate]).abs()
+            error[degenerate] = _SAFETY * change + 1e-15 * mf.clamp_min(1.0)
     return (out, error) if return_error else out
 
 
+def _horner(a: torch.Tensor, b: torch.Tensor, rho: torch.Tensor, degree: int) -> torch.Tensor:
+    """sum_k a_k b_k rho^k, k <= degree: Horner, one fused pass per term."""
+    out = a[..., degree] * b[..., degree]
+    for k in range(degree - 1, -1, -1):
+        out = torch.addcmul(a[..., k] * b[..., k], out, rho)
+    return out
+
+
 def _degenerate(
-    f: Fn, g: Fn, k11: torch.Tensor, rho: torch.Tensor, k22: torch.Tensor, kinks: Sequence[float]
+    f: Fn,
+    g: Fn,
+    k11: torch.Tensor,
+    rho: torch.Tensor,
+    k22: torch.Tensor,
+    kinks: Sequence[float],
+    refine: int = 1,
 ) -> torch.Tensor:
     """rho = +-1: u = sqrt(k11) z, v = rho sqrt(k22) z, a 1-D integral per pair."""
     off_zero = torch.tensor([c for c in kinks if c != 0.0], dtype=torch.float64, device=k11.device)
@@ -256,7 +346,7 @@ def _degenerate(
             ],
             dim=1,
         )
-    nodes, weights = _grid_with_cuts(torch.maximum(k11, k22), cuts, degree=1)
+    nodes, weights = _grid_with_cuts(torch.maximum(k11, k22), cuts, degree=1, refine=refine)
     u = k11.sqrt()[:, None] * nodes
     v = (rho * k22.sqrt())[:, None] * nodes
     return (f(u) * g(v) * weights).sum(-1)
@@ -277,21 +367,36 @@ def _conditional_quadrature(
     at c / sqrt(k11), the inner at the y where v crosses a kink. Chunked over pairs.
     """
     cuts_for = torch.tensor(list(kinks), dtype=torch.float64, device=k11.device)
+    # Feature centres of g in preactivation units: 0 (saturating activations turn
+    # there) and the kinks. Graded inner grids (large variances) refine around them.
+    centres_for = torch.tensor([0.0, *kinks], dtype=torch.float64, device=k11.device)
     out = torch.empty_like(k11)
-    chunk = 8
+    # Graded grids (K above ~30 at 128 uniform panels) have thousands of nodes per level.
+    big = float(torch.maximum(k11, k22).max()) > (_MAX_UNIFORM_2D / 24) ** 2
+    chunk = 1 if big else 8
     for start in range(0, len(k11), chunk):
         a, r, c = k11[start : start + chunk], rho[start : start + chunk], k22[start : start + chunk]
         outer_cuts = cuts_for[None, :] / a.clamp_min(1e-300).sqrt()[:, None] if kinks else None
-        x, wx = _grid_with_cuts(a.clamp_min(1.0) * refine**2, outer_cuts, degree=1)  # (P, M)
+        x, wx = _grid_with_cuts(  # (P, M)
+            a.clamp_min(1.0), outer_cuts, degree=1, refine=refine, max_uniform=_MAX_UNIFORM_2D
+        )
         s = (1 - r * r).clamp_min(0).sqrt()[:, None, None]
         shift = c.sqrt()[:, None, None] * r[:, None, None] * x[:, :, None]  # (P, M, 1)
         spread = c.sqrt()[:, None, None] * s
         inner_var = (spread**2).expand(-1, x.shape[1], 1).reshape(-1)
+        safe = torch.where(spread > 0, spread, 1.0)
         inner_cuts = None
         if kinks:
-            safe = torch.where(spread > 0, spread, 1.0)
             inner_cuts = ((cuts_for[None, None, :] - shift) / safe).reshape(-1, len(kinks))
-        y, wy = _grid_with_cuts(inner_var.clamp_min(1.0) * refine**2, inner_cuts, degree=1)
+        centres = ((centres_for[None, None, :] - shift) / safe).reshape(-1, len(centres_for))
+        y, wy = _grid_with_cuts(
+            inner_var.clamp_min(1.0),
+            inner_cuts,
+            degree=1,
+            refine=refine,
+            centres=centres,
+            max_uniform=_MAX_UNIFORM_2D,
+        )
         rows = shift.shape[:2] if y.shape[0] > 1 else (1, 1)
         y, wy = y.reshape(*rows, -1), wy.reshape(*rows, -1)
         inner = (g(shift + spread * y) * wy).sum(-1)  # (P, M)

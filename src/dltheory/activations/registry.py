@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import inspect
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -31,6 +32,7 @@ REGISTRY: dict[str, Callable[..., Activation]] = {
     "silu": smooth.silu,
     "swish": smooth.silu,
     "elu": smooth.elu,
+    "mish": smooth.mish,
 }
 
 
@@ -66,6 +68,12 @@ def activation(name: str | Activation | Callable, **params: Any) -> Activation:
         close = difflib.get_close_matches(key, REGISTRY, n=3, cutoff=0.5)
         hint = f"Did you mean {', '.join(close)}?" if close else ""
         raise ValueError(message("activation", f"one of {', '.join(names())}", name, hint))
+    try:  # defaults made explicit: activation("elu") is activation("elu", alpha=1.0)
+        bound = inspect.signature(REGISTRY[key]).bind(**params)
+        bound.apply_defaults()
+        params = dict(bound.arguments)
+    except TypeError as err:
+        raise TypeError(message("params", f"valid parameters of {key!r}", params)) from err
     try:
         frozen = tuple(sorted(params.items()))
         hash(frozen)

@@ -10,10 +10,10 @@ import math
 
 import torch
 
-from .._checks import check_real
+from .._checks import check_choice, check_real, message
 from .base import Activation
 
-__all__ = ["elu", "gelu", "sigmoid", "silu", "softplus", "tanh"]
+__all__ = ["elu", "gelu", "mish", "sigmoid", "silu", "softplus", "tanh"]
 
 _INV_ROOT_2PI = 1 / math.sqrt(2 * math.pi)
 
@@ -50,24 +50,53 @@ def sigmoid() -> Activation:
     return Activation(name="sigmoid", fn=torch.sigmoid, d1=d1, d2=d2)
 
 
-def softplus() -> Activation:
-    """Softplus log(1 + e^z), with softplus' = sigmoid."""
+def softplus(beta: float = 1.0) -> Activation:
+    """Softplus log(1 + e^(beta z)) / beta, with softplus' = sigmoid(beta z).
+
+    The smooth function itself: ``torch.nn.Softplus`` switches to z above
+    ``threshold / beta`` (default 20), a change below e^-threshold / beta.
+    """
+    beta = check_real("beta", beta)
+    if beta <= 0:
+        raise ValueError(message("beta", "> 0", beta))
+
+    def fn(x):
+        return torch.relu(x) + torch.log1p(torch.exp(-(beta * x).abs())) / beta
+
+    def d2(x):
+        s = torch.sigmoid(beta * x)
+        return beta * s * (1 - s)
+
     return Activation(
         name="softplus",
-        fn=torch.nn.functional.softplus,
-        d1=torch.sigmoid,
-        d2=lambda x: torch.sigmoid(x) * (1 - torch.sigmoid(x)),
+        fn=fn,
+        d1=lambda x: torch.sigmoid(beta * x),
+        d2=d2,
+        params={} if beta == 1.0 else {"beta": beta},
     )
 
 
-def gelu() -> Activation:
-    """GELU z Phi(z) (exact erf form, as ``torch.nn.GELU()``)."""
+def gelu(approximate: str = "none") -> Activation:
+    """GELU z Phi(z) (``torch.nn.GELU()``), or its tanh approximation
+    z (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3))) / 2 (``approximate="tanh"``)."""
+    approximate = check_choice("approximate", approximate, ("none", "tanh"))
+    if approximate == "tanh":
+        return Activation(
+            name="gelu",
+            fn=lambda x: torch.nn.functional.gelu(x, approximate="tanh"),
+            params={"approximate": "tanh"},
+        )
     return Activation(
         name="gelu",
         fn=lambda x: x * _cdf(x),
         d1=lambda x: _cdf(x) + x * _phi(x),
         d2=lambda x: (2 - x * x) * _phi(x),
     )
+
+
+def mish() -> Activation:
+    """Mish z tanh(softplus(z)) (Misra 2019), as ``torch.nn.Mish``; derivatives by autograd."""
+    return Activation(name="mish", fn=torch.nn.functional.mish)
 
 
 def silu() -> Activation:

@@ -60,13 +60,41 @@ class Analysis:
     finite_width: FiniteWidthSummary | None = None
 
 
+def _depths(depth: int, xi: float, name: str) -> str:
+    """``depth 30 = 20.8 xi_q``, or the one-layer case xi = 0."""
+    if xi == 0.0:
+        return f"{name} = 0 (it happens within one layer)"
+    return f"depth {depth} = {depth / xi:.3g} {name} ({name} = {xi:.3g})"
+
+
 def _verdict(scales: DepthScales | None, depth: int) -> str:
+    """One sentence from both depth scales: xi_q (variance) and xi_c (correlations).
+
+    K* = 0 attracting with chi_parallel < 1 is a vanishing signal even though
+    correlations are formally kept (xi_c = inf): the verdict says so. Depth scales
+    of 0 (C_w = 0, or step / sign) and inf never enter a division.
+    """
     if scales is None:
         return "no stable fixed point of the variance map: signals diverge with depth"
-    if scales.phase == "critical" or math.isinf(scales.xi_c):
+    vanishing = scales.k_star == 0.0 and not math.isinf(scales.xi_q)
+    if vanishing:
+        return (
+            "ordered (vanishing signal): the variance decays exponentially to K* = 0, "
+            + _depths(depth, scales.xi_q, "xi_q")
+            + (", the signal is lost" if depth > scales.xi_q else ", still trainable")
+        )
+    if scales.phase == "critical" and math.isinf(scales.xi_q):
         return "critical: correlations decay at most as a power law through depth"
-    ratio = depth / scales.xi_c
+    if scales.phase == "critical":
+        return "critical in correlations (chi_perp = 1), variance converges: " + _depths(
+            depth, scales.xi_q, "xi_q"
+        )
+    if math.isinf(scales.xi_c):
+        return "critical: correlations decay at most as a power law through depth"
     side = "ordered (inputs merge)" if scales.phase == "ordered" else "chaotic (inputs decorrelate)"
+    if scales.xi_c == 0.0:
+        return f"{side}: correlations reach rho* = {scales.rho_star:.3g} after one layer"
+    ratio = depth / scales.xi_c
     if ratio <= 1:
         return f"{side}, but depth {depth} <= xi_c = {scales.xi_c:.3g}: still trainable"
     return f"{side}: depth {depth} = {ratio:.3g} xi_c, information about inputs is lost"

@@ -76,7 +76,10 @@ def _at(x: float) -> torch.Tensor:
 def _third_derivative_at_zero(s: Activation) -> float:
     with torch.enable_grad():
         z = torch.zeros((), dtype=torch.float64, requires_grad=True)
-        (grad,) = torch.autograd.grad(s.d2(z), z, allow_unused=True)
+        second = s.d2(z)
+        if not second.requires_grad:  # s'' does not depend on z near 0 (e.g. 0)
+            return 0.0
+        (grad,) = torch.autograd.grad(second, z, allow_unused=True)
     return 0.0 if grad is None else float(grad)
 
 
@@ -97,13 +100,26 @@ def k_star_zero_decay(act: str | Activation) -> float:
             three times differentiable at 0.
 
     Raises:
-        ValueError: if s(0) != 0 or s'(0) = 0 (no K* = 0 expansion).
+        ValueError: if s has a kink or a jump at 0 (the expansion in powers of
+            z does not exist there), s(0) != 0 or s'(0) = 0 (no K* = 0 expansion).
 
     Example:
         >>> round(k_star_zero_decay("tanh"), 12)
         -2.0
+        >>> k_star_zero_decay("identity")  # C_w E_K[s^2] = K exactly
+        0.0
     """
     s = activation(act)
+    if 0.0 in s.kinks or 0.0 in s.jumps:
+        raise ValueError(
+            message(
+                "activation",
+                "smooth at the origin (no kink at 0)",
+                s.name,
+                "s(z) has no Taylor expansion at 0, so C_w E_K[s^2] is not K + a_1 K^2 + ...; "
+                "scale-invariant activations (relu, leaky_relu) have every K fixed instead",
+            )
+        )
     s0 = float(s.fn(_at(0.0)))
     s1 = float(s.d1(_at(0.0)))
     if abs(s0) > _ZERO:
@@ -168,6 +184,34 @@ def _nonzero(s: Activation) -> CriticalPoint | None:
     return None
 
 
+def _kinked_k_star_zero(s: Activation) -> CriticalPoint | None:
+    """K* = 0 for s(0) = 0 with a kink at 0 (ELU): one-sided slopes s'(0+), s'(0-).
+
+    E_K[s^2] = K (s'(0+)^2 + s'(0-)^2) / 2 + O(K^(3/2)), so C_w = 2 / (s'(0+)^2 +
+    s'(0-)^2) gives chi_parallel = chi_perp = 1 at K* = 0, which attracts when
+    C_w E_K[s^2] < K for small K (a negative K^(3/2) term: K^(l) ~ 1 / l^2, not the
+    1 / (-a_1 l) law of smooth activations). Scale-invariant s are found earlier.
+    """
+    tiny = _at(1e-300)  # one-sided limits, exact for exp-type branches
+    slopes = float(s.d1(tiny)) ** 2 + float(s.d1(-tiny)) ** 2
+    if slopes <= _ZERO:
+        return None
+    c_w = 2.0 / slopes
+    ks = torch.tensor([1e-6, 1e-4], dtype=torch.float64)
+    excess = (c_w * s.second_moment(ks) / ks - 1.0).tolist()
+    if not all(e < -1e-9 for e in excess):
+        return None
+    return CriticalPoint(
+        c_b=0.0,
+        c_w=c_w,
+        k_star=0.0,
+        universality_class="k_star_zero",
+        reason="s(0) = 0 with a kink at 0: C_w = 2 / (s'(0+)^2 + s'(0-)^2) gives "
+        "chi_parallel = chi_perp = 1 at K* = 0, which attracts (C_w E_K[s^2] < K for "
+        "small K, a K^(3/2) term: K^(l) ~ 1 / l^2).",
+    )
+
+
 def critical_point(act: str | Activation) -> CriticalPoint:
     """Critical (C_b, C_w, K*) with chi_parallel = chi_perp = 1 at a fixed point.
 
@@ -195,7 +239,18 @@ def critical_point(act: str | Activation) -> CriticalPoint:
     s0 = float(s.fn(_at(0.0)))
     s1 = float(s.d1(_at(0.0)))
     a_1 = math.nan
-    if abs(s0) <= _ZERO and abs(s1) > _ZERO:
+    smooth_at_zero = 0.0 not in s.kinks and 0.0 not in s.jumps
+    if s.jumps:
+        return CriticalPoint(
+            c_b=None,
+            c_w=None,
+            k_star=None,
+            universality_class="none",
+            reason=f"No critical point: s jumps at {', '.join(f'{p:g}' for p in s.jumps)}, so "
+            "chi_perp = C_w E[s'^2] is infinite for every C_w > 0 (the correlation map has "
+            "an infinite slope at rho = 1): every initialisation is chaotic.",
+        )
+    if abs(s0) <= _ZERO and abs(s1) > _ZERO and smooth_at_zero:
         a_1 = k_star_zero_decay(s)
         if a_1 < 0:
             return CriticalPoint(
@@ -206,11 +261,17 @@ def critical_point(act: str | Activation) -> CriticalPoint:
                 reason=f"s(0) = 0 and a_1 = {a_1:.6g} < 0: K* = 0 with C_w = 1 / s'(0)^2 "
                 "attracts, K^(l) ~ 1 / (-a_1 l).",
             )
+    if abs(s0) <= _ZERO and not smooth_at_zero:
+        found = _kinked_k_star_zero(s)
+        if found is not None:
+            return found
     found = _nonzero(s)
     if found is not None:
         return found
     if abs(s0) > _ZERO:
         why = f"s(0) = {s0:.6g} != 0, so K* = 0 is not a fixed point for any C_b >= 0"
+    elif not smooth_at_zero:
+        why = "s has a kink at 0, so the K* = 0 expansion in powers of K does not apply"
     elif abs(s1) <= _ZERO:
         why = "s'(0) = 0, so chi_perp(0) = 0 for every C_w"
     else:

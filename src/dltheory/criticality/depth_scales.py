@@ -32,7 +32,15 @@ from ..activations import Activation, activation
 from .fixed_points import MARGINAL_TOL, fixed_points
 from .susceptibility import chi_parallel, chi_perp
 
-__all__ = ["DepthScales", "Phase", "correlation_map", "depth_scales"]
+__all__ = [
+    "DepthScales",
+    "Phase",
+    "correlation_map",
+    "depth_scales",
+    "depth_scales_at",
+    "phase_of",
+    "stable_k_star",
+]
 
 Phase = Literal["ordered", "chaotic", "critical"]
 _PHASES = ("ordered", "chaotic", "critical")
@@ -126,7 +134,22 @@ def _small_k_star(s: Activation, c_w: float, c_b: float, k_low: float) -> float 
     return k if abs(float(chi_parallel(s, c_w, k))) < 1.0 else None
 
 
-def _stable_k_star(s: Activation, c_w: float, c_b: float) -> float:
+def stable_k_star(act: str | Activation, c_w: float, c_b: float) -> float:
+    """The largest stable (or marginal) fixed point K* of K -> C_b + C_w E_K[s^2].
+
+    1.0 when every K is fixed (a line of fixed points), 0.0 when only K* = 0
+    attracts; a small K* below the scan of :func:`fixed_points` is found too.
+
+    Raises:
+        ValueError: no stable fixed point in [0, 100] (variances diverge).
+
+    Example:
+        >>> stable_k_star("identity", 0.5, 1.0)  # K* = 1 + K* / 2
+        2.0
+    """
+    s = activation(act)
+    c_w = check_nonnegative("c_w", c_w)
+    c_b = check_nonnegative("c_b", c_b)
     fps = fixed_points(s, c_w, c_b)
     if fps.line_of_fixed_points:
         return 1.0
@@ -146,6 +169,19 @@ def _stable_k_star(s: Activation, c_w: float, c_b: float) -> float:
     return max(usable)
 
 
+def _slope(s: Activation, c_w: float, c_b: float, k: float, rho: float) -> float:
+    """f'(rho) = C_w d/dK_12 E[s(u) s(v)], = C_w E[s'(u) s'(v)] for continuous s (Price's
+    theorem). With a jump s' has a delta that ``ntk_map`` (the autograd derivative)
+    misses: there a central difference of f itself, step h ~ 1e-5 (1 - rho^2)."""
+    if not s.jumps:
+        q = torch.tensor(k, dtype=torch.float64)
+        return float(c_w * s.ntk_map(q, rho * q, q))
+    h = 1e-5 * (1 - rho * rho)
+    pts = torch.tensor([rho - h, rho + h], dtype=torch.float64)
+    low, high = correlation_map(s, c_w, c_b, k, pts).tolist()
+    return (high - low) / (2 * h)
+
+
 def _chaotic_rho_star(s: Activation, c_w: float, c_b: float, k: float) -> tuple[float, float]:
     """The fixed point rho* < 1 of f with |f'(rho*)| < 1, and f'(rho*).
 
@@ -154,7 +190,6 @@ def _chaotic_rho_star(s: Activation, c_w: float, c_b: float, k: float) -> tuple[
     (always a root, and repelling here). It resolves rho* up to ~1 - 1e-6;
     closer to the boundary the residual is below quadrature accuracy.
     """
-    q = torch.tensor(k, dtype=torch.float64)
 
     def residual(r: float) -> float:
         return float(correlation_map(s, c_w, c_b, k, r)) - r
@@ -167,7 +202,7 @@ def _chaotic_rho_star(s: Activation, c_w: float, c_b: float, k: float) -> tuple[
         elif values[i] * values[i + 1] < 0 and abs(values[i + 1]) > 1e-13:
             roots.append(float(brentq(residual, _RHO_GRID[i], _RHO_GRID[i + 1], xtol=1e-15)))
     for root in roots:
-        slope = float(c_w * s.ntk_map(q, root * q, q))
+        slope = _slope(s, c_w, c_b, k, root)
         if abs(slope) < 1.0:
             return root, slope
     raise ValueError(
@@ -204,20 +239,34 @@ def depth_scales(act: str | Activation, c_w: float, c_b: float) -> DepthScales:
     s = activation(act)
     c_w = check_nonnegative("c_w", c_w)
     c_b = check_nonnegative("c_b", c_b)
-    return _scales_at(s, c_w, c_b, _stable_k_star(s, c_w, c_b))
+    return depth_scales_at(s, c_w, c_b, stable_k_star(s, c_w, c_b))
 
 
-def _phase(cperp: float) -> Phase:
-    if abs(cperp - 1.0) <= MARGINAL_TOL:
+def phase_of(chi_perp: float) -> Phase:
+    """The phase named by chi_perp(K*): ordered (< 1), critical (= 1 within 1e-9), chaotic.
+
+    >>> phase_of(1.0), phase_of(0.5), phase_of(float("inf"))
+    ('critical', 'ordered', 'chaotic')
+    """
+    if abs(chi_perp - 1.0) <= MARGINAL_TOL:
         return "critical"
-    return "ordered" if cperp < 1.0 else "chaotic"
+    return "ordered" if chi_perp < 1.0 else "chaotic"
 
 
-def _scales_at(s: Activation, c_w: float, c_b: float, k: float) -> DepthScales:
-    """:func:`depth_scales` at a given stable fixed point K* (validated inputs)."""
+def depth_scales_at(act: str | Activation, c_w: float, c_b: float, k_star: float) -> DepthScales:
+    """:func:`depth_scales` at a given stable fixed point K* (e.g. from :func:`stable_k_star`).
+
+    Example:
+        >>> depth_scales_at("relu", 2.0, 0.0, 1.0).phase
+        'critical'
+    """
+    s = activation(act)
+    c_w = check_nonnegative("c_w", c_w)
+    c_b = check_nonnegative("c_b", c_b)
+    k = check_nonnegative("k_star", k_star)
     cpar = float(chi_parallel(s, c_w, k))
     cperp = float(chi_perp(s, c_w, k))
-    phase = _phase(cperp)
+    phase = phase_of(cperp)
     rho_star, chi_c = 1.0, cperp
     if k == 0.0:
         chi_c = 1.0

@@ -17,7 +17,7 @@ from torch import nn
 from .._checks import check_int, message
 from ..activations import Activation
 from ..activations import activation as lookup_activation
-from ..spec.from_module import _activation_of
+from ..spec.from_module import SUPPORTED, is_pass_through, module_activation
 from .critical_point import critical_point
 
 __all__ = ["critical_init_"]
@@ -26,13 +26,39 @@ _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
 def _detect(model: nn.Module) -> Activation:
+    """The one activation of ``model``, read through the shared module mapping.
+
+    Unknown activation modules (torch's, or parameter-free modules of the
+    user's own) are refused by name; so are models with two kinds of activation
+    (their layers have different critical points and no common fixed point).
+    A plain ``nn.Sequential`` without any activation is a deep linear network.
+    """
     found: dict[str, Activation] = {}
-    for module in model.modules():
-        if type(module) is nn.Identity:  # a placeholder, not a nonlinearity
-            continue
-        act = _activation_of(module)
+    for name, module in model.named_modules():
+        if next(module.children(), None) is not None or is_pass_through(module):
+            continue  # containers, and no-ops such as nn.Identity
+        try:
+            act = module_activation(module)
+        except ValueError as err:
+            raise ValueError(
+                message("model", "made of supported activation modules",
+                        f"{name}: {type(module).__name__}",
+                        f"Supported: {SUPPORTED}; pass activation=... explicitly to override")
+            ) from err  # fmt: skip
         if act is not None:
             found[repr(act)] = act
+        elif _custom_nonlinearity(module):
+            raise ValueError(
+                message(
+                    "model",
+                    "made of modules whose activation is known",
+                    f"{name}: {type(module).__name__}",
+                    "A parameter-free module of your own may be a nonlinearity; pass "
+                    "activation=... explicitly",
+                )
+            )
+    if not found and _plain_sequential(model):
+        return lookup_activation("identity")
     if len(found) != 1:
         got = sorted(found) if found else "no activation modules"
         raise ValueError(
@@ -40,10 +66,29 @@ def _detect(model: nn.Module) -> Activation:
                 "model",
                 "a model with a single kind of activation module (ReLU, Tanh, GELU, SiLU, ...)",
                 got,
-                "Pass activation=... explicitly",
+                "Layers with different activations have different critical points. Pass "
+                "activation=... explicitly, or initialise the parts separately",
             )
         )
     return next(iter(found.values()))
+
+
+def _custom_nonlinearity(module: nn.Module) -> bool:
+    """A leaf module without parameters from outside torch (e.g. a user's Square)."""
+    from_torch = type(module).__module__.startswith("torch.")
+    return not from_torch and next(module.parameters(), None) is None
+
+
+def _plain_sequential(model: nn.Module) -> bool:
+    """An nn.Sequential (nested) of Linear and pass-through modules only: a linear network."""
+    if type(model) is not nn.Sequential:
+        return False
+    for module in model.modules():
+        if type(module) is nn.Sequential or is_pass_through(module):
+            continue
+        if not isinstance(module, nn.Linear):
+            return False
+    return True
 
 
 def _fan_in(module: nn.Module) -> int:
@@ -74,7 +119,10 @@ def critical_init_(
         model: any ``torch.nn.Module``; its parameters are overwritten under
             ``torch.no_grad()``.
         activation: a name or :class:`~dltheory.activations.Activation`; None
-            detects it from the model's activation modules (one kind only).
+            detects it from the model's activation modules through
+            :func:`dltheory.spec.module_activation` (one kind only; unknown
+            activation modules are refused by name; ``nn.Identity`` is skipped;
+            a plain ``nn.Sequential`` of Linear layers is a linear network).
         generator: the randomness (a ``torch.Generator`` on the parameters' device).
         seed: or a seed for a fresh CPU generator (at most one of the two;
             neither: torch's global generator).

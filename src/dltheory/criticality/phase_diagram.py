@@ -18,7 +18,7 @@ from scipy.optimize import brentq
 
 from .._checks import as_float_tensor, message
 from ..activations import Activation, activation
-from .depth_scales import _phase, _scales_at, _stable_k_star
+from .depth_scales import depth_scales_at, phase_of, stable_k_star
 from .fixed_points import MARGINAL_TOL
 from .susceptibility import chi_parallel, chi_perp
 
@@ -80,7 +80,7 @@ def _warm_k_star(s: Activation, w: float, c_b: float, k_low: float, k_high: floa
             k = float(brentq(g, k_low, k_high, xtol=1e-300, rtol=1e-15))
             if abs(float(chi_parallel(s, w, k))) < 1.0:
                 return k
-    return _stable_k_star(s, w, c_b)
+    return stable_k_star(s, w, c_b)
 
 
 def _root(s: Activation, c_b: float, w: tuple[float, float], k: tuple[float, float]) -> float:
@@ -156,14 +156,14 @@ def phase_diagram(act: str | Activation, c_w_grid: Any, c_b_grid: Any) -> PhaseD
     for i, b in enumerate(c_b):
         for j, w in enumerate(c_w):
             try:
-                k_star[i, j] = _stable_k_star(s, float(w), float(b))
+                k_star[i, j] = stable_k_star(s, float(w), float(b))
             except ValueError:  # no stable K*: variances diverge
                 continue
             try:
-                d = _scales_at(s, float(w), float(b), float(k_star[i, j]))
+                d = depth_scales_at(s, float(w), float(b), float(k_star[i, j]))
             except ValueError:  # rho* too close to 1 to resolve: chi_perp and phase only
                 chi[i, j] = float(chi_perp(s, float(w), float(k_star[i, j])))
-                phase[i, j] = _phase(float(chi[i, j]))
+                phase[i, j] = phase_of(float(chi[i, j]))
                 continue
             chi[i, j], xi[i, j], phase[i, j] = d.chi_perp, d.xi_c, d.phase
     boundary = np.array([_boundary(s, float(b), c_w, chi[i], k_star[i]) for i, b in enumerate(c_b)])

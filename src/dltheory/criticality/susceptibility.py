@@ -8,10 +8,17 @@ Sec. 5.1, Eqs. (5.44)-(5.50)):
   = C_w d/dK E_K[s^2], by Gaussian integration by parts;
 * perpendicular (the off-diagonal at K_12 = K): chi_perp(K) = C_w E_K[s'(z)^2]
   (Schoenholz et al. 2017 call it chi_1).
+
+An activation with a jump (step, sign) has a delta in s': E[s'^2] is infinite,
+and so is chi_perp for C_w > 0 (the correlation map E[s(u) s(v)] ~ arcsin(rho)
+has an infinite slope at rho = 1). ``ntk_map`` of such activations is the
+autograd (almost-everywhere) derivative, 0, which is what a finite network's
+gradient sees; the susceptibility is about the kernel map and is infinite.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -64,12 +71,18 @@ def chi_perp(act: str | Activation, c_w: float, k: Any) -> torch.Tensor:
         k: variance(s) K >= 0 (float, array or tensor; any shape).
 
     Returns:
-        float64 tensor of the shape of ``k`` (0-D for a float).
+        float64 tensor of the shape of ``k`` (0-D for a float); inf for an
+        activation with a jump (step, sign) and C_w > 0 (module docstring).
 
     Example:
         >>> float(chi_perp("identity", 1.0, 3.0))  # deep linear nets
         1.0
+        >>> float(chi_perp("sign", 1.0, 3.0))  # d/drho (2/pi) arcsin(rho) at rho = 1
+        inf
     """
     s = activation(act)
     c_w = check_nonnegative("c_w", c_w)
-    return c_w * s.derivative_second_moment(_variances(k))
+    k = _variances(k)
+    if s.jumps:
+        return torch.full_like(k, math.inf if c_w > 0 else 0.0)
+    return c_w * s.derivative_second_moment(k)

@@ -10,6 +10,7 @@ computed and the matrix is mirrored.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Literal
 
 import torch
@@ -166,7 +167,7 @@ def _fused(spec, x1, x2, n0, diag1, diag2, symmetric, collect, backend, block_si
     gram = x1 @ x2.T / n0
     if symmetric:
         gram.diagonal().copy_(diag1.gram)
-    tol = _series_tolerance(spec, diag1, diag2)
+    tol = _series_tolerance(spec)
     *out, failed = fused.fused_kernel(
         spec,
         gram,
@@ -215,11 +216,14 @@ def _mirror_upper(a: torch.Tensor) -> None:
     a.copy_(upper + upper.T + torch.diag(a.diagonal()))
 
 
-def _series_tolerance(spec, diag1, diag2) -> float:
-    """Absolute tolerance of Mehler series: the activations' tol at the kernels' scale."""
+def _series_tolerance(spec) -> float:
+    """Relative tolerance of the Mehler series: the activations' smallest ``tol``.
+
+    Relative to sqrt(E f^2 E g^2) of each pair, not to the largest kernel entry:
+    a large first-layer K (inputs ~ 1e4) must not loosen every later map.
+    """
     tols = [layer.activation.tol for layer in spec.layers if isinstance(layer, Nonlinearity)]
-    scale = max([1.0] + [float(v.abs().max()) for v in diag1.nngp + diag2.nngp])
-    return min(tols, default=1e-12) * scale
+    return min(tols, default=1e-12)
 
 
 def _torch_blocks(spec, x1, x2, n0, diag1, diag2, symmetric, collect, block_size):
@@ -258,6 +262,41 @@ def _torch_blocks(spec, x1, x2, n0, diag1, diag2, symmetric, collect, block_size
     return nngp, ntk, layer_out
 
 
+def _check_range(
+    index: int, n_dense: int, state: Propagation, previous: torch.Tensor | None
+) -> None:
+    """Raise when K^(l) or Theta^(l) leaves float64 range; warn when the network makes
+    K^(l) underflow (a normal K^(l-1) becoming subnormal; tiny inputs are the user's).
+
+    Off-diagonal entries are bounded by the diagonal (|K_ab| <= sqrt(K_aa K_bb)),
+    so the diagonal pass decides for the whole kernel.
+    """
+    for name, value in (("K", state.nngp), ("Theta", state.ntk)):
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(
+                message(
+                    "spec",
+                    "a network whose kernels stay within float64 range",
+                    f"{name}^({index + 1}) = {float(value.abs().max()):g} at Dense layer "
+                    f"{index + 1} of {n_dense}",
+                    "Lower c_w (or the input scale): the variance grows by about "
+                    "C_w E[s^2] / K per layer",
+                )
+            )
+        tiny = torch.finfo(torch.float64).tiny
+        if name == "Theta" or previous is None:
+            continue
+        if bool(((value != 0) & (value.abs() < tiny) & (previous.abs() >= tiny)).any()):
+            warnings.warn(
+                f"{name}^({index + 1}) underflows float64 (below {tiny:.3g}) at Dense layer "
+                f"{index + 1} of {n_dense}: from there kernels lose precision and correlations "
+                "are meaningless. Raise c_w or c_b.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            return
+
+
 class _Diagonal:
     """Per-input variances before each nonlinearity, and the diagonal kernels."""
 
@@ -276,9 +315,13 @@ class _Diagonal:
 
 
 def _diagonal_pass(spec: Serial, x: torch.Tensor, n0: int) -> _Diagonal:
-    out = _Diagonal((x * x).sum(-1) / n0)
+    # |x|^2 / n_0 scaled by the largest entry: finite whenever the result is.
+    scale = x.abs().amax(-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
+    out = _Diagonal((x / scale).square().sum(-1) / n0 * scale[:, 0] ** 2)
+    n_dense = sum(isinstance(layer, Dense) for layer in spec.layers)
 
     def dense(index: int, state: Propagation) -> None:
+        _check_range(index, n_dense, state, out.nngp[-1] if out.nngp else None)
         out.nngp.append(state.nngp)
         out.ntk.append(state.ntk)
 

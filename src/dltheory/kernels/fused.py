@@ -13,7 +13,8 @@ Nonlinearities come in two kinds:
   against the activation's torch closed forms;
 * any other activation: its Mehler series with Hermite-coefficient tables per
   input and layer (``quadrature.hermite_coefficients``), summed per pair until
-  the Cauchy-Schwarz tail bound is below the tolerance.
+  the Cauchy-Schwarz tail bound is below the tolerance relative to
+  sqrt(E f^2 E g^2) of the pair.
 
 A pair the series cannot certify (or a degenerate pair of unequal variances)
 makes the backend report failure and the caller falls back to the torch
@@ -135,6 +136,8 @@ if nb is not None:
         rg2,
         mf1,
         mg1,
+        mf2,
+        mg2,
         symmetric,
         tol,
         out_k,
@@ -178,19 +181,23 @@ if nb is not None:
                     v1 = var1[nl, i]
                     for j in range(m):
                         v2 = var2[nl, j0 + j]
-                        d = math.sqrt(v1 * v2)
-                        rho = k[j] / d if d > 0 else 0.0
+                        a1, a2 = math.sqrt(v1), math.sqrt(v2)  # no v1 * v2: overflow
+                        rho = (k[j] / a1) / a2 if a1 > 0 and a2 > 0 else 0.0
                         rho = min(1.0, max(-1.0, rho))
                         if abs(rho) >= snap:
                             rho = 1.0 if rho > 0 else -1.0
                         if rho == 1.0 and v1 == v2:  # the same input: its 1-D moments
                             a, b = mf1[ns, i], mg1[ns, i]
                         else:  # at rho = +-1 only converged tails certify the sum
+                            # Relative tolerance: |E f g| <= sqrt(E f^2 E g^2) sets the scale
+                            # of each map (E[s' s'] may be 1e-8 and multiply Theta ~ 1e8).
+                            tol_f = tol * math.sqrt(mf1[ns, i] * mf2[ns, j0 + j]) + 1e-300
+                            tol_g = tol * math.sqrt(mg1[ns, i] * mg2[ns, j0 + j]) + 1e-300
                             a, ok1 = _series(
-                                tf1[ns, i], tf2[ns, j0 + j], rf1[ns, i], rf2[ns, j0 + j], rho, tol
+                                tf1[ns, i], tf2[ns, j0 + j], rf1[ns, i], rf2[ns, j0 + j], rho, tol_f
                             )
                             b, ok2 = _series(
-                                tg1[ns, i], tg2[ns, j0 + j], rg1[ns, i], rg2[ns, j0 + j], rho, tol
+                                tg1[ns, i], tg2[ns, j0 + j], rg1[ns, i], rg2[ns, j0 + j], rho, tol_g
                             )
                             if not (ok1 and ok2):
                                 failed[i] = True
@@ -233,7 +240,7 @@ def fused_kernel(
         t1 = _Tables(spec, var1, degree)
         t2 = t1 if symmetric else _Tables(spec, var2, degree)
         tables = (t1.f, t2.f, t1.g, t2.g, t1.tail_f, t2.tail_f, t1.tail_g, t2.tail_g)
-        failed = _run(g, v1, v2, program, *tables, t1.m_f, t1.m_g, symmetric, tol,
+        failed = _run(g, v1, v2, program, *tables, t1.m_f, t1.m_g, t2.m_f, t2.m_g, symmetric, tol,
                       out_k, out_t, layers_k, layers_t, collect)  # fmt: skip
         # A few failed rows are cheaper to recompute than a longer series for all.
         if failed.sum() <= 0.05 * n1:

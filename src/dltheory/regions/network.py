@@ -24,6 +24,7 @@ from torch import nn
 
 from .._checks import message
 from ..finite.modules import ActivationModule, FiniteDense
+from ..spec.from_module import is_pass_through
 
 __all__ = ["HiddenLayer", "PiecewiseLinearNet", "piecewise_linear_layers"]
 
@@ -172,7 +173,7 @@ def piecewise_linear_layers(model: nn.Module) -> PiecewiseLinearNet:
     pending: tuple[torch.Tensor | None, torch.Tensor | None] | None = None
     features: int | None = None  # output features so far (None: the input's, unknown)
     for index, module in enumerate(_flatten(model)):
-        if isinstance(module, nn.Identity | nn.Flatten):
+        if is_pass_through(module):  # the shared mapping: Identity, Flatten, Unflatten
             continue
         if isinstance(module, nn.Linear | FiniteDense):
             w, b = _linear(module)

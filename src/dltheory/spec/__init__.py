@@ -1,6 +1,6 @@
 """Network specs: data that the kernel recursion and the module builder interpret."""
 
-from .from_module import spec_from_module
+from .from_module import is_pass_through, module_activation, spec_from_module
 from .layers import PARAMETRIZATIONS, Dense, Layer, Nonlinearity, Parametrization, Serial
 from .mlp import MLP
 
@@ -12,5 +12,7 @@ __all__ = [
     "Nonlinearity",
     "Parametrization",
     "Serial",
+    "is_pass_through",
+    "module_activation",
     "spec_from_module",
 ]

@@ -10,33 +10,98 @@ from .._checks import message
 from ..activations import Activation, activation
 from .layers import Dense, Nonlinearity, Parametrization, Serial
 
-__all__ = ["spec_from_module"]
+__all__ = [
+    "PASS_THROUGH_MODULES",
+    "SUPPORTED",
+    "is_pass_through",
+    "module_activation",
+    "spec_from_module",
+]
+
+# Modules that compute nothing at initialisation: skipped by spec_from_module,
+# critical_init_ and the linear-region readers alike (a Linear, Identity, Linear
+# chain is two Dense layers, i.e. a linear network).
+PASS_THROUGH_MODULES: tuple[type[nn.Module], ...] = (nn.Identity, nn.Flatten, nn.Unflatten)
+
+_SIMPLE = {
+    nn.ReLU: "relu",
+    nn.Tanh: "tanh",
+    nn.Sigmoid: "sigmoid",
+    nn.SiLU: "silu",
+    nn.Mish: "mish",
+}
+SUPPORTED = (
+    "ReLU, Tanh, Sigmoid, SiLU, Mish, GELU (approximate 'none' or 'tanh'), LeakyReLU, ELU, "
+    "Softplus (threshold >= 20), dltheory ActivationModule"
+)
 
 
-def _activation_of(module: nn.Module) -> Activation | None:
-    """The registry activation equal to a torch activation module, if any."""
+def is_pass_through(module: nn.Module) -> bool:
+    """Whether ``module`` is a no-op at init (``nn.Identity``, ``Flatten``, ``Unflatten``).
+
+    >>> is_pass_through(nn.Identity()), is_pass_through(nn.ReLU())
+    (True, False)
+    """
+    return type(module) in PASS_THROUGH_MODULES
+
+
+def module_activation(module: nn.Module) -> Activation | None:
+    """The registry activation that a torch activation module computes.
+
+    The one mapping from torch modules to activations, shared by
+    :func:`spec_from_module`, :func:`~dltheory.criticality.critical_init_` and the
+    linear-region readers. Pass-through modules (``PASS_THROUGH_MODULES``,
+    ``nn.Identity`` among them) are not activations: None.
+
+    Returns:
+        the :class:`~dltheory.activations.Activation`, or None for a module that
+        is not an activation (Linear, containers, pass-through, dropout, ...).
+
+    Raises:
+        ValueError: a ``torch.nn`` activation module the registry does not have
+            (e.g. ``nn.Hardtanh``), or with settings it does not model; the
+            message names it.
+
+    >>> module_activation(nn.LeakyReLU(0.2)).params
+    {'slope': 0.2}
+    >>> module_activation(nn.Identity()) is None
+    True
+    """
     from ..finite.modules import ActivationModule
 
     if isinstance(module, ActivationModule):
         return module.activation
-    simple = {
-        nn.ReLU: "relu",
-        nn.Tanh: "tanh",
-        nn.Sigmoid: "sigmoid",
-        nn.SiLU: "silu",
-        nn.Identity: "identity",
-    }
-    for kind, name in simple.items():
-        if type(module) is kind:
-            return activation(name)
-    if type(module) is nn.GELU and module.approximate == "none":
-        return activation("gelu")
-    if type(module) is nn.LeakyReLU:
+    kind = type(module)
+    if kind in _SIMPLE:
+        return activation(_SIMPLE[kind])
+    if kind is nn.GELU:
+        return activation("gelu", approximate=module.approximate)
+    if kind is nn.LeakyReLU:
         return activation("leaky_relu", slope=module.negative_slope)
-    if type(module) is nn.ELU:
+    if kind is nn.ELU:
         return activation("elu", alpha=module.alpha)
-    if type(module) is nn.Softplus and module.beta == 1 and module.threshold >= 20:
-        return activation("softplus")
+    if kind is nn.Softplus:
+        if not module.beta > 0 or not module.threshold >= 20:
+            raise ValueError(
+                message(
+                    "module",
+                    "a Softplus with beta > 0 and threshold >= 20",
+                    module,
+                    "Below threshold 20 torch's linear switch changes the function by more "
+                    "than e^-20; raise the threshold",
+                )
+            )
+        return activation("softplus", beta=float(module.beta))
+    if kind.__module__ == "torch.nn.modules.activation":
+        raise ValueError(
+            message(
+                "module",
+                f"a supported activation module ({SUPPORTED})",
+                kind.__name__,
+                "Wrap the function with Activation.from_callable in a dltheory "
+                "ActivationModule, or pass activation=... explicitly",
+            )
+        )
     return None
 
 
@@ -87,16 +152,29 @@ def spec_from_module(
                 )
             )
             i += 1
+        elif is_pass_through(module):
+            continue
         else:
-            act = _activation_of(module)
+            try:
+                act = module_activation(module)
+            except ValueError:  # a torch activation the registry does not model
+                act = None
             if act is None:
                 raise ValueError(
                     message(
                         "model",
                         "made of Linear layers and supported activations",
                         type(module).__name__,
-                        "Supported: ReLU, Tanh, Sigmoid, SiLU, GELU, LeakyReLU, ELU, "
-                        "Softplus, Identity",
+                        f"Supported: {SUPPORTED}; nn.Identity and Flatten are skipped",
+                    )
+                )
+            if layers and isinstance(layers[-1], Nonlinearity):
+                raise ValueError(
+                    message(
+                        "model",
+                        "free of two activations in a row",
+                        type(module).__name__,
+                        "Compose them into one activation with Activation.from_callable",
                     )
                 )
             layers.append(Nonlinearity(act))
