@@ -31,29 +31,7 @@ _FUSED_MIN_WORK = 50_000  # pairs x layers above which "auto" picks the fused lo
 def _check_spec(spec: Serial) -> None:
     if not isinstance(spec, Serial):
         raise TypeError(message("spec", "a dltheory Serial/MLP spec", type(spec).__name__))
-    if not isinstance(spec.layers[0], Dense):
-        raise ValueError(
-            message(
-                "spec",
-                "a network whose first layer is Dense",
-                spec.layers[0],
-                "Kernels start from the input Gram matrix",
-            )
-        )
-    if not isinstance(spec.layers[-1], Dense):
-        raise ValueError(
-            message("spec", "a network whose last layer is Dense (the readout)", spec.layers[-1])
-        )
-    for prev, layer in zip(spec.layers, spec.layers[1:], strict=False):
-        if isinstance(prev, Nonlinearity) and isinstance(layer, Nonlinearity):
-            raise ValueError(
-                message(
-                    "spec",
-                    "free of two nonlinearities in a row",
-                    spec,
-                    "Compose them into one activation",
-                )
-            )
+    spec.check_network()  # the one network rule that every interpreter applies
 
 
 def _block_size(n1: int, n2: int, budget: int, collect: int) -> int:
