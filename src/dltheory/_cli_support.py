@@ -45,7 +45,7 @@ __all__ = [
 ]  # fmt: skip
 
 ACTIVATIONS = (
-    "abs", "cos", "elu", "erf", "gelu", "identity", "leaky_relu", "linear", "relu",
+    "abs", "cos", "elu", "erf", "gelu", "identity", "leaky_relu", "linear", "mish", "relu",
     "sigmoid", "sign", "silu", "sin", "softplus", "step", "swish", "tanh",
 )  # fmt: skip
 ACT_HELP = "Activation: " + ", ".join(ACTIVATIONS) + "."

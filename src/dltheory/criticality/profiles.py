@@ -67,6 +67,25 @@ class MeasuredDepthProfile:
     n_networks: int
 
 
+def signal_correlation(k12: torch.Tensor, k11: torch.Tensor, k22: torch.Tensor) -> torch.Tensor:
+    """rho = k12 / (sqrt(k11) sqrt(k22)), with rho = 1 where both signals vanish.
+
+    Where K = 0 for both inputs (e.g. C_w = C_b = 0) the two signals are the same
+    point (zero), which is what rho = 1 means; where only one vanishes, rho = 0.
+    The square roots are taken separately so that k11 * k22 never overflows.
+
+    >>> signal_correlation(torch.tensor([0.5, 0.0, 0.0]), torch.tensor([1.0, 0.0, 0.0]),
+    ...                    torch.tensor([1.0, 0.0, 2.0])).tolist()
+    [0.5, 1.0, 0.0]
+    """
+    both_zero = (k11 == 0) & (k22 == 0)
+    denominator = torch.sqrt(k11) * torch.sqrt(k22)
+    rho = torch.where(
+        denominator > 0, k12 / denominator.clamp_min(torch.finfo(k12.dtype).tiny), 0.0
+    )
+    return torch.where(both_zero, torch.ones_like(rho), rho)
+
+
 def _inputs(x: Any) -> torch.Tensor:
     x = as_float_tensor("x", x, dtype=torch.float64)
     if x.ndim != 2 or x.shape[0] != 2:
@@ -102,7 +121,7 @@ def depth_profile(
     state = MLP(depth, s, c_w, c_b).kernel(x, return_layers=True)
     k = torch.stack([layer.nngp for layer in state.layers])
     variance = torch.diagonal(k, dim1=1, dim2=2)
-    correlation = k[:, 0, 1] / torch.sqrt(variance[:, 0] * variance[:, 1])
+    correlation = signal_correlation(k[:, 0, 1], variance[:, 0], variance[:, 1])
     return DepthProfile(variance=variance.clone(), correlation=correlation)
 
 
@@ -154,7 +173,7 @@ def measured_depth_profile(
 
     def statistic(z: torch.Tensor) -> torch.Tensor:  # (B, 2, n) -> (B, 3): var_1, var_2, rho
         var = z.square().mean(-1)
-        rho = (z[:, 0] * z[:, 1]).mean(-1) / torch.sqrt(var[:, 0] * var[:, 1])
+        rho = signal_correlation((z[:, 0] * z[:, 1]).mean(-1), var[:, 0], var[:, 1])
         return torch.cat([var, rho[:, None]], dim=1)
 
     samples = layer_samples(networks, x.to(dtype), statistic)  # (E, L + 1, 3)
