@@ -77,3 +77,18 @@ def test_a_failing_task_keeps_its_type_and_names_the_task():
     with pytest.raises(ValueError, match="x must not be 2") as info:
         sweep(failing, [{"x": 1}, {"x": 2}])
     assert "in sweep task {'x': 2}" in "".join(info.value.__notes__)
+
+
+def test_torch_threads_restores_the_count_and_refuses_bad_counts():
+    import torch
+
+    from dltheory.parallel import torch_threads
+
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError), torch_threads(1):
+        assert torch.get_num_threads() == 1
+        raise RuntimeError("inside")
+    assert torch.get_num_threads() == before
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="n must be an integer >= 1"), torch_threads(bad):
+            pass

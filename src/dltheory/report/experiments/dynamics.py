@@ -14,9 +14,7 @@ Reproductions (loss L = 1/(2N) sum_i (f(x_i) - y_i)^2 throughout):
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -30,6 +28,7 @@ from ...dynamics import (
     train,
 )
 from ...finite import Estimate
+from ...parallel import torch_threads
 from ...spec import MLP
 from ..figures import new_figure, png_bytes
 from ..registry import reproduction
@@ -43,17 +42,6 @@ __all__ = [
 ]
 
 _TOPIC = "training dynamics"
-
-
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Small nets: one intra-op thread avoids oversubscription on shared CPUs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _seeds(seed: int, n: int) -> list[int]:
@@ -96,7 +84,7 @@ def lazy_training_vs_width(quick: bool = False, seed: int = 0) -> Outcome:
     n_seeds = 3 if quick else 6
     x, y = _data(8, 3, seed)
     drift = {}
-    with _one_thread():
+    with torch_threads(1):
         for p in ("ntk", "mean_field"):
             logs = []
             for n in widths:
@@ -160,7 +148,7 @@ def linearized_vs_trained(quick: bool = False, seed: int = 0) -> Outcome:
     x, y = _data(6 if quick else 10, 2, seed)
     xt, _ = _data(8 if quick else 32, 2, seed + 10**6)
     times = list(range(0, 61, 5))
-    with _one_thread():
+    with torch_threads(1):
         net = spec.sample(width, in_dim=2, seed=_seeds(seed, 1)[0], dtype=torch.float64)
         lr = len(x) / float(torch.linalg.eigvalsh(spec.kernel(x).ntk)[-1])
         pred = linearized_outputs(net, x, y, xt, lr=lr, t=times)
@@ -223,7 +211,7 @@ def mup_coord_check(quick: bool = False, seed: int = 0) -> Outcome:
     """coord_check on a depth-2 ReLU MLP, muP vs standard."""
     widths = [64, 256, 1024] if quick else [64, 128, 256, 512, 1024, 2048]
     n_seeds = 2 if quick else 4
-    with _one_thread():
+    with torch_threads(1):
         mup = coord_check(MLP(2, "relu", c_w=2.0, parametrization="mup"), widths, 3,
                           lr=0.05, n_seeds=n_seeds, seed=seed)  # fmt: skip
         std = coord_check(MLP(2, "relu", c_w=2.0, parametrization="standard"), widths, 3,
@@ -275,7 +263,7 @@ def du_exponential_convergence(quick: bool = False, seed: int = 0) -> Outcome:
     lam0 = lambda_0(spec, x)
     lam_max = float(torch.linalg.eigvalsh(spec.kernel(x).ntk)[-1])
     lr = 0.5 * n / lam_max
-    with _one_thread():
+    with torch_threads(1):
         net = spec.sample(width, seed=_seeds(seed, 1)[0], dtype=torch.float64)
         tr = train(net, x, y, lr=lr, steps=steps, every=max(steps // 30, 1),
                    track=("loss", "ntk_lambda_min"))  # fmt: skip

@@ -16,9 +16,7 @@ Reproductions:
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -39,6 +37,7 @@ from ...implicit_bias import (
     valley_drift_prediction,
     valley_sgd,
 )
+from ...parallel import torch_threads
 from ..figures import new_figure, png_bytes
 from ..quantities import Quantity
 from ..registry import reproduction
@@ -52,17 +51,6 @@ __all__ = [
 ]
 
 _TOPIC = "implicit bias"
-
-
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Tiny tensors: one intra-op thread avoids oversubscription on shared CPUs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _under_determined(n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,7 +86,7 @@ def diagonal_net_regimes(quick: bool = False, seed: int = 0) -> Outcome:
     l1 = min_l1_interpolant(X, y)
     l2 = min_weighted_l2_interpolant(X, y, shape)
     errors, to_l1, to_l2 = [], [], []
-    with _one_thread():
+    with torch_threads(1):
         for a in alphas:
             argmin = q_alpha_argmin(X, y, float(a), shape)
             flow = diagonal_flow_limit(X, y, float(a), shape, rtol=rtol)
@@ -268,7 +256,7 @@ def sgd_fluctuation_dissipation_check(quick: bool = False, seed: int = 0) -> Out
         + 0.5 * torch.randn(N, generator=g, dtype=torch.float64)
     )
     chains, steps = (64, 800) if quick else (256, 4000)
-    with _one_thread():
+    with torch_threads(1):
         res = {
             s: sgd_fluctuation_dissipation(
                 X, y, eta, b, steps, chains=chains, sampling=s, seed=seed
@@ -358,7 +346,7 @@ def sgd_entropic_force(quick: bool = False, seed: int = 0) -> Outcome:
     x0, eta, steps = 2.0, 0.1, 300
     chains = 500 if quick else 4000
     m, walk_steps, walkers = (20, 1700, 5000) if quick else (30, 4000, 20000)
-    with _one_thread():
+    with torch_threads(1):
         run = valley_sgd(x0, eta, steps, chains=chains, seed=seed)
         walk = challenge_walk(m, walk_steps, walkers=walkers, seed=seed)
     predicted = valley_drift_prediction(x0, eta, steps) - x0

@@ -25,7 +25,7 @@ from sklearn.svm import SVC
 from ...dynamics import train
 from ...estimators import NNGPClassifier, NNGPRegressor, NTKClassifier, NTKRegressor
 from ...finite import Estimate
-from ...parallel import task_seeds
+from ...parallel import task_seeds, torch_threads
 from ...spec.mlp import MLP
 from ..figures import new_figure, png_bytes
 from ..registry import reproduction
@@ -163,16 +163,12 @@ def ntk_equals_trained_nets(quick: bool = False, seed: int = 0) -> Outcome:
     predicted = NTKRegressor(spec=spec, alpha=0.0).fit(x, y).predict(x_test)
     xt, yt, xs = (torch.from_numpy(a) for a in (x, y[:, None], x_test))
     outputs = []
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         for s in task_seeds(seed, n_nets):
             net = spec.sample(width=width, in_dim=d, seed=s, dtype=torch.float64)
             train(net, xt, yt, lr=lr, steps=steps, track=("loss",), every=steps)
             with torch.no_grad():
                 outputs.append(net(xs)[:, 0].numpy())
-    finally:
-        torch.set_num_threads(threads)
     outputs = np.array(outputs)
     mean = outputs.mean(0)
     stderr = outputs.std(0, ddof=1) / np.sqrt(n_nets)

@@ -17,9 +17,7 @@ Reproductions:
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -35,6 +33,7 @@ from ...dynamics import (
 )
 from ...dynamics.catapult_networks import catapult_scan
 from ...finite import Estimate
+from ...parallel import torch_threads
 from ...spec import MLP
 from ..figures import new_figure, png_bytes
 from ..registry import reproduction
@@ -49,17 +48,6 @@ __all__ = [
 ]
 
 _TOPIC = "large learning rates"
-
-
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Small tensors: one intra-op thread avoids oversubscription on shared CPUs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _sphere_data(n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,7 +106,7 @@ def lr_threshold_two_over_lambda(quick: bool = False, seed: int = 0) -> Outcome:
     n, d = 30, 6
     x = torch.randn(n, d, generator=g, dtype=torch.float64)
     y = torch.randn(n, 1, generator=g, dtype=torch.float64)
-    with _one_thread():
+    with torch_threads(1):
         pred = max_stable_lr(torch.nn.Linear(d, 1).double(), x, y)
         x1 = np.hstack([x.numpy(), np.ones((n, 1))])
         steps = 2000 if quick else 20000
@@ -230,7 +218,7 @@ def catapult_phase_diagram_uv_and_nets(quick: bool = False, seed: int = 0) -> Ou
         else [0.9, 1.2, 1.5, 1.8, 2.0, 2.2, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0]
     )
     scans = {}
-    with _one_thread():
+    with torch_threads(1):
         for name, (depth, act, c_w) in archs.items():
             spec = MLP(depth=depth, activation=act, c_w=c_w)
             scans[name] = catapult_scan(
@@ -326,7 +314,7 @@ def catapult_spike_time(quick: bool = False, seed: int = 0) -> Outcome:
     x, y = _sphere_data(16, 8, seed)
     spec = MLP(depth=1, activation="relu", c_w=2.0)
     per_width = []
-    with _one_thread():
+    with torch_threads(1):
         for k, w in enumerate(widths):
             scan = catapult_scan(
                 spec, x, y, width=w, factors=[c], steps=120, seeds=seeds, seed=seed + 1000 * k
@@ -409,7 +397,7 @@ def quadratic_model_eps_squared(quick: bool = False, seed: int = 0) -> Outcome:
             / np.sum((np.log(eps) - np.log(eps).mean()) ** 2)
         )
     )
-    with _one_thread():
+    with torch_threads(1):
         torch.manual_seed(seed)
         m = 128 if quick else 512
         net = torch.nn.Sequential(torch.nn.Linear(5, m), torch.nn.ReLU(), torch.nn.Linear(m, 1))
@@ -483,7 +471,7 @@ def edge_of_stability_digits(quick: bool = False, seed: int = 0) -> Outcome:
     x, y = _digits(n)
     fig, (ax1, ax2) = new_figure(2)
     summaries = {}
-    with _one_thread():
+    with torch_threads(1):
         for lr in lrs:
             torch.manual_seed(seed)
             net = torch.nn.Sequential(
