@@ -140,6 +140,8 @@ def cholesky_in_place(
             return Cholesky(a, diagonal, shift, jitter)
     _restore_lower(a, diagonal)
     a[np.diag_indices(len(a))] = diagonal + shift
+    if not all(np.isfinite(a[:, j : j + _PANEL]).all() for j in range(0, len(a), _PANEL)):
+        raise ValueError(message("kernel", "finite", "non-finite entries"))
     smallest = _smallest_eigenvalue(a)
     raise ValueError(
         message(
