@@ -12,9 +12,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
-import mmap
 from typing import Any, Literal
 
 import numpy as np
@@ -32,7 +30,6 @@ KernelKind = Literal["nngp", "ntk"]
 _PANEL_FRACTION = 0.05  # transient panels use at most this fraction of the Gram's memory
 _ARRAYS_PER_PANEL = 3  # nngp, ntk and the input Gram of one panel, from ``kernel``
 _RECYCLED_BYTES = 30 << 20  # < 32 MiB, glibc's largest dynamic mmap threshold
-_HUGE_FROM = 64 << 20  # Gram buffers from this size on transparent huge pages
 PRODUCT_MEMORY = 256 << 20  # bytes of kernel blocks alive at once in ``kernel_product``
 
 
@@ -91,7 +88,7 @@ def gram_matrix(
     x = as_float_tensor("x", x, ndim=2, dtype=torch.float64)
     n = len(x)
     if out is None:
-        out = _empty_fortran(n)
+        out = np.empty((n, n), dtype=np.float64, order="F")
     elif (
         not isinstance(out, np.ndarray)
         or out.shape != (n, n)
@@ -131,19 +128,6 @@ def _mirror_lower(a: np.ndarray) -> None:
         a[i : i + b, i + b :] = a[i + b :, i : i + b].T
         block = a[i : i + b, i : i + b]
         block[np.triu_indices(len(block), 1)] = block.T[np.triu_indices(len(block), 1)]
-
-
-def _empty_fortran(n: int) -> np.ndarray:
-    """An uninitialised (n, n) float64 Fortran array; large ones on transparent huge pages
-    (where the kernel allows it), which halves the time of the first writes."""
-    size = 8 * n * n
-    advice = getattr(mmap, "MADV_HUGEPAGE", None)
-    if size < _HUGE_FROM or advice is None:
-        return np.empty((n, n), dtype=np.float64, order="F")
-    buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    with contextlib.suppress(OSError):
-        buf.madvise(advice)
-    return np.frombuffer(buf, dtype=np.float64).reshape((n, n), order="F")
 
 
 def block_product(
