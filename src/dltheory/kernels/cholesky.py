@@ -1,7 +1,8 @@
 """Cholesky of a kernel matrix in place, with adaptive jitter reported back.
 
 The buffer is an N x N Fortran-ordered array holding K in both triangles. A
-blocked left-looking Cholesky (Golub & Van Loan 2013, Sec. 4.2.9) overwrites
+blocked left-looking Cholesky (Golub & Van Loan 2013, "Matrix Computations",
+Sec. 4.2, block Cholesky) overwrites
 only the lower triangle and the diagonal with L, panel by panel of ``panel``
 columns: the panel's rows are updated by one matrix product with the columns
 already factorised, its diagonal block is factorised on a small copy and the
