@@ -2,15 +2,14 @@
 
 The buffer is an N x N Fortran-ordered array holding K in both triangles. A
 blocked left-looking Cholesky (Golub & Van Loan 2013, "Matrix Computations",
-Sec. 4.2, block Cholesky) overwrites
-only the lower triangle and the diagonal with L, panel by panel of ``panel``
-columns: the panel's rows are updated by one matrix product with the columns
-already factorised, its diagonal block is factorised on a small copy and the
-rows below it by a triangular solve, all with torch's multithreaded BLAS on
-views of the one buffer. The strict upper triangle still holds K: a failed
+Sec. 4.2, block Cholesky) overwrites only the lower triangle and the diagonal
+with L, 512 columns at a time: the panel is updated by one matrix product with
+the columns already factorised, its diagonal block is factorised on a small copy
+and the rows below it by a triangular solve, all with torch's multithreaded BLAS
+on views of the one buffer. The strict upper triangle still holds K: a failed
 attempt is undone by copying it back (no second N x N array), and the next
 attempt adds a larger jitter to the diagonal. Memory: the one buffer and a few
-panels of N x ``panel`` doubles.
+N x 512 panels.
 
 LAPACK ``potrf`` of SciPy's bundled OpenBLAS is not used: SciPy 1.17's OpenBLAS
 (0.3.31) segfaults in multithreaded ``dpotrf`` at N ~ 16,500, and one BLAS
