@@ -1,30 +1,35 @@
 """Cholesky of a kernel matrix in place, with adaptive jitter reported back.
 
-The buffer is an N x N Fortran-ordered array holding K in both triangles.
-LAPACK ``potrf`` (lower) overwrites only the lower triangle and the diagonal,
-so the strict upper triangle still holds K: a failed attempt is undone by
-copying it back (no second N x N array), and the next attempt adds a larger
-jitter to the diagonal. Memory: the one buffer and a few vectors.
+The buffer is an N x N Fortran-ordered array holding K in both triangles. A
+blocked left-looking Cholesky (Golub & Van Loan 2013, "Matrix Computations",
+Sec. 4.2, block Cholesky) overwrites only the lower triangle and the diagonal
+with L, 512 columns at a time: the panel is updated by one matrix product with
+the columns already factorised, its diagonal block is factorised on a small copy
+and the rows below it by a triangular solve, all with torch's multithreaded BLAS
+on views of the one buffer. The strict upper triangle still holds K: a failed
+attempt is undone by copying it back (no second N x N array), and the next
+attempt adds a larger jitter to the diagonal. Memory: the one buffer and a few
+N x 512 panels.
+
+LAPACK ``potrf`` of SciPy's bundled OpenBLAS is not used: SciPy 1.17's OpenBLAS
+(0.3.31) segfaults in multithreaded ``dpotrf`` at N ~ 16,500, and one BLAS
+thread is twice as slow on two cores.
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scipy.linalg
-from scipy.linalg import lapack
+import torch
 
 from .._checks import check_int, check_nonnegative, message
 
 __all__ = ["Cholesky", "cholesky_in_place", "jitter_schedule"]
 
-_PANEL = 512  # columns copied at a time when the lower triangle is restored
-# SciPy 1.17's bundled OpenBLAS (0.3.31) segfaults in multithreaded dpotrf at N ~ 16,500
-# (reproduced with NumPy and SciPy alone); one BLAS thread factorises such matrices safely.
-_SERIAL_POTRF_FROM = 8192
+_PANEL = 512  # columns per factorised panel, and copied at a time when restoring
 
 
 def jitter_schedule(scale: float, max_tries: int) -> list[float]:
@@ -131,14 +136,12 @@ def cholesky_in_place(
         if attempt:
             _restore_lower(a, diagonal)
         a[np.diag_indices(len(a))] = diagonal + (shift + jitter)
-        with _blas_threads(1 if len(a) >= _SERIAL_POTRF_FROM else None):
-            _, info = lapack.dpotrf(a, lower=1, clean=0, overwrite_a=1)
-        if info == 0:
+        if _factor_lower(a, _PANEL):
             return Cholesky(a, diagonal, shift, jitter)
-        if info < 0:  # pragma: no cover - LAPACK argument error
-            raise RuntimeError(f"LAPACK dpotrf argument {-info} was illegal")
     _restore_lower(a, diagonal)
     a[np.diag_indices(len(a))] = diagonal + shift
+    if not all(np.isfinite(a[:, j : j + _PANEL]).all() for j in range(0, len(a), _PANEL)):
+        raise ValueError(message("kernel", "finite", "non-finite entries"))
     smallest = _smallest_eigenvalue(a)
     raise ValueError(
         message(
@@ -151,13 +154,33 @@ def cholesky_in_place(
     )
 
 
-def _blas_threads(n: int | None):
-    """Limit BLAS threads to ``n`` inside the block (``None``: leave them)."""
-    if n is None:
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits  # a scikit-learn dependency
+def _factor_lower(a: np.ndarray, panel: int) -> bool:
+    """Blocked left-looking Cholesky of the lower triangle of ``a``, in place.
 
-    return threadpool_limits(n, user_api="blas")
+    For the columns c = [j, e) of each panel, with L_b = L[c, :j] the factorised
+    rows of the diagonal block: L_cc L_cc^T = A_cc - L_b L_b^T (a small copy, as
+    A_cc is still K there), then L[e:, c] = (A[e:, c] - L[e:, :j] L_b^T) L_cc^-T
+    written into the buffer. Only the lower triangle and the diagonal are written.
+    Returns False (the buffer partly overwritten) if a diagonal block is not
+    positive definite.
+    """
+    t = torch.from_numpy(a)  # Fortran order: strides (1, n), a view of the same memory
+    n = len(a)
+    for j in range(0, n, panel):
+        e = min(j + panel, n)
+        left = t[j:e, :j]
+        block = torch.addmm(t[j:e, j:e], left, left.T, alpha=-1.0) if j else t[j:e, j:e].clone()
+        factor, info = torch.linalg.cholesky_ex(block)
+        if info.item() != 0 or not bool(torch.isfinite(factor.diagonal()).all()):
+            return False
+        rows, cols = torch.tril_indices(e - j, e - j)
+        t[j:e, j:e][rows, cols] = factor[rows, cols]
+        if e < n:
+            below = t[e:, j:e]
+            if j:
+                below.addmm_(t[e:, :j], left.T, alpha=-1.0)
+            below.copy_(torch.linalg.solve_triangular(factor.T, below, upper=True, left=False))
+    return True
 
 
 def _smallest_eigenvalue(a: np.ndarray) -> float:
