@@ -2,12 +2,12 @@
 
 Sources:
 * ReLU / step: arc-cosine kernels, Cho & Saul (2009), Eq. (6)-(7) with n = 1, 0.
-  The notes call k_n "E[relu(u)^n relu(v)^n]"; Cho & Saul's k_n is twice that
+  Some lecture notes call k_n "E[relu(u)^n relu(v)^n]"; Cho & Saul's k_n is twice that
   (their weights have unit variance over 2 sides); we return the expectation.
 * Leaky ReLU / abs: s = a z + b |z| with a = (1+slope)/2, b = (1-slope)/2, and
   E|u||v| = sqrt(k11 k22) (2 sin t + (pi - 2t) cos t) / pi.
 * sign: E[sign u sign v] = (2/pi) arcsin(rho) (Sheppard's formula).
-* erf: Williams (1997), "Computing with infinite networks", Eq. (11). The notes
+* erf: Williams (1997), "Computing with infinite networks", Eq. (11). Some notes
   attribute this form to tanh; it is exact for erf only.
 * sin / cos: E[sin u sin v] = exp(-(k11+k22)/2) sinh(k12), cosh for cos.
 

@@ -2,7 +2,7 @@
 
 Criticality asks for a fixed point K* of the diagonal kernel map with both
 susceptibilities equal to one (Roberts, Yaida & Hanin 2022, Sec. 5.2, Eqs.
-(5.7), (5.50), (5.51); the course notes' conditions (*), (II), (L)):
+(5.7), (5.50), (5.51)):
 
     K* = C_b + C_w E_{K*}[s^2],   (C_w / 2) E_{K*}[(s^2)''] = 1,   C_w E_{K*}[s'^2] = 1.
 
@@ -92,7 +92,7 @@ def k_star_zero_decay(act: str | Activation) -> float:
         a_1 = 6 s_3 / s_1 + 3 (s_2 / s_1)^2
 
     (Roberts, Yaida & Hanin 2022, Sec. 5.3.3). For a_1 < 0 the variance decays
-    as K^(l) ~ 1 / (-a_1 l); tanh and erf give a_1 = -2 (the notes' 1 / (2 l)),
+    as K^(l) ~ 1 / (-a_1 l); tanh and erf give a_1 = -2 (i.e. K^(l) ~ 1 / (2 l)),
     sin gives a_1 = -1.
 
     Args:
@@ -217,7 +217,7 @@ def critical_point(act: str | Activation) -> CriticalPoint:
 
     Solves K* = C_b + C_w E[s^2], (C_w / 2) E[(s^2)''] = 1, C_w E[s'^2] = 1
     (Roberts, Yaida & Hanin 2022, Eqs. (5.7), (5.50), (5.51)); see the module
-    docstring for the classes. The notes' tanh example writes (C_w)^2 for the
+    docstring for the classes. Some lecture notes' tanh example writes (C_w)^2 for the
     linear recursion; the correct map is K -> C_b + C_w K.
 
     Args:

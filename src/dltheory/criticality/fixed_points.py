@@ -1,11 +1,10 @@
 """Fixed points K* of the diagonal kernel map and their stability.
 
 The single-input recursion K^(l+1) = C_b + C_w E_{K^(l)}[s(z)^2] has fixed
-points K* = C_b + C_w E_{K*}[s(z)^2] (Roberts, Yaida & Hanin 2022, Eq. (5.7);
-the course notes' Eq. (*)). A fixed point attracts nearby variances when
-|chi_parallel(K*)| < 1 and repels them when |chi_parallel(K*)| > 1; at
-|chi_parallel(K*)| = 1 the linearisation is silent ("marginal") and the next
-order decides (e.g. the power law K ~ 1 / (-a_1 l) of the K* = 0 class).
+points K* = C_b + C_w E_{K*}[s(z)^2] (Roberts, Yaida & Hanin 2022, Eq. (5.7)).
+A fixed point attracts nearby variances when |chi_parallel(K*)| < 1 and repels them
+when |chi_parallel(K*)| > 1; at |chi_parallel(K*)| = 1 the linearisation is silent
+("marginal") and the next order decides (e.g. the power law K ~ 1 / (-a_1 l) of the K* = 0 class).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ the terminal phase of deep learning training", PNAS 2020, Sec. 3 and Figs. 4-9):
 * NC4 (nearest class centre): the fraction of samples whose classifier decision
   argmax_c (W h + b)_c differs from argmin_c ||h - mu_c||.
 
-The course notes list self-duality fourth and the nearest-centre rule third; this
+Some lecture notes list self-duality fourth and the nearest-centre rule third; this
 module keeps the paper's order (NC3 self-duality, NC4 nearest centre).
 """
 

@@ -26,7 +26,7 @@ never grows and stays >= 0; if a > 4, a grows whenever b > 0, and b cannot tend
 to 0 (then |1 - a + b| > 3), so lambda -> infinity. At a = 4 exactly lambda is
 frozen and f wanders on a bounded chaotic orbit. For y != 0 the upper threshold is
 4/lambda_0 only as m -> infinity (the -4 f term no longer has the sign of r);
-the course notes state 4/lambda_0 without this restriction.
+some lecture notes state 4/lambda_0 without this restriction.
 """
 
 from __future__ import annotations

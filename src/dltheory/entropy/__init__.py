@@ -1,4 +1,4 @@
-"""Entropy and widths (lecture 11/28): Johnson-Lindenstrauss projections and covering numbers."""
+"""Entropy and widths: Johnson-Lindenstrauss projections and covering numbers."""
 
 from .covering import CoveringEstimate, covering_number, greedy_net, volumetric_bounds
 from .johnson_lindenstrauss import jl_dimension, jl_distortion, jl_failure_bound, random_projection

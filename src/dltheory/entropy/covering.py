@@ -12,8 +12,8 @@ Probability, Lemma 4.2.8: M(2 eps) <= N(eps) <= M(eps)),
 
 For K inside a ball of radius R in R^d the volumetric bound M(eps) <= (1 + 2R/eps)^d holds
 (Vershynin 2018, Proposition 4.2.12), and a cover of a delta-dense subset of the ball gives a
-cover of the ball, so N(eps) >= (R / (eps + delta))^d. The entropy numbers of lecture 11/28
-are eps_n(K) = inf{eps : N(eps) <= 2^n}.
+cover of the ball, so N(eps) >= (R / (eps + delta))^d. The entropy numbers are
+eps_n(K) = inf{eps : N(eps) <= 2^n}.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Johnson-Lindenstrauss random projections and their measured worst pairwise distortion.
 
-JL lemma (course lecture 11/28, in the form of Dasgupta & Gupta 2003, "An elementary proof of a
+JL lemma (in the form of Dasgupta & Gupta 2003, "An elementary proof of a
 theorem of Johnson and Lindenstrauss"): for k points and eps in (0, 1) a linear map to R^m with
 m >= 8 ln(k) / eps^2 keeps every pairwise distance within a factor 1 +- eps. For the Gaussian
 map A (m x d, entries N(0, 1/m)) and a fixed difference u, |A u|^2 / |u|^2 ~ chi2_m / m exactly,
@@ -11,7 +11,7 @@ so the probability that some pair leaves [1 - eps, 1 + eps] is at most the union
 (``jl_failure_bound``). With m >= 8 ln k / eps^2 the Gaussian concentration of the
 1-Lipschitz map g -> |g| (Boucheron, Lugosi & Massart 2013, Theorem 5.6) bounds each term by
 2 exp(-m (eps - 1/(2m))^2 / 2), so the failure probability is at most e^{1/2} / k^2 - hence the
-constant 8. The course's one-sided form (1 - eps)|u| <= |A u| <= |u| follows by dividing A by
+constant 8. The one-sided form (1 - eps)|u| <= |A u| <= |u| follows by dividing A by
 1 + eps.
 """
 

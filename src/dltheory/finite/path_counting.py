@@ -1,6 +1,6 @@
 """Exact finite-width moments of bias-free He-initialised ReLU networks (path counting).
 
-The network (course notes, "Path Counting for ReLU"; Hanin 2018; Hanin & Nica 2019):
+The network (Hanin 2018; Hanin & Nica 2019):
 
     z = W^(L+1) relu(W^(L) ... relu(W^(1) x)),   W^(l) ~ N(0, 2 / n_{l-1}) for l <= L,
     W^(L+1) ~ N(0, c_out / n_L) of shape (1, n_L),
@@ -9,7 +9,7 @@ with hidden widths ``widths = (n_1, ..., n_L)``, no biases and a scalar output.
 Its input-output Jacobian is J = W^(L+1) D^(L) W^(L) ... D^(1) W^(1), D^(l) the
 diagonal of activation indicators.
 
-The key fact (course notes, Prop. "Bernoulli(1/2) i.i.d."): at a single input
+The key fact (Hanin & Nica 2019): at a single input
 x != 0 the indicators are i.i.d. Bernoulli(1/2) and independent of every even
 function of the weights, because the weights are symmetric. Hence J has the law
 of the same product with *independent* masks, and for a unit vector u the
@@ -217,7 +217,7 @@ def relu_jacobian_moments(
         E[(dz/dx_p)^4] = 3 (c_out / n_0)^2 prod_l (1 + 5/n_l)
                        = (3 c_out^2 / n_0^2) exp(5 sum_l 1/n_l) (1 + O(sum_l 1/n_l^2)).
 
-    Hanin (2018), Thm. 1 gives these with a He readout (c_out = 2); the notes
+    Hanin (2018), Thm. 1 gives these with a He readout (c_out = 2); some notes
     write E[(dz/dx_p)^2] = 2/n_0, which assumes that readout: the correct
     identity for a readout of variance c_out/n_L is c_out/n_0.
 
@@ -321,7 +321,7 @@ def relu_ntk_mean(
         standard parametrisation (plain gradient in W, no bias parameters):
             E Theta = (|x|^2 / n_0) (n_L + (c_out / 2) sum_{l=0}^{L-1} n_l).
 
-    L + 1 counts the weight layers, the readout included. The notes' 2 L |x|^2 / n_0
+    L + 1 counts the weight layers, the readout included. The often-quoted 2 L |x|^2 / n_0
     assumes c_out = 2 and counts L weight layers; the correct mean for L hidden
     layers is 2 (L + 1) |x|^2 / n_0 (Hanin & Nica 2019, Thm. 1, up to their
     normalisation of the kernel).

@@ -1,6 +1,6 @@
 """Implicit bias: diagonal linear nets, the max-margin limit of logistic GD, SGD noise.
 
-Course notes, lectures 11/9, 11/14, 11/16.
+Sources: Woodworth et al. (2020), Soudry et al. (2018), Wei & Schwab (2019).
 
 * :mod:`.diagonal`: diagonal linear networks beta = theta_+^2 - theta_-^2, their
   gradient-flow limit and the Q_alpha potential (Woodworth et al. 2020), from

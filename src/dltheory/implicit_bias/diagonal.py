@@ -4,8 +4,7 @@ The model is the linear predictor x -> <beta, x> with the "diagonal network"
 parametrisation beta = theta_+^2 - theta_-^2 (elementwise), trained by gradient
 flow on L = 1/2 |X beta - y|^2 from theta_+ = theta_- = alpha * theta_0 (so
 beta(0) = 0). Woodworth et al. (2020), "Kernel and rich regimes in
-overparametrized models", Theorem 1 (shape theta_0 as in their Sec. 4); course
-notes, lecture 11/9.
+overparametrized models", Theorem 1 (shape theta_0 as in their Sec. 4).
 
 Derivation (stated here because the constants matter). With r = X beta - y,
 d theta_+/dt = -2 (X^T r) * theta_+ and d theta_-/dt = +2 (X^T r) * theta_-, so
@@ -21,15 +20,15 @@ theta_0^2 sinh(X^T nu) is exactly the KKT point of
     q(z) = 2 - sqrt(4 + z^2) + z arcsinh(z / 2),
 
 because q'(z) = arcsinh(z / 2), i.e. grad Q(beta)_i = arcsinh(beta_i / (2 alpha^2
-theta_0i^2)) inverts the link. The notes' Lemma 3 writes the link as
+theta_0i^2)) inverts the link. Some lecture notes write the link as
 alpha^2 theta_0^2 sinh (dropping the 2); the 2 is what puts z / 2 inside q.
 The factor 4 in the exponent comes from the loss 1/2 |X beta - y|^2 (a loss
 normalised by 1/N rescales nu only) and does not change the argmin.
 
 The gradient flow itself is integrated in :mod:`.diagonal_flow`.
 
-Limits: Q(beta) / log(1 / alpha^2) -> |beta|_1 as alpha -> 0 (the notes'
-"Q -> |beta|_1" needs this normalisation), and alpha^2 Q(beta) ->
+Limits: Q(beta) / log(1 / alpha^2) -> |beta|_1 as alpha -> 0 (the
+statement "Q -> |beta|_1" needs this normalisation), and alpha^2 Q(beta) ->
 1/4 sum_i beta_i^2 / theta_0i^2 as alpha -> infinity.
 """
 

@@ -1,6 +1,6 @@
 """The entropic force: SGD drifts along a flat valley toward lower curvature.
 
-Course notes, lecture 11/16 (after Wei & Schwab 2019, "How noise affects the
+After Wei & Schwab (2019), "How noise affects the
 Hessian spectrum in overparameterized neural networks"). Model valley: two
 parameters (x, y) and per-sample losses l_k = 1/2 (sqrt(h(x)) y - eps_k)^2 with
 label noise eps_k ~ N(0, sigma^2) drawn fresh every step (online SGD, batch b).

@@ -1,8 +1,8 @@
 """Gradient descent with logistic / exponential loss on separable data: the max-margin limit.
 
 Soudry, Hoffer, Nacson, Gunasekar & Srebro (2018), "The implicit bias of
-gradient descent on separable data" (Theorems 3 and 4); course notes, lecture
-11/14. For L(w) = sum_i l(y_i w . x_i) with l(u) = log(1 + e^{-u}) or e^{-u}
+gradient descent on separable data" (Theorems 3 and 4). For
+L(w) = sum_i l(y_i w . x_i) with l(u) = log(1 + e^{-u}) or e^{-u}
 and a small enough step eta, GD from any w_0 satisfies
 
     w(t) = w_hat log t + w_tilde + o(1),   eta exp(-y_i x_i . w_tilde) = a_i on the support,
@@ -119,7 +119,7 @@ def logistic_gd(
 ) -> GDTrajectory:
     """Gradient descent w(t+1) = w(t) - eta grad L(w(t)), L(w) = sum_i l(y_i w . x_i).
 
-    The loss is the sum over points, as in the notes and Soudry et al. (2018);
+    The loss is the sum over points, as in Soudry et al. (2018);
     convergence to the max-margin direction needs eta < 2 / (beta sigma_max(X)^2)
     with beta = 1/4 the smoothness of the logistic loss. The loop is compiled
     (numba) and logs w on ``n_log`` geometrically spaced steps, so 10^6 steps

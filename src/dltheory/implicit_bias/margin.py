@@ -1,6 +1,6 @@
 """Hard-margin SVM through the origin: the direction logistic GD converges to.
 
-max-margin problem (course notes, lecture 11/14; Soudry et al. 2018, Eq. (4)):
+max-margin problem (Soudry et al. 2018, Eq. (4)):
 
     w_hat = argmin 1/2 |w|^2  subject to  y_i w . x_i >= 1 for all i,
 

@@ -7,8 +7,8 @@ g_k g_k^T, Sigma = S - grad L grad L^T the per-sample covariance):
 
 * ``"with_replacement"`` (b i.i.d. uniform draws): C = Sigma / b;
 * ``"without_replacement"`` (a uniform b-subset): C = Sigma (N - b) / (b (N - 1));
-* ``"bernoulli"`` (each k in B independently w.p. b / N, normalised by b, as in
-  the course notes, lecture 11/16): C = S (1 - b / N) / b.
+* ``"bernoulli"`` (each k in B independently w.p. b / N, normalised by b):
+  C = S (1 - b / N) / b.
 
 Yaida (2018), "Fluctuation-dissipation relations for stochastic gradient
 descent": at stationarity of theta_{t+1} = theta_t - eta g_B(theta_t),

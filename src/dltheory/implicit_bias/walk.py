@@ -1,6 +1,6 @@
-"""The course's challenge problem: a random walk whose speed depends on where it is.
+"""A challenge problem: a random walk whose speed depends on where it is.
 
-Course notes, lecture 11/16, "Challenge Problem": theta on the circle [0, 2 pi)
+The walk (see docs/topics/implicit_bias.md): theta on the circle [0, 2 pi)
 moves theta(t + dt) = theta(t) +- v(theta) dt with probability 1/2 each,
 v = 1 on [0, pi) and v = 2 on [pi, 2 pi). The step is set by the current
 position (an Ito-type walk), so in the continuum limit it is a diffusion with
@@ -9,10 +9,10 @@ solves d/dtheta (D p) = 0: p proportional to 1 / v^2,
 
     p = 4 / (5 pi) on [0, pi),   p = 1 / (5 pi) on [pi, 2 pi)
 
-(mass 4/5 on the slow half). The notes give weights sqrt(2)/(sqrt(2)+1) and
+(mass 4/5 on the slow half). Some notes give weights sqrt(2)/(sqrt(2)+1) and
 1/(sqrt(2)+1) (density ratio sqrt(2)); that is not the stationary law of this
 walk: exact lattice solutions and simulation give the ratio v_fast^2 / v_slow^2 = 4.
-The notes' qualitative conclusion (less time where the noise is large) stands.
+Their qualitative conclusion (less time where the noise is large) stands.
 At finite dt the exact stationary law of the lattice chain (``dt = pi / M``)
 is :func:`lattice_slow_mass`.
 """

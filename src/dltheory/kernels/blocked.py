@@ -55,7 +55,7 @@ def kernel(
     K^(1)_ab = C_b + C_w x_a.x_b / n_0, K^(l+1)_ab = C_b + C_w E[s(u) s(v)];
     Theta^(1) = lambda_b + lambda_w x_a.x_b / n_0,
     Theta^(l+1) = lambda_b + lambda_w E[s s] + C_w E[s' s'] Theta^(l)
-    (Neal 1996; Lee et al. 2018; Jacot et al. 2018; DESIGN.md conventions).
+    (Neal 1996; Lee et al. 2018; Jacot et al. 2018; docs/conventions.md).
 
     Args:
         spec: a ``Serial`` (e.g. from ``MLP``).

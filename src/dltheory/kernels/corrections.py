@@ -240,8 +240,8 @@ def relu_exact_excess_kurtosis(widths: Sequence[int]) -> float:
     """Exact excess kurtosis 3 (prod_l (1 + 5/n_l) - 1) of a He-ReLU output (no biases).
 
     Given layer l, z^(l+1) is Gaussian with the random variance
-    G^(l) = (2/n_l) sum_j relu(z_j^(l))^2 (course notes, "Gaussian with a random
-    variance"), so E[z^4] = 3 E[G^2] and the excess kurtosis is 3 Var(G) / E[G]^2.
+    G^(l) = (2/n_l) sum_j relu(z_j^(l))^2, so E[z^4] = 3 E[G^2] and the excess kurtosis
+    is 3 Var(G) / E[G]^2.
     With z_j^(l) i.i.d. N(0, G^(l-1)), E[relu^4] = 3 G^2 / 2 and E[relu^2] = G / 2
     give E[(G^(l))^2 | G^(l-1)] = (1 + 5/n_l) (G^(l-1))^2 while E[G^(l)] is
     constant; iterate. To first order: 15 sum_l 1/n_l.

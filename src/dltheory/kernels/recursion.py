@@ -1,6 +1,6 @@
 """The infinite-width interpreter of a spec: one rule per layer kind.
 
-State carried between layers (DESIGN.md conventions), per pair of inputs (a, b):
+State carried between layers (docs/conventions.md), per pair of inputs (a, b):
 
 * after the input or a nonlinearity: ``nngp`` = E[s(z_a) s(z_b)] (x_a.x_b / n_0 at
   the input) and ``ntk`` = E[s'(z_a) s'(z_b)] Theta^(l) (0 at the input);

@@ -7,7 +7,7 @@ P / n -> c, to (Marchenko & Pastur 1967; Bai & Silverstein 2010, Theorem 3.6)
     mu_c(dx) = sqrt((b - x)(x - a)) / (2 pi sigma2 c x) 1[a <= x <= b] dx + (1 - 1/c)^+ delta_0,
 
 with a, b = sigma2 (1 -+ sqrt c)^2: for c > 1 a fraction 1 - 1/c of the eigenvalues is
-exactly 0 (rank n < P). The course notes (lecture 12/7) print the denominator as 2x; the
+exactly 0 (rank n < P). Some lecture notes print the denominator as 2x; the
 normalised density has c x (with c = alpha = P / n_0 there). Moments (Narayana numbers):
 int x^k dmu_c = sigma2^k sum_{r=0}^{k-1} c^r / (r + 1) binom(k, r) binom(k - 1, r).
 """

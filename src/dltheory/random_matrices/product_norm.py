@@ -9,8 +9,8 @@ matrices and gradients in deep neural networks, Section 2; Hanin & Zlokapa 2023)
 so log|theta|^2 is a sum of independent log chi-squares with exact cumulants
 kappa_1 = sum_l [psi(n_l / 2) + log 2 - log n_{l-1}] + L log sigma2 and
 kappa_j = sum_l psi^{(j-1)}(n_l / 2) (j >= 2). To leading order in 1/n (equal widths n,
-sigma2 = 1) log|theta|^2 ~ N(-L / n, 2 L / n), the log-normal law. The course notes
-(lecture 12/7) write |theta| ~ exp(N(-L/(4n), L/(4n))) and elsewhere use -L/(2n), the mean
+sigma2 = 1) log|theta|^2 ~ N(-L / n, 2 L / n), the log-normal law. Some lecture
+notes write |theta| ~ exp(N(-L/(4n), L/(4n))) and elsewhere use -L/(2n), the mean
 of log|theta|, for log|theta|^2; the correct leading order is log|theta|^2 ~ N(-L/n, 2L/n),
 i.e. log|theta| ~ N(-L/(2n), L/(2n)).
 """

@@ -8,7 +8,7 @@
   initialisation, Kac-Rice prediction and a bound in the form of Hanin & Rolnick's
   theorem (with C_grad = E|z'|) vs measurement.
 
-Course notes, Lecture 12/5 (Linear Regions).
+Sources: Zaslavsky (1975), Telgarsky (2016), Hanin & Rolnick (2019).
 """
 
 from .bounds import one_layer_1d_bound, pattern_bound, zaslavsky_count

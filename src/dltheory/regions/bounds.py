@@ -1,4 +1,4 @@
-"""Counting bounds for linear regions (course notes, Lecture 12/5).
+"""Counting bounds for linear regions (see docs/topics/linear_regions.md).
 
 * One hidden layer, n_0 = 1: at most n_1 + 1 pieces (one kink xi_j = -b_j / W_j
   per neuron), with equality when the kinks are distinct, lie inside the segment
@@ -8,7 +8,7 @@
   equality in general position.
 * Any depth: at most 3^N regions for N hidden neurons (one per sign vector in
   {-1, 0, 1}^N, each a convex polytope). Full-dimensional activation regions carry
-  on/off patterns, so they number at most 2^N; the notes state 3^N.
+  on/off patterns, so they number at most 2^N; some notes state 3^N.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def zaslavsky_count(n_in: int, n_hidden: int) -> int:
     """Cells of n_hidden hyperplanes in general position in R^n_in: sum_{i<=n_in} C(n_hidden, i).
 
     The number of linear regions of a one-hidden-layer ReLU net in general
-    position (Zaslavsky 1975; course notes, Lecture 12/5, Example 2). It is
+    position (Zaslavsky 1975). It is
     2^n_hidden when n_hidden <= n_in and ~ n_hidden^n_in / n_in! when n_hidden >> n_in.
 
     >>> zaslavsky_count(2, 3), zaslavsky_count(1, 5), zaslavsky_count(4, 3)
@@ -36,9 +36,9 @@ def zaslavsky_count(n_in: int, n_hidden: int) -> int:
 
 
 def pattern_bound(n_neurons: int) -> int:
-    """The notes' worst-case bound 3^N on the linear regions of any ReLU net with N neurons.
+    """The worst-case bound 3^N on the linear regions of any ReLU net with N neurons.
 
-    One region per sign vector in {-1, 0, 1}^N (course notes, Lecture 12/5, Lemma).
+    One region per sign vector in {-1, 0, 1}^N (see docs/topics/linear_regions.md).
     The full-dimensional activation regions have on/off patterns, hence also
     number at most 2^N <= 3^N.
 
@@ -49,7 +49,7 @@ def pattern_bound(n_neurons: int) -> int:
 
 
 def one_layer_1d_bound(n_hidden: int) -> int:
-    """At most n_1 + 1 pieces for one hidden layer on a line (course notes, Example 1).
+    """At most n_1 + 1 pieces for one hidden layer on a line.
 
     >>> one_layer_1d_bound(7)
     8

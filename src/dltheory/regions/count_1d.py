@@ -13,7 +13,7 @@ always differ (a zero strictly inside a piece flips that neuron's sign, and by
 induction pieces of different parents differ in an earlier layer), so the count
 needs no final merge. ``n_linear_pieces`` merges neighbours on which the network
 restricted to the segment has the same derivative d f(x(t)) / dt (for n_0 = 1
-these are the notes' linear regions, "maximal sets on which grad z is constant").
+these are linear regions in the sense of "maximal sets on which grad z is constant").
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ def count_pieces_1d(model: nn.Module, a, b, *, tol: float = 1e-12) -> Pieces1D:
     Traces the breakpoints layer by layer (module docstring); exact up to the
     floating-point tolerance ``tol`` on t in [0, 1] (zeros within ``tol`` of a
     breakpoint or of each other are one breakpoint). One hidden layer on a line
-    has at most n_1 + 1 pieces (course notes, Lecture 12/5, Example 1).
+    has at most n_1 + 1 pieces (see docs/topics/linear_regions.md).
 
     Args:
         model: a ReLU network (see :func:`piecewise_linear_layers` for the layers).

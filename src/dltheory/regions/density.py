@@ -33,8 +33,8 @@ C_grad,l = E|dz/dt| = sqrt(2 s_l / pi), the mean absolute directional derivative
 along the line. The paper's own C_grad is defined through moments of the
 gradient norm |grad_x z|, not through E|z'|; its constant was not checked here,
 so this is the theorem's shape with the directional constant, not the paper's
-number. It depends on C_b and on the initialisation: it is not universal (the
-notes' Theorem B leaves C unspecified). Since q_l >= C_b and E[|z'| | z = 0] <=
+number. It depends on C_b and on the initialisation: it is not universal (some
+statements of the theorem leave C unspecified). Since q_l >= C_b and E[|z'| | z = 0] <=
 sqrt(s_l), rho_l <= n_l sqrt(s_l / q_l) / pi <= n_l C_grad,l C_bias: the
 prediction never exceeds the bound, and equals it at x = 0 for one layer.
 """

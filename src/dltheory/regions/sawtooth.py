@@ -5,7 +5,7 @@ The tent map f(x) = relu(2 relu(x) - 4 relu(x - 1/2)) equals 2x on [0, 1/2] and
 teeth and exactly 2^L linear pieces on [0, 1] (Telgarsky 2016, "Benefits of
 depth in neural networks"). As a network: 2L Linear layers, 2L hidden ReLU
 layers of widths 2, 1, 2, 1, ..., 3L ReLU neurons. On [0, 1] every width-1 ReLU
-is redundant (its input, the tent, is >= 0); the notes count 3L - 1 neurons by
+is redundant (its input, the tent, is >= 0); some notes count 3L - 1 neurons by
 dropping the last one, and write "L spikes and so 2 x 2^L regions": f_L has
 2^(L-1) spikes and 2^L pieces.
 """

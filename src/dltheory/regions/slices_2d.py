@@ -4,12 +4,12 @@ On the plane x(s, t) = origin + s u + t v, (s, t) in a box, every cell of the
 current partition carries the affine map of the current layer's input,
 h(s, t) = C_0 + s C_1 + t C_2. Each neuron of the next layer is affine on the
 cell, so its zero set there is a straight line (the "bent hyperplane" is
-straight inside a cell, course notes, Lecture 12/5): the cell is clipped by
+straight inside a cell; Hanin & Rolnick 2019): the cell is clipped by
 the lines of the neurons that cross it, one neuron after the other, and every
 sub-cell gets the layer's on/off pattern from the sign of z at its centroid
 and the next affine map diag(sigma'(z)) (W h + b). The cells stay convex
 polygons; after the last layer they are the activation regions (the sets
-P(epsilon) of the notes' Lemma, intersected with the box).
+P(epsilon) of sign patterns epsilon, intersected with the box).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Architecture specs: frozen data that the kernel recursion and the module
 builder interpret (``dltheory.kernels.recursion`` and ``dltheory.finite.modules``).
 
-Conventions (DESIGN.md): z^(1) = b^(1) + W^(1) x, z^(l+1) = b^(l+1) + W^(l+1) s(z^(l)),
+Conventions (docs/conventions.md): z^(1) = b^(1) + W^(1) x, z^(l+1) = b^(l+1) + W^(l+1) s(z^(l)),
 W ~ N(0, C_w / n_{l-1}), b ~ N(0, C_b).
 """
 
@@ -47,9 +47,9 @@ class Dense:
             parametrisation they default to (C_w, C_b), which makes
             Theta^(l+1) = K^(l+1) + C_w E[s's'] Theta^(l); in standard
             parametrisation they default to 1 (a plain gradient), so the NTK
-            grows with the width: lambda_w^eff = lr_w * fan_in. The notes' "per-layer
-            learning rates lambda_b = C_b, lambda_w = C_w / n_{l-1}" are the standard
-            lr factors that reproduce the NTK-parametrisation kernel.
+            grows with the width: lambda_w^eff = lr_w * fan_in. The "per-layer
+            learning rates lambda_b = C_b, lambda_w = C_w / n_{l-1}" of some
+            lecture notes are the standard lr factors that reproduce the NTK-parametrisation kernel.
     """
 
     c_w: float = 1.0

@@ -53,7 +53,7 @@ _TOPIC = "deep linear Bayesian nets"
         "prior scale toward |theta*|^2 / P."
     ),
     topic=_TOPIC,
-    reference="Hanin & Zlokapa (2023), PNAS 120(23), Theorem 1; course notes, lecture 12/7",
+    reference="Hanin & Zlokapa (2023), PNAS 120(23), Theorem 1",
 )
 def deep_linear_evidence(quick: bool = False, seed: int = 0) -> Outcome:
     """Sweep the depth L at fixed width; exact curves, Monte-Carlo points at a few depths."""
@@ -145,7 +145,7 @@ def deep_linear_evidence(quick: bool = False, seed: int = 0) -> Outcome:
         "including an atom of mass 1 - 1/c at 0 when c > 1."
     ),
     topic=_TOPIC,
-    reference="Marchenko & Pastur (1967); course notes, lecture 12/7",
+    reference="Marchenko & Pastur (1967)",
 )
 def marchenko_pastur_spectrum(quick: bool = False, seed: int = 0) -> Outcome:
     """KS p-value of the pooled spectrum (stated threshold 0.01) and the atom's exact share."""
@@ -188,7 +188,7 @@ def marchenko_pastur_spectrum(quick: bool = False, seed: int = 0) -> Outcome:
         "leading order they are -L/n and 2L/n."
     ),
     topic=_TOPIC,
-    reference="Hanin & Nica (2020); course notes, lecture 12/7 (corrected: -L/n, not -L/(2n))",
+    reference="Hanin & Nica (2020); leading order -L/n for log|theta|^2, not -L/(2n)",
 )
 def product_norm_lognormal(quick: bool = False, seed: int = 0) -> Outcome:
     """Sample means/variances vs exact moments over depths and widths; KS at one setting."""
@@ -256,7 +256,7 @@ def product_norm_lognormal(quick: bool = False, seed: int = 0) -> Outcome:
         "pairwise distance within 1 +- eps, except with probability at most the union bound."
     ),
     topic="entropy and widths",
-    reference="Dasgupta & Gupta (2003); course notes, lecture 11/28",
+    reference="Dasgupta & Gupta (2003)",
 )
 def jl_distortion_vs_m(quick: bool = False, seed: int = 0) -> Outcome:
     """Worst distortion over projections at each m; failures against the binomial bound."""

@@ -1,4 +1,4 @@
-"""Loss Hessian and classifiers (lectures 10/3 and 10/5) on scikit-learn's load_digits.
+"""Loss Hessian and classifiers (Papyan 2020; Gur-Ari et al. 2018) on scikit-learn's load_digits.
 
 Reproductions:
 
@@ -84,9 +84,7 @@ def _mlp(widths: tuple[int, ...], seed: int) -> torch.nn.Sequential:
         "and cross-class-mean gradients (C^2 of P directions)."
     ),
     topic=_TOPIC,
-    reference=(
-        "Papyan (2019), Sec. 4; Papyan (2020); Sagun et al. (2017); course notes, lecture 10/5"
-    ),
+    reference="Papyan (2019), Sec. 4; Papyan (2020); Sagun et al. (2017)",
 )
 def hessian_class_outliers(quick: bool = False, seed: int = 0) -> Outcome:
     """Papyan's decomposition of the GGN of a load_digits MLP trained with Adam."""
@@ -180,7 +178,7 @@ def hessian_class_outliers(quick: bool = False, seed: int = 0) -> Outcome:
         "simplex ETF and each other, and the net decides like the nearest class mean."
     ),
     topic=_TOPIC,
-    reference="Papyan, Han & Donoho (2020), Figs. 4-9; course notes, lecture 10/5",
+    reference="Papyan, Han & Donoho (2020), Figs. 4-9",
 )
 def neural_collapse_training(quick: bool = False, seed: int = 0) -> Outcome:
     """NC1-NC4 of the penultimate features of a load_digits MLP along training."""
@@ -274,7 +272,7 @@ def neural_collapse_training(quick: bool = False, seed: int = 0) -> Outcome:
         "Hessian eigenspace stays large during SGD, although that space has C of P dimensions."
     ),
     topic=_TOPIC,
-    reference="Gur-Ari, Roberts & Dyer (2018), Fig. 1; course notes, lecture 10/3",
+    reference="Gur-Ari, Roberts & Dyer (2018), Fig. 1",
 )
 def gradient_top_subspace(quick: bool = False, seed: int = 0) -> Outcome:
     """f_top = ||P_C g||^2/||g||^2 of the full-batch gradient along minibatch SGD."""

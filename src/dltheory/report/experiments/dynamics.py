@@ -1,4 +1,4 @@
-"""Training in the kernel regime (lectures "Learning rates", "NTK pathologies", 10/10-10/12).
+"""Training in the kernel regime (Jacot et al. 2018; Lee et al. 2019; Du et al. 2019).
 
 Reproductions (loss L = 1/(2N) sum_i (f(x_i) - y_i)^2 throughout):
 

@@ -1,4 +1,4 @@
-"""Kernel methods with infinite networks (course lecture 10/31; NNGP and NTK lectures).
+"""Kernel methods with infinite networks (Lee et al. 2018; Jacot et al. 2018).
 
 Reproductions:
 
@@ -53,7 +53,7 @@ def _split(x, y, n_train, n_test, seed):
         "RBF Gaussian process on diabetes, across depths."
     ),
     topic=_TOPIC,
-    reference="Lee et al. (2018); Arora et al. (2019); course notes, lecture 10/31",
+    reference="Lee et al. (2018); Arora et al. (2019)",
 )
 def nngp_ntk_real_data(quick: bool = False, seed: int = 0) -> Outcome:
     """Test accuracy (digits) and R^2 (diabetes) of NNGP/NTK across depths vs SVC / GPR.
@@ -138,7 +138,7 @@ def nngp_ntk_real_data(quick: bool = False, seed: int = 0) -> Outcome:
         "Theta_*n Theta^-1 y, up to O(1/width) corrections."
     ),
     topic=_TOPIC,
-    reference="Jacot et al. (2018); Lee et al. (2019), Eq. 16; course notes, NTK lectures",
+    reference="Jacot et al. (2018); Lee et al. (2019), Eq. 16",
 )
 def ntk_equals_trained_nets(quick: bool = False, seed: int = 0) -> Outcome:
     """M nets of width n trained by GD (``dynamics.train``) vs ``NTKRegressor(t=None)``.

@@ -1,4 +1,4 @@
-"""Linear regions of ReLU networks (course notes, Lecture 12/5).
+"""Linear regions of ReLU networks (Telgarsky 2016; Hanin & Rolnick 2019).
 
 Reproductions:
 
