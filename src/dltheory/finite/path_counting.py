@@ -217,7 +217,7 @@ def relu_jacobian_moments(
         E[(dz/dx_p)^4] = 3 (c_out / n_0)^2 prod_l (1 + 5/n_l)
                        = (3 c_out^2 / n_0^2) exp(5 sum_l 1/n_l) (1 + O(sum_l 1/n_l^2)).
 
-    Hanin (2018), Thm. 1 gives these with a He readout (c_out = 2); some notes
+    Hanin (2018), Thm. 1 gives these with a He readout (c_out = 2); some lecture notes
     write E[(dz/dx_p)^2] = 2/n_0, which assumes that readout: the correct
     identity for a readout of variance c_out/n_L is c_out/n_0.
 

@@ -1,7 +1,7 @@
 """The entropic force: SGD drifts along a flat valley toward lower curvature.
 
-After Wei & Schwab (2019), "How noise affects the
-Hessian spectrum in overparameterized neural networks"). Model valley: two
+After Wei & Schwab (2019), "How noise affects the Hessian spectrum in
+overparameterized neural networks". Model valley: two
 parameters (x, y) and per-sample losses l_k = 1/2 (sqrt(h(x)) y - eps_k)^2 with
 label noise eps_k ~ N(0, sigma^2) drawn fresh every step (online SGD, batch b).
 The full loss is L = 1/2 h(x) y^2 + sigma^2 / 2: every point of the valley
