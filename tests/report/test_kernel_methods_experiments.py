@@ -13,18 +13,6 @@ _RUNS = {
 }
 
 
-@pytest.fixture(scope="module")
-def quick_outcome():
-    cache = {}
-
-    def get(name):
-        if name not in cache:
-            cache[name] = _RUNS[name](quick=True, seed=0)
-        return cache[name]
-
-    return get
-
-
 @pytest.mark.parametrize("name", list(_RUNS))
 def test_quick_reproduction_passes_with_a_figure(quick_outcome, name):
     result = quick_outcome(name)
