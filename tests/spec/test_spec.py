@@ -7,7 +7,6 @@ Expected kernels come from closed forms derived here for deep linear networks
 from __future__ import annotations
 
 import dataclasses
-import typing
 
 import pytest
 import torch
@@ -224,10 +223,12 @@ def test_serial_validation():
     with pytest.raises(ValueError, match=r"^layers must be at least one layer\. Got \(\)\.$"):
         Serial()
     with pytest.raises(
-        TypeError, match=r"^layers must be Dense, Nonlinearity or Serial\. Got 3\.$"
+        TypeError,
+        match=r"^layers must be spec layers \(Dense, Nonlinearity, \.\.\.\) or Serial\. "
+        r"Got 3\.$",
     ):
         Serial(Dense(), 3)
-    with pytest.raises(TypeError, match=r"^layers must be Dense, Nonlinearity or Serial"):
+    with pytest.raises(TypeError, match=r"^layers must be spec layers"):
         Serial(torch.nn.Linear(2, 2))
     with pytest.raises(ValueError, match=r"^width must be an integer >= 1\. Got 0\.$"):
         Serial(Dense(), width=0)
@@ -293,9 +294,13 @@ def test_one_network_rule_for_every_interpreter():
 
 
 def test_interpreter_tables_cover_every_layer_kind():
-    kinds = set(typing.get_args(Layer))
-    assert kinds == {Dense, Nonlinearity}
-    assert set(dltheory.kernels.recursion.RULES) == kinds
+    kinds = set(dltheory.spec.LAYER_KINDS)
+    assert {Dense, Nonlinearity} <= kinds
+    assert all(issubclass(kind, Layer) for kind in kinds)
+    assert set(dltheory.kernels.graph.GRAPH_RULES) == kinds
+    assert {k for k in kinds if k.chain_kind} == set(dltheory.kernels.recursion.RULES)
+    assert set(dltheory.finite.modules.MODULE_RULES) == kinds
+    assert set(dltheory.kernels.layer_kinds()) == kinds
     assert set(dltheory.finite.modules.MODULE_RULES) == kinds
     assert set(dltheory.kernels.layer_kinds()) == kinds
 

@@ -5,6 +5,7 @@ from .cholesky import Cholesky, cholesky_in_place
 from .corrections import FiniteWidthCorrections, finite_width_corrections
 from .gp import EvidenceFit, GPPosterior, gp_posterior, log_marginal_likelihood, maximize_evidence
 from .gram import gram_matrix, kernel_product
+from .graph import GRAPH_RULES, PairState
 from .recursion import RULES, layer_kinds, propagate
 from .rkhs import (
     KernelRidgeSolution,
@@ -20,6 +21,7 @@ from .state import KernelState
 
 __all__ = [
     "DEFAULT_MEMORY_BUDGET",
+    "GRAPH_RULES",
     "RULES",
     "Cholesky",
     "EvidenceFit",
@@ -29,6 +31,7 @@ __all__ = [
     "KernelRidgeSolution",
     "KernelState",
     "MercerDecomposition",
+    "PairState",
     "SphereSpectrum",
     "cholesky_in_place",
     "finite_width_corrections",

@@ -18,6 +18,7 @@ import torch
 from .._checks import as_float_tensor, check_choice, check_int, message
 from ..spec.layers import Dense, Nonlinearity, Serial
 from . import fused
+from .graph import graph_kernel
 from .recursion import Propagation, propagate
 from .state import KernelState
 
@@ -81,6 +82,22 @@ def kernel(
     """
     _check_spec(spec)
     check_choice("backend", backend, ("auto", "fused", "torch"))
+    if not spec.is_chain:  # conv, residual, normalisation, ...: the graph interpreter
+        if return_layers:
+            raise ValueError(
+                message(
+                    "return_layers",
+                    "False for specs beyond the MLP chain",
+                    return_layers,
+                    "Per-layer kernels are returned for Dense/Nonlinearity specs only",
+                )
+            )
+        budget = (
+            DEFAULT_MEMORY_BUDGET
+            if memory_budget is None
+            else check_int("memory_budget", memory_budget, minimum=1)
+        )
+        return graph_kernel(spec, x1, x2, memory_budget=budget, block_size=block_size)
     x1 = as_float_tensor("x1", x1, ndim=2, dtype=torch.float64)
     symmetric = x2 is None
     x2 = x1 if symmetric else as_float_tensor("x2", x2, ndim=2, dtype=torch.float64)

@@ -95,5 +95,9 @@ def propagate(
 
 
 def layer_kinds() -> tuple[type, ...]:
-    """Layer kinds this interpreter handles (a test checks it covers ``Layer``)."""
-    return tuple(RULES)
+    """Layer kinds the kernel interpreters handle: the graph interpreter's table
+    (``dltheory.kernels.graph.GRAPH_RULES``; this module's ``RULES`` is its MLP-chain
+    fast path). A test checks it covers ``dltheory.spec.LAYER_KINDS``."""
+    from .graph import GRAPH_RULES
+
+    return tuple(GRAPH_RULES)

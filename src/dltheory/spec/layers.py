@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from .._checks import check_choice, check_int, check_nonnegative, message
 from ..activations import Activation
@@ -26,8 +26,26 @@ PARAMETRIZATIONS = ("ntk", "standard", "mean_field", "mup")
 __all__ = ["PARAMETRIZATIONS", "Dense", "Layer", "Nonlinearity", "Parametrization", "Serial"]
 
 
+class Layer:
+    """Base of every layer kind of a spec: a frozen dataclass, data only.
+
+    Each concrete kind is one row in each interpreter's table (the kernel recursion,
+    the module builder, the criticality rules); ``dltheory.spec.LAYER_KINDS`` lists the
+    kinds and a test checks every table covers every kind.
+
+    Class attributes:
+        reads_input: the kind may be a network's first layer (linear in the input:
+            Dense, Conv), so kernels start from the input Gram matrix.
+        chain_kind: the kind belongs to the plain MLP chain (Dense / Nonlinearity),
+            which the fused kernel backend and the MLP-only analyses read.
+    """
+
+    reads_input: ClassVar[bool] = False
+    chain_kind: ClassVar[bool] = False
+
+
 @dataclass(frozen=True)
-class Dense:
+class Dense(Layer):
     """A fully connected layer z = b + W x, W ~ N(0, c_w / fan_in), b ~ N(0, c_b).
 
     Attributes:
@@ -58,6 +76,9 @@ class Dense:
     parametrization: Parametrization = "ntk"
     lr_w: float | None = None
     lr_b: float | None = None
+
+    reads_input: ClassVar[bool] = True
+    chain_kind: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "c_w", check_nonnegative("c_w", self.c_w))
@@ -130,16 +151,14 @@ def canonical_activation(activation: Activation | str | Callable, **params: Any)
 
 
 @dataclass(frozen=True)
-class Nonlinearity:
+class Nonlinearity(Layer):
     """An elementwise activation s, applied to the preactivations."""
 
     activation: Activation
+    chain_kind: ClassVar[bool] = True
 
     def __init__(self, activation: Activation | str | Callable, **params: Any) -> None:
         object.__setattr__(self, "activation", canonical_activation(activation, **params))
-
-
-Layer = Dense | Nonlinearity
 
 
 @dataclass(frozen=True)
@@ -169,10 +188,12 @@ class Serial:
         for layer in layers:
             if isinstance(layer, Serial):
                 flat.extend(layer.layers)
-            elif isinstance(layer, Dense | Nonlinearity):
+            elif isinstance(layer, Layer):
                 flat.append(layer)
             else:
-                raise TypeError(message("layers", "Dense, Nonlinearity or Serial", layer))
+                raise TypeError(
+                    message("layers", "spec layers (Dense, Nonlinearity, ...) or Serial", layer)
+                )
         if not flat:
             raise ValueError(message("layers", "at least one layer", layers))
         object.__setattr__(self, "layers", tuple(flat))
@@ -197,7 +218,7 @@ class Serial:
         ...
         ValueError: spec must be a network whose first layer is Dense. Got ...
         """
-        if not isinstance(self.layers[0], Dense):
+        if not type(self.layers[0]).reads_input:
             raise ValueError(
                 message(
                     name,
@@ -218,6 +239,25 @@ class Serial:
                         "free of two nonlinearities in a row",
                         self,
                         "Compose them into one activation",
+                    )
+                )
+        return self
+
+    @property
+    def is_chain(self) -> bool:
+        """Whether every layer is Dense or Nonlinearity (a plain MLP chain)."""
+        return all(type(layer).chain_kind for layer in self.layers)
+
+    def check_chain(self, name: str = "spec") -> Serial:
+        """Raise unless this is a plain MLP chain (for the interpreters that only read MLPs)."""
+        for layer in self.layers:
+            if not type(layer).chain_kind:
+                raise ValueError(
+                    message(
+                        name,
+                        "an MLP spec (Dense and Nonlinearity layers) here",
+                        type(layer).__name__,
+                        "This analysis is defined for MLPs only",
                     )
                 )
         return self
