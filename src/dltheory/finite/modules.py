@@ -16,9 +16,11 @@ from torch import nn
 from .._checks import check_int, message
 from ..activations import Activation
 from ..spec.layers import Dense, Nonlinearity, Serial
+from ..spec.normalization import LayerNorm
 from ..spec.parametrization import Role, layer_scaling
+from ..spec.residual import Residual
 
-__all__ = ["MODULE_RULES", "ActivationModule", "FiniteDense", "build_module"]
+__all__ = ["MODULE_RULES", "ActivationModule", "FiniteDense", "FiniteResidual", "build_module"]
 
 
 class FiniteDense(nn.Module):
@@ -118,7 +120,62 @@ def _nonlinearity(layer: Nonlinearity, width_in: int, width: int | None, **kw):
     return ActivationModule(layer.activation), width_in
 
 
+class FiniteResidual(nn.Module):
+    """h' = gamma skip(h) + alpha branch(h), the finite side of ``Residual``."""
+
+    def __init__(self, spec: Residual, skip: nn.Module, branch: nn.Module) -> None:
+        super().__init__()
+        self.spec = spec
+        self.skip, self.branch = skip, branch
+        self.gamma, self.alpha = spec.gamma, spec.alpha
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.gamma * self.skip(x) + self.alpha * self.branch(x)
+
+    def extra_repr(self) -> str:
+        return f"gamma={self.gamma}, alpha={self.alpha}"
+
+
+def _arm(layers, width_in: int, width: int | None, name: str, **kw) -> nn.Module:
+    if not layers:
+        return nn.Identity()
+    modules, features = [], width_in
+    for layer in layers:
+        kw_layer = {**kw, "role": "hidden"}
+        module, features = MODULE_RULES[type(layer)](layer, features, width, **kw_layer)
+        modules.append(module)
+    if features != width_in:
+        raise ValueError(
+            message(
+                name,
+                f"an arm that returns the {width_in} features it reads (to add them)",
+                f"{features} features",
+                "Leave the width of its last Dense layer unset (the sampling width)",
+            )
+        )
+    return nn.Sequential(*modules)
+
+
+def _residual(layer: Residual, width_in: int, width: int | None, **kw):
+    skip = _arm(layer.skip, width_in, width, "skip", **kw)
+    branch = _arm(layer.branch, width_in, width, "branch", **kw)
+    return FiniteResidual(layer, skip, branch), width_in
+
+
+def _layer_norm(layer: LayerNorm, width_in: int, width: int | None, **kw):
+    module = nn.LayerNorm(
+        width_in,
+        eps=layer.eps,
+        elementwise_affine=layer.affine,
+        bias=layer.bias,
+        dtype=kw.get("dtype"),
+        device=kw.get("device"),
+    )
+    return module, width_in
+
+
 MODULE_RULES = {Dense: _dense, Nonlinearity: _nonlinearity}
+MODULE_RULES.update({Residual: _residual, LayerNorm: _layer_norm})
 
 
 def build_module(
@@ -174,18 +231,8 @@ def build_module(
     dense_at = [i for i, layer in enumerate(spec.layers) if isinstance(layer, Dense)]
     for i, layer in enumerate(spec.layers):
         role = "readout" if i == dense_at[-1] else "input" if i == dense_at[0] else "hidden"
-        module, features = (
-            MODULE_RULES[type(layer)](
-                layer,
-                features,
-                width,
-                generator=generator,
-                dtype=dtype,
-                device=device,
-                role=role,
-            )
-            if isinstance(layer, Dense)
-            else MODULE_RULES[type(layer)](layer, features, width)
+        module, features = MODULE_RULES[type(layer)](
+            layer, features, width, generator=generator, dtype=dtype, device=device, role=role
         )
         modules.append(module)
     return nn.Sequential(*modules)

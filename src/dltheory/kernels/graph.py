@@ -16,7 +16,12 @@ kernel state of a block of input pairs through one layer:
 * ``pixels``: the spatial shape, ``()`` for feature vectors (MLP layout);
 * ``full``: ``pair_axes`` is ``pixels + pixels`` (the pixel-pair covariance that
   pooling reads) when True, ``pixels`` (the same-pixel diagonal) when False;
-* ``fan_in``: features (channels) of the representation, for the next linear layer.
+* ``fan_in``: features (channels) of the representation, for the next linear layer;
+* ``mean1`` / ``mean2``: each input's mean feature E[h_a] (shaped like ``var1`` /
+  ``var2``), ``None`` for a zero-mean representation (the output of a zero-mean weight
+  layer); LayerNorm subtracts it;
+* ``gaussian``: whether the representation is a Gaussian process (False after an
+  activation until the next weight layer); activations read Gaussian inputs only.
 
 Between layers the state always holds the covariance of the representation the next
 layer reads (the input Gram x_a.x_b / n_0 at the start), so a Dense layer gives
@@ -35,6 +40,10 @@ import torch
 
 from .._checks import as_float_tensor, check_int, message
 from ..spec.layers import Dense, Layer, Nonlinearity, Serial
+from ..spec.normalization import LayerNorm
+from ..spec.residual import Residual
+from .normalization import activation_mean, layer_norm_rule
+from .residual import residual_rule
 
 __all__ = ["GRAPH_RULES", "GraphContext", "PairState", "graph_kernel", "run_layers"]
 
@@ -50,6 +59,9 @@ class PairState:
     fan_in: int | None
     pixels: tuple[int, ...] = ()
     full: bool = False
+    mean1: torch.Tensor | None = None
+    mean2: torch.Tensor | None = None
+    gaussian: bool = True
 
     def k11(self) -> torch.Tensor:
         """``var1`` shaped to broadcast against ``nngp``."""
@@ -107,6 +119,16 @@ def _dense(layer: Dense, state: PairState, ctx: GraphContext) -> PairState:
 
 def _nonlinearity(layer: Nonlinearity, state: PairState, ctx: GraphContext) -> PairState:
     act = layer.activation
+    if not state.gaussian:
+        raise ValueError(
+            message(
+                "spec",
+                "a network whose activations read Gaussian preactivations",
+                f"{act.name} after a non-Gaussian representation (an activation's output "
+                "through LayerNorm or a skip connection)",
+                "Put a Dense (or Conv) layer before the activation",
+            )
+        )
     k11, k22 = state.k11(), state.k22()
     ntk = act.ntk_map(k11, state.nngp, k22).mul_(state.ntk)
     nngp = act.nngp_map(k11, state.nngp, k22)
@@ -115,6 +137,9 @@ def _nonlinearity(layer: Nonlinearity, state: PairState, ctx: GraphContext) -> P
         ntk=ntk,
         var1=act.nngp_map(state.var1, state.var1, state.var1),
         var2=act.nngp_map(state.var2, state.var2, state.var2),
+        mean1=activation_mean(act, state.var1),
+        mean2=activation_mean(act, state.var2),
+        gaussian=False,
     )
 
 
@@ -122,6 +147,8 @@ def _nonlinearity(layer: Nonlinearity, state: PairState, ctx: GraphContext) -> P
 GRAPH_RULES: dict[type[Layer], Callable[[Any, PairState, GraphContext], PairState]] = {
     Dense: _dense,
     Nonlinearity: _nonlinearity,
+    Residual: residual_rule,
+    LayerNorm: layer_norm_rule,
 }
 
 
@@ -134,6 +161,8 @@ def run_layers(layers: tuple[Layer, ...], state: PairState, ctx: GraphContext) -
                 message("spec", "made of layer kinds with a kernel rule", type(layer).__name__)
             )
         state = rule(layer, state, ctx)
+        if type(layer).reads_input:  # a fresh zero-mean weight layer: a zero-mean GP again
+            state = state.with_(mean1=None, mean2=None, gaussian=True)
     return state
 
 

@@ -3,9 +3,12 @@
 from .from_module import is_pass_through, module_activation, spec_from_module
 from .layers import PARAMETRIZATIONS, Dense, Layer, Nonlinearity, Parametrization, Serial
 from .mlp import MLP
+from .normalization import LayerNorm
+from .residual import Residual
 
 # Every layer kind; each interpreter's table covers exactly these (tests/spec).
 LAYER_KINDS: tuple[type[Layer], ...] = (Dense, Nonlinearity)
+LAYER_KINDS += (Residual, LayerNorm)
 
 __all__ = [
     "LAYER_KINDS",
@@ -13,8 +16,10 @@ __all__ = [
     "PARAMETRIZATIONS",
     "Dense",
     "Layer",
+    "LayerNorm",
     "Nonlinearity",
     "Parametrization",
+    "Residual",
     "Serial",
     "is_pass_through",
     "module_activation",
