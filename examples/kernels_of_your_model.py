@@ -18,14 +18,16 @@ def make(width: int) -> nn.Sequential:
                          nn.Linear(width, 1))  # fmt: skip
 
 
-spec = spec_from_module(make(32), c_w=1.0, c_b=0.05)  # the variances you initialise with
+# The variances you initialise with, in the NTK parametrisation (the same spec at every width).
+spec = spec_from_module(make(32), c_w=1.0, c_b=0.05, parametrization="ntk")
 x = torch.randn(4, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
 k = spec.kernel(x)
 print("NNGP:\n", k.nngp)
 print("NTK:\n", k.ntk)
 
 # The same architecture, wide, sampled with the spec's initialisation and parametrisation.
-wide = spec_from_module(make(4096), c_w=1.0, c_b=0.05).sample(seed=1, dtype=torch.float64)
+wide = spec_from_module(make(4096), c_w=1.0, c_b=0.05, parametrization="ntk")
+wide = wide.sample(seed=1, dtype=torch.float64)
 ratio = empirical_ntk(wide, x).diagonal() / k.ntk.diagonal()
 print("empirical / analytic NTK on the diagonal (width 4096):", ratio)
 # The empirical NTK fluctuates by O(1/sqrt(width)) around the analytic one: a few per cent.

@@ -1,4 +1,9 @@
-"""``spec_from_module``: the infinite-width spec of an ordinary PyTorch MLP."""
+"""``spec_from_module``: the infinite-width spec of an ordinary PyTorch model.
+
+The model's forward is traced by ``torch.fx`` (:mod:`dltheory.spec.trace` maps the
+graph); this module holds the one mapping from torch activation modules to the
+registry's activations, shared with ``critical_init_`` and the region readers.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from torch import nn
 
 from .._checks import message
 from ..activations import Activation, activation
-from .layers import Dense, Nonlinearity, Parametrization, Serial
+from .layers import Parametrization, Serial
 
 __all__ = [
     "PASS_THROUGH_MODULES",
@@ -107,76 +112,61 @@ def module_activation(module: nn.Module) -> Activation | None:
 
 def spec_from_module(
     model: nn.Module,
-    c_w: float | Sequence[float] = 1.0,
-    c_b: float | Sequence[float] = 0.0,
-    parametrization: Parametrization = "ntk",
+    c_w: float | Sequence[float] | None = None,
+    c_b: float | Sequence[float] | None = None,
+    parametrization: Parametrization = "standard",
 ) -> Serial:
-    """Lift a ``torch.nn.Sequential`` of ``Linear`` layers and activations into a spec.
+    """Lift any ``nn.Module`` whose forward ``torch.fx`` can trace into a spec.
 
-    Widths and activations are read from the model; (C_w, C_b) are the user's
-    (the infinite-width limit describes the model initialised with them), one
-    number or one per Linear layer. ``dltheory`` modules sampled from a spec are
-    lifted with their own (C_w, C_b).
+    The traced graph maps node by node: ``Linear`` -> ``Dense`` (width and fan-in read
+    from it, shapes checked to chain), activation modules and functions ->
+    ``Nonlinearity``, ``LayerNorm`` -> ``LayerNorm``, ``Dropout`` -> the identity (its
+    value at initialisation in eval mode; its mean in train mode), ``Identity`` /
+    ``Flatten`` of feature vectors -> nothing, ``h + F(h)`` (scalar multiples of either
+    arm, ``-``, nested sums, for-loops of blocks, nested modules) -> ``Residual``, and
+    the convolution and pooling layers of :mod:`dltheory.spec.conv` where present.
+    What has no kind is refused in one line naming the graph node and its module.
+
+    By default the spec is the model as PyTorch initialises and trains it: standard
+    parametrisation (weights trained directly), and ``nn.Linear``'s own init,
+    W ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (kaiming-uniform with a = sqrt(5)), i.e.
+    C_w = 1/3, and b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), i.e. C_b = 1/(3 fan_in)
+    with this layer's own fan-in (the bias variance is read at the model's widths:
+    it vanishes for hidden layers as the width grows and stays for the input layer).
+    Only second moments enter the infinite-width limit, so a uniform init has the
+    kernels of the Gaussian one with its variance. ``spec.kernel(x).ntk`` is then the
+    width -> infinity limit of the model's own ``empirical_ntk`` at its widths. Layers
+    sampled by dltheory (``FiniteDense``) keep their own spec.
+
+    Args:
+        model: a ``torch.nn.Module`` with one tensor input.
+        c_w, c_b: override the variances: one number, or one per Linear layer (graph
+            order); None: each layer's PyTorch default (above).
+        parametrization: of every lifted Linear (``"standard"``: PyTorch training;
+            ``"ntk"``: the kernel regime's Theta^(l+1) = K^(l+1) + C_w E[s's'] Theta^(l)).
 
     Raises:
-        ValueError: a module that is neither Linear nor a supported activation.
-    """
-    from ..finite.modules import FiniteDense
+        TypeError: ``model`` is not an ``nn.Module``.
+        ValueError: an untraceable forward, a node without a layer kind, shapes that do
+            not chain, or a sum whose branch is not independent of its skip (each
+            message names the node and its module).
 
-    if not isinstance(model, nn.Sequential):
-        raise TypeError(message("model", "a torch.nn.Sequential", type(model).__name__))
-    denses = [m for m in model if isinstance(m, nn.Linear | FiniteDense)]
-    if not denses:
-        raise ValueError(message("model", "a Sequential with at least one Linear layer", model))
-    n = len(denses)
-    c_ws = list(c_w) if isinstance(c_w, Sequence) else [c_w] * n
-    c_bs = list(c_b) if isinstance(c_b, Sequence) else [c_b] * n
-    for name, values, given in (("c_w", c_ws, c_w), ("c_b", c_bs, c_b)):
-        if len(values) != n:
-            raise ValueError(message(name, f"a number or {n} numbers (one per Linear)", given))
-    layers: list[Dense | Nonlinearity] = []
-    i = 0
-    for module in model:
-        if isinstance(module, FiniteDense):
-            layers.append(
-                module.spec.__class__(**{**module.spec.__dict__, "width": module.out_features})
-            )
-            i += 1
-        elif isinstance(module, nn.Linear):
-            layers.append(
-                Dense(
-                    c_ws[i],
-                    c_bs[i] if module.bias is not None else 0.0,  # no bias: C_b = 0
-                    width=module.out_features,
-                    parametrization=parametrization,
-                )
-            )
-            i += 1
-        elif is_pass_through(module):
-            continue
-        else:
-            try:
-                act = module_activation(module)
-            except ValueError:  # a torch activation the registry does not model
-                act = None
-            if act is None:
-                raise ValueError(
-                    message(
-                        "model",
-                        "made of Linear layers and supported activations",
-                        type(module).__name__,
-                        f"Supported: {SUPPORTED}; nn.Identity and Flatten are skipped",
-                    )
-                )
-            if layers and isinstance(layers[-1], Nonlinearity):
-                raise ValueError(
-                    message(
-                        "model",
-                        "free of two activations in a row",
-                        type(module).__name__,
-                        "Compose them into one activation with Activation.from_callable",
-                    )
-                )
-            layers.append(Nonlinearity(act))
-    first = denses[0]
-    return Serial(*layers, in_dim=first.in_features)
+    >>> import torch
+    >>> class Block(nn.Module):
+    ...     def __init__(self, n):
+    ...         super().__init__()
+    ...         self.fc = nn.Linear(n, n)
+    ...     def forward(self, h):
+    ...         return h + 0.5 * self.fc(torch.relu(h))
+    >>> model = nn.Sequential(nn.Linear(3, 16), Block(16), Block(16), nn.ReLU(), nn.Linear(16, 1))
+    >>> spec = spec_from_module(model)
+    >>> [type(layer).__name__ for layer in spec.layers]
+    ['Dense', 'Residual', 'Residual', 'Nonlinearity', 'Dense']
+    >>> spec.layers[1].alpha
+    0.5
+    """
+    from .trace import lift
+
+    if not isinstance(model, nn.Module):
+        raise TypeError(message("model", "a torch.nn.Module", type(model).__name__))
+    return lift(model, c_w, c_b, parametrization)

@@ -5,13 +5,13 @@ h' = gamma h + alpha F(h) (He et al. 2016); its infinite-width kernels are
 K' = gamma^2 K + alpha^2 F(K) and Theta' = gamma^2 Theta + alpha^2 Theta_F
 (Yang & Schoenholz 2017, Eq. 3; Hayou et al. 2021, "Stable ResNet", Sec. 2;
 Roberts, Yaida & Hanin 2022, Appendix B "Residual learning"). The sum of the
-two arms has these kernels only when the arms are independent Gaussian
-processes given the representation h: an arm whose last weighted layer is a
-fresh zero-mean Dense / Conv layer (followed only by layers that act per input as
-a fixed linear map at infinite width: LayerNorm, pooling, Flatten, a nested
-Residual) has zero covariance with anything built before it. At most one arm may
-lack such a layer (the identity skip); ``x + x``, or a branch ending in an
-activation (``h + relu(h)``), is correlated with the skip and refused.
+two arms has these kernels only when the branch is a Gaussian process independent
+of the skip: an arm whose last weighted layer is a fresh zero-mean Dense / Conv
+layer (followed only by layers that act per input as a fixed linear map at
+infinite width: LayerNorm, pooling, Flatten, a nested Residual) has zero
+covariance with anything built before it. The skip arm may be anything (the
+identity, an earlier sum, another fresh branch); a branch without such a layer
+(``x + x``, ``h + relu(h)``) is correlated with the skip and refused.
 """
 
 from __future__ import annotations
@@ -76,8 +76,8 @@ class Residual(Layer):
             al. 2021; 0 for a SkipInit / Fixup-style zero-initialised branch, De &
             Smith 2020; Zhang et al. 2019).
         gamma: the skip multiplier.
-        skip: the skip arm S, ``()`` for the identity; a non-empty arm must end with
-            fresh weights like the branch (a sum of two branches F1(h) + F2(h)).
+        skip: the skip arm S, ``()`` for the identity (any layers: a sum of two branches
+            F1(h) + F2(h) has skip F1).
 
     Kernels: K' = gamma^2 S(K) + alpha^2 F(K), Theta' = gamma^2 Theta_S + alpha^2 Theta_F.
 
@@ -111,19 +111,18 @@ class Residual(Layer):
                     "h + h is the skip scaled by 2: use gamma=2 with a branch, or a Dense layer",
                 )
             )
-        for name, arm in (("branch", branch), ("skip", skip)):
-            if arm and not ends_with_fresh_weights(arm):
-                raise ValueError(
-                    message(
-                        name,
-                        "an arm whose output is independent of the skip (its last weighted "
-                        "layer a fresh Dense/Conv, followed only by LayerNorm, pooling or "
-                        "Flatten)",
-                        tuple(type(layer).__name__ for layer in arm),
-                        "The sum of correlated arms is not the sum of their kernels; end the "
-                        "arm with a Dense layer",
-                    )
+        if not ends_with_fresh_weights(branch):
+            raise ValueError(
+                message(
+                    "branch",
+                    "an arm whose output is independent of the skip (its last weighted "
+                    "layer a fresh Dense/Conv, followed only by LayerNorm, pooling or "
+                    "Flatten)",
+                    tuple(type(layer).__name__ for layer in branch),
+                    "The sum of correlated arms is not the sum of their kernels; end the "
+                    "branch with a Dense layer",
                 )
+            )
         for name in ("alpha", "gamma"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):

@@ -1,0 +1,403 @@
+"""Map a ``torch.fx`` graph of a model to a spec (the engine of ``spec_from_module``).
+
+Every graph node gets a *value*: the layers that lead from the model's input to it
+(each tagged with the node that made it), its features, and a pending scalar
+multiple. A node applies its layer kind to its argument's value; an addition of two
+values finds their common prefix (the representation h both arms read) and becomes
+a ``Residual`` whose skip and branch are the two remainders, the scalar multiples
+becoming gamma and alpha. A branch must end with a fresh weight layer
+(``dltheory.spec.residual``); one module reached by both arms is a shared layer,
+whose arms are not independent, and is refused.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from .._checks import check_nonnegative, message
+from ..activations import activation as lookup_activation
+from .from_module import SUPPORTED, is_pass_through, module_activation
+from .layers import Dense, Layer, Nonlinearity, Serial
+from .normalization import LayerNorm
+from .residual import Residual
+
+__all__ = ["lift"]
+
+_DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
+_ACT_FUNCTIONS = {
+    torch.relu: "relu",
+    F.relu: "relu",
+    torch.tanh: "tanh",
+    F.tanh: "tanh",
+    torch.sigmoid: "sigmoid",
+    F.sigmoid: "sigmoid",
+    F.silu: "silu",
+    F.mish: "mish",
+    torch.erf: "erf",
+}
+_ACT_METHODS = {"relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid"}
+_ADD = (operator.add, torch.add, operator.iadd)
+_SUB = (operator.sub, torch.sub, operator.isub)
+_MUL = (operator.mul, torch.mul, operator.imul)
+_DIV = (operator.truediv, torch.div, operator.itruediv)
+_IDENTITY_FUNCTIONS = (F.dropout, torch.flatten, F.alpha_dropout)
+
+
+@dataclass(frozen=True)
+class _Value:
+    """The layers from the input to a node, tagged by their node; features; a pending scale."""
+
+    items: tuple[tuple[fx.Node, Layer, str], ...]  # (node, layer, module name or "")
+    features: int | None
+    scale: float = 1.0
+
+
+class _Tracer(fx.Tracer):
+    """torch's leaf modules, plus dltheory's sampled layers and the conv engine's modules."""
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        from ..finite.modules import ActivationModule, FiniteDense
+
+        if isinstance(m, FiniteDense | ActivationModule) or _conv_layer(m) is not None:
+            return True
+        return super().is_leaf_module(m, qualname)
+
+
+@functools.cache
+def _conv_hook():
+    try:
+        from .conv import conv_layer_from_module  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return conv_layer_from_module
+
+
+def _conv_layer(module: nn.Module) -> Layer | None:
+    """The conv engine's hook (``dltheory.spec.conv.conv_layer_from_module``) where present."""
+    hook = _conv_hook()
+    if hook is None or type(module).__module__.startswith("dltheory.finite.modules"):
+        return None
+    try:
+        return hook(module)
+    except (TypeError, ValueError):
+        return None
+
+
+class _Lifter:
+    def __init__(self, model, c_w, c_b, parametrization) -> None:
+        self.model = model
+        self.modules = dict(model.named_modules())
+        self.parametrization = parametrization
+        self.c_w, self.c_b = c_w, c_b
+        self.n_linear = 0
+        self.in_dim: int | None = None
+
+    # errors -------------------------------------------------------------------------
+    def refuse(self, node: fx.Node, constraint: str, got: Any, fix: str) -> ValueError:
+        where = f"graph node {node.name!r}"
+        if node.op == "call_module":
+            where += f" (module {node.target!r}: {type(self.modules[node.target]).__name__})"
+        elif node.op in ("call_function", "call_method"):
+            where += f" ({getattr(node.target, '__name__', node.target)})"
+        return ValueError(message("model", constraint, got, f"At {where}. {fix}"))
+
+    # variances ------------------------------------------------------------------------
+    def variances(self, fan_in: int, has_bias: bool) -> tuple[float, float]:
+        i = self.n_linear
+        self.n_linear += 1
+        c_w = self.pick(self.c_w, i, 1.0 / 3.0, "c_w")
+        c_b = self.pick(self.c_b, i, 1.0 / (3.0 * fan_in), "c_b")
+        return c_w, c_b if has_bias else 0.0
+
+    def pick(self, given, i: int, default: float, name: str) -> float:
+        if given is None:
+            return default
+        if isinstance(given, Sequence) and not isinstance(given, str):
+            return check_nonnegative(name, given[i])
+        return check_nonnegative(name, given)
+
+    # layers ---------------------------------------------------------------------------
+    def append(self, node: fx.Node, value: _Value, layer: Layer, features, module="") -> _Value:
+        value = self.settle(node, value)
+        if isinstance(layer, Nonlinearity) and value.items:
+            if isinstance(value.items[-1][1], Nonlinearity):
+                raise self.refuse(
+                    node,
+                    "free of two activations in a row",
+                    layer.activation.name,
+                    "Compose them into one activation with Activation.from_callable",
+                )
+        return _Value((*value.items, (node, layer, module)), features)
+
+    def settle(self, node: fx.Node, value: _Value) -> _Value:
+        """Fold a pending scalar multiple into the last layer (a Dense or a Residual)."""
+        c = value.scale
+        if c == 1.0:
+            return value
+        if not value.items:
+            raise self.refuse(
+                node,
+                "free of scalar multiples of its input",
+                c,
+                "Scale the input data instead",
+            )
+        owner, last, name = value.items[-1]
+        if isinstance(last, Residual):
+            last = replace(last, alpha=last.alpha * c, gamma=last.gamma * c)
+        elif isinstance(last, Dense):
+            lr_w, lr_b = last.lr_w, last.lr_b
+            if last.parametrization == "ntk":
+                lr_w = last.c_w if lr_w is None else lr_w
+                lr_b = last.c_b if lr_b is None else lr_b
+            lr_w = 1.0 if lr_w is None else lr_w
+            lr_b = 1.0 if lr_b is None else lr_b
+            c2 = c * c
+            last = replace(
+                last, c_w=last.c_w * c2, c_b=last.c_b * c2, lr_w=lr_w * c2, lr_b=lr_b * c2
+            )
+        else:
+            raise self.refuse(
+                node,
+                "free of scalar multiples except of a Linear output or an arm of a sum",
+                type(last).__name__,
+                "Multiply a Linear layer's output or a residual branch",
+            )
+        return _Value((*value.items[:-1], (owner, last, name)), value.features)
+
+    def linear(self, node, value: _Value, module) -> _Value:
+        from ..finite.modules import FiniteDense
+
+        if value.features is not None and value.features != module.in_features:
+            raise self.refuse(
+                node,
+                "made of layers whose shapes chain",
+                f"{module.in_features} input features after {value.features}",
+                "Make each Linear's in_features the previous layer's out_features",
+            )
+        if self.in_dim is None:
+            self.in_dim = module.in_features
+        if isinstance(module, FiniteDense):
+            self.n_linear += 1
+            layer = replace(module.spec, width=module.out_features)
+        else:
+            c_w, c_b = self.variances(module.in_features, module.bias is not None)
+            layer = Dense(c_w, c_b, width=module.out_features, parametrization=self.parametrization)
+        return self.append(node, value, layer, module.out_features, node.target)
+
+    def layer_norm(self, node, value: _Value, module: nn.LayerNorm) -> _Value:
+        if tuple(module.normalized_shape) != (value.features,):
+            raise self.refuse(
+                node,
+                "made of LayerNorms over the features of a vector",
+                f"normalized_shape {tuple(module.normalized_shape)} after {value.features} "
+                "features",
+                "Normalise the last axis of a (batch, features) representation",
+            )
+        affine = bool(module.elementwise_affine)
+        bias = affine and module.bias is not None
+        layer = LayerNorm(affine=affine, bias=bias, eps=float(module.eps))
+        return self.append(node, value, layer, value.features, node.target)
+
+    def call_module(self, node: fx.Node, value: _Value) -> _Value:
+        module = self.modules[node.target]
+        from ..finite.modules import FiniteDense
+
+        if isinstance(module, nn.Linear | FiniteDense):
+            return self.linear(node, value, module)
+        if isinstance(module, nn.LayerNorm):
+            return self.layer_norm(node, value, module)
+        if isinstance(module, _DROPOUT) or is_pass_through(module):
+            return value
+        conv = _conv_layer(module)
+        if conv is not None:
+            return self.append(node, value, conv, None, node.target)
+        try:
+            act = module_activation(module)
+        except ValueError:
+            act = None
+        if act is None:
+            raise self.refuse(
+                node,
+                "made of Linear layers and supported activations",
+                type(module).__name__,
+                f"Supported: {SUPPORTED}, LayerNorm, Dropout, residual sums; "
+                "nn.Identity and Flatten are skipped",
+            )
+        return self.append(node, value, Nonlinearity(act), value.features, node.target)
+
+    def call_function(self, node: fx.Node, env: dict) -> _Value:
+        fn = node.target
+        tensors = [a for a in node.args if isinstance(a, fx.Node)]
+        numbers = [a for a in node.args if isinstance(a, int | float) and not isinstance(a, bool)]
+        if fn in _ADD + _SUB and len(tensors) == 2 and not node.kwargs:
+            sign = -1.0 if fn in _SUB else 1.0
+            return self.add(node, env[tensors[0]], env[tensors[1]], sign)
+        if fn in _MUL + _DIV and len(tensors) == 1 and len(numbers) == 1:
+            if fn in _DIV and node.args[0] is not tensors[0]:
+                raise self.refuse(node, "free of divisions by a tensor", fn, "Divide by a number")
+            c = float(numbers[0])
+            c = 1.0 / c if fn in _DIV else c
+            value = env[tensors[0]]
+            return replace(value, scale=value.scale * c)
+        if len(tensors) == 1 and fn in _IDENTITY_FUNCTIONS:
+            return env[tensors[0]]
+        name = _ACT_FUNCTIONS.get(fn)
+        kwargs = dict(node.kwargs)
+        if fn is F.gelu:
+            name = "gelu"
+            kwargs = {"approximate": kwargs.get("approximate", "none")}
+        elif fn is F.leaky_relu:
+            slope = node.args[1] if len(node.args) > 1 else kwargs.get("negative_slope", 0.01)
+            name, kwargs = "leaky_relu", {"slope": float(slope)}
+        elif name is not None:
+            kwargs = {}
+        if name is not None and len(tensors) == 1:
+            act = lookup_activation(name, **kwargs)
+            value = env[tensors[0]]
+            return self.append(node, value, Nonlinearity(act), value.features)
+        raise self.refuse(
+            node,
+            "made of operations with a layer kind",
+            getattr(fn, "__name__", repr(fn)),
+            "Supported functions: +, -, * or / by a number, relu, tanh, sigmoid, gelu, "
+            "silu, leaky_relu, dropout, flatten",
+        )
+
+    def call_method(self, node: fx.Node, env: dict) -> _Value:
+        tensors = [a for a in node.args if isinstance(a, fx.Node)]
+        if node.target in _ACT_METHODS and len(tensors) == 1:
+            value = env[tensors[0]]
+            act = Nonlinearity(_ACT_METHODS[node.target])
+            return self.append(node, value, act, value.features)
+        if node.target == "flatten" and len(tensors) == 1:
+            return env[tensors[0]]
+        if node.target in ("add", "sub") and len(tensors) == 2:
+            sign = -1.0 if node.target == "sub" else 1.0
+            return self.add(node, env[tensors[0]], env[tensors[1]], sign)
+        raise self.refuse(
+            node,
+            "made of operations with a layer kind",
+            f"tensor.{node.target}()",
+            "Supported methods: relu, tanh, sigmoid, flatten, add, sub",
+        )
+
+    def add(self, node: fx.Node, a: _Value, b: _Value, sign: float) -> _Value:
+        if a.features != b.features:
+            raise self.refuse(
+                node,
+                "made of sums of arms with equal features",
+                f"{a.features} + {b.features}",
+                "Both arms of a residual sum must return the same width",
+            )
+        n = 0
+        while (
+            n < min(len(a.items), len(b.items))
+            and a.items[n][0] is b.items[n][0]
+            and a.items[n][1] is b.items[n][1]
+        ):
+            n += 1
+        arm_a, arm_b = a.items[n:], b.items[n:]
+        shared = {m for _, _, m in arm_a if m} & {m for _, _, m in arm_b if m}
+        if shared:
+            raise self.refuse(
+                node,
+                "made of sums of independent arms",
+                f"module {sorted(shared)[0]!r} in both arms",
+                "One layer reached by both arms (a shared layer) makes them correlated",
+            )
+        layers_a = tuple(layer for _, layer, _ in arm_a)
+        layers_b = tuple(layer for _, layer, _ in arm_b)
+        from .residual import ends_with_fresh_weights
+
+        if not ends_with_fresh_weights(layers_b) and ends_with_fresh_weights(layers_a):
+            (layers_a, gamma), (layers_b, alpha) = (layers_b, sign * b.scale), (layers_a, a.scale)
+        else:
+            gamma, alpha = a.scale, sign * b.scale
+        try:
+            block = Residual(layers_b, alpha=alpha, gamma=gamma, skip=layers_a)
+        except ValueError as err:
+            got = " + ".join(
+                "(" + ", ".join(type(x).__name__ for x in arm) + ")" if arm else "h"
+                for arm in (layers_a, layers_b)
+            )
+            raise self.refuse(
+                node,
+                "made of sums whose branch is independent of the skip (a branch ending "
+                "in a fresh Linear layer)",
+                got,
+                "The sum of correlated arms is not the sum of their kernels",
+            ) from err
+        return _Value((*a.items[:n], (node, block, "")), a.features)
+
+
+def lift(model: nn.Module, c_w, c_b, parametrization) -> Serial:
+    """The spec of ``model`` (see :func:`dltheory.spec.spec_from_module`)."""
+    from .._checks import check_choice
+    from ..finite.modules import FiniteDense
+    from .layers import PARAMETRIZATIONS
+
+    check_choice("parametrization", parametrization, PARAMETRIZATIONS)
+    if _Tracer().is_leaf_module(model, ""):  # a bare Linear / activation: trace it as a call
+        model = nn.Sequential(model)
+    try:
+        graph = _Tracer().trace(model)
+    except Exception as err:
+        raise ValueError(
+            message(
+                "model",
+                "a module whose forward torch.fx can trace",
+                type(model).__name__,
+                f"Tracing failed ({type(err).__name__}: {str(err).splitlines()[0][:120]}); "
+                "data-dependent control flow cannot be traced",
+            )
+        ) from err
+    lifter = _Lifter(model, c_w, c_b, parametrization)
+    n_linear = sum(
+        1
+        for node in graph.nodes
+        if node.op == "call_module"
+        and isinstance(lifter.modules[node.target], nn.Linear | FiniteDense)
+    )
+    for name, given in (("c_w", c_w), ("c_b", c_b)):
+        if isinstance(given, Sequence) and not isinstance(given, str) and len(given) != n_linear:
+            raise ValueError(
+                message(name, f"a number or {n_linear} numbers (one per Linear)", given)
+            )
+    env: dict[fx.Node, _Value] = {}
+    out: _Value | None = None
+    for node in graph.nodes:
+        if node.op == "placeholder":
+            if env:
+                raise lifter.refuse(node, "a model of one input", node.name, "Pass one tensor")
+            env[node] = _Value((), None)
+        elif node.op == "call_module":
+            arg = node.args[0] if node.args else None
+            if len(node.args) != 1 or not isinstance(arg, fx.Node) or node.kwargs:
+                raise lifter.refuse(node, "made of modules of one tensor", node.args, "")
+            env[node] = lifter.call_module(node, env[arg])
+        elif node.op == "call_function":
+            env[node] = lifter.call_function(node, env)
+        elif node.op == "call_method":
+            env[node] = lifter.call_method(node, env)
+        elif node.op == "output":
+            if not isinstance(node.args[0], fx.Node):
+                raise lifter.refuse(node, "a model of one tensor output", node.args[0], "")
+            out = lifter.settle(node, env[node.args[0]])
+        else:  # get_attr: a parameter used outside a module
+            raise lifter.refuse(
+                node,
+                "made of modules (no parameters used directly in forward)",
+                node.target,
+                "Wrap the computation in a module",
+            )
+    if out is None or not any(isinstance(layer, Dense) for _, layer, _ in out.items):
+        raise ValueError(message("model", "a model with at least one Linear layer", model))
+    return Serial(*(layer for _, layer, _ in out.items), in_dim=lifter.in_dim)
