@@ -9,12 +9,14 @@ The readout uses the same C_w, as in the kernel convention of
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import Literal
 
 import torch
 from torch import nn
 
-from .._checks import check_int, message
+from .._checks import check_choice, check_int, message
 from ..activations import Activation
 from ..activations import activation as lookup_activation
 from ..spec.from_module import SUPPORTED, is_pass_through, module_activation
@@ -59,6 +61,8 @@ def _detect(model: nn.Module) -> Activation:
             )
     if not found and _plain_sequential(model):
         return lookup_activation("identity")
+    if not found:  # activations called as functions (torch.relu(h)): read the traced graph
+        found = _traced_activations(model)
     if len(found) != 1:
         got = sorted(found) if found else "no activation modules"
         raise ValueError(
@@ -71,6 +75,26 @@ def _detect(model: nn.Module) -> Activation:
             )
         )
     return next(iter(found.values()))
+
+
+def _traced_activations(model: nn.Module) -> dict[str, Activation]:
+    from ..spec.trace import lift
+
+    try:
+        spec = lift(model, None, None, "standard")
+    except (ValueError, TypeError):
+        return {}
+    found: dict[str, Activation] = {}
+
+    def visit(layers) -> None:
+        for layer in layers:
+            if hasattr(layer, "activation"):
+                found[repr(layer.activation)] = layer.activation
+            for arm in ("branch", "skip"):
+                visit(getattr(layer, arm, ()))
+
+    visit(spec.layers)
+    return found
 
 
 def _custom_nonlinearity(module: nn.Module) -> bool:
@@ -104,6 +128,7 @@ def critical_init_(
     generator: torch.Generator | None = None,
     seed: int | None = None,
     include_conv: bool = True,
+    residual: Literal["stable", "zero", "none"] = "stable",
 ) -> nn.Module:
     """Re-initialise ``model`` in place at the critical (C_b, C_w) of its activation.
 
@@ -127,6 +152,16 @@ def critical_init_(
         seed: or a seed for a fresh CPU generator (at most one of the two;
             neither: torch's global generator).
         include_conv: also re-initialise convolutions.
+        residual: the policy for models with residual sums h + alpha F(h), found by
+            tracing (:func:`dltheory.spec_from_module`; a model it cannot lift gets the
+            plain critical init). ``"stable"`` (Hayou et al. 2021) scales each branch's
+            readout (its last Linear) so that alpha^2 chi_F = 1 / L for L blocks, chi_F
+            the branch's susceptibility at criticality: every block has
+            chi_perp = 1 + 1/L and the Jacobian norm through the net is
+            (1 + 1/L)^L -> e. ``"zero"`` (SkipInit, De & Smith 2020; Fixup, Zhang et al.
+            2019) zeroes the branch readouts: every block is the identity at init.
+            ``"none"``: the plain critical init of every layer (a ReLU block
+            h + W relu(h) then has chi = 2: the signal grows as 2^L).
 
     Returns:
         ``model`` itself.
@@ -173,6 +208,7 @@ def critical_init_(
         )
     if generator is None and seed is not None:
         generator = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    check_choice("residual", residual, ("stable", "zero", "none"))
     kinds = (nn.Linear, *_CONV) if include_conv else (nn.Linear,)
     with torch.no_grad():
         for module in model.modules():
@@ -184,7 +220,41 @@ def critical_init_(
             if module.bias is not None:
                 b = module.bias
                 b.copy_(_normal(b, generator) * math.sqrt(point.c_b))
+    if residual != "none":
+        _scale_branch_readouts(model, point.c_w, point.c_b, residual)
     return model
+
+
+def _scale_branch_readouts(model: nn.Module, c_w: float, c_b: float, policy: str) -> None:
+    """The "stable" / "zero" residual policies of :func:`critical_init_`."""
+    from ..spec.trace import lift
+    from .residual import CRITICALITY_RULES, Signal
+
+    try:
+        spec, readouts = lift(model, c_w, c_b, "ntk", readouts=True)
+    except (ValueError, TypeError):  # not liftable: no residual structure to read
+        return
+    n_blocks = len(readouts)
+    modules = dict(model.named_modules())
+    signal = Signal(1.0)  # |x|^2 / n_0 = 1: where chi_F depends on K (not for ReLU)
+    with torch.no_grad():
+        for layer in spec.layers:
+            if type(layer).__name__ == "Residual":
+                name = readouts.pop(0)
+                readout = modules.get(name) if name is not None else None
+                if readout is not None:
+                    factor = 0.0
+                    if policy == "stable":
+                        branch = Signal(signal.k, signal.m)
+                        for inner in layer.branch:
+                            branch = CRITICALITY_RULES[type(inner)](inner, branch)
+                        gain = layer.alpha**2 * branch.chi_perp * n_blocks
+                        factor = 1.0 / math.sqrt(gain) if gain > 0 else 0.0
+                    readout.weight.mul_(factor)
+                    if readout.bias is not None:
+                        readout.bias.mul_(factor)
+                    layer = dataclasses.replace(layer, alpha=layer.alpha * factor)
+            signal = CRITICALITY_RULES[type(layer)](layer, Signal(signal.k, signal.m))
 
 
 def _normal(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

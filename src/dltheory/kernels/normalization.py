@@ -37,7 +37,7 @@ def activation_mean(act: Activation, k: torch.Tensor) -> torch.Tensor:
     activations (0); Gauss quadrature with the activation's kinks otherwise.
 
     >>> from dltheory import activation
-    >>> float(activation_mean(activation("relu"), torch.tensor(2 * math.pi)))
+    >>> float(activation_mean(activation("relu"), torch.tensor(2 * math.pi, dtype=torch.float64)))
     1.0
     """
     k = torch.as_tensor(k, dtype=torch.float64)

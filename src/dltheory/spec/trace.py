@@ -99,6 +99,7 @@ class _Lifter:
         self.c_w, self.c_b = c_w, c_b
         self.n_linear = 0
         self.in_dim: int | None = None
+        self.readouts: dict[fx.Node, str] = {}  # sum node -> module of its branch's readout
 
     # errors -------------------------------------------------------------------------
     def refuse(self, node: fx.Node, constraint: str, got: Any, fix: str) -> ValueError:
@@ -319,6 +320,7 @@ class _Lifter:
 
         if not ends_with_fresh_weights(layers_b) and ends_with_fresh_weights(layers_a):
             (layers_a, gamma), (layers_b, alpha) = (layers_b, sign * b.scale), (layers_a, a.scale)
+            arm_b = arm_a
         else:
             gamma, alpha = a.scale, sign * b.scale
         try:
@@ -335,11 +337,18 @@ class _Lifter:
                 got,
                 "The sum of correlated arms is not the sum of their kernels",
             ) from err
+        weighted = [m for _, layer, m in arm_b if m and type(layer).reads_input]
+        if weighted:
+            self.readouts[node] = weighted[-1]
         return _Value((*a.items[:n], (node, block, "")), a.features)
 
 
-def lift(model: nn.Module, c_w, c_b, parametrization) -> Serial:
-    """The spec of ``model`` (see :func:`dltheory.spec.spec_from_module`)."""
+def lift(model: nn.Module, c_w, c_b, parametrization, *, readouts: bool = False):
+    """The spec of ``model`` (see :func:`dltheory.spec.spec_from_module`).
+
+    With ``readouts``, also the name of each top-level Residual's branch readout (the
+    module of its last weight layer; None where it has none), in the spec's order.
+    """
     from .._checks import check_choice
     from ..finite.modules import FiniteDense
     from .layers import PARAMETRIZATIONS
@@ -400,4 +409,10 @@ def lift(model: nn.Module, c_w, c_b, parametrization) -> Serial:
             )
     if out is None or not any(isinstance(layer, Dense) for _, layer, _ in out.items):
         raise ValueError(message("model", "a model with at least one Linear layer", model))
-    return Serial(*(layer for _, layer, _ in out.items), in_dim=lifter.in_dim)
+    spec = Serial(*(layer for _, layer, _ in out.items), in_dim=lifter.in_dim)
+    if readouts:
+        names = [lifter.readouts.get(node) for node, layer, _ in out.items]
+        return spec, [
+            n for n, layer in zip(names, spec.layers, strict=True) if type(layer) is Residual
+        ]
+    return spec
