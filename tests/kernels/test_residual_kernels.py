@@ -52,9 +52,13 @@ def relative(a: torch.Tensor, b: np.ndarray) -> float:
     return float((a - b).abs().max() / b.abs().max())
 
 
+BACKENDS = pytest.mark.parametrize("backend", ["auto", "torch"])  # fused loop, graph rules
+
+
+@BACKENDS
 @pytest.mark.parametrize("name", sorted(NT_SPECS))
-def test_equals_neural_tangents(name):
-    k = NT_SPECS[name].kernel(X)
+def test_equals_neural_tangents(name, backend):
+    k = NT_SPECS[name].kernel(X, backend=backend)
     assert relative(k.nngp, DATA[f"{name}_nngp"]) < 1e-8
     assert relative(k.ntk, DATA[f"{name}_ntk"]) < 1e-8
 
@@ -118,7 +122,8 @@ def numpy_residual(x, gamma, alpha, depth, c_w, c_b):
     return s.relu().dense(c_w, c_b)
 
 
-def test_residual_with_gamma_and_alpha_equals_numpy():
+@BACKENDS
+def test_residual_with_gamma_and_alpha_equals_numpy(backend):
     x = DATA["x"]
     spec = Serial(
         Dense(1.5, 0.2),
@@ -126,20 +131,21 @@ def test_residual_with_gamma_and_alpha_equals_numpy():
         RELU,
         Dense(1.5, 0.2, width=1),
     )
-    k = spec.kernel(X)
+    k = spec.kernel(X, backend=backend)
     ref = numpy_residual(x, 0.8, 0.6, 6, 1.5, 0.2)
     assert relative(k.nngp, ref.k) < 1e-12
     assert relative(k.ntk, ref.t) < 1e-12
 
 
-def test_layer_norm_after_relu_subtracts_the_mean_and_adds_the_affine_ntk():
+@BACKENDS
+def test_layer_norm_after_relu_subtracts_the_mean_and_adds_the_affine_ntk(backend):
     # Dense, relu, LayerNorm(affine) -- the mean sqrt(K / 2 pi) of relu is subtracted.
     x = DATA["x"]
     spec = Serial(
         *[m for _ in range(3) for m in (Dense(2.0, 0.1), RELU, LayerNorm(eps=1e-5))],
         Dense(2.0, 0.1, width=1),
     )
-    k = spec.kernel(X)
+    k = spec.kernel(X, backend=backend)
     ref = Np(x)
     for _ in range(3):
         ref = ref.dense(2.0, 0.1).relu().layer_norm(1e-5, affine=True)
@@ -148,7 +154,8 @@ def test_layer_norm_after_relu_subtracts_the_mean_and_adds_the_affine_ntk():
     assert relative(k.ntk, ref.t) < 1e-12
 
 
-def test_sum_of_two_branches_and_pre_ln_blocks_equal_numpy():
+@BACKENDS
+def test_sum_of_two_branches_and_pre_ln_blocks_equal_numpy(backend):
     # h -> 0.7 Dense(relu(LN h)) + 0.5 Dense(relu(h)): the skip arm is a branch too.
     x = DATA["x"]
     block = Residual(
@@ -158,7 +165,7 @@ def test_sum_of_two_branches_and_pre_ln_blocks_equal_numpy():
         skip=(RELU, Dense(1.0, 0.3)),
     )
     spec = Serial(Dense(2.0, 0.1), block, block, RELU, Dense(2.0, 0.1, width=1))
-    k = spec.kernel(X)
+    k = spec.kernel(X, backend=backend)
     s = Np(x).dense(2.0, 0.1)
     for _ in range(2):
         skip = s.copy().relu().dense(1.0, 0.3)
@@ -169,10 +176,11 @@ def test_sum_of_two_branches_and_pre_ln_blocks_equal_numpy():
     assert relative(k.ntk, ref.t) < 1e-12
 
 
-def test_kernel_of_x1_x2_is_the_block_of_the_symmetric_one():
+@BACKENDS
+def test_kernel_of_x1_x2_is_the_block_of_the_symmetric_one(backend):
     spec = NT_SPECS["preln"]
-    full = spec.kernel(X)
-    part = spec.kernel(X[:3], X[3:])
+    full = spec.kernel(X, backend=backend)
+    part = spec.kernel(X[:3], X[3:], backend=backend)
     torch.testing.assert_close(part.nngp, full.nngp[:3, 3:], rtol=1e-13, atol=0)
     torch.testing.assert_close(part.ntk, full.ntk[:3, 3:], rtol=1e-13, atol=0)
 

@@ -97,7 +97,9 @@ def kernel(
             if memory_budget is None
             else check_int("memory_budget", memory_budget, minimum=1)
         )
-        return graph_kernel(spec, x1, x2, memory_budget=budget, block_size=block_size)
+        return graph_kernel(
+            spec, x1, x2, memory_budget=budget, block_size=block_size, fused=backend != "torch"
+        )
     x1 = as_float_tensor("x1", x1, ndim=2, dtype=torch.float64)
     symmetric = x2 is None
     x2 = x1 if symmetric else as_float_tensor("x2", x2, ndim=2, dtype=torch.float64)

@@ -42,6 +42,7 @@ from .._checks import as_float_tensor, check_int, message
 from ..spec.layers import Dense, Layer, Nonlinearity, Serial
 from ..spec.normalization import LayerNorm
 from ..spec.residual import Residual
+from . import fused_graph
 from .normalization import activation_mean, layer_norm_rule
 from .residual import residual_rule
 
@@ -117,18 +118,23 @@ def _dense(layer: Dense, state: PairState, ctx: GraphContext) -> PairState:
     )
 
 
-def _nonlinearity(layer: Nonlinearity, state: PairState, ctx: GraphContext) -> PairState:
-    act = layer.activation
-    if not state.gaussian:
+def check_gaussian_input(name: str, gaussian: bool) -> None:
+    """Raise unless an activation's input is a Gaussian process (a weight layer's output)."""
+    if not gaussian:
         raise ValueError(
             message(
                 "spec",
                 "a network whose activations read Gaussian preactivations",
-                f"{act.name} after a non-Gaussian representation (an activation's output "
+                f"{name} after a non-Gaussian representation (an activation's output "
                 "through LayerNorm or a skip connection)",
                 "Put a Dense (or Conv) layer before the activation",
             )
         )
+
+
+def _nonlinearity(layer: Nonlinearity, state: PairState, ctx: GraphContext) -> PairState:
+    act = layer.activation
+    check_gaussian_input(act.name, state.gaussian)
     k11, k22 = state.k11(), state.k22()
     ntk = act.ntk_map(k11, state.nngp, k22).mul_(state.ntk)
     nngp = act.nngp_map(k11, state.nngp, k22)
@@ -185,11 +191,14 @@ def graph_kernel(
     *,
     memory_budget: int,
     block_size: int | None = None,
+    fused: bool = True,
 ):
     """NNGP and NTK of a spec of any layer kinds, in blocks of input pairs.
 
     Blocks of rows x columns run through every layer; without ``x2`` only blocks on
-    and above the diagonal are computed and mirrored.
+    and above the diagonal are computed and mirrored. With ``fused`` (CPU, feature
+    vectors, closed-form activations) the compiled loop of
+    :mod:`dltheory.kernels.fused_graph` runs instead.
     """
     from .state import KernelState
 
@@ -200,6 +209,8 @@ def graph_kernel(
         raise ValueError(
             message("x2", f"inputs shaped like x1's {tuple(x1.shape[1:])}", tuple(x2.shape))
         )
+    if fused and fused_graph.available(spec, x1):  # residual / LayerNorm MLPs: one loop
+        return fused_graph.fused_graph_kernel(spec, x1, None if symmetric else x2)
     ctx = GraphContext(width=spec.width)
     n1, n2 = len(x1), len(x2)
     if block_size is None:
