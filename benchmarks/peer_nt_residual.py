@@ -54,16 +54,18 @@ def network(name: str, depth: int):
             stax.FanInSum(),
         ]
         return stax.serial(dense(), *block * depth, stax.Relu(), dense(1))
+    if name == "plain":
+        return stax.serial(*[dense(), stax.Relu()] * depth, dense(1))
     if name == "layernorm":
         return stax.serial(*[dense(), stax.LayerNorm(axis=-1), stax.Relu()] * depth, dense(1))
     if name == "preln":
         branch = stax.serial(stax.LayerNorm(axis=-1), stax.Relu(), dense())
         block = [stax.FanOut(2), stax.parallel(branch, stax.Identity()), stax.FanInSum()]
         return stax.serial(dense(), *block * depth, stax.LayerNorm(axis=-1), stax.Relu(), dense(1))
-    raise ValueError(f"network must be one of {NAMES}. Got {name!r}.")
+    raise ValueError(f"network must be 'plain' or one of {NAMES}. Got {name!r}.")
 
 
-NAMES = ("residual", "residual_scaled", "layernorm", "preln")
+NAMES = ("residual", "residual_scaled", "layernorm", "preln")  # reference networks
 
 
 def reference(path: str) -> None:
@@ -81,7 +83,7 @@ def reference(path: str) -> None:
 def timing(n: int, d: int, depth: int, repeats: int) -> None:
     x = jnp.asarray(np.random.default_rng(0).standard_normal((n, d)))
     result = {}
-    for name in ("residual", "layernorm"):
+    for name in ("plain", "residual", "layernorm"):
         kernel_fn = jax.jit(network(name, depth)[2], static_argnames="get")
         k = kernel_fn(x, None, ("nngp", "ntk"))
         k.ntk.block_until_ready()
