@@ -25,13 +25,13 @@ def test_quick_run_passes_and_is_registered(quick_outcome, name):
     outcome = quick_outcome(name)
     assert outcome.verdict is True, outcome.summary
     assert outcome.tolerance and outcome.label
-    assert name in {r.name for r in registered()}
+    assert name in set(registered())
 
 
 def test_residual_scaling_predictions_are_the_closed_forms(quick_outcome):
     outcome = quick_outcome("residual_scaling")
     depth = outcome.parameters["depth"]
-    k_1, j_1, k_s, j_s, k_0, j_0 = (float(v) for v in outcome.prediction)
+    k_1, j_1, _, j_s, k_0, j_0 = (float(v) for v in outcome.prediction)
     # chi = 1 + alpha^2 per block, K^(0) = 1: K^(L) = J^(1,L) = chi^L.
     assert k_1 == pytest.approx(2.0**depth, rel=1e-12) and j_1 == pytest.approx(2.0**depth)
     assert j_s == pytest.approx((1 + 1 / depth) ** depth, rel=1e-12)
@@ -41,5 +41,5 @@ def test_residual_scaling_predictions_are_the_closed_forms(quick_outcome):
 def test_layernorm_kernel_tells_the_mean_term_apart(quick_outcome):
     outcome = quick_outcome("layernorm_kernel")
     # The zero-mean convention misses the data by many standard errors.
-    assert float(outcome.details["zscores_zero_mean"].abs().max()) > 5.0
-    assert math.isfinite(float(outcome.measurement.mean.sum()))
+    assert max(abs(float(z)) for z in outcome.details["zscores_zero_mean"]) > 5.0
+    assert all(math.isfinite(float(m)) for m in outcome.measurement.mean)
