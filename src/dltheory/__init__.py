@@ -99,6 +99,10 @@ _EXPORTS = {
     "Nonlinearity": "spec",
     "Serial": "spec",
     "spec_from_module": "spec",
+    "Residual": "spec",
+    "LayerNorm": "spec",
+    "spec_criticality": "criticality",
+    "measured_apjn": "criticality",
 }
 
 if TYPE_CHECKING:  # what the lazy exports are, for type checkers and IDEs
@@ -116,7 +120,15 @@ if TYPE_CHECKING:  # what the lazy exports are, for type checkers and IDEs
     )
     from .activations import Activation, activation
     from .bayes_linear import deep_linear_posterior
-    from .criticality import chi_parallel, chi_perp, critical_init_, critical_point, fixed_points
+    from .criticality import (
+        chi_parallel,
+        chi_perp,
+        critical_init_,
+        critical_point,
+        fixed_points,
+        measured_apjn,
+        spec_criticality,
+    )
     from .curvature import (
         HessianOperator,
         hessian_eigenvalues,
@@ -140,7 +152,7 @@ if TYPE_CHECKING:  # what the lazy exports are, for type checkers and IDEs
     from .finite import build_module, empirical_ntk, ensemble, sample_outputs
     from .kernels import KernelState, finite_width_corrections, kernel
     from .random_matrices import ProductNormLaw, marchenko_pastur_density
-    from .spec import MLP, Dense, Nonlinearity, Serial, spec_from_module
+    from .spec import MLP, Dense, LayerNorm, Nonlinearity, Residual, Serial, spec_from_module
     from .stats import Estimate
 
 
@@ -165,12 +177,14 @@ __all__ = [
     "Estimate",
     "HessianOperator",
     "KernelState",
+    "LayerNorm",
     "NNGPClassifier",
     "NNGPRegressor",
     "NTKClassifier",
     "NTKRegressor",
     "Nonlinearity",
     "ProductNormLaw",
+    "Residual",
     "Serial",
     "TrainState",
     "Trajectory",
@@ -200,11 +214,13 @@ __all__ = [
     "linearized_prediction",
     "marchenko_pastur_density",
     "max_stable_lr",
+    "measured_apjn",
     "ntk_gp_prediction",
     "parallel",
     "random_matrices",
     "regions",
     "sample_outputs",
+    "spec_criticality",
     "spec_from_module",
     "train",
 ]

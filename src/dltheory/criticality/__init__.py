@@ -29,9 +29,11 @@ from .pair_correlations import (
 )
 from .phase_diagram import PhaseDiagram, phase_diagram, plot_phase_diagram
 from .profiles import DepthProfile, MeasuredDepthProfile, depth_profile, measured_depth_profile
+from .residual import CRITICALITY_RULES, SpecCriticality, measured_apjn, spec_criticality
 from .susceptibility import chi_parallel, chi_perp
 
 __all__ = [
+    "CRITICALITY_RULES",
     "Analysis",
     "CorrelationFit",
     "CorrelationSamples",
@@ -45,6 +47,7 @@ __all__ = [
     "Phase",
     "PhaseDiagram",
     "ProfileComparison",
+    "SpecCriticality",
     "analyze",
     "chi_parallel",
     "chi_perp",
@@ -58,10 +61,12 @@ __all__ = [
     "fit_correlation_scale",
     "fixed_points",
     "k_star_zero_decay",
+    "measured_apjn",
     "measured_correlation_scale",
     "measured_depth_profile",
     "pair_inputs",
     "phase_diagram",
     "plot_analysis",
     "plot_phase_diagram",
+    "spec_criticality",
 ]

@@ -119,7 +119,17 @@ def analyze(
     >>> a = analyze("relu", depth=5, width=64, n_networks=2)
     >>> (a.c_w, a.c_b, a.scales.phase)
     (2.0, 0.0, 'critical')
+
+    A spec (residual, LayerNorm, any kinds with criticality rules) in place of an
+    activation is analysed layer by layer: :func:`~dltheory.criticality.spec_criticality`
+    (variance, susceptibilities, APJN and phase through its top-level layers).
     """
+    from ..spec.layers import Serial
+
+    if isinstance(act, Serial):
+        from .residual import spec_criticality
+
+        return spec_criticality(act)  # type: ignore[return-value]
     act = activation(act)
     depth = check_int("depth", depth, minimum=1)
     width = check_int("width", width, minimum=1)
