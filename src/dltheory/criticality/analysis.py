@@ -102,8 +102,8 @@ def _verdict(scales: DepthScales | None, depth: int) -> str:
 
 def analyze(
     act: str | Activation,
-    depth: int,
-    width: int,
+    depth: int | None = None,
+    width: int | None = None,
     c_w: float | None = None,
     c_b: float | None = None,
     *,
