@@ -24,10 +24,11 @@ from dltheory.spec import AvgPool, Conv, Flatten, GlobalAvgPool
 CASES = nt_cases()
 
 
+@pytest.mark.parametrize("backend", ["fused", "torch"])
 @pytest.mark.parametrize("index", range(len(CASES)))
-def test_matches_neural_tangents(index):
+def test_matches_neural_tangents(index, backend):
     case, data = CASES[index]
-    k = spec_of(case).kernel(torch.from_numpy(data["x1"]), data["x2"])
+    k = spec_of(case).kernel(torch.from_numpy(data["x1"]), data["x2"], backend=backend)
     # NNGP: both sides are float64 sums of a few hundred terms (~1e-15); 1e-12 relative.
     scale = np.abs(data["nngp"]).max()
     np.testing.assert_allclose(k.nngp.numpy(), data["nngp"], rtol=0, atol=1e-12 * scale)
@@ -255,13 +256,14 @@ NUMPY_CASES = {
 }
 
 
+@pytest.mark.parametrize("backend", ["fused", "torch"])
 @pytest.mark.parametrize("name", sorted(NUMPY_CASES))
-def test_matches_numpy_loop_recursion(name):
+def test_matches_numpy_loop_recursion(name, backend):
     shape, layers = NUMPY_CASES[name]
     rng = np.random.default_rng(sorted(NUMPY_CASES).index(name))
     x1, x2 = rng.standard_normal((2, *shape)), rng.standard_normal((2, *shape))
     nngp, ntk = numpy_kernel(layers, x1, x2)
-    k = spec_of_dicts(layers).kernel(x1, x2)
+    k = spec_of_dicts(layers).kernel(x1, x2, backend=backend)
     # Both are float64 recursions of the same sums in other orders: 1e-13 relative.
     np.testing.assert_allclose(k.nngp.numpy(), nngp, rtol=0, atol=1e-13 * np.abs(nngp).max())
     np.testing.assert_allclose(k.ntk.numpy(), ntk, rtol=0, atol=1e-13 * np.abs(ntk).max())

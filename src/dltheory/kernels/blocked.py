@@ -111,6 +111,7 @@ def kernel(
             block_size=block_size,
             input_shape=input_shape,
             progress=progress,
+            backend=backend,
         )
     x1 = as_float_tensor("x1", x1, ndim=2, dtype=torch.float64)
     symmetric = x2 is None

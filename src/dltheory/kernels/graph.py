@@ -243,6 +243,7 @@ def graph_kernel(
     block_size: int | None = None,
     input_shape: tuple[int, ...] | None = None,
     progress: bool = False,
+    backend: str = "auto",
 ):
     """NNGP and NTK of a spec of any layer kinds, in blocks of input pairs.
 
@@ -255,6 +256,9 @@ def graph_kernel(
     Args:
         input_shape: (C, H, W) or (C, L) when ``x1`` / ``x2`` are flattened rows.
         progress: show a progress bar over the blocks (rich).
+        backend: ``"fused"`` (images on the CPU: each pair through every layer in one
+            compiled loop, :mod:`dltheory.kernels.conv_fused`), ``"torch"`` (the rules,
+            any device) or ``"auto"`` (fused where it applies).
     """
     from .conv import image_state, plan_layout
     from .state import KernelState
@@ -276,6 +280,21 @@ def graph_kernel(
     full = bool(pixels) and plan.full_input[0]
     ctx = GraphContext(width=spec.width)
     n1, n2 = len(x1), len(x2)
+    if pixels and backend != "torch":
+        from . import conv_fused
+
+        if conv_fused.available(spec, x1.device):
+            return _fused_images(spec, x1, None if symmetric else x2, plan, memory_budget, progress)
+        if backend == "fused":
+            raise ValueError(
+                message(
+                    "backend",
+                    "'auto' or 'torch' for this spec",
+                    backend,
+                    "The fused image engine needs numba, CPU tensors and activations "
+                    "with a scalar closed form",
+                )
+            )
     entries = max(plan.entries, 2 * max(1, len(spec.layers) // 4))
     if block_size is None:
         one = block_bytes(1, 1, entries, plan.own_entries)
@@ -338,6 +357,32 @@ def graph_kernel(
             var2[cols] = out.var2
         if bar is not None:
             bar[0].advance(bar[1])
+    if bar is not None:
+        bar[0].stop()
+    return KernelState(nngp, ntk, var1, var2)
+
+
+def _fused_images(spec, x1, x2, plan, memory_budget: int, progress: bool):
+    from .conv_fused import fused_image_kernel
+    from .state import KernelState
+
+    threads = torch.get_num_threads()
+    n = len(x1) + (0 if x2 is None else len(x2))
+    need = 8 * (4 * threads * max(plan.entries, 1) + n * len(spec.layers) * plan.entries**0.5)
+    if need > memory_budget:
+        raise ValueError(
+            message(
+                "memory_budget",
+                f"at least {int(need):,} bytes (per-thread buffers of one image pair)",
+                memory_budget,
+                "Raise memory_budget, or use smaller images",
+            )
+        )
+    n2 = len(x1) if x2 is None else len(x2)
+    steps = max(1, len(x1) // 50)
+    bar = _progress(progress, len(x1), len(x1), n2)
+    on_step = None if bar is None else (lambda rows: bar[0].advance(bar[1], rows))
+    nngp, ntk, var1, var2 = fused_image_kernel(spec, x1, x2, plan, steps, on_step)
     if bar is not None:
         bar[0].stop()
     return KernelState(nngp, ntk, var1, var2)
