@@ -95,6 +95,8 @@ def program(
         elif isinstance(layer, GlobalAvgPool):
             row = [_GAP, *_hw(pixels)]
             full = False
+        elif isinstance(layer, Flatten) and not pixels:
+            continue  # a feature vector already
         elif isinstance(layer, Flatten):
             row = [_FLAT, *_hw(pixels), float(full)]
             fan_in = fan_in * math.prod(pixels) if pixels else fan_in

@@ -222,6 +222,12 @@ def conv_layer_from_module(
     >>> conv_layer_from_module(nn.Conv2d(3, 8, 3, padding=1)).kernel_size
     (3, 3)
     """
+    from ..finite.conv import FiniteAvgPool, GlobalAvgPoolModule
+
+    if isinstance(module, FiniteAvgPool):
+        return module.spec
+    if isinstance(module, GlobalAvgPoolModule):
+        return GlobalAvgPool()
     if isinstance(module, nn.Conv1d | nn.Conv2d):
         if module.groups != 1 or module.padding_mode != "zeros":
             raise ValueError(
@@ -294,6 +300,6 @@ def no_closed_form(name: str) -> str:
         "model",
         "made of layers with a closed-form infinite-width kernel",
         name,
-        f"{name} has none; estimate its kernels by Monte Carlo over a finite ensemble "
-        "(dltheory.empirical_nngp / empirical_ntk of sampled networks)",
+        f"{name} has none; estimate its NNGP / NTK by Monte Carlo over finite networks "
+        "(outputs of torch models over seeds, dltheory.empirical_ntk)",
     )

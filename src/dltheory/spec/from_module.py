@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from torch import nn
 
@@ -121,11 +122,14 @@ def spec_from_module(
     Raises:
         ValueError: a module that is neither Linear nor a supported activation.
     """
+    from ..finite.conv import FiniteConv
     from ..finite.modules import FiniteDense
+    from .conv import conv_layer_from_module
 
     if not isinstance(model, nn.Sequential):
         raise TypeError(message("model", "a torch.nn.Sequential", type(model).__name__))
-    denses = [m for m in model if isinstance(m, nn.Linear | FiniteDense)]
+    linear = nn.Linear | FiniteDense | nn.Conv1d | nn.Conv2d | FiniteConv
+    denses = [m for m in model if isinstance(m, linear)]
     if not denses:
         raise ValueError(message("model", "a Sequential with at least one Linear layer", model))
     n = len(denses)
@@ -137,6 +141,19 @@ def spec_from_module(
     layers: list[Dense | Nonlinearity] = []
     i = 0
     for module in model:
+        if isinstance(module, FiniteConv):
+            layers.append(replace(module.spec, channels=module.out_channels))
+            i += 1
+            continue
+        image = any(type(layer).__name__ == "Conv" for layer in layers)
+        if not isinstance(module, nn.Flatten) or image:  # conv nets: Flatten is a layer
+            kind = conv_layer_from_module(module, c_ws[i] if i < n else 1.0, 0.0, parametrization)
+            if kind is not None:
+                if hasattr(kind, "c_b") and module.bias is not None:
+                    kind = replace(kind, c_b=c_bs[i])
+                layers.append(kind)
+                i += hasattr(kind, "c_w")
+                continue
         if isinstance(module, FiniteDense):
             layers.append(
                 module.spec.__class__(**{**module.spec.__dict__, "width": module.out_features})
@@ -179,4 +196,5 @@ def spec_from_module(
                 )
             layers.append(Nonlinearity(act))
     first = denses[0]
-    return Serial(*layers, in_dim=first.in_features)
+    in_dim = getattr(first, "in_features", None) or getattr(first, "in_channels", None)
+    return Serial(*layers, in_dim=in_dim)
