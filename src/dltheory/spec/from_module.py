@@ -146,7 +146,7 @@ def spec_from_module(
             i += 1
             continue
         image = any(type(layer).__name__ == "Conv" for layer in layers)
-        if not isinstance(module, nn.Flatten) or image:  # conv nets: Flatten is a layer
+        if image or isinstance(module, nn.Conv1d | nn.Conv2d):  # conv nets: their kinds
             kind = conv_layer_from_module(module, c_ws[i] if i < n else 1.0, 0.0, parametrization)
             if kind is not None:
                 if hasattr(kind, "c_b") and module.bias is not None:
