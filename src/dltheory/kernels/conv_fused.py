@@ -264,8 +264,8 @@ def _relu_row(k, t, start, n, sa, isa, sb, isb):
         o = start + j
         rho = k[o] * isa * isb[j]
         rho = min(1.0, max(-1.0, rho))
-        if abs(rho) >= 1 - _SNAP:  # the diagonal (a, a), exactly
-            rho = 1.0 if rho > 0 else -1.0
+        # |rho| within 64 eps of 1 is the diagonal (a, a): exactly +-1 (a select, no branch)
+        rho = math.copysign(1.0, rho) if abs(rho) >= 1 - _SNAP else rho
         theta = acos(rho)
         sin = math.sqrt(max((1 - rho) * (1 + rho), 0.0))
         k[o] = (sa * sb[j]) * (sin + (math.pi - theta) * rho) / (2 * math.pi)
