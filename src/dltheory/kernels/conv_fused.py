@@ -78,7 +78,7 @@ def program(
             full = False
         row: list[float]
         if isinstance(layer, Conv):
-            lr_w, lr_b = layer.learning_rates(fan_in * layer.area)
+            lr_w, lr_b = layer.learning_rates(None if fan_in is None else fan_in * layer.area)
             (kh, sh, dh, (lh, _), oh), (kw, sw, dw, (lw, _), ow) = _windows_2d(layer, pixels)
             h, w = _hw(pixels)
             row = [_CONV, layer.c_w, layer.c_b, lr_w, lr_b, kh, kw, sh, sw, dh, dw, lh, lw]
@@ -99,7 +99,7 @@ def program(
             continue  # a feature vector already
         elif isinstance(layer, Flatten):
             row = [_FLAT, *_hw(pixels), float(full)]
-            fan_in = fan_in * math.prod(pixels) if pixels else fan_in
+            fan_in = None if fan_in is None else fan_in * math.prod(pixels)
             full = False
         elif isinstance(layer, Dense):
             lr_w, lr_b = layer.learning_rates(fan_in)

@@ -27,6 +27,7 @@ MODULES = (
     "large_learning_rates",  # 2/lambda threshold, catapult, quadratic models, edge of stability
     "curvature",  # loss Hessian outliers, neural collapse, gradient in the top subspace
     "kernel_methods",  # NNGP/NTK kernel machines on real data; trained nets vs NTK
+    "conv_kernels",  # CNN-GP / CNTK on digit images; a critical 100-layer CNN
 )
 
 
