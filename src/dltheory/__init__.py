@@ -99,6 +99,10 @@ _EXPORTS = {
     "Nonlinearity": "spec",
     "Serial": "spec",
     "spec_from_module": "spec",
+    "Conv": "spec",
+    "AvgPool": "spec",
+    "GlobalAvgPool": "spec",
+    "Flatten": "spec",
 }
 
 if TYPE_CHECKING:  # what the lazy exports are, for type checkers and IDEs
@@ -140,7 +144,17 @@ if TYPE_CHECKING:  # what the lazy exports are, for type checkers and IDEs
     from .finite import build_module, empirical_ntk, ensemble, sample_outputs
     from .kernels import KernelState, finite_width_corrections, kernel
     from .random_matrices import ProductNormLaw, marchenko_pastur_density
-    from .spec import MLP, Dense, Nonlinearity, Serial, spec_from_module
+    from .spec import (
+        MLP,
+        AvgPool,
+        Conv,
+        Dense,
+        Flatten,
+        GlobalAvgPool,
+        Nonlinearity,
+        Serial,
+        spec_from_module,
+    )
     from .stats import Estimate
 
 
@@ -161,8 +175,12 @@ def __dir__() -> list[str]:
 __all__ = [
     "MLP",
     "Activation",
+    "AvgPool",
+    "Conv",
     "Dense",
     "Estimate",
+    "Flatten",
+    "GlobalAvgPool",
     "HessianOperator",
     "KernelState",
     "NNGPClassifier",
