@@ -103,6 +103,10 @@ _EXPORTS = {
     "LayerNorm": "spec",
     "spec_criticality": "criticality",
     "measured_apjn": "criticality",
+    "Conv": "spec",
+    "AvgPool": "spec",
+    "GlobalAvgPool": "spec",
+    "Flatten": "spec",
 }
 
 if TYPE_CHECKING:  # what the lazy exports are, for type checkers and IDEs
@@ -152,7 +156,19 @@ if TYPE_CHECKING:  # what the lazy exports are, for type checkers and IDEs
     from .finite import build_module, empirical_ntk, ensemble, sample_outputs
     from .kernels import KernelState, finite_width_corrections, kernel
     from .random_matrices import ProductNormLaw, marchenko_pastur_density
-    from .spec import MLP, Dense, LayerNorm, Nonlinearity, Residual, Serial, spec_from_module
+    from .spec import (
+        MLP,
+        AvgPool,
+        Conv,
+        Dense,
+        Flatten,
+        GlobalAvgPool,
+        LayerNorm,
+        Nonlinearity,
+        Residual,
+        Serial,
+        spec_from_module,
+    )
     from .stats import Estimate
 
 
@@ -173,8 +189,12 @@ def __dir__() -> list[str]:
 __all__ = [
     "MLP",
     "Activation",
+    "AvgPool",
+    "Conv",
     "Dense",
     "Estimate",
+    "Flatten",
+    "GlobalAvgPool",
     "HessianOperator",
     "KernelState",
     "LayerNorm",

@@ -15,10 +15,12 @@ from torch import nn
 
 from .._checks import check_int, message
 from ..activations import Activation
+from ..spec.conv import Conv
 from ..spec.layers import Dense, Nonlinearity, Serial
 from ..spec.normalization import LayerNorm
 from ..spec.parametrization import Role, layer_scaling
 from ..spec.residual import Residual
+from .conv import CONV_MODULE_RULES
 
 __all__ = ["MODULE_RULES", "ActivationModule", "FiniteDense", "FiniteResidual", "build_module"]
 
@@ -174,7 +176,11 @@ def _layer_norm(layer: LayerNorm, width_in: int, width: int | None, **kw):
     return module, width_in
 
 
-MODULE_RULES = {Dense: _dense, Nonlinearity: _nonlinearity}
+MODULE_RULES = {
+    Dense: _dense,
+    Nonlinearity: _nonlinearity,
+    **CONV_MODULE_RULES,  # Conv, AvgPool, GlobalAvgPool, Flatten (finite/conv.py)
+}
 MODULE_RULES.update({Residual: _residual, LayerNorm: _layer_norm})
 
 
@@ -187,6 +193,7 @@ def build_module(
     generator: torch.Generator | None = None,
     dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
+    input_shape: tuple[int, ...] | None = None,
 ) -> nn.Sequential:
     """Sample a finite network of ``spec``.
 
@@ -198,6 +205,11 @@ def build_module(
             on ``device``).
         dtype: parameter dtype (default ``torch.get_default_dtype()``).
         device: where the parameters live.
+        input_shape: (C, H, W) or (C, L) of image inputs (default ``spec.input_shape``);
+            needed when a Flatten follows conv layers. A spec with ``input_shape``
+            reads flattened rows (N, C H W), as its kernel does: the network starts
+            with ``nn.Unflatten``. Conv specs otherwise read (N, C, ...) images,
+            with ``in_dim`` the input channels.
 
     >>> from dltheory import MLP
     >>> net = MLP(depth=2, activation="tanh").sample(width=16, in_dim=3, seed=0)
@@ -209,6 +221,8 @@ def build_module(
     spec.check_network()
     width = spec.width if width is None else check_int("width", width, minimum=1)
     in_dim = spec.in_dim if in_dim is None else check_int("in_dim", in_dim, minimum=1)
+    if in_dim is None and input_shape is not None:
+        in_dim = check_int("input_shape", input_shape[0], minimum=1)
     if in_dim is None:
         raise ValueError(message("in_dim", "an integer >= 1", None, "Pass sample(in_dim=...)"))
     if (seed is None) == (generator is None):
@@ -226,13 +240,24 @@ def build_module(
     if generator is None:
         generator = torch.Generator(device=device or "cpu")
         generator.manual_seed(check_int("seed", seed, minimum=0))
-    modules = []
+    modules: list[nn.Module] = []
     features = in_dim
+    if input_shape is None and spec.input_shape is not None:
+        input_shape = spec.input_shape
+        modules.append(nn.Unflatten(1, input_shape))
+    if isinstance(spec.layers[0], Conv):  # images: (channels, pixels or None)
+        features = (in_dim, None if input_shape is None else tuple(input_shape[1:]))
     dense_at = [i for i, layer in enumerate(spec.layers) if isinstance(layer, Dense)]
     for i, layer in enumerate(spec.layers):
         role = "readout" if i == dense_at[-1] else "input" if i == dense_at[0] else "hidden"
         module, features = MODULE_RULES[type(layer)](
-            layer, features, width, generator=generator, dtype=dtype, device=device, role=role
+            layer,
+            features,
+            width,
+            generator=generator,
+            dtype=dtype,
+            device=device,
+            role=role,
         )
         modules.append(module)
     return nn.Sequential(*modules)

@@ -50,6 +50,8 @@ def kernel(
     memory_budget: int | None = None,
     block_size: int | None = None,
     backend: Literal["auto", "fused", "torch"] = "auto",
+    input_shape: tuple[int, ...] | None = None,
+    progress: bool = False,
 ) -> KernelState:
     """Infinite-width NNGP and NTK of the output of ``spec`` (float64).
 
@@ -69,6 +71,10 @@ def kernel(
             compiled loop), ``"torch"`` (tensor ops per layer, any device, with
             2-D quadrature for pairs the Mehler series cannot certify) or
             ``"auto"`` (fused where it applies, torch otherwise).
+        input_shape: (C, H, W) or (C, L) when image inputs come as flattened rows
+            (default ``spec.input_shape``); images may also be passed as torch lays
+            them out, (N, C, H, W) or (N, C, L), to specs with conv layers.
+        progress: a progress bar over the blocks (specs beyond the MLP chain).
 
     Returns:
         ``KernelState`` with ``nngp`` and ``ntk`` of shape (N1, N2).
@@ -98,7 +104,14 @@ def kernel(
             else check_int("memory_budget", memory_budget, minimum=1)
         )
         return graph_kernel(
-            spec, x1, x2, memory_budget=budget, block_size=block_size, fused=backend != "torch"
+            spec,
+            x1,
+            x2,
+            memory_budget=budget,
+            block_size=block_size,
+            input_shape=input_shape,
+            progress=progress,
+            backend=backend,
         )
     x1 = as_float_tensor("x1", x1, ndim=2, dtype=torch.float64)
     symmetric = x2 is None

@@ -169,13 +169,17 @@ class Serial:
         layers: the layers in order (nested ``Serial`` are flattened).
         width: default width of ``Dense`` layers without one (sampling and the
             standard-parametrisation NTK need it).
-        in_dim: input features n_0 (may also be given when sampling).
+        in_dim: input features n_0 (may also be given when sampling); for images,
+            the input channels C.
+        input_shape: (C, H, W) or (C, L) of image inputs, when the kernel and the
+            sampled network read them as flattened rows (N, C H W) (kernel methods).
     """
 
     layers: tuple[Layer, ...]
     width: int | None = None
     in_dim: int | None = None
     _name: str = field(default="", compare=False, repr=False)
+    input_shape: tuple[int, ...] | None = None
 
     def __init__(
         self,
@@ -183,6 +187,7 @@ class Serial:
         width: int | None = None,
         in_dim: int | None = None,
         name: str = "",
+        input_shape: tuple[int, ...] | None = None,
     ) -> None:
         flat: list[Layer] = []
         for layer in layers:
@@ -204,6 +209,13 @@ class Serial:
         object.__setattr__(self, "width", width)
         object.__setattr__(self, "in_dim", in_dim)
         object.__setattr__(self, "_name", name)
+        if input_shape is not None:
+            input_shape = tuple(check_int("input_shape", v, minimum=1) for v in input_shape)
+            if not 2 <= len(input_shape) <= 3:
+                raise ValueError(message("input_shape", "(C, L) or (C, H, W)", input_shape))
+            if in_dim is None:
+                object.__setattr__(self, "in_dim", input_shape[0])
+        object.__setattr__(self, "input_shape", input_shape)
 
     def check_network(self, name: str = "spec") -> Serial:
         """Raise unless this is a whole network: Dense first and last, one activation at a time.
@@ -284,6 +296,8 @@ class Serial:
         memory_budget: int | None = None,
         block_size: int | None = None,
         backend: str = "auto",
+        input_shape: tuple[int, ...] | None = None,
+        progress: bool = False,
     ) -> KernelState:
         """Infinite-width NNGP and NTK of the output; see :func:`dltheory.kernels.kernel`."""
         from ..kernels.blocked import kernel
@@ -296,6 +310,8 @@ class Serial:
             memory_budget=memory_budget,
             block_size=block_size,
             backend=backend,
+            input_shape=input_shape,
+            progress=progress,
         )
 
     def sample(
@@ -307,6 +323,7 @@ class Serial:
         generator: torch.Generator | None = None,
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
+        input_shape: tuple[int, ...] | None = None,
     ) -> torch.nn.Module:
         """A finite network of this spec; see :func:`dltheory.finite.build_module`."""
         from ..finite.modules import build_module
@@ -319,4 +336,5 @@ class Serial:
             generator=generator,
             dtype=dtype,
             device=device,
+            input_shape=input_shape,
         )

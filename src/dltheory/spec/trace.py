@@ -13,6 +13,7 @@ whose arms are not independent, and is refused.
 from __future__ import annotations
 
 import functools
+import math
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -66,7 +67,7 @@ class _Tracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         from ..finite.modules import ActivationModule, FiniteDense
 
-        if isinstance(m, FiniteDense | ActivationModule) or _conv_layer(m) is not None:
+        if isinstance(m, FiniteDense | ActivationModule) or _is_conv(m):
             return True
         return super().is_leaf_module(m, qualname)
 
@@ -80,15 +81,28 @@ def _conv_hook():
     return conv_layer_from_module
 
 
-def _conv_layer(module: nn.Module) -> Layer | None:
-    """The conv engine's hook (``dltheory.spec.conv.conv_layer_from_module``) where present."""
-    hook = _conv_hook()
-    if hook is None or type(module).__module__.startswith("dltheory.finite.modules"):
-        return None
-    try:
-        return hook(module)
-    except (TypeError, ValueError):
-        return None
+def _is_conv(module: nn.Module) -> bool:
+    """A module of the conv engine (``dltheory.spec.conv``), where present."""
+    if _conv_hook() is None:
+        return False
+    from ..finite import conv as finite_conv
+
+    kinds = (
+        nn.Conv1d,
+        nn.Conv2d,
+        nn.AvgPool1d,
+        nn.AvgPool2d,
+        nn.AdaptiveAvgPool1d,
+        nn.AdaptiveAvgPool2d,
+        nn.MaxPool1d,
+        nn.MaxPool2d,
+    )
+    own = tuple(
+        getattr(finite_conv, n)
+        for n in ("FiniteConv", "FiniteAvgPool", "GlobalAvgPoolModule")
+        if hasattr(finite_conv, n)
+    )
+    return isinstance(module, kinds + own)
 
 
 class _Lifter:
@@ -207,6 +221,25 @@ class _Lifter:
         layer = LayerNorm(affine=affine, bias=bias, eps=float(module.eps))
         return self.append(node, value, layer, value.features, node.target)
 
+    def conv(self, node: fx.Node, module: nn.Module) -> Layer:
+        """A conv-engine kind (``conv_layer_from_module``), PyTorch's init by default."""
+        layer = getattr(module, "spec", None)
+        if layer is not None and hasattr(module, "out_channels"):  # a sampled FiniteConv
+            self.n_linear += 1
+            return replace(layer, channels=module.out_channels)
+        if layer is not None:
+            return layer
+        c_w = c_b = 0.0
+        if isinstance(module, nn.Conv1d | nn.Conv2d):
+            fan_in = module.in_channels // module.groups * math.prod(module.kernel_size)
+            c_w, c_b = self.variances(fan_in, module.bias is not None)
+        # The conv engine's own refusals (max pooling, ...) pass through: they name the module.
+        kind = _conv_hook()(module, c_w, c_b, self.parametrization)
+        if kind is None:
+            raise self.refuse(node, "made of layers with a kernel rule", type(module).__name__,
+                              "Max pooling and batch norm have no closed-form kernel")  # fmt: skip
+        return kind
+
     def call_module(self, node: fx.Node, value: _Value) -> _Value:
         module = self.modules[node.target]
         from ..finite.modules import FiniteDense
@@ -217,9 +250,8 @@ class _Lifter:
             return self.layer_norm(node, value, module)
         if isinstance(module, _DROPOUT) or is_pass_through(module):
             return value
-        conv = _conv_layer(module)
-        if conv is not None:
-            return self.append(node, value, conv, None, node.target)
+        if _is_conv(module):
+            return self.append(node, value, self.conv(node, module), None, node.target)
         try:
             act = module_activation(module)
         except ValueError:

@@ -28,6 +28,7 @@ MODULES = (
     "curvature",  # loss Hessian outliers, neural collapse, gradient in the top subspace
     "kernel_methods",  # NNGP/NTK kernel machines on real data; trained nets vs NTK
     "residual",  # residual nets and LayerNorm: branch scaling, pre-LN criticality, LN kernel
+    "conv_kernels",  # CNN-GP / CNTK on digit images; a critical 100-layer CNN
 )
 
 
