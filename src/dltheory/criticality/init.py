@@ -235,6 +235,8 @@ def _scale_branch_readouts(model: nn.Module, c_w: float, c_b: float, policy: str
     except (ValueError, TypeError):  # not liftable: no residual structure to read
         return
     n_blocks = len(readouts)
+    if n_blocks == 0:
+        return
     modules = dict(model.named_modules())
     signal = Signal(1.0)  # |x|^2 / n_0 = 1: where chi_F depends on K (not for ReLU)
     with torch.no_grad():

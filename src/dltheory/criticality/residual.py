@@ -97,6 +97,27 @@ def _residual(layer: Residual, s: Signal) -> Signal:
     )
 
 
+def _conv(layer, s: Signal) -> Signal:
+    """Conv at an interior pixel of a pixel-uniform variance: K' = C_b + C_w K, like Dense."""
+    return s.times(layer.c_b + layer.c_w * s.k, 0.0, layer.c_w, layer.c_w)
+
+
+def _flatten(layer, s: Signal) -> Signal:
+    return s
+
+
+def _pooling(layer, s: Signal) -> Signal:
+    raise ValueError(
+        message(
+            "spec",
+            "made of layers whose variance map is per pixel",
+            type(layer).__name__,
+            "Pooling averages pixel pairs: its variance needs the pixel-pair covariance, "
+            "use spec.kernel on images instead",
+        )
+    )
+
+
 # One row per layer kind (tests check it covers dltheory.spec.LAYER_KINDS).
 CRITICALITY_RULES: dict[type[Layer], Callable[[Any, Signal], Signal]] = {
     Dense: _dense,
@@ -104,6 +125,14 @@ CRITICALITY_RULES: dict[type[Layer], Callable[[Any, Signal], Signal]] = {
     Residual: _residual,
     LayerNorm: _layer_norm,
 }
+try:  # the conv engine's kinds (dltheory.spec.conv)
+    from ..spec.conv import AvgPool, Conv, Flatten, GlobalAvgPool
+
+    CRITICALITY_RULES.update(
+        {Conv: _conv, Flatten: _flatten, AvgPool: _pooling, GlobalAvgPool: _pooling}
+    )
+except ImportError:  # pragma: no cover
+    pass
 
 
 @dataclass(frozen=True)
