@@ -175,6 +175,20 @@ def table(results: dict) -> str:
             f"channel), neural-tangents {nt['cpu_s'][0] / 64**2 * 1e6:.0f} us "
             "(N = 64, second call, all N^2 pairs, 3 channels).",
         ]
+    dl64 = results.get("dltheory", {}).get("gap_64_8")
+    if not (dl and "cpu_s" in dl) and dl64 and "cpu_s" in dl64 and nt and "cpu_s" in nt:
+        per_dl, per_nt = dl64["cpu_s"] / (64 * 65 / 2), nt["cpu_s"][0] / 64**2
+        pairs = 1797 * 1798 / 2
+        lines += [
+            "",
+            "The digits run (1,797 images, 1.62 million pairs) did not finish under this "
+            "load. Cost per image pair (8 x 8, GAP, CPU time, N = 64): dltheory "
+            f"{per_dl * 1e6:.0f} us (upper triangle), neural-tangents {per_nt * 1e6:.0f} us "
+            f"(second call, all N^2 pairs); projected digits Gram: dltheory "
+            f"{per_dl * pairs / 60:.0f} CPU min in O(N^2) memory (two 26 MB outputs), "
+            f"neural-tangents {per_nt * 1797**2 / 60:.0f} CPU min (batched; unbatched it "
+            f"would hold {1797**2 * 64**2 * 8 / 2**40:.1f} TiB per pixel-pair array).",
+        ]
     return "\n".join(lines) + "\n"
 
 
