@@ -26,7 +26,7 @@ def _mathml(tex: str, display: str, where: str) -> str:
         raise ValueError(f"{where}: cannot convert the formula {source!r}: {err}") from err
 
 
-def on_page_content(html_text: str, page, config, files) -> str:  # noqa: ARG001 (mkdocs API)
+def on_page_content(html_text: str, page, config, files) -> str:
     where = page.file.src_uri
     html_text = _BLOCK.sub(lambda m: _mathml(m.group(1), "block", where), html_text)
     return _INLINE.sub(lambda m: _mathml(m.group(1), "inline", where), html_text)
