@@ -120,9 +120,13 @@ def test_maths_is_rendered_and_free_of_stray_markdown(site):
         assert 'class="arithmatex"' not in page, name  # every formula became MathML
         text = _text(page)
         assert "$" not in text.replace("$ dltheory", "").replace("$ make", ""), name
-    for name in ("topics/criticality/index.html", "topics/dynamics/index.html",
-                 "topics/curvature/index.html", "conventions/index.html"):  # fmt: skip
+    maths_pages = [n for n in pages if n.startswith("topics/")] + ["conventions/index.html"]
+    assert len(maths_pages) >= 12
+    for name in maths_pages:
         assert "<math" in pages[name], name
+        # one notation: LaTeX rendered as MathML, not Unicode superscripts and Greek in prose
+        prose = _text(re.sub(r"<pre.*?</pre>|<code.*?</code>", "", pages[name], flags=re.S))
+        assert not re.findall(r"[⁽⁾ˡᴸ⁺χσΘλ∥⊥≈≤≥∑∏ₗ]", prose), name
         # a `*` read as emphasis inside a formula: <em> glued to a letter or bracket
         outside = re.sub(r"<math.*?</math>", "", pages[name], flags=re.S)
         assert not re.search(r"[\w(]<em>|</em>[\w)]", outside), name
