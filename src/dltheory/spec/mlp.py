@@ -78,9 +78,14 @@ def default_variances(
         return DefaultVariances(c_w, c_b, "given")
     act = canonical_activation(activation, **activation_params)
     try:
-        crit_w, crit_b = _critical(act)
-    except TypeError:  # an unhashable custom activation: nothing to cache
-        crit_w, crit_b = _critical.__wrapped__(act)
+        try:
+            crit_w, crit_b = _critical(act)
+        except TypeError:  # an unhashable custom activation: nothing to cache
+            crit_w, crit_b = _critical.__wrapped__(act)
+    except (ValueError, ArithmeticError, RuntimeError):
+        # a custom activation whose Gaussian maps the root finding cannot handle: the
+        # network is still built, as before critical defaults, and ``source`` says so
+        crit_w = crit_b = None
     if crit_w is None or crit_b is None:
         source = "no critical point: C_w = 1, C_b = 0"
         crit_w, crit_b = 1.0, 0.0
