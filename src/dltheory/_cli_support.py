@@ -19,12 +19,15 @@ import typer
 
 __all__ = [
     "ACTIVATIONS",
+    "ACTIVATION_FLAGS",
     "ACT_HELP",
     "CliError",
     "available_memory",
     "check_activation",
+    "check_activation_params",
     "check_int",
     "check_memory",
+    "check_only",
     "check_plot_path",
     "check_variance",
     "click_errors",
@@ -35,11 +38,13 @@ __all__ = [
     "fmt",
     "keep_interrupts",
     "list_reproductions",
+    "load_input",
     "matrix_table",
     "message",
     "option_flags",
     "print_json",
     "read_input",
+    "reproduction_names",
     "setup_torch",
     "status",
 ]  # fmt: skip
@@ -49,6 +54,9 @@ ACTIVATIONS = (
     "sigmoid", "sign", "silu", "sin", "softplus", "step", "swish", "tanh",
 )  # fmt: skip
 ACT_HELP = "Activation: " + ", ".join(ACTIVATIONS) + "."
+# The activation parameter behind each flag and the one activation that takes it
+# (a test checks this against the registry).
+ACTIVATION_FLAGS = {"--slope": ("slope", "leaky_relu"), "--alpha": ("alpha", "elu")}
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 
@@ -90,6 +98,48 @@ def check_activation(value: str) -> str:
         hint = f"Did you mean {', '.join(close)}?" if close else ""
         raise CliError(message("--activation", f"one of {', '.join(ACTIVATIONS)}", value, hint))
     return key
+
+
+def check_activation_params(activation: str, **values: float | None) -> dict[str, float]:
+    """The activation's parameters from --slope / --alpha, refused where it takes none."""
+    params: dict[str, float] = {}
+    for flag, (name, owner) in ACTIVATION_FLAGS.items():
+        value = values.get(name)
+        if value is None:
+            continue
+        if activation != owner:
+            raise CliError(message(flag, f"given only with --activation {owner}", value,
+                                   f"{activation} takes no {name}; drop {flag}"))  # fmt: skip
+        if value != value or value in (float("inf"), float("-inf")):
+            raise CliError(message(flag, "a finite number", value))
+        params[name] = value
+    return params
+
+
+def reproduction_names(loaded: bool = True) -> list[str]:
+    """The registered reproductions' names, read from the experiments' sources without
+    importing them (torch takes seconds); with ``loaded``, those registered in this
+    process (a loaded registry) are added."""
+    folder = Path(__file__).parent / "report" / "experiments"
+    found = re.compile(r"@reproduction\(\s*[\"']([a-z][a-z0-9_]*)[\"']")
+    names = [n for f in sorted(folder.glob("*.py")) for n in found.findall(f.read_text())]
+    registry = sys.modules.get("dltheory.report.registry")
+    if loaded and registry is not None:  # in-process callers (tests) may register more
+        names += [n for n in registry.REGISTRY if n not in names]
+    return names
+
+
+def check_only(only: Sequence[str] | None) -> None:
+    """--only names registered reproductions (checked before torch is imported)."""
+    known = reproduction_names()
+    for name in only or ():
+        if name not in known:
+            import difflib
+
+            close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+            hint = f"Did you mean {', '.join(close)}? " if close else ""
+            raise CliError(message("--only", "the name of a reproduction", name,
+                                   f"{hint}List them with 'dltheory report --list'"))  # fmt: skip
 
 
 def check_plot_path(path: Path | None) -> Path | None:
@@ -197,40 +247,70 @@ def matrix_table(title: str, matrix, column: str = "x"):
 
 
 def critical_defaults(act, c_w: float | None, c_b: float | None) -> tuple[float, float, str]:
-    """(C_w, C_b, where they come from): the activation's critical point by default."""
-    from .criticality import critical_point
+    """(C_w, C_b, where they come from): ``MLP``'s own rule (the activation's critical
+    point; C_w = 1, C_b = 0 where it has none), so the library and the CLI agree."""
+    from .spec.mlp import default_variances
 
-    if c_w is not None and c_b is not None:
-        return c_w, c_b, "given"
-    point = critical_point(act)
-    if point.c_w is None:
-        raise CliError(
-            message("--c-w", "given (with --c-b)", c_w,
-                     f"{act.name} has no critical point to default to: {point.reason}")
-        )  # fmt: skip
-    source = "critical point" if c_w is None and c_b is None else "given / critical point"
-    return (point.c_w if c_w is None else c_w), (point.c_b if c_b is None else c_b), source
+    return tuple(default_variances(act, c_w, c_b))  # type: ignore[return-value]
 
 
-def read_input(path: Path):
-    """The user's inputs from .npy or .csv, as a float64 (n, dim) tensor."""
+def _csv_rows(path: Path) -> list[list[float]]:
+    """Rows of numbers of a CSV file, with the row and column of the first bad field."""
+    import csv
+
+    rows: list[list[float]] = []
+    with open(path, newline="") as handle:
+        for number, row in enumerate(csv.reader(handle), start=1):
+            if not row or (len(row) == 1 and not row[0].strip()) or row[0].startswith("#"):
+                continue  # blank lines and comments, as numpy.loadtxt skips them
+            try:
+                rows.append([float(field) for field in row])
+            except ValueError:
+                bad = next(f for f in row if not _is_float(f))
+                fix = "Remove the header line" if not rows else "Keep only numbers"
+                raise CliError(message("--input", "a CSV file of numbers", bad,
+                                       f"{path}, line {number}: {fix}")) from None  # fmt: skip
+            if len(rows[-1]) != len(rows[0]):
+                raise CliError(message(
+                    "--input", "a CSV file with the same number of columns on every line",
+                    f"{len(rows[0])} columns, then {len(rows[-1])} on line {number}",
+                    f"Give every line of {path} {len(rows[0])} values",
+                ))  # fmt: skip
+    return rows
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def load_input(path: Path):
+    """The user's inputs from .npy or .csv as a float64 (n, dim) NumPy array.
+
+    Everything that can be wrong with the file is refused here, naming --input, before
+    torch is imported; numpy's own messages (and their advice) are not passed on.
+    """
     import numpy as np
-    import torch
 
+    suffix = path.suffix.lower()
+    if suffix not in (".npy", ".csv"):
+        raise CliError(message("--input", "a .npy or .csv file", str(path)))
     if not path.is_file():
         raise CliError(message("--input", "an existing .npy or .csv file", str(path)))
-    suffix = path.suffix.lower()
     try:
-        if suffix == ".npy":
-            data = np.load(path, allow_pickle=False)
-        elif suffix == ".csv":
-            data = np.loadtxt(path, delimiter=",", ndmin=2)
+        if suffix == ".csv":
+            data = np.array(_csv_rows(path), dtype=np.float64)
         else:
-            raise CliError(message("--input", "a .npy or .csv file", str(path)))
-    except (ValueError, OSError) as err:
-        raise CliError(message("--input", "a readable array of numbers", str(path),
-                                " ".join(str(err).split())[:120])) from err  # fmt: skip
-    data = np.asarray(data, dtype=np.float64)
+            data = np.load(path, allow_pickle=False)
+            if not np.issubdtype(data.dtype, np.number) or np.iscomplexobj(data):
+                raise ValueError(data.dtype)
+            data = data.astype(np.float64)
+    except (ValueError, OSError, EOFError, UnicodeDecodeError):
+        what = "a CSV file of numbers" if suffix == ".csv" else "a NumPy array of real numbers"
+        raise CliError(message("--input", f"{what} (n rows, dim columns)", str(path))) from None
     if data.ndim == 1:
         data = data[:, None]
     if data.ndim != 2 or data.shape[0] == 0 or data.shape[1] == 0:
@@ -238,7 +318,14 @@ def read_input(path: Path):
                                 f"shape {data.shape}"))  # fmt: skip
     if not np.isfinite(data).all():
         raise CliError(message("--input", "finite numbers (no NaN or inf)", str(path)))
-    return torch.from_numpy(data)
+    return data
+
+
+def read_input(path: Path):
+    """The user's inputs from .npy or .csv, as a float64 (n, dim) tensor."""
+    import torch
+
+    return torch.from_numpy(load_input(path))
 
 
 def criticality_figure(path: Path, act, point, depth: int) -> None:

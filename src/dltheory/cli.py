@@ -34,8 +34,10 @@ from ._cli_support import (
     ACTIVATIONS,
     CliError,
     check_activation,
+    check_activation_params,
     check_int,
     check_memory,
+    check_only,
     check_plot_path,
     check_variance,
     click_errors,
@@ -46,11 +48,11 @@ from ._cli_support import (
     fmt,
     keep_interrupts,
     list_reproductions,
+    load_input,
     matrix_table,
     message,
     option_flags,
     print_json,
-    read_input,
     setup_torch,
     status,
 )
@@ -144,21 +146,28 @@ def kernel(
         check_int("--threads", threads, 1)
     if width is not None:
         check_int("--width", width, 1)
+    elif parametrization == "standard":
+        raise CliError(message("--width", "given with --parametrization standard", None,
+                               "The standard-parametrisation NTK grows with the width: pass "
+                               "--width N, or use --parametrization ntk"))  # fmt: skip
+    params = check_activation_params(activation, slope=slope, alpha=alpha)
+    data = None
     if input_file is None:
         check_memory("--n", n, 40.0 * n * n, f"a {n} x {n} kernel")
+    else:  # the file is read and checked before torch is imported
+        data = load_input(input_file)
+        n, dim = data.shape
+        check_memory("--input", str(input_file), 40.0 * n * n, f"a {n} x {n} kernel")
     dev = setup_torch(device, threads)
     import torch
 
     from .activations import activation as lookup_activation
     from .spec import MLP
 
-    params = {k: v for k, v in {"slope": slope, "alpha": alpha}.items() if v is not None}
     act = lookup_activation(activation, **params)
     c_w, c_b, source = critical_defaults(act, c_w, c_b)
-    if input_file is not None:
-        x = read_input(input_file)
-        n, dim = x.shape
-        check_memory("--input", str(input_file), 40.0 * n * n, f"a {n} x {n} kernel")
+    if data is not None:
+        x = torch.from_numpy(data)
     else:
         generator = torch.Generator().manual_seed(seed)
         x = torch.randn(n, dim, generator=generator, dtype=torch.float64)
@@ -217,10 +226,10 @@ def criticality(
     activation = check_activation(activation)
     depth = check_int("--depth", depth, 1)
     plot = check_plot_path(plot)
+    params = check_activation_params(activation, slope=slope, alpha=alpha)
     from .activations import activation as lookup_activation
     from .criticality import chi_parallel, chi_perp, critical_point, k_star_zero_decay
 
-    params = {k: v for k, v in {"slope": slope, "alpha": alpha}.items() if v is not None}
     act = lookup_activation(activation, **params)
     point = critical_point(act)
     k_eval = chi_par = chi_per = a_1 = None
@@ -403,6 +412,7 @@ def report(
     check_int("--seed", seed, 0)
     if threads is not None:
         check_int("--threads", threads, 1)
+    check_only(only)
     if list_:
         list_reproductions(only)
         return

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch.func import functional_call, jacrev
 
 from dltheory import MLP, train
 from dltheory.dynamics import (
@@ -47,21 +48,52 @@ def test_wide_two_layer_relu_stays_under_envelope_and_ntk_above_half_lambda_0():
     pred = du_prediction(lam0, traj.values["loss"][0], n, width, lr, 200)
     assert np.all(traj.values["loss"] <= pred.envelope[traj.steps] * (1 + 1e-12))
     assert np.all(traj.values["ntk_lambda_min"] >= pred.ntk_floor)
-    assert width_condition_notes(n, traj.values["loss"][0], lam0) > 0
+    # The course's sufficient width 16 N^2 L(0) / lambda_0^2, with L(0) recomputed from the
+    # untrained net's outputs (L = 1/(2N) sum (f - y)^2): about 6e4 here, far above the
+    # 4096 that already converges inside the envelope -- sufficient, not necessary.
+    with torch.no_grad():
+        loss0 = float(
+            0.5 * (spec.sample(width, seed=0, dtype=torch.float64)(x) - y).square().mean()
+        )
+    assert loss0 == pytest.approx(traj.values["loss"][0], rel=1e-12)
+    needed = width_condition_notes(n, loss0, lam0)
+    assert needed == pytest.approx(16 * n**2 * loss0 / lam0**2, rel=1e-12)
+    assert needed > 10 * width
 
 
-def test_per_neuron_movement_below_r_prime():
+def test_per_neuron_movement_matches_the_linearised_dynamics_and_stays_below_r_prime():
     x = _unit_inputs()
     y = torch.ones(6, 1, dtype=torch.float64)
     spec = du_two_layer_spec(3)
     lam0 = lambda_0(spec, x)
     net = spec.sample(4096, seed=1, dtype=torch.float64)
-    w0 = net[0].weight.detach().clone() * net[0].w_mult
+    w0 = net[0].weight.detach().clone()
     lr = 0.5 * 6 / float(torch.linalg.eigvalsh(spec.kernel(x).ntk)[-1])
+    # Independent value: GD on the linearisation around init moves the trained weights by
+    # -(eta/N) J^T sum_k (I - eta Theta / N)^k (u(0) - y), J the (6, 4096 x 3) Jacobian at
+    # init and Theta = J J^T (dense float64).
+    params = {"0.weight": net[0].weight.detach().clone()}
+    jac = jacrev(lambda p: functional_call(net, p, (x,)).squeeze(-1))(params)["0.weight"]
+    jac = jac.reshape(6, -1)
+    with torch.no_grad():
+        r = (net(x) - y).squeeze(-1)
+    summed = torch.zeros(6, dtype=torch.float64)
+    for _ in range(100):
+        summed += r
+        r = r - lr / 6 * (jac @ (jac.T @ r))
+    predicted = (-(lr / 6) * jac.T @ summed).reshape(w0.shape) * net[0].w_mult
     traj = train(net, x, y, lr=lr, steps=100)
-    moved = (net[0].weight.detach() * net[0].w_mult - w0).norm(dim=1).max()
+    moved = (net[0].weight.detach() - w0) * net[0].w_mult
+    # Measured: the largest per-neuron movement 0.439 against 0.427 linearised (3 %), the
+    # total 5.39 against 5.34 (1 %). The linearisation error is O(|dw_r| / |w_r|) for the
+    # few neurons whose ReLU pattern flips (up to 0.25 here): 10 % and 5 % allowed.
+    assert float(moved.norm(dim=1).max()) == pytest.approx(
+        float(predicted.norm(dim=1).max()), rel=0.10
+    )
+    assert float(moved.norm()) == pytest.approx(float(predicted.norm()), rel=0.05)
+    # Du et al.'s R' (2.93 here) is a bound, about 7x above the measured 0.439.
     pred = du_prediction(lam0, traj.values["loss"][0], 6, 4096, lr, 100)
-    assert float(moved) <= pred.weight_movement
+    assert float(moved.norm(dim=1).max()) <= pred.weight_movement
 
 
 def test_closed_forms_and_errors():

@@ -35,7 +35,9 @@ def test_table_rows():
 
 
 def test_finite_init_variances_follow_the_table():
-    net = MLP(1, "relu", parametrization="mup").sample(4000, in_dim=3, seed=0, dtype=torch.float64)
+    net = MLP(1, "relu", c_w=1.0, parametrization="mup").sample(
+        4000, in_dim=3, seed=0, dtype=torch.float64
+    )
     w_out = net[2].weight.detach() * net[2].w_mult
     # Var W_out = 1 / n^2: the sample variance of 4000 entries has relative SE sqrt(2/4000)
     assert abs(float(w_out.var()) * 4000**2 - 1) < 5 * (2 / 4000) ** 0.5

@@ -1,4 +1,4 @@
-"""JL: the 8 ln k / eps^2 dimension, the exact union bound, measured worst distortion."""
+"""JL: both dimensions (distances, squared), the exact union bound, measured distortion."""
 
 import math
 
@@ -19,13 +19,38 @@ def test_dimension_and_bound():
         assert jl_failure_bound(k, m, eps) <= math.exp(0.5) / k**2
 
 
-def test_per_pair_probability_matches_simulation():
+def test_squared_distance_dimension_is_dasgupta_gupta():
+    # Dasgupta & Gupta (2003), Theorem 2.1: m >= 4 ln k / (eps^2/2 - eps^3/3).
+    for k, eps in [(10, 0.3), (100, 0.5), (1000, 0.1)]:
+        m = jl_dimension(k, eps, preserve="squared_distances")
+        assert m == math.ceil(4 * math.log(k) / (eps**2 / 2 - eps**3 / 3))
+        # Their Lemma 2.2: each tail of chi2_m / m at b = 1 -+ eps is at most
+        # exp(m/2 (1 - b + ln b)), and both are <= 1/k^2 at this m, so the union bound is
+        # at most binom(k, 2) 2/k^2 = (k - 1)/k (success with probability >= 1/k).
+        chernoff = sum(math.exp(m / 2 * (1 - b + math.log(b))) for b in (1 - eps, 1 + eps))
+        assert chernoff <= 2 / k**2
+        bound = jl_failure_bound(k, m, eps, preserve="squared_distances")
+        assert bound <= math.comb(k, 2) * chernoff <= (k - 1) / k
+    # 100 points, eps = 0.5: 4 ln 100 / (1/8 - 1/24) = 221.05 (and 8 ln 100 / 0.25 = 147.4)
+    assert jl_dimension(100, 0.5, preserve="squared_distances") == 222
+    assert jl_dimension(100, 0.5) == 148
+
+
+@pytest.mark.parametrize(("preserve", "power"), [("distances", 2), ("squared_distances", 1)])
+def test_per_pair_probability_matches_simulation(preserve, power):
     # One pair, m = 10, eps = 0.3: the chi-square formula vs 4000 projections (binomial SE).
     m, eps, runs = 10, 0.3, 4000
     gen = torch.Generator().manual_seed(0)
     x = torch.tensor([[0.0] * 20, [1.0] + [0.0] * 19], dtype=torch.float64)
-    out = [jl_distortion(x, random_projection(x, m, generator=gen)) > eps for _ in range(runs)]
-    p = jl_failure_bound(2, m, eps)  # one pair: the bound is the exact probability
+    out = [
+        jl_distortion(x, random_projection(x, m, generator=gen), preserve=preserve) > eps
+        for _ in range(runs)
+    ]
+    p = jl_failure_bound(2, m, eps, preserve=preserve)  # one pair: the exact probability
+    # independently: |A u|^2 / |u|^2 ~ chi2_m / m, outside [(1-eps)^power, (1+eps)^power]
+    assert p == pytest.approx(
+        st.chi2.cdf(m * (1 - eps) ** power, m) + st.chi2.sf(m * (1 + eps) ** power, m)
+    )
     freq = float(np.mean(out))
     assert abs(freq - p) < 4 * math.sqrt(p * (1 - p) / runs)
 
@@ -50,11 +75,18 @@ def test_distortion_of_known_maps():
     )
     assert jl_distortion(x, x @ q) < 1e-12  # rotations keep every distance
     assert jl_distortion(x, 3 * x) == pytest.approx(2.0)
+    assert jl_distortion(x, 3 * x, preserve="squared_distances") == pytest.approx(8.0)
 
 
 def test_errors():
     with pytest.raises(ValueError, match="eps must be in \\(0, 1\\)"):
         jl_dimension(10, 1.5)
+    with pytest.raises(ValueError, match=r"eps must be large enough for a dimension below 2\^53"):
+        jl_dimension(100, 1e-300)  # was a ZeroDivisionError (eps^2 underflows)
+    with pytest.raises(ValueError, match=r"eps must be in \(0, 1\)\. Got 0\.0\."):
+        jl_failure_bound(10, 5, 0.0)
+    with pytest.raises(ValueError, match="preserve must be one of 'distances'"):
+        jl_dimension(10, 0.5, preserve="squared")
     with pytest.raises(ValueError, match="n_points must be an integer >= 2"):
         jl_dimension(1, 0.5)
     with pytest.raises(ValueError, match="x must be of distinct rows"):
