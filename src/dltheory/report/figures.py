@@ -3,17 +3,27 @@
 No ``pyplot``: figures are plain ``Figure`` objects rendered by
 ``FigureCanvasAgg``, so the report never touches global backend state and runs
 headless.
+
+Before a figure is rendered, :func:`tidy` fixes what a reader trips over and a
+reproduction easily forgets: log axes label their decades only (no crowded
+minor labels), an axis whose data are all integers (depths, layers, widths on a
+linear scale) gets integer ticks, and a legend that covers data points moves
+outside the axes.
 """
 
 from __future__ import annotations
 
 import io
 
+import numpy as np
 from matplotlib import rc_context
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import Collection
 from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter, MaxNLocator, NullFormatter
 
-__all__ = ["PNG_SIGNATURE", "is_svg", "new_figure", "png_bytes", "svg_bytes"]
+__all__ = ["PNG_SIGNATURE", "is_svg", "new_figure", "png_bytes", "svg_bytes", "tidy"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -39,6 +49,80 @@ def new_figure(ncols: int = 1, *, width: float = 5.0, height: float = 3.6) -> tu
     return fig, list(axes)
 
 
+def _points(ax: Axes) -> np.ndarray:
+    """Every plotted data point of ``ax`` (lines, markers, scatter), in data coordinates."""
+    parts = [np.asarray(line.get_xydata(), dtype=float).reshape(-1, 2) for line in ax.lines
+             if line.get_visible() and line.get_label() != "_nolegend_"]  # fmt: skip
+    for coll in ax.collections:
+        if isinstance(coll, Collection) and coll.get_visible():
+            offsets = np.asarray(coll.get_offsets(), dtype=float).reshape(-1, 2)
+            if len(offsets) > 1:
+                parts.append(offsets)
+    pts = np.concatenate(parts) if parts else np.empty((0, 2))
+    return pts[np.all(np.isfinite(pts), axis=1)]
+
+
+def _integer_ticks(ax: Axes, pts: np.ndarray) -> None:
+    # Lines spanning the whole axis (axhline/axvline) use axes coordinates; skip them.
+    data = [np.asarray(line.get_xdata(), dtype=float) for line in ax.lines
+            if line.get_transform() == ax.transData]  # fmt: skip
+    xs = np.concatenate(data) if data else pts[:, 0]
+    xs = xs[np.isfinite(xs)]
+    if ax.get_xscale() == "linear" and xs.size and np.all(xs == np.round(xs)):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _log_ticks(ax: Axes) -> None:
+    for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
+        if scale != "log":
+            continue
+        lo, hi = sorted(axis.get_view_interval())
+        if lo > 0 and np.log10(hi / lo) < 1.0:
+            # Less than a decade: a few plain ticks ("3", "4", "5"), not 10^x labels.
+            axis.set_major_locator(MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]))
+            axis.set_major_formatter(FormatStrFormatter("%g"))
+        axis.set_minor_formatter(NullFormatter())
+
+
+def _legend_covers_data(ax: Axes, pts: np.ndarray) -> bool:
+    legend = ax.get_legend()
+    if legend is None or not len(pts):
+        return False
+    box = legend.get_window_extent()
+    disp = ax.transData.transform(pts)
+    inside = ((disp[:, 0] > box.x0) & (disp[:, 0] < box.x1)
+              & (disp[:, 1] > box.y0) & (disp[:, 1] < box.y1))  # fmt: skip
+    return bool(inside.any())
+
+
+def tidy(fig: Figure) -> Figure:
+    """Fix tick labels and legends of every axes of ``fig`` in place (module docstring).
+
+    Returns ``fig``. :func:`png_bytes` and :func:`svg_bytes` call it.
+
+    >>> fig, (ax,) = new_figure()
+    >>> _ = ax.plot([1, 2, 3], [1.0, 2.0, 3.0])
+    >>> ticks = tidy(fig).axes[0].get_xticks()
+    >>> bool(all(t == int(t) for t in ticks))
+    True
+    """
+    axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    for ax in axes:
+        pts = _points(ax)
+        _integer_ticks(ax, pts)
+        _log_ticks(ax)
+    fig.canvas.draw()  # legend positions are known after a draw
+    for ax in axes:
+        if _legend_covers_data(ax, _points(ax)):
+            old = ax.get_legend()
+            size = old.get_texts()[0].get_fontsize() if old.get_texts() else 8
+            handles, labels = old.legend_handles, [t.get_text() for t in old.get_texts()]
+            # Below the axes (under the x label); constrained layout makes room for it.
+            ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.2),
+                      fontsize=size, ncols=min(len(labels), 2), frameon=False)  # fmt: skip
+    return fig
+
+
 def png_bytes(fig: Figure, *, dpi: int = 220) -> bytes:
     """Render ``fig`` to PNG bytes at 2x resolution (the report embeds them as base64).
 
@@ -47,6 +131,7 @@ def png_bytes(fig: Figure, *, dpi: int = 220) -> bytes:
     True
     """
     buffer = io.BytesIO()
+    tidy(fig)
     fig.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
 
@@ -59,6 +144,7 @@ def svg_bytes(fig: Figure) -> bytes:
     True
     """
     buffer = io.BytesIO()
+    tidy(fig)
     with rc_context({"svg.fonttype": "path", "svg.hashsalt": "dltheory"}):
         fig.savefig(buffer, format="svg", metadata={"Date": None})
     return buffer.getvalue()

@@ -272,9 +272,13 @@ def _figure(sizes: _Sizes, fit: _Fit, kurtosis, cov_rel, cov_noise) -> bytes:
     right.plot(widths.numpy(), cov_rel, "o-", label="max |Cov - K| / K over input pairs")
     right.plot(widths.numpy(), cov_noise, "x:", color="gray", label="Monte-Carlo stderr / K")
     right.plot(
-        fine.numpy(), (_COV_BIAS / fine).numpy(), "--", color="tab:red", lw=1,
+        fine.numpy(),
+        (_COV_BIAS / fine).numpy(),
+        "--",
+        color="tab:red",
+        lw=1,
         label=f"allowed O(1/n) bias, {_COV_BIAS:g} / n",
-    )  # fmt: skip
+    )
     right.set(ylabel="relative deviation from the NNGP", title="output covariance vs NNGP")
     for ax in (left, right):
         ax.set(xscale="log", yscale="log", xlabel="width n")
