@@ -14,6 +14,7 @@ outside the axes.
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 from matplotlib import rc_context
@@ -111,7 +112,9 @@ def tidy(fig: Figure) -> Figure:
         pts = _points(ax)
         _integer_ticks(ax, pts)
         _log_ticks(ax)
-    fig.canvas.draw()  # legend positions are known after a draw
+    with warnings.catch_warnings():  # "loc='best' can be slow": it is timed, not wrong
+        warnings.simplefilter("ignore", UserWarning)
+        fig.canvas.draw()  # legend positions are known after a draw
     for ax in axes:
         if _legend_covers_data(ax, _points(ax)):
             old = ax.get_legend()
