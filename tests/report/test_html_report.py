@@ -83,7 +83,7 @@ def test_exact_values_are_shown_as_exact():
                       kind="exact", tolerance="C ± 3")  # fmt: skip
     page = _page(outcome)
     assert '<td class="num">8</td>' in page and "8 ± 0" not in page and "n = 1" not in page
-    assert "exact, Δ = -2" in page
+    assert "exact, Δ = -2 (-20 %)" in page
 
 
 def test_reader_problems_are_found():

@@ -73,7 +73,8 @@ def _is_vector(value: Any) -> bool:
 
 
 def _signed(value: float) -> str:
-    return fmt(value) if value < 0 else "+" + fmt(value)
+    """A margin or difference to 3 significant digits, with its sign."""
+    return f"{value:+.3g}"
 
 
 def _diffs(result: Result) -> list[float] | None:
@@ -98,7 +99,12 @@ def check_text(result: Result) -> str:
         if not diffs:
             return "exact"
         worst = max(diffs, key=abs)
-        return "exact, equal" if worst == 0 else f"exact, Δ = {_signed(worst)}"
+        if worst == 0:
+            return "exact, equal"
+        pred = result.prediction
+        rel = (f" ({100 * worst / pred:+.2g} %)" if isinstance(pred, int | float)
+               and not isinstance(pred, bool) and pred != 0 else "")  # fmt: skip
+        return f"exact, Δ = {_signed(worst)}{rel}"
     return "—" if result.max_z is None else f"|z| = {result.max_z:.2f}"
 
 
