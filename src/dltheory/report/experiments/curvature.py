@@ -190,9 +190,12 @@ def hessian_class_outliers(quick: bool = False, seed: int = 0) -> Outcome:
     )
 
 
-# (samples, width, Adam steps); samples: a balanced subset of load_digits (None: all 1797).
+# (samples, width, Adam steps); samples: a balanced subset of load_digits. With all 1797
+# digits this 64-64 MLP interpolates only late (step ~400) and NC1 then falls < 2x in
+# 20,000 steps; 300 digits (30 per class) keep it in the regime of Papyan et al., whose
+# networks fit their training sets early and then train hundreds of epochs past it.
 _NC_QUICK = (200, 64, 1000)
-_NC_FULL = (None, 64, 20000)
+_NC_FULL = (300, 64, 20000)
 
 
 @reproduction(
@@ -214,10 +217,10 @@ def neural_collapse_training(quick: bool = False, seed: int = 0) -> Outcome:
 
     The set-up of the terminal phase in Papyan, Han & Donoho (2020) and Han, Papyan &
     Donoho (2022): the MSE loss on one-hot targets with weight decay (an L2 penalty
-    of 1e-3, as ``torch.optim.Adam(weight_decay=...)`` adds it to the gradient) and a
-    ReLU network, trained long past zero error. Without weight decay (cross-entropy,
-    Adam) features keep growing and NC1 falls only about 3x (issue of the first
-    version of this reproduction).
+    of 1e-3, as ``torch.optim.Adam(weight_decay=...)`` adds it to the gradient), a
+    step decay of the learning rate, and a ReLU network trained long past zero
+    error (20,000 full-batch steps; quick: 1,000 on 200 digits). With cross-entropy,
+    a tanh net and no weight decay, NC1 fell only 3x past zero error.
     """
     n, width, steps = _NC_QUICK if quick else _NC_FULL
     lr, weight_decay, factor = 1e-2, 1e-3, 10.0
@@ -226,6 +229,8 @@ def neural_collapse_training(quick: bool = False, seed: int = 0) -> Outcome:
     body, head = net[:-1], net[-1]
     target = torch.nn.functional.one_hot(y, _C).to(x.dtype)
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
+    # Step decay of the learning rate (/10 at 1/2 and 3/4 of training), as Papyan et al.
+    schedule = torch.optim.lr_scheduler.MultiStepLR(opt, [steps // 2, 3 * steps // 4], 0.1)
     checkpoints = set(np.unique(np.geomspace(10, steps, 24).astype(int)).tolist())
     rows, zero_error_step = [], None
 
@@ -250,6 +255,7 @@ def neural_collapse_training(quick: bool = False, seed: int = 0) -> Outcome:
                 # Han et al. (2022): (1/2N) sum_i |f(x_i) - e_{y_i}|^2.
                 (0.5 * ((out - target) ** 2).sum(1).mean()).backward()
                 opt.step()
+                schedule.step()
     steps_arr = np.array([r[0] for r in rows])
     nc1 = np.array([r[2].nc1 for r in rows])
     nc2 = np.array([r[2].max_angle_means for r in rows])
@@ -338,6 +344,7 @@ def neural_collapse_training(quick: bool = False, seed: int = 0) -> Outcome:
             "optimizer": "Adam",
             "lr": lr,
             "weight_decay": weight_decay,
+            "lr_schedule": "x0.1 at 1/2 and 3/4 of the steps",
             "activation": "relu",
             "seed": seed,
         },
