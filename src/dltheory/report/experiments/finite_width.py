@@ -175,7 +175,7 @@ def gaussian_outputs(quick: bool = False, seed: int = 0) -> Outcome:
             f"slope {fit.slope:.3f} ± {fit.stderr:.3f} (asymptotic -1; exact finite-width "
             f"{exact_fit.slope:.3f}); kurtosis at width {widths[-1]}: {k_mean[-1]:.3f} ± "
             f"{k_se[-1]:.3f} vs exact {exact[-1]:.3f}; covariance max rel. deviation "
-            f"{cov_rel[-1]:.2%} (max |z| {cov_z[-1]:.1f})"
+            f"{cov_rel[-1]:.2%} (max |z| {cov_z[-1]:.2f})"
         ),
         parameters={
             **asdict(sizes),

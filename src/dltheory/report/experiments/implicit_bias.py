@@ -433,7 +433,7 @@ def sgd_entropic_force(quick: bool = False, seed: int = 0) -> Outcome:
             f"vs {predicted:.4f}; Δ tr H = {float(run.curvature_change.mean):.3f}; "
             f"walk slow mass {float(walk.slow_mass.mean):.4f} ± {float(walk.slow_mass.stderr):.4f} "
             f"vs lattice {lattice:.4f} (continuum 0.8; the sqrt(2):1 ratio {notes:.3f} is "
-            f"rejected at z = {z_notes:.0f})"
+            f"rejected at |z| = {abs(z_notes):.2f})"
         ),
         parameters={
             "x0": x0,
