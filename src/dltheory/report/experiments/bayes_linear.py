@@ -300,7 +300,11 @@ def product_norm_lognormal(quick: bool = False, seed: int = 0) -> Outcome:
         "pairwise distance within 1 +- eps, except with probability at most the union bound."
     ),
     topic="entropy and widths",
-    reference="Dasgupta & Gupta (2003)",
+    reference=(
+        "Johnson & Lindenstrauss (1984); the distance form m >= 8 ln k / eps^2 from Gaussian "
+        "concentration (Boucheron, Lugosi & Massart 2013, Thm 5.6), not Dasgupta & Gupta "
+        "(2003), whose bound is for squared distances"
+    ),
 )
 def jl_distortion_vs_m(quick: bool = False, seed: int = 0) -> Outcome:
     """Worst distortion over projections at each m; failures against the binomial bound."""
