@@ -16,8 +16,8 @@ _RUNS = {
 
 
 @pytest.mark.parametrize("name", list(_RUNS))
-def test_quick_reproduction_passes_with_a_figure(name):
-    result = _RUNS[name](quick=True, seed=0)
+def test_quick_reproduction_passes_with_a_figure(quick_outcome, name):
+    result = quick_outcome(name)
     assert result.verdict is True, result.summary
     assert result.figure is not None and result.figure.startswith(PNG_SIGNATURE)
 

@@ -15,6 +15,8 @@ from dltheory.report.experiments.criticality import (
 )
 from dltheory.report.figures import PNG_SIGNATURE
 
+from .conftest import reader_problems
+
 
 def test_exact_decay_matches_a_naive_quadrature_recursion():
     # Independent reference: Gauss-Hermite (NumPy, 200 nodes) for E_K[tanh(z)^2].
@@ -29,6 +31,7 @@ def test_exact_decay_matches_a_naive_quadrature_recursion():
 
 def test_tanh_critical_decay_quick_passes_with_a_figure():
     outcome = tanh_critical_decay(quick=True, seed=0)
+    assert reader_problems("tanh_critical_decay", outcome) == []
     assert outcome.verdict is True
     assert outcome.figure is not None and outcome.figure.startswith(PNG_SIGNATURE)
     assert abs(outcome.details["l_k_at_10000"] - 0.5) <= 0.005
@@ -57,6 +60,7 @@ def test_he_init_relu_plumbing(monkeypatch):
 
     _tiny(monkeypatch)
     outcome = he_init_relu(quick=True, seed=0)
+    assert reader_problems("he_init_relu", outcome) == []
     assert outcome.figure.startswith(PNG_SIGNATURE)
     assert len(outcome.prediction) == 7
     assert outcome.prediction[0] == 0.0  # orthogonal inputs at layer 1 (C_b = 0)

@@ -8,6 +8,8 @@ from dltheory.report import registered
 from dltheory.report.experiments import MODULES
 from dltheory.report.figures import PNG_SIGNATURE
 
+from .conftest import reader_problems
+
 
 def _tiny(monkeypatch) -> None:
     from dltheory.report.experiments import depth_scales as d
@@ -22,6 +24,7 @@ def test_correlation_depth_scale_plumbing(monkeypatch):
 
     _tiny(monkeypatch)
     outcome = correlation_depth_scale(quick=True, seed=0)
+    assert reader_problems("correlation_depth_scale", outcome) == []
     assert outcome.figure is not None and outcome.figure.startswith(PNG_SIGNATURE)
     assert len(outcome.prediction) == 2
     # Predictions are -1 / log chi_c at the two points (ordered: chi_c = chi_perp(K*)).
@@ -36,6 +39,7 @@ def test_phase_diagram_measured_plumbing(monkeypatch):
 
     _tiny(monkeypatch)
     outcome = phase_diagram_measured(quick=True, seed=0)
+    assert reader_problems("phase_diagram_measured", outcome) == []
     assert outcome.details["theory_phase"] == ["ordered", "chaotic"]
     assert outcome.details["measured_phase"] == ["ordered", "chaotic"]
     assert outcome.verdict is True

@@ -8,6 +8,8 @@ import pytest
 from dltheory.report.experiments import finite_corrections
 from dltheory.report.experiments.finite_corrections import fit_one_over_n
 
+from .conftest import reader_problems
+
 
 def test_fit_matches_numpy_weighted_least_squares():
     widths = [16, 32, 64, 128]
@@ -28,6 +30,7 @@ def test_reproduction_at_a_tiny_size(monkeypatch):
     tiny = finite_corrections._Sizes(depth=3, widths=(8, 16, 32), samples=1 << 14, work=1 << 18)
     monkeypatch.setattr(finite_corrections, "_QUICK", tiny)
     outcome = finite_corrections.fourth_cumulant_1n(quick=True, seed=2)
+    assert reader_problems("fourth_cumulant_1n", outcome) == []
     assert outcome.details["widths"] == [8, 16, 32]
     assert outcome.details["n_networks"] == [4096, 1024, 512]
     # GELU at C_w = 1.5, C_b = 0.1, layer 3: the predicted coefficients are positive.

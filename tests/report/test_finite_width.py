@@ -17,6 +17,8 @@ from dltheory.report.experiments.finite_width import (
     loglog_slope,
 )
 
+from .conftest import reader_problems
+
 
 @pytest.mark.parametrize(
     ("name", "draw", "kappa"),
@@ -82,4 +84,5 @@ def test_gaussian_outputs_plumbing_at_a_tiny_size(monkeypatch):
 @pytest.mark.slow
 def test_gaussian_outputs_quick_passes():
     outcome = finite_width.gaussian_outputs(quick=True, seed=0)
+    assert reader_problems("gaussian_outputs", outcome) == []
     assert outcome.verdict is True

@@ -7,12 +7,15 @@ import pytest
 from dltheory.report.experiments import path_counting
 from dltheory.report.figures import PNG_SIGNATURE
 
+from .conftest import reader_problems
+
 
 @pytest.mark.parametrize(
     "run", [path_counting.relu_lognormal_jacobian, path_counting.relu_ntk_diagonal_mean]
 )
 def test_quick_reproduction_passes(run):
     outcome = run(quick=True, seed=0)
+    assert reader_problems(run.__name__, outcome) == []
     assert outcome.verdict, outcome.summary
     assert outcome.figure.startswith(PNG_SIGNATURE)
     cells = outcome.details["cells"]

@@ -6,9 +6,12 @@ import numpy as np
 
 from dltheory.report.experiments.propagation import fan_in_variance
 
+from .conftest import reader_problems
+
 
 def test_fan_in_variance_quick_passes_and_predicts_the_closed_form():
     outcome = fan_in_variance(quick=True, seed=0)
+    assert reader_problems("fan_in_variance", outcome) == []
     x = np.array(outcome.details["input"])
     depth = outcome.parameters["depth"]
     # He initialisation: 2 |x|^2 / n_0 at each of the depth + 1 Dense layers.

@@ -8,11 +8,14 @@ from dltheory.report.experiments import regions
 from dltheory.report.figures import PNG_SIGNATURE
 from dltheory.report.registry import REGISTRY
 
+from .conftest import reader_problems
+
 
 @pytest.mark.parametrize("name", ["region_density", "sawtooth_pieces", "region_map_2d"])
 def test_quick_reproduction_passes(name):
     assert REGISTRY[name].topic == "linear regions"
     outcome = REGISTRY[name].run(quick=True, seed=0)
+    assert reader_problems(name, outcome) == []
     assert outcome.verdict, outcome.summary
     assert outcome.figure.startswith(PNG_SIGNATURE)
 

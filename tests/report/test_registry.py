@@ -70,3 +70,24 @@ def test_every_topic_module_is_listed_and_loaded():
     ]
     for rep in reps.values():
         assert rep.title.strip() and rep.claim.strip() and rep.topic.strip()
+
+
+def test_every_reproduction_is_read_as_the_report_reader_would():
+    """Each registered reproduction's quick outcome goes through the reader check.
+
+    The check (``reader_problems``: labels, tolerances, no z-score on a bound) runs in
+    the ``quick_outcome`` fixture or by an explicit call; a test module that names a
+    reproduction must use one of the two.
+    """
+    from pathlib import Path
+
+    from dltheory.report import registered
+
+    here = Path(__file__).parent
+    texts = [
+        p.read_text()
+        for p in here.glob("test_*.py")
+        if "quick_outcome" in p.read_text() or "reader_problems(" in p.read_text()
+    ]
+    missing = [name for name in registered() if not any(name in text for text in texts)]
+    assert missing == []

@@ -106,3 +106,24 @@ def test_bad_arguments(tmp_path):
     assert not (tmp_path / "new").exists()
     with pytest.raises(ValueError, match=r"^seed must be an integer >= 0"):
         run_report(tmp_path, seed=-1, progress=False, registry=_registry(a=_passing))
+
+
+def test_quick_runs_use_one_thread_and_full_runs_keep_the_default(tmp_path):
+    import torch
+    from threadpoolctl import threadpool_info
+
+    seen = {}
+
+    def run(quick=False, seed=0):
+        blas = [pool["num_threads"] for pool in threadpool_info()]
+        seen[quick] = (torch.get_num_threads(), blas)
+        return Outcome(1.0, Estimate(1.0, 0.1, 4), True, "rule", label="x", tolerance="1σ")
+
+    registry = {"threads": Reproduction("threads", "T", "C.", run)}
+    before = torch.get_num_threads()
+    run_report(tmp_path / "q", quick=True, progress=False, registry=registry)
+    assert seen[True][0] == 1 and all(n == 1 for n in seen[True][1])
+    run_report(tmp_path / "f", quick=False, progress=False, registry=registry)
+    assert seen[False][0] == before and torch.get_num_threads() == before
+    run_report(tmp_path / "t", quick=False, progress=False, registry=registry, threads=1)
+    assert seen[False][0] == 1

@@ -19,10 +19,11 @@ from typing import Any
 
 from .figures import is_svg
 from .html_values import details_html, fmt, math_html, pm, table_html
+from .quantities import bound_margin
 from .result import Result, plain
 from .writers import atomic_write
 
-__all__ = ["render_html", "write_html"]
+__all__ = ["check_text", "render_html", "write_html"]
 
 _CSS = """
 body { font-family: system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif;
@@ -47,6 +48,10 @@ figcaption { color: #333; font-size: 0.92em; margin-top: 0.3em; }
 table.data caption { text-align: left; font-weight: 600; padding: 0.2em 0; }
 td.more { text-align: center; color: #666; }
 .scroll { overflow-x: auto; max-width: 100%; }
+table.overview { width: 100%; }
+table.overview td.name { overflow-wrap: anywhere; min-width: 9em; }
+table.overview td.name .title { font-size: 0.88em; color: #333; }
+table.overview td.time { white-space: nowrap; text-align: right; }
 table.data th { overflow-wrap: anywhere; }
 sub, sup { font-size: 0.75em; line-height: 0; }
 @media (max-width: 900px) { body { margin: 1em auto; } th, td { padding: 0.2em 0.35em; } }
@@ -67,32 +72,81 @@ def _is_vector(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, int | float | None) for v in value)
 
 
-def _z(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f}"
+def _signed(value: float) -> str:
+    """A margin or difference to 3 significant digits, with its sign."""
+    return f"{value:+.3g}"
+
+
+def _diffs(result: Result) -> list[float] | None:
+    """Exact claims: measured - predicted, entry by entry (``None``: not comparable)."""
+    meas = plain(result.measurement)
+    diffs = bound_margin(result.prediction, meas["mean"], "lower")  # = measured - prediction
+    return None if diffs is None else [d for d in diffs if d is not None]
+
+
+def check_text(result: Result) -> str:
+    """The summary table's "check" cell: |z|, the margin to a bound, or the exact difference.
+
+    Statistical claims show max |z|; bound claims the smallest margin to the bound
+    (positive when it holds), never a z-score; exact claims the largest exact difference.
+    """
+    if result.kind == "bound":
+        margin = result.margin
+        side = "≤" if result.bound == "upper" else "≥"
+        return "—" if margin is None else f"margin {_signed(margin)} (bound {side})"
+    if result.kind == "exact":
+        diffs = _diffs(result)
+        if not diffs:
+            return "exact"
+        worst = max(diffs, key=abs)
+        if worst == 0:
+            return "exact, equal"
+        pred = result.prediction
+        rel = (f" ({100 * worst / pred:+.2g} %)" if isinstance(pred, int | float)
+               and not isinstance(pred, bool) and pred != 0 else "")  # fmt: skip
+        return f"exact, Δ = {_signed(worst)}{rel}"
+    return "—" if result.max_z is None else f"|z| = {result.max_z:.2f}"
+
+
+def _kind(result: Result) -> str:
+    """The measured value's heading, saying what kind of value it is."""
+    n = result.measurement.n
+    if result.exact:
+        return "exact computation"
+    return f"measurement (mean ± stderr, n = {n})"
 
 
 def _values(result: Result) -> str:
     """The headline prediction and measurement, labelled; vectors as a small table."""
     pred = result.prediction
     meas = plain(result.measurement)
-    mean, stderr, n = meas["mean"], meas["stderr"], meas["n"]
+    mean, stderr = meas["mean"], meas["stderr"]
     label = math_html(result.label) if result.label else "<em>unlabelled</em>"
-    exact = result.exact
-    kind = "exact computation" if exact else f"measurement (mean ± stderr, n = {n})"
+    exact, bound = result.exact, result.kind == "bound"
+    kind = _kind(result)
+    pred_head = f"{result.bound} bound" if bound else "prediction"
     if (isinstance(pred, list) and not _is_vector(pred)) or (
         isinstance(mean, list) and not (_is_vector(mean))
     ):  # a matrix: its numbers are in the tables below and in results.json
         return (
             f'<tr><th>quantity</th><td colspan="2">{label}</td></tr>'
-            f'<tr><th>prediction, {_e(kind)}</th><td colspan="2">{_e(fmt(pred))}; '
+            f'<tr><th>{_e(pred_head)}, {_e(kind)}</th><td colspan="2">{_e(fmt(pred))}; '
             "the tables below show them side by side</td></tr>"
         )
     if not (_is_vector(pred) or _is_vector(mean)):
         shown = fmt(mean, exact=True) if exact else pm(mean, stderr)
+        last = ""
+        if bound:
+            margin = result.margin
+            shown_margin = "—" if margin is None else _signed(margin)
+            last = (
+                f'<tr><th>margin to the bound</th><td class="num">{_e(shown_margin)}</td>'
+                "<td></td></tr>"
+            )
         return (
             f'<tr><th>quantity</th><td colspan="2">{label}</td></tr>'
-            f'<tr><th>prediction</th><td class="num">{_e(fmt(pred))}</td><td></td></tr>'
-            f'<tr><th>{_e(kind)}</th><td class="num">{_e(shown)}</td><td></td></tr>'
+            f'<tr><th>{_e(pred_head)}</th><td class="num">{_e(fmt(pred))}</td><td></td></tr>'
+            f'<tr><th>{_e(kind)}</th><td class="num">{_e(shown)}</td><td></td></tr>{last}'
         )
     count = len(mean) if isinstance(mean, list) else len(pred)
     preds = pred if isinstance(pred, list) else [pred] * count
@@ -101,16 +155,21 @@ def _values(result: Result) -> str:
     index = list(result.index) if result.index and len(result.index) == count else None
     index = index or list(range(1, count + 1))
     head = result.index_label or "#"
-    if exact:
-        rows = [(i, p, m) for i, p, m in zip(index, preds, means, strict=False)]
+    shown_m = "exact value" if exact else "measurement ± stderr"
+    cells = [m if exact else {"mean": m, "stderr": s} for m, s in zip(means, errs, strict=False)]
+    if bound:
+        margins = bound_margin(preds, means, result.bound) or [None] * count
+        rows = list(zip(index, preds, cells, margins, strict=False))
+        cols = (head, pred_head, shown_m, "margin")
+    elif exact:
+        rows = list(zip(index, preds, means, strict=False))
         cols = (head, "prediction", "exact value")
     else:
         rows = [
-            (i, p, {"mean": m, "stderr": s},
-             None if s in (None, 0) or m is None or p is None else round((m - p) / s, 2))
-            for i, p, m, s in zip(index, preds, means, errs, strict=False)
-        ]  # fmt: skip
-        cols = (head, "prediction", "measurement ± stderr", "z")
+            (i, p, c, None if s in (None, 0) or m is None or p is None else (m - p) / s)
+            for i, p, c, m, s in zip(index, preds, cells, means, errs, strict=False)
+        ]
+        cols = (head, "prediction", shown_m, "z")
     table = table_html(result.label or "", cols, rows, cut=60)
     return (
         f'<tr><th>quantity</th><td colspan="2">{label} ({count} values; {_e(kind)})</td></tr>'
@@ -129,10 +188,15 @@ def _rows(result: Result) -> str:
             shown = "—"
         else:
             shown = pm(plain(row.measured.mean), plain(row.measured.stderr))
-        z = None if row.z is None else round(row.z, 2)
-        body.append((row.label, row.prediction, shown, z, row.note or ""))
+        if row.bound:
+            check = "—" if row.margin is None else f"margin {_signed(row.margin)}"
+            pred = f"{row.bound} bound {fmt(plain(row.prediction))}"
+        else:
+            check = "" if row.z is None else f"|z| = {row.z:.2f}"
+            pred = plain(row.prediction)
+        body.append((row.label, pred, shown, check, row.note or ""))
     return table_html(
-        "labelled quantities", ("quantity", "prediction", "measured", "|z|", "note"), body
+        "labelled quantities", ("quantity", "prediction", "measured", "check", "note"), body
     )
 
 
@@ -165,9 +229,15 @@ def _stamp(result: Result) -> str:
     return '<p class="meta">' + " · ".join(p for p in parts if p) + "</p>"
 
 
+def _summary(text: str) -> str:
+    """The summary line; a multi-line summary becomes one line per sentence."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return "<br>".join(math_html(line) for line in lines)
+
+
 def _section(result: Result) -> str:
     parts = [
-        f'<section id="{_e(result.name)}">',
+        f'<section id="{_e(result.name)}" data-kind="{_e(result.kind)}">',
         f"<h2>{math_html(result.title)} {_badge(result.status)}</h2>",
         _stamp(result),
         f"<blockquote><strong>Claim.</strong> {math_html(result.claim)}</blockquote>",
@@ -175,22 +245,23 @@ def _section(result: Result) -> str:
     if result.error is not None:
         parts.append(f'<p><span class="error">error</span> <code>{_e(result.error)}</code></p>')
     else:
-        tolerance = math_html(result.tolerance) if result.tolerance else "see the criterion"
+        tolerance = math_html(result.tolerance) if result.tolerance else "not stated"
         parts += [
-            '<table class="result">',
+            '<div class="headline"><table class="result">',
             _values(result),
             f'<tr><th>verdict</th><td colspan="2">{_badge(result.status)} '
             f"{math_html(result.criterion)}</td></tr>",
-            f'<tr><th>max |z|</th><td class="num">{_z(result.max_z)}</td>'
-            f"<td>tolerance: {tolerance}</td></tr>",
+            f'<tr><th>check ({_e(result.kind)})</th><td class="num">{_e(check_text(result))}'
+            f"</td><td>tolerance: {tolerance}</td></tr>",
             f'<tr><th>note</th><td colspan="2">{math_html(result.note)}</td></tr>'
-            if result.note else "",
-            f'<tr><th>summary</th><td colspan="2">{math_html(result.summary)}</td></tr>',
-            "</table>",
+            if result.note
+            else "",
+            f'<tr><th>summary</th><td colspan="2">{_summary(result.summary)}</td></tr>',
+            "</table></div><!-- /headline -->",
             _rows(result),
             "".join(table_html(t.title, t.columns, t.rows, cut=60) for t in result.tables),
             _figure(result),
-        ]  # fmt: skip
+        ]
         numbers = {**{f"parameter: {k}": v for k, v in plain(result.parameters).items()}}
         parts.append(
             "<details><summary>parameters and every other number</summary>"
@@ -202,21 +273,25 @@ def _section(result: Result) -> str:
 
 
 def _overview(results: Sequence[Result], pending: Sequence[str]) -> str:
+    """The summary table: five columns that wrap, so it fits an 800 px window."""
     rows = [
-        f'<tr><td><a href="#{_e(r.name)}">{_e(r.name)}</a></td><td>{math_html(r.title)}</td>'
-        f'<td>{_badge(r.status)}</td><td class="num">{_z(r.max_z)}</td>'
-        f"<td>{math_html(r.tolerance) if r.tolerance else '—'}</td>"
-        f"<td>{'quick' if r.quick else 'full'}</td>"
-        f'<td class="num">{r.seconds:.1f} s</td></tr>'
+        f'<tr data-kind="{_e(r.kind)}"><td class="name">'
+        f'<a href="#{_e(r.name)}"><code>{_e(r.name)}</code></a>'
+        f'<div class="title">{math_html(r.title)}</div></td>'
+        f"<td>{_badge(r.status)}</td><td>{_e(check_text(r)) if r.error is None else ''}</td>"
+        f"<td>{math_html(r.tolerance) if r.tolerance else 'not stated'}</td>"
+        f'<td class="time">{r.seconds:.1f} s<br>{"quick" if r.quick else "full"}</td></tr>'
         for r in results
     ]
     rows += [
-        f"<tr><td>{_e(name)}</td><td></td><td>{_badge('pending')}</td>"
-        "<td></td><td></td><td></td><td></td></tr>"
+        f'<tr><td class="name"><code>{_e(name)}</code></td><td>{_badge("pending")}</td>'
+        "<td></td><td></td><td></td></tr>"
         for name in pending
     ]
-    head = ("<tr><th>reproduction</th><th>title</th><th>verdict</th><th>max |z|</th>"
-            "<th>tolerance</th><th>size</th><th>runtime</th></tr>")  # fmt: skip
+    head = (
+        "<tr><th>reproduction</th><th>verdict</th><th>check</th>"
+        "<th>tolerance</th><th>runtime, size</th></tr>"
+    )
     return f'<table class="overview">{head}{"".join(rows)}</table>'
 
 
@@ -246,11 +321,14 @@ def render_html(
         "<h1>dltheory report</h1>"
         "<p>Each reproduction puts a theoretical prediction beside a measurement on finite "
         "PyTorch networks (mean ± standard error, or an exact value) and a verdict with its "
-        "criterion; |z| = |measurement − prediction| / stderr. Each entry is stamped with the "
-        "run that produced it.</p>"
+        "criterion and tolerance; each entry is stamped with the run that produced it. "
+        "The check column says what kind of claim it is:</p><ul>"
+        "<li>statistical: |z| = |measurement − prediction| / stderr;</li>"
+        "<li>bound: the margin to the bound (positive: it holds), never a z-score;</li>"
+        "<li>exact: the exact difference between computation and prediction.</li></ul>"
         f'<p class="meta">{info}</p>{banner}'
         f"<p><strong>{passed} of {len(results)}</strong> finished reproductions pass.</p>"
-        f'<div class="scroll">{_overview(results, pending)}</div>'
+        f"{_overview(results, pending)}"
         f"{''.join(_section(r) for r in results)}"
         "</body></html>\n"
     )

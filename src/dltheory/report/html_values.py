@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["INLINE", "details_html", "fmt", "math_html", "table_html"]
+__all__ = ["INLINE", "details_html", "fmt", "fmt_z", "is_z_name", "math_html", "table_html"]
 
 INLINE = 8  # at most this many numbers on one line
 _TABLE_ROWS = 40  # rows of a details table before it is cut (the JSON has all)
@@ -84,6 +84,34 @@ def fmt(value: Any, *, exact: bool = False) -> str:
     return str(value)
 
 
+_Z_NAME = re.compile(r"(?:^|[\s_|(])(?:max_abs_)?(?:z|zs|zscores?|z-scores?)(?:$|[\s_|)])",
+                     re.IGNORECASE)  # fmt: skip
+
+
+def is_z_name(name: Any) -> bool:
+    """Whether a column or key names z-scores (``"z"``, ``"|z|"``, ``"z_scale"``, ``"zscores"``).
+
+    >>> [is_z_name(n) for n in ("z", "|z|", "z_evidence", "zscores", "size", "lazy")]
+    [True, True, True, True, False, False]
+    """
+    return bool(_Z_NAME.search(str(name)))
+
+
+def fmt_z(value: Any) -> str:
+    """A z-score (or a list of them) to 2 decimals: the report's one format for z.
+
+    >>> fmt_z(1.234567), fmt_z([0.5, -2.0]), fmt_z(None)
+    ('1.23', '(0.50, -2.00)', '—')
+    """
+    if isinstance(value, list):
+        if len(value) > INLINE:
+            return f"{_shape(value)} array (see results.json)"
+        return "(" + ", ".join(fmt_z(v) for v in value) + ")"
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return f"{value:.2f}"
+    return fmt(value)
+
+
 def pm(mean: Any, stderr: Any) -> str:
     """mean ± stderr with the stderr to 2 significant digits and the mean to match.
 
@@ -120,15 +148,16 @@ def table_html(
                 "more rows in results.json …</td></tr>")  # fmt: skip
         shown = [*shown[:half], None, *shown[-half:]]
     head = "".join(f"<th>{math_html(c)}</th>" for c in columns)
+    zcol = [is_z_name(c) for c in columns]
     body = []
     for row in shown:
         if row is None:
             body.append(more)
             continue
         cells = "".join(
-            f'<td class="num">{_e(fmt(c))}</td>' if not isinstance(c, str) else
-            f"<td>{math_html(c)}</td>"
-            for c in row
+            f"<td>{math_html(c)}</td>" if isinstance(c, str) else
+            f'<td class="num">{_e(fmt_z(c) if z else fmt(c))}</td>'
+            for c, z in zip(row, zcol, strict=False)
         )  # fmt: skip
         body.append(f"<tr>{cells}</tr>")
     caption = f"<caption>{math_html(title)}</caption>" if title else ""
@@ -168,7 +197,8 @@ def details_html(details: Mapping[str, Any]) -> str:
     parts = []
     if scalars:
         parts.append(table_html("", ("quantity", "value"),
-                                [(k, _cell(v)) for k, v in scalars]))  # fmt: skip
+                                [(k, fmt_z(v) if is_z_name(k) else _cell(v))
+                                 for k, v in scalars]))  # fmt: skip
     for length, cols in vectors.items():
         rows = [[i + 1, *(c[1][i] for c in cols)] for i in range(length)]
         parts.append(table_html("", ("#", *(c[0] for c in cols)), rows, cut=_TABLE_ROWS))

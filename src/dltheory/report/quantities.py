@@ -18,9 +18,10 @@ from typing import Any
 from .._checks import message
 from ..finite import Estimate
 
-__all__ = ["MAX_TABLE_ROWS", "Quantity", "Table", "max_abs_z"]
+__all__ = ["BOUND_SIDES", "MAX_TABLE_ROWS", "Quantity", "Table", "bound_margin", "max_abs_z"]
 
 MAX_TABLE_ROWS = 200
+BOUND_SIDES = ("upper", "lower")
 
 
 def _flat(value: Any) -> list[float | None] | None:
@@ -70,6 +71,33 @@ def max_abs_z(prediction: Any, mean: Any, stderr: Any) -> float | None:
     return max(zs) if zs else None
 
 
+def bound_margin(bound: Any, measured: Any, side: str) -> list[float | None] | None:
+    """Margin of each measured entry to its bound: ``bound - measured`` for an upper
+    bound, ``measured - bound`` for a lower one (positive: the bound holds).
+
+    Scalars broadcast against lists; ``None`` marks a missing entry. Returns
+    ``None`` when the values are not numbers of compatible lengths.
+
+    >>> bound_margin([1.0, 2.0], [0.75, 2.5], "upper")
+    [0.25, -0.5]
+    >>> bound_margin(10.0, 25.0, "lower")
+    [15.0]
+    """
+    if side not in BOUND_SIDES:
+        raise ValueError(message("side", f"one of {BOUND_SIDES}", side))
+    b, m = _flat(bound), _flat(measured)
+    if b is None or m is None:
+        return None
+    size = max(len(b), len(m))
+    if any(len(v) not in (1, size) for v in (b, m)):
+        return None
+    b, m = ([v[0]] * size if len(v) == 1 else v for v in (b, m))
+    sign = 1.0 if side == "upper" else -1.0
+    return [
+        None if bi is None or mi is None else sign * (bi - mi) for bi, mi in zip(b, m, strict=True)
+    ]
+
+
 @dataclass(frozen=True)
 class Quantity:
     """One labelled prediction-vs-measurement row of the report.
@@ -82,6 +110,9 @@ class Quantity:
             a plain number (an exact value, shown without an error bar), or ``None``.
         note: one line on how to read the row, e.g. why an exact count differs
             from the prediction.
+        bound: ``"upper"`` or ``"lower"`` when ``prediction`` is a bound on the
+            measured value rather than its expected value: the row shows the
+            margin to the bound and no z-score (default ``""``: an estimate).
 
     >>> q = Quantity("pieces of sawtooth(4)", 16, 16)
     >>> q.exact, q.z is None
@@ -94,10 +125,13 @@ class Quantity:
     prediction: Any
     measured: Any = None
     note: str = ""
+    bound: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.label, str) or not self.label.strip():
             raise ValueError(message("label", "a non-empty string", self.label))
+        if self.bound not in ("", *BOUND_SIDES):
+            raise ValueError(message("bound", "'upper', 'lower' or ''", self.bound))
         if self.measured is not None and not isinstance(self.measured, Estimate | int | float):
             raise TypeError(
                 message("measured", "an Estimate, a number or None", type(self.measured).__name__)
@@ -109,9 +143,21 @@ class Quantity:
         return self.measured is not None and not isinstance(self.measured, Estimate)
 
     @property
+    def margin(self) -> float | None:
+        """The smallest margin to the bound (:func:`bound_margin`), or ``None`` (not a bound)."""
+        if not self.bound or self.measured is None:
+            return None
+        from .result import plain
+
+        mean = self.measured.mean if isinstance(self.measured, Estimate) else self.measured
+        margins = bound_margin(plain(self.prediction), plain(mean), self.bound)
+        margins = [m for m in margins or () if m is not None]
+        return min(margins) if margins else None
+
+    @property
     def z(self) -> float | None:
-        """|measured - prediction| / stderr, or ``None`` (exact or no measurement)."""
-        if not isinstance(self.measured, Estimate):
+        """|measured - prediction| / stderr, or ``None`` (exact, a bound, or no measurement)."""
+        if not isinstance(self.measured, Estimate) or self.bound:
             return None
         from .result import plain
 
@@ -135,6 +181,8 @@ class Quantity:
             "measured": measured,
             "z": self.z,
             "note": self.note,
+            "bound": self.bound,
+            "margin": self.margin,
         }
 
     @classmethod
@@ -146,7 +194,10 @@ class Quantity:
                 measured = measured["exact"]
             else:
                 measured = Estimate(measured["mean"], measured["stderr"], measured["n"])
-        return cls(data["label"], data.get("prediction"), measured, data.get("note", ""))
+        return cls(
+            data["label"], data.get("prediction"), measured, data.get("note", ""),
+            data.get("bound", ""),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

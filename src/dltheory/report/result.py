@@ -9,6 +9,20 @@ claim, runtime, seed, time, version, commit, backend) and records a
 Only the first four fields of :class:`Outcome` are required; the others
 (labels, exact values, the tolerance, labelled rows and tables, a caption)
 are optional, so a reproduction written against the first form still runs.
+
+Every reproduction says what kind of claim its headline checks (``kind``):
+
+* ``"statistical"``: the prediction is the expected value of the measurement;
+  shown as mean ± stderr with |z| = |mean - prediction| / stderr.
+* ``"exact"``: the measurement is an exact computation (a count, an exact sum);
+  shown as an exact value, never "± 0 (n = 1)".
+* ``"bound"``: the prediction is an upper or lower bound (``bound="upper"`` /
+  ``"lower"``) or a threshold the criterion sets; shown as the margin to the
+  bound, never as a z-score.
+
+With ``label`` (symbol and unit) and ``tolerance`` (the rule's slack, in
+symbols), these are what a report row needs: the report test fails on an
+unlabelled headline, a missing tolerance or a z-score on a bound.
 """
 
 from __future__ import annotations
@@ -26,14 +40,16 @@ import torch
 from .._checks import message
 from ..finite import Estimate
 from .figures import PNG_SIGNATURE, is_svg
-from .quantities import Quantity, Table, max_abs_z
+from .quantities import BOUND_SIDES, Quantity, Table, bound_margin, max_abs_z
 
 if TYPE_CHECKING:
     from .registry import Reproduction
 
-__all__ = ["Outcome", "Result", "plain"]
+__all__ = ["CLAIM_KINDS", "Outcome", "Result", "plain"]
 
 Status = Literal["pass", "fail", "error"]
+ClaimKind = Literal["statistical", "exact", "bound"]
+CLAIM_KINDS = ("statistical", "exact", "bound")
 
 
 def plain(value: Any) -> Any:
@@ -138,6 +154,11 @@ class Outcome:
         caption: the figure's caption (what is plotted, what the lines are).
         note: how to read the numbers, e.g. why an exact count differs from the
             prediction.
+        kind: what the headline claim is (module docstring): ``"statistical"``,
+            ``"exact"`` or ``"bound"``; ``""`` (default) means ``"exact"`` when
+            ``exact`` is set and ``"statistical"`` otherwise. ``"exact"`` sets ``exact``.
+        bound: for ``kind="bound"``: ``"upper"`` (the claim is measurement <=
+            prediction) or ``"lower"`` (measurement >= prediction).
     """
 
     prediction: Any
@@ -158,6 +179,8 @@ class Outcome:
     tables: Sequence[Table] = ()
     caption: str = ""
     note: str = ""
+    kind: str = ""
+    bound: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.verdict, bool | np.bool_):
@@ -173,9 +196,32 @@ class Outcome:
         if self.index is not None:
             object.__setattr__(self, "index", tuple(plain(list(self.index))))
         object.__setattr__(self, "exact", bool(self.exact))
+        kind = self.kind or ("exact" if self.exact else "statistical")
+        if kind not in CLAIM_KINDS:
+            raise ValueError(message("kind", f"one of {CLAIM_KINDS}", self.kind))
+        if (kind == "bound") != (self.bound in BOUND_SIDES) or self.bound not in ("", *BOUND_SIDES):
+            raise ValueError(
+                message(
+                    "bound", "'upper' or 'lower' exactly when kind='bound'", self.bound,
+                    "Say which side the prediction bounds, e.g. kind='bound', bound='upper'",
+                )
+            )  # fmt: skip
+        object.__setattr__(self, "kind", kind)
+        if kind == "exact":
+            object.__setattr__(self, "exact", True)
         object.__setattr__(self, "rows", _items("rows", self.rows, Quantity))
         object.__setattr__(self, "tables", _items("tables", self.tables, Table))
-        if isinstance(self.max_z, float) and math.isnan(self.max_z):
+        if (
+            kind == "bound"
+            and self.max_z is not None
+            and not (isinstance(self.max_z, float) and math.isnan(self.max_z))
+        ):
+            raise ValueError(
+                message("max_z", "None for a bound claim (it shows a margin)", self.max_z)
+            )
+        if kind == "bound":
+            object.__setattr__(self, "max_z", None)
+        elif isinstance(self.max_z, float) and math.isnan(self.max_z):
             object.__setattr__(self, "max_z", None)  # NaN: no |z| applies (a classification)
         elif self.max_z is None:
             object.__setattr__(self, "max_z", self.largest_z())
@@ -185,9 +231,9 @@ class Outcome:
             object.__setattr__(self, "max_z", float(self.max_z))
 
     def largest_z(self) -> float | None:
-        """max |z| of the headline measurement (unless exact) and of every row."""
+        """max |z| of the headline measurement (if statistical) and of every row."""
         zs = [row.z for row in self.rows]
-        if not self.exact:
+        if self.kind == "statistical":
             m = self.measurement
             zs.append(max_abs_z(self.prediction, plain(m.mean), plain(m.stderr)))
         zs = [z for z in zs if z is not None]
@@ -195,7 +241,15 @@ class Outcome:
 
 
 _OUTCOME_EXTRAS = ("label", "index", "index_label", "exact", "tolerance", "max_z", "rows",
-                   "tables", "caption", "note")  # fmt: skip
+                   "tables", "caption", "note", "kind", "bound")  # fmt: skip
+
+
+def _margin(bound: Any, measurement: Estimate | None, side: str) -> float | None:
+    if measurement is None or side not in BOUND_SIDES:
+        return None
+    margins = bound_margin(plain(bound), plain(measurement.mean), side)
+    margins = [m for m in margins or () if m is not None]
+    return min(margins) if margins else None
 
 
 @dataclass(frozen=True)
@@ -211,7 +265,7 @@ class Result:
         quick: whether it ran at the quick size.
         error: ``"ExceptionType: message"`` when the reproduction raised, else ``None``.
         label, index, index_label, exact, tolerance, max_z, rows, tables,
-            caption, note: the optional parts of the :class:`Outcome`.
+            caption, note, kind, bound: the optional parts of the :class:`Outcome`.
         finished: when it finished (UTC, ISO 8601).
         version: the dltheory version that ran it.
         commit: the git commit of the source tree, when known.
@@ -245,10 +299,19 @@ class Result:
     tables: tuple[Table, ...] = ()
     caption: str = ""
     note: str = ""
+    kind: str = "statistical"
+    bound: str = ""
     finished: str = ""
     version: str = ""
     commit: str | None = None
     backend: str = "serial"
+
+    @property
+    def margin(self) -> float | None:
+        """For a bound claim: the smallest margin to the bound (positive: it holds)."""
+        return (
+            _margin(self.prediction, self.measurement, self.bound) if self.kind == "bound" else None
+        )
 
     @property
     def status(self) -> Status:
@@ -336,7 +399,10 @@ class Result:
             "verdict": self.verdict,
             "criterion": self.criterion,
             "tolerance": self.tolerance,
+            "kind": self.kind,
+            "bound": self.bound,
             "max_z": plain(self.max_z),
+            "margin": plain(self.margin),
             "summary": self.summary,
             "label": self.label,
             "index_label": self.index_label,
@@ -395,6 +461,8 @@ class Result:
             tables=tuple(Table.from_dict(t) for t in data.get("tables", ())),
             caption=data.get("caption", ""),
             note=data.get("note", ""),
+            kind=data.get("kind") or ("exact" if data.get("exact") else "statistical"),
+            bound=data.get("bound", ""),
             finished=data.get("finished", ""),
             version=data.get("version", ""),
             commit=data.get("commit"),

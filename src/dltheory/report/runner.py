@@ -20,8 +20,8 @@ import os
 import platform
 import subprocess
 import time
-from collections.abc import Iterable, Mapping
-from contextlib import nullcontext
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,7 +34,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .. import __version__
 from .._checks import check_choice, check_int, message
-from ..parallel import configure
+from ..parallel import configure, torch_threads
 from .figures import is_svg
 from .html_report import write_html
 from .registry import Reproduction, registered, select
@@ -159,6 +159,23 @@ def load_report(out_dir: str | os.PathLike) -> list[Result]:
     return results
 
 
+@contextmanager
+def _thread_limit(n: int | None) -> Iterator[None]:
+    """torch and BLAS / OpenMP pools limited to ``n`` threads within the block (None: as is)."""
+    if n is None:
+        yield
+        return
+    n = check_int("threads", n, minimum=1)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # scikit-learn brings it; without it only torch is limited
+        limits = nullcontext()
+    else:
+        limits = threadpool_limits(n)
+    with limits, torch_threads(n):
+        yield
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -188,6 +205,7 @@ def run_report(
     backend: str = "serial",
     address: str | None = None,
     workers: int = 2,
+    threads: int | None = None,
 ) -> ReportRun:
     """Run the registered reproductions; write ``results.json`` and ``report.html``.
 
@@ -203,6 +221,10 @@ def run_report(
             (pass or fail, not error) at the same ``quick`` and ``seed``.
         backend, address, workers: where the sweeps inside reproductions run
             (:func:`dltheory.parallel.configure`); recorded with every entry.
+        threads: intra-op threads of torch and of the BLAS / OpenMP pools while the
+            reproductions run; ``None`` (default) means 1 in quick mode (small
+            tensors: threads spin against each other, worst on a loaded machine)
+            and the libraries' own default in full mode.
 
     Returns:
         The results and the paths written: every entry of the (merged) report,
@@ -263,6 +285,7 @@ def run_report(
     try:
         with (
             configure(backend, address=address, n_workers=workers),
+            _thread_limit(1 if threads is None and quick else threads),
             _progress(progress, console) as bar,
         ):
             task = bar.add_task("starting", total=len(reps)) if bar is not None else None

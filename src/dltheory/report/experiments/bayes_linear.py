@@ -30,6 +30,7 @@ from ...random_matrices import (
     sample_marchenko_pastur,
 )
 from ..figures import new_figure, png_bytes
+from ..quantities import Quantity, Table
 from ..registry import reproduction
 from ..result import Outcome
 
@@ -95,25 +96,35 @@ def deep_linear_evidence(quick: bool = False, seed: int = 0) -> Outcome:
     ax1.errorbar(
         lam_mc, [m for m, _ in mc_ev], [2 * s for _, s in mc_ev], fmt="o", label="MC ± 2 SE"
     )
-    ax1.set_xlabel("effective depth lambda = P sum 1/n_l")
+    ax1.set_xlabel(r"effective depth $\lambda = P \sum_\ell 1/n_\ell$")
     ax1.set_ylabel("evidence p(y | x)")
     ax1.legend(fontsize=8)
     ax2.plot(lam, var, "k-", label="exact predictive variance")
     ax2.plot(lam, limit, "b--", label="leading order (large P, L)")
-    ax2.axhline(perp2 / n0, color="gray", ls=":", label="lambda -> 0 (GP)")
+    ax2.axhline(perp2 / n0, color="gray", ls=":", label=r"$\lambda \to 0$ (GP)")
     q = float(y @ torch.linalg.solve(x @ x.T, y))
-    ax2.axhline(perp2 * q / p, color="r", ls=":", label="lambda -> inf: |theta*|^2 / P")
+    ax2.axhline(perp2 * q / p, color="r", ls=":", label=r"$\lambda \to \infty$: $|\theta^*|^2 / P$")
     ax2.errorbar(
         lam_mc, [m for m, _ in mc_var], [2 * s for _, s in mc_var], fmt="o", label="MC ± 2 SE"
     )
-    ax2.set_xlabel("effective depth lambda")
-    ax2.set_ylabel("Var f(x_test)")
+    ax2.set_xlabel(r"effective depth $\lambda$")
+    ax2.set_ylabel(r"Var $f(x_{test})$")
     ax2.legend(fontsize=7)
     return Outcome(
         prediction=[float(math.exp(log_ev[d - 1])) for d in depths_mc],
         measurement=Estimate([m for m, _ in mc_ev], [s for _, s in mc_ev], n_samples),
         verdict=verdict,
         criterion="|MC - exact| < 4 standard errors for the evidence and E_post[v] at every depth",
+        label="evidence p(y | x) (density of the P = 3 targets)",
+        index=depths_mc,
+        index_label="depth L",
+        tolerance="4 SE (evidence and posterior scale, every depth)",
+        max_z=worst,
+        caption=(
+            "Left: the exact evidence (Meijer G) against effective depth and importance-sampling "
+            "estimates (± 2 SE). Right: the exact predictive variance, its leading order, its "
+            "two limits and the Monte-Carlo estimates."
+        ),
         summary=(
             f"max |z| = {worst:.2f} over {len(depths_mc)} depths (evidence and posterior scale); "
             f"lambda from {lam[0]:.2f} to {lam[-1]:.1f}"
@@ -162,6 +173,8 @@ def marchenko_pastur_spectrum(quick: bool = False, seed: int = 0) -> Outcome:
         atoms.append((res.atom_fraction, res.atom_expected))
         nz = ev[ev > 0].numpy()
         ax.hist(nz, bins=50, density=True, alpha=0.5, label="eigenvalues (non-zero)")
+        ax.set_xlabel(r"eigenvalue of $X X^T / n$")
+        ax.set_ylabel("density")
         t = np.linspace(0, nz.max() * 1.05, 400)
         ax.plot(t, marchenko_pastur_density(t, c) / min(1.0, 1 / c), "k-", label="MP density")
         ax.set_title(f"c = {c:g}: KS p = {res.pvalue:.2f}, atom {res.atom_fraction:.2f}")
@@ -172,6 +185,19 @@ def marchenko_pastur_spectrum(quick: bool = False, seed: int = 0) -> Outcome:
         measurement=Estimate([a for a, _ in atoms], [0.0, 0.0], mats),
         verdict=verdict,
         criterion="KS p-value > 0.01 for both ratios; zero-eigenvalue share = max(0, 1 - 1/c)",
+        label="share of zero eigenvalues (the atom 1 - 1/c of mu_c; fraction)",
+        index=["1/2", "2"],
+        index_label="ratio c = P/n",
+        kind="exact",
+        tolerance="atom exact to 1e-12; KS p > 0.01",
+        rows=[
+            Quantity(f"KS p-value of the pooled spectrum, c = {c}", 0.01, p, bound="lower")
+            for c, p in zip(("1/2", "2"), pvals, strict=True)
+        ],
+        caption=(
+            "Histograms of the non-zero eigenvalues of X X^T / n pooled over the matrices, "
+            "with the Marchenko-Pastur density (its continuous part, renormalised)."
+        ),
         summary=f"KS p = {pvals[0]:.3f} (c = 1/2), {pvals[1]:.3f} (c = 2); atom {atoms[1][0]:.3f}",
         parameters={"n": n, "matrices": mats, "seed": seed},
         details={"pvalues": pvals},
@@ -213,7 +239,7 @@ def product_norm_lognormal(quick: bool = False, seed: int = 0) -> Outcome:
         ax1.plot(dd, -dd / n, "--", lw=1)
     ax1.set_xscale("log")
     ax1.set_xlabel("depth L")
-    ax1.set_ylabel("E log|theta|^2 (dashed: -L/n)")
+    ax1.set_ylabel(r"E $\log|\theta|^2$ (dashed: $-L/n$)")
     ax1.legend(fontsize=8)
     law = ProductNormLaw((widths[0],) * (depths[-1] + 1))
     s = law.sample(n_samples, seed=int(next(seeds).generate_state(1)[0])).numpy()
@@ -221,7 +247,9 @@ def product_norm_lognormal(quick: bool = False, seed: int = 0) -> Outcome:
     ax2.hist(s, bins=40, density=True, alpha=0.5, label="matrix products")
     t = np.linspace(s.min(), s.max(), 300)
     mu, v = law.lognormal()
-    ax2.plot(t, st.norm.pdf(t, mu, math.sqrt(v)), "b--", label="leading order N(-L/n, 2L/n)")
+    ax2.plot(t, st.norm.pdf(t, mu, math.sqrt(v)), "b--", label=r"leading order $N(-L/n, 2L/n)$")
+    ax2.set_xlabel(r"$\log|\theta|^2$")
+    ax2.set_ylabel("density")
     ax2.plot(
         t, st.norm.pdf(t, law.log_mean, math.sqrt(law.log_variance)), "k-", label="exact mean/var"
     )
@@ -236,6 +264,22 @@ def product_norm_lognormal(quick: bool = False, seed: int = 0) -> Outcome:
         ),
         verdict=verdict,
         criterion="exact log-moments within 4 SE at every (n, L); KS p-value > 0.01",
+        label=f"E log|theta|^2 at n = {widths[0]}, L = {depths[-1]} (natural log)",
+        tolerance="4 SE (mean and variance, every (n, L)); KS p > 0.01",
+        max_z=worst,
+        rows=[
+            Quantity(
+                f"KS p-value of the exact law, n = {widths[0]}, L = {depths[-1]}",
+                0.01,
+                float(ks),
+                bound="lower",
+            )
+        ],
+        caption=(
+            "Left: sample means of log|theta|^2 (± 2 SE) against depth, with the leading "
+            "order -L/n (dashed). Right: one setting's samples against the exact and the "
+            "leading-order normal laws."
+        ),
         summary=f"max |z| = {worst:.2f} over {len(zs)} moments; KS p = {ks:.3f}",
         parameters={
             "widths": list(widths),
@@ -256,7 +300,11 @@ def product_norm_lognormal(quick: bool = False, seed: int = 0) -> Outcome:
         "pairwise distance within 1 +- eps, except with probability at most the union bound."
     ),
     topic="entropy and widths",
-    reference="Dasgupta & Gupta (2003)",
+    reference=(
+        "Johnson & Lindenstrauss (1984); the distance form m >= 8 ln k / eps^2 from Gaussian "
+        "concentration (Boucheron, Lugosi & Massart 2013, Thm 5.6), not Dasgupta & Gupta "
+        "(2003), whose bound is for squared distances"
+    ),
 )
 def jl_distortion_vs_m(quick: bool = False, seed: int = 0) -> Outcome:
     """Worst distortion over projections at each m; failures against the binomial bound."""
@@ -266,6 +314,7 @@ def jl_distortion_vs_m(quick: bool = False, seed: int = 0) -> Outcome:
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(k, d, generator=gen, dtype=torch.float64)
     worst_mean, worst_se, eps_m, ok = [], [], [], []
+    failures, allowed, union = [], [], []
     for m in ms:
         worst = [jl_distortion(x, random_projection(x, m, generator=gen)) for _ in range(runs)]
         eps = math.sqrt(8 * math.log(k) / m)
@@ -273,31 +322,75 @@ def jl_distortion_vs_m(quick: bool = False, seed: int = 0) -> Outcome:
         worst_mean.append(float(est.mean))
         worst_se.append(float(est.stderr))
         eps_m.append(eps)
+        failures.append(sum(w > eps for w in worst))
         if eps < 1:
-            failures = sum(w > eps for w in worst)
-            ok.append(failures <= st.binom.ppf(0.999, runs, jl_failure_bound(k, m, eps)))
+            union.append(jl_failure_bound(k, m, eps))
+            allowed.append(int(st.binom.ppf(0.999, runs, union[-1])))
+            ok.append(failures[-1] <= allowed[-1])
+        else:  # eps >= 1: the claim says nothing (a distance may shrink to 0)
+            union.append(None)
+            allowed.append(None)
     verdict = bool(ok) and all(ok)
     fig, (ax,) = new_figure(1)
     ax.errorbar(
-        ms, worst_mean, [2 * s for s in worst_se], fmt="o-", label="measured worst distortion"
+        ms,
+        worst_mean,
+        [2 * s for s in worst_se],
+        fmt="o-",
+        label=f"measured worst distortion (mean of {runs} projections, ± 2 SE)",
     )
-    ax.plot(ms, eps_m, "k--", label="eps(m) = sqrt(8 ln k / m)")
+    ax.plot(ms, eps_m, "k--", label=r"$\varepsilon(m) = \sqrt{8 \ln k / m}$")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("target dimension m")
+    ax.set_ylabel(r"worst distortion $\max_{i<j} |\,|Ay_{ij}| / |y_{ij}| - 1\,|$")
     ax.legend(fontsize=8)
     return Outcome(
-        prediction=eps_m,
-        measurement=Estimate(worst_mean, worst_se, runs),
+        prediction=allowed,
+        measurement=Estimate(failures, [0] * len(ms), runs),
         verdict=verdict,
         criterion=(
             "failures (distortion > eps(m)) within the 0.999 binomial quantile of the union bound"
+        ),
+        label=f"projections (of {runs}) with worst distortion > ε(m) (a count)",
+        index=ms,
+        index_label="target dimension m",
+        kind="bound",
+        bound="upper",
+        exact=True,
+        tolerance="the 0.999 binomial quantile of the union bound (no slack beyond it)",
+        tables=[
+            Table(
+                "worst pairwise distortion by target dimension",
+                (
+                    "target dimension m",
+                    "ε(m) = sqrt(8 ln k / m)",
+                    "worst distortion ± SE",
+                    "union bound on P(fail)",
+                ),
+                [
+                    (m, e, Estimate(w, s, runs), u)
+                    for m, e, w, s, u in zip(ms, eps_m, worst_mean, worst_se, union, strict=True)
+                ],
+            )
+        ],
+        caption=(
+            "Worst pairwise distortion of the k points under Gaussian projections to m "
+            "dimensions (mean over projections, ± 2 SE) against eps(m) (dashed); the "
+            "criterion counts the projections above eps(m)."
         ),
         summary=(
             f"k = {k}: worst distortion {worst_mean[0]:.2f} at m = {ms[0]} "
             f"to {worst_mean[-1]:.3f} at m = {ms[-1]}"
         ),
         parameters={"k": k, "d": d, "runs": runs, "ms": ms, "seed": seed},
-        details={"eps": eps_m},
+        details={
+            "eps": eps_m,
+            "worst_mean": worst_mean,
+            "worst_se": worst_se,
+            "failures": failures,
+            "allowed": allowed,
+            "union_bound": union,
+        },
         figure=png_bytes(fig),
     )

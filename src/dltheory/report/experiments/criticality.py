@@ -134,8 +134,9 @@ def tanh_critical_decay(quick: bool = False, seed: int = 0) -> Outcome:
     ls = layers.numpy()
     long_ls = torch.unique(torch.logspace(0, 4, 200).round()).to(torch.int64)
     for j, (norm, color) in enumerate(zip(_NORMS, _COLORS, strict=True)):
-        ax.plot(ls, prediction[:, j].numpy(), color=color, lw=1,
-                label=f"|x|^2/n_0 = {norm:g}: theory")  # fmt: skip
+        ax.plot(
+            ls, prediction[:, j].numpy(), color=color, lw=1, label=f"|x|^2/n_0 = {norm:g}: theory"
+        )
         ax.errorbar(
             ls,
             measurement.mean[:, j].numpy(),
@@ -311,9 +312,17 @@ def he_init_relu(quick: bool = False, seed: int = 0) -> Outcome:
     """
     sizes = _HE_QUICK if quick else _HE_FULL
     c = compare_correlation_profile(
-        "relu", 2.0, 0.0, 0.0, width=sizes.width, depth=sizes.depth,
-        n_networks=sizes.n_networks, n_std=_N_STD, seed=seed, dtype=_DTYPE,
-    )  # fmt: skip
+        "relu",
+        2.0,
+        0.0,
+        0.0,
+        width=sizes.width,
+        depth=sizes.depth,
+        n_networks=sizes.n_networks,
+        n_std=_N_STD,
+        seed=seed,
+        dtype=_DTYPE,
+    )
     predicted, est, samples, rho_ok = c.predicted, c.measured, c.samples, c.agrees
     ratio = sizes.depth / sizes.width
     var = Estimate.from_samples(samples.variance)

@@ -73,9 +73,17 @@ _CRITICAL_RHO_1 = 0.5
 def _critical_correlation(sizes: _ScaleSizes, seed: int) -> dict:
     """rho^(l) at tanh criticality, measured against the infinite-width profile."""
     c = compare_correlation_profile(
-        "tanh", 1.0, 0.0, _CRITICAL_RHO_1, width=sizes.width, depth=sizes.depth,
-        n_networks=sizes.n_critical, n_std=_N_STD, seed=seed, dtype=_DTYPE,
-    )  # fmt: skip
+        "tanh",
+        1.0,
+        0.0,
+        _CRITICAL_RHO_1,
+        width=sizes.width,
+        depth=sizes.depth,
+        n_networks=sizes.n_critical,
+        n_std=_N_STD,
+        seed=seed,
+        dtype=_DTYPE,
+    )
     predicted, est, ok = c.predicted, c.measured, c.agrees
     return {"predicted": predicted, "measured": est, "agrees": ok}
 
@@ -363,19 +371,37 @@ def phase_diagram_measured(quick: bool = False, seed: int = 0) -> Outcome:
         ax.plot(p["c_w"], p["c_b"], marker, ms=6, color=color, mec="black")
     handles = [
         Line2D([], [], color="black", label="chi_perp(K*) = 1 (theory boundary)"),
-        Line2D([], [], ls="", marker="s", ms=6, color="white", mec="black",
-               label="measured ordered (agrees)"),
-        Line2D([], [], ls="", marker="^", ms=6, color="white", mec="black",
-               label="measured chaotic (agrees)"),
-        Line2D([], [], ls="", marker="o", ms=6, color="red", mec="black",
-               label="disagrees with theory"),
-    ]  # fmt: skip
+        Line2D(
+            [],
+            [],
+            ls="",
+            marker="s",
+            ms=6,
+            color="white",
+            mec="black",
+            label="measured ordered (agrees)",
+        ),
+        Line2D(
+            [],
+            [],
+            ls="",
+            marker="^",
+            ms=6,
+            color="white",
+            mec="black",
+            label="measured chaotic (agrees)",
+        ),
+        Line2D(
+            [], [], ls="", marker="o", ms=6, color="red", mec="black", label="disagrees with theory"
+        ),
+    ]
     ax.legend(handles=handles, loc="upper left", fontsize=7)
     ax.set_title(f"tanh: measured phase, width {sizes.width}, depth {sizes.depth}", fontsize=9)
     agree = sum(p["measured"] == p["theory"] for p in checked)
+    signed = Estimate(sign.double() * measurement.mean, measurement.stderr, sizes.n_networks)
     return Outcome(
-        prediction=prediction,
-        measurement=measurement,
+        prediction=[0.0] * len(points),
+        measurement=signed,
         verdict=verdict,
         criterion=(
             "every point with |log chi_perp(K*)| depth >= 3 is classified as the theory says "
@@ -404,15 +430,18 @@ def phase_diagram_measured(quick: bool = False, seed: int = 0) -> Outcome:
             "final_correlation": [p["final_correlation"] for p in points],
             "rho_star": [p["rho_star"] for p in points],
             "margin_stderr": margin,
+            "predicted_log_growth": prediction,
             "boundary_c_b": diagram.c_b,
             "boundary_c_w": diagram.boundary_c_w,
         },
         figure=png_bytes(fig),
-        label="g = log[(1 - ρ^(L+1)) / (1 - ρ^(1))] at each (C_w, C_b) point (< 0 ordered)",
+        label="s g, g = log[(1 - ρ^(L+1)) / (1 - ρ^(1))] signed toward the predicted phase "
+        "(s = -1 ordered, +1 chaotic; > 0 agrees; dimensionless)",
         index=[f"({p['c_w']:g}, {p['c_b']:g})" for p in points],
         index_label="(C_w, C_b)",
-        tolerance="sign of g (a classification), decided where |log chi_perp| L >= 3",
-        max_z=math.nan,  # a classification: no |z| applies (the margins are in the table)
+        kind="bound",
+        bound="lower",
+        tolerance="none: the sign of g (a classification), decided where |log chi_perp| L >= 3",
         tables=[
             Table(
                 "phase by point: theory vs measured",

@@ -127,10 +127,14 @@ def fourth_cumulant_1n(quick: bool = False, seed: int = 0) -> Outcome:
     x = torch.tensor([_INPUT], dtype=torch.float64)
     layer = sizes.depth - 1
     tasks = [
-        {"depth": sizes.depth, "width": n, "n_networks": sizes.n_networks(n),
-         "seed": 1_000_003 * seed + index}
+        {
+            "depth": sizes.depth,
+            "width": n,
+            "n_networks": sizes.n_networks(n),
+            "seed": 1_000_003 * seed + index,
+        }
         for index, n in enumerate(sizes.widths)
-    ]  # fmt: skip
+    ]
     points = sweep(measure_width, tasks, threads_per_task=None)  # Dask if configured
     kurt = [Estimate(p["kurtosis"], p["kurtosis_stderr"], p["n"]) for p in points]
     shift = [Estimate(p["shift"], p["shift_stderr"], p["n"]) for p in points]
@@ -225,12 +229,21 @@ def _figure(widths, kurt, shift, a_kurt, a_shift, fit_k, fit_s) -> bytes:
         (axes[0], kurt, a_kurt, fit_k, "n x excess kurtosis"),
         (axes[1], shift, a_shift, fit_s, "n x (E[z^2] - K)"),
     ):
-        ax.errorbar(widths, [w * e.mean for w, e in zip(widths, est, strict=True)],
-                    yerr=[w * e.stderr for w, e in zip(widths, est, strict=True)],
-                    fmt="o", capsize=3, label="measured")  # fmt: skip
+        ax.errorbar(
+            widths,
+            [w * e.mean for w, e in zip(widths, est, strict=True)],
+            yerr=[w * e.stderr for w, e in zip(widths, est, strict=True)],
+            fmt="o",
+            capsize=3,
+            label="measured",
+        )
         ax.axhline(a, color="k", ls="--", lw=1, label=f"predicted 1/n coefficient {a:.3g}")
-        ax.plot(fine.numpy(), (fit.a + fit.b / fine).numpy(), color="tab:orange",
-                label=f"fit a + b/n: a = {fit.a:.3g} ± {fit.a_stderr:.2g}")  # fmt: skip
+        ax.plot(
+            fine.numpy(),
+            (fit.a + fit.b / fine).numpy(),
+            color="tab:orange",
+            label=f"fit a + b/n: a = {fit.a:.3g} ± {fit.a_stderr:.2g}",
+        )
         ax.set(xscale="log", xlabel="width n", ylabel=name)
         ax.set_xticks(widths, [str(w) for w in widths])  # the widths, not crowded 10^k labels
         ax.tick_params(axis="x", which="minor", bottom=False, labelbottom=False)

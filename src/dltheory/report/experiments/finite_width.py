@@ -175,7 +175,7 @@ def gaussian_outputs(quick: bool = False, seed: int = 0) -> Outcome:
             f"slope {fit.slope:.3f} ± {fit.stderr:.3f} (asymptotic -1; exact finite-width "
             f"{exact_fit.slope:.3f}); kurtosis at width {widths[-1]}: {k_mean[-1]:.3f} ± "
             f"{k_se[-1]:.3f} vs exact {exact[-1]:.3f}; covariance max rel. deviation "
-            f"{cov_rel[-1]:.2%} (max |z| {cov_z[-1]:.1f})"
+            f"{cov_rel[-1]:.2%} (max |z| {cov_z[-1]:.2f})"
         ),
         parameters={
             **asdict(sizes),
@@ -272,9 +272,13 @@ def _figure(sizes: _Sizes, fit: _Fit, kurtosis, cov_rel, cov_noise) -> bytes:
     right.plot(widths.numpy(), cov_rel, "o-", label="max |Cov - K| / K over input pairs")
     right.plot(widths.numpy(), cov_noise, "x:", color="gray", label="Monte-Carlo stderr / K")
     right.plot(
-        fine.numpy(), (_COV_BIAS / fine).numpy(), "--", color="tab:red", lw=1,
+        fine.numpy(),
+        (_COV_BIAS / fine).numpy(),
+        "--",
+        color="tab:red",
+        lw=1,
         label=f"allowed O(1/n) bias, {_COV_BIAS:g} / n",
-    )  # fmt: skip
+    )
     right.set(ylabel="relative deviation from the NNGP", title="output covariance vs NNGP")
     for ax in (left, right):
         ax.set(xscale="log", yscale="log", xlabel="width n")

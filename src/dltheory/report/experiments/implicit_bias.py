@@ -182,15 +182,26 @@ def max_margin_logistic(quick: bool = False, seed: int = 0) -> Outcome:
     tt = t[1:]
     # The check compares slopes against log t: plot cot(angle) and |w| in those coordinates.
     ax1.semilogx(tt, 1.0 / np.tan(traj.angle.numpy()[1:]), label="GD: cot angle(w(t), w_hat)")
-    ax1.semilogx(tt, theory.cot_slope * np.log(tt) + theory.cot_intercept, "k--",
-                 label=f"theory: slope {theory.cot_slope:.3f} in log t")  # fmt: skip
+    ax1.semilogx(
+        tt,
+        theory.cot_slope * np.log(tt) + theory.cot_intercept,
+        "k--",
+        label=f"theory: slope {theory.cot_slope:.3f} in log t",
+    )
     ax1.axvline(steps / 100, color="gray", lw=0.8, ls=":", label="fit window starts")
-    ax1.set(xlabel="step t (log scale)", ylabel="cot angle(w(t), w_hat)",
-            title="direction: cot of the angle to the max-margin w_hat")  # fmt: skip
+    ax1.set(
+        xlabel="step t (log scale)",
+        ylabel="cot angle(w(t), w_hat)",
+        title="direction: cot of the angle to the max-margin w_hat",
+    )
     ax1.legend(fontsize=8)
     ax2.semilogx(tt, traj.norm.numpy()[1:], label="GD: |w(t)|")
-    ax2.semilogx(tt, theory.norm_slope * np.log(tt), "k--",
-                 label=f"theory slope 1/margin = {theory.norm_slope:.3g}")  # fmt: skip
+    ax2.semilogx(
+        tt,
+        theory.norm_slope * np.log(tt),
+        "k--",
+        label=f"theory slope 1/margin = {theory.norm_slope:.3g}",
+    )
     ax2.set(xlabel="step t (log scale)", ylabel="|w(t)|", title="norm grows like log t / margin")
     ax2.legend(fontsize=8)
     return Outcome(
@@ -275,7 +286,7 @@ def sgd_fluctuation_dissipation_check(quick: bool = False, seed: int = 0) -> Out
             [2 * float(r.alignment.stderr)],
             fmt="o",
             color="tab:blue",
-            label="<theta . grad L>" if i == 0 else None,
+            label=r"$\langle \theta \cdot \nabla L \rangle$" if i == 0 else None,
         )
         ax.errorbar(
             [i + 0.1],
@@ -283,15 +294,19 @@ def sgd_fluctuation_dissipation_check(quick: bool = False, seed: int = 0) -> Out
             [2 * float(r.half_eta_trace.stderr)],
             fmt="s",
             color="tab:orange",
-            label="(eta/2) <tr C~>" if i == 0 else None,
+            label=r"$(\eta/2) \langle \mathrm{tr}\, \tilde C \rangle$" if i == 0 else None,
         )
     ax.set_xticks(range(len(names)), names)
-    ax.set_ylabel("value (2 s.e. bars)")
+    ax.set_ylabel("stationary average (± 2 SE)")
     ax.legend(fontsize=8)
     return Outcome(
         prediction=0.0,
         measurement=main.difference,
         label="<θ·∇L> - (η/2)<tr C̃> at stationarity (first fluctuation-dissipation relation)",
+        tolerance="5 SE (every gradient component and the relation, both samplings)",
+        max_z=max(
+            max(float(r.z_gradient.abs().max()), abs(float(r.z_difference))) for r in res.values()
+        ),
         caption=(
             "Both sides of the fluctuation-dissipation relation, <θ·∇L> (circles) and "
             "(η/2)<tr C̃> (squares), for each sampling scheme, ± 2 stderr."
@@ -301,9 +316,9 @@ def sgd_fluctuation_dissipation_check(quick: bool = False, seed: int = 0) -> Out
             "|<grad L>_i| and |<theta.grad L> - (eta/2)<tr C~>| within 5 standard errors, "
             "for both samplings"
         ),
-        summary=" ; ".join(
-            f"{k}: z(grad) max {float(r.z_gradient.abs().max()):.2f}, "
-            f"z(FDR2) {r.z_difference:.2f}, ratio {r.ratio:.3f}"
+        summary=" ".join(
+            f"{k}: max |z| of <grad L> {float(r.z_gradient.abs().max()):.2f}, "
+            f"z of the relation {r.z_difference:.2f}, ratio {r.ratio:.3f}."
             for k, r in res.items()
         ),
         parameters={
@@ -418,7 +433,7 @@ def sgd_entropic_force(quick: bool = False, seed: int = 0) -> Outcome:
             f"vs {predicted:.4f}; Δ tr H = {float(run.curvature_change.mean):.3f}; "
             f"walk slow mass {float(walk.slow_mass.mean):.4f} ± {float(walk.slow_mass.stderr):.4f} "
             f"vs lattice {lattice:.4f} (continuum 0.8; the sqrt(2):1 ratio {notes:.3f} is "
-            f"rejected at z = {z_notes:.0f})"
+            f"rejected at |z| = {abs(z_notes):.2f})"
         ),
         parameters={
             "x0": x0,

@@ -36,6 +36,7 @@ from ...finite import Estimate
 from ...parallel import torch_threads
 from ...spec import MLP
 from ..figures import new_figure, png_bytes
+from ..quantities import Quantity
 from ..registry import reproduction
 from ..result import Outcome
 
@@ -149,22 +150,40 @@ def lr_threshold_two_over_lambda(quick: bool = False, seed: int = 0) -> Outcome:
         for _ in range(300):
             losses.append(0.5 * np.mean((x1 @ w - y.numpy()[:, 0]) ** 2))
             w -= factor * pred.ntk_lr * x1.T @ (x1 @ w - y.numpy()[:, 0]) / n
-        ax1.semilogy(losses, label=f"eta = {factor} x 2N/lambda_max")
-    ax1.set_xlabel("step")
+        ax1.semilogy(losses, label=rf"$\eta$ = {factor} $\times\, 2N/\lambda_{{\max}}$")
+    ax1.set_xlabel("GD step")
     ax1.set_ylabel("training loss")
     ax1.set_title("linear regression")
     ax1.legend(fontsize=7)
     for factor, curve in curves.items():
         ax2.semilogy(curve, label=f"{factor} x threshold (measured)")
         ax2.semilogy(abs(1 - 2 * factor) ** np.arange(len(curve)), "k:", lw=1)
-    ax2.set_xlabel("step")
-    ax2.set_ylabel("|top-mode residual| / start")
-    ax2.set_title(f"ReLU net, width {width} (dotted: |1 - eta lambda/N|^t)")
+    ax2.set_xlabel("GD step t")
+    ax2.set_ylabel("|top-mode residual| / its start")
+    ax2.set_title(rf"ReLU net, width {width} (dotted: $|1 - \eta \lambda / N|^t$)")
     ax2.legend(fontsize=7)
     return Outcome(
         prediction=pred.ntk_lr,
-        measurement=Estimate(measured, 0.5 * (hi - lo), 1),
+        measurement=Estimate(measured, 0.0, 1),
         verdict=verdict,
+        label="GD stability threshold eta* of linear regression (learning rate; bisected)",
+        kind="exact",
+        tolerance="0.1 % relative on eta*; 0.005 on each top-mode rate",
+        rows=[
+            Quantity(
+                f"top-mode contraction rate per step at {f} x threshold",
+                abs(1 - 2 * f),
+                rates[f],
+                "|1 - eta lambda_max / N|",
+            )
+            for f in (0.99, 1.01)
+        ],
+        note=f"bisection resolution ± {0.5 * (hi - lo):.1e}",
+        caption=(
+            "Left: GD on linear regression below and above 2N/lambda_max. Right: the top NTK "
+            "mode of a wide ReLU net's residual 1 % below and above its threshold, with "
+            "|1 - eta lambda / N|^t (dotted)."
+        ),
         criterion=(
             "bisected GD threshold of linear regression within 0.1 % of 2N/lambda_max; "
             "wide-net top-mode rate within 0.005 of |1 - eta lambda_max/N| at 0.99x and 1.01x"
@@ -249,8 +268,8 @@ def catapult_phase_diagram_uv_and_nets(quick: bool = False, seed: int = 0) -> Ou
     ax1.axhline(1.0, ls=":", c="gray")
     ax1.axvline(1.0, ls=":", c="gray")
     ax1.axvline(2.0, ls="--", c="gray")
-    ax1.set_xlabel("eta / (2 / lambda_0)")
-    ax1.set_ylabel("eta / (2 / lambda_final)")
+    ax1.set_xlabel(r"$\eta\, /\, (2/\lambda_0)$")
+    ax1.set_ylabel(r"$\eta\, /\, (2/\lambda_{final})$")
     ax1.set_title("NTK after training (gaps: divergence)")
     ax1.legend(fontsize=7)
     ax2.semilogy(
@@ -264,7 +283,7 @@ def catapult_phase_diagram_uv_and_nets(quick: bool = False, seed: int = 0) -> Ou
             [[r.spike if r.phase != "divergent" else np.nan for r in runs] for runs in scan.runs]
         )
         ax2.semilogy(scan.factors, _column_mean(spk), "o", label=name, ms=4)
-    ax2.set_xlabel("eta / (2 / lambda_0)")
+    ax2.set_xlabel(r"$\eta\, /\, (2/\lambda_0)$")
     ax2.set_ylabel("max loss / initial loss")
     ax2.set_title("loss spike")
     ax2.legend(fontsize=7)
@@ -273,6 +292,25 @@ def catapult_phase_diagram_uv_and_nets(quick: bool = False, seed: int = 0) -> Ou
         prediction=2.0,
         measurement=relu1.upper,
         verdict=verdict,
+        label="divergence boundary of the one-hidden-layer ReLU net, eta / (2/lambda_0) "
+        "(units of 2/lambda_0)",
+        tolerance="3 SE + 0.1 (upper boundary); 3 SE + 0.05 (lower); uv threshold to 1e-8",
+        rows=[
+            Quantity(
+                "uv model y = 0: bisected threshold eta* lambda_0",
+                4.0,
+                eta_star,
+                "exact recursion, bisected to 1e-11",
+            ),
+            *(
+                Quantity(f"lazy/catapult boundary, {k} (units of 2/lambda_0)", 1.0, s.lower)
+                for k, s in scans.items()
+            ),
+        ],
+        caption=(
+            "Left: the NTK's final eta / (2/lambda_final) against eta / (2/lambda_0) for the "
+            "uv recursion and wide nets (gaps: divergence). Right: the loss spike."
+        ),
         criterion=(
             "uv recursion: bisected y = 0 threshold = 4/lambda_0 to 1e-8 and first divergent "
             "grid point 4.05; nets: lazy/catapult boundary within 3 se (+0.05) of 1, "
@@ -342,18 +380,20 @@ def catapult_spike_time(quick: bool = False, seed: int = 0) -> Outcome:
         widths,
         steps_arr.mean() + predicted * (logw - logw.mean()),
         "k--",
-        label=f"slope 1/(2 log(2c-1)) = {predicted:.2f}",
+        label=rf"slope $1/(2 \log(2c-1))$ = {predicted:.2f}",
     )
     ax.set_xscale("log")
-    ax.set_xlabel("width")
-    ax.set_ylabel("first step with loss >= max / 2")
-    ax.set_title(f"ReLU MLP, eta = {c} x 2/lambda_0")
+    ax.set_xlabel("width n")
+    ax.set_ylabel("spike step (first step with loss ≥ max / 2)")
+    ax.set_title(rf"ReLU MLP, $\eta$ = {c} $\times\, 2/\lambda_0$")
     ax.legend(fontsize=8)
     return Outcome(
         prediction=predicted,
         measurement=slope,
         verdict=verdict,
         criterion="slope within 3 se + grid resolution + 30 % of 1/(2 log(2c - 1))",
+        label="d(spike step) / d log(width) (GD steps per e-fold of width)",
+        tolerance=f"3 SE + {resolution:.2f} (integer steps) + 30 % of the prediction",
         summary=f"spike step vs log width: slope {float(slope.mean):.2f} +- "
         f"{float(slope.stderr):.2f}, predicted {predicted:.2f}",
         parameters={"c": c, "widths": widths, "seeds": seeds, "seed": seed},
@@ -416,16 +456,17 @@ def quadratic_model_eps_squared(quick: bool = False, seed: int = 0) -> Outcome:
     )
     verdict = bool(abs(coef[0] - 2) < 0.2 and catapult)
     fig, (ax1, ax2) = new_figure(2)
-    ax1.loglog(eps, errors, "o-", label="|theta_GD - (theta^F + eps theta^I)|")
-    ax1.loglog(eps, errors[0] * (eps / eps[0]) ** 2, "k--", label="eps^2")
-    ax1.set_xlabel("eps")
+    ax1.loglog(eps, errors, "o-", label=r"$|\theta_{GD} - (\theta^F + \varepsilon\, \theta^I)|$")
+    ax1.loglog(eps, errors[0] * (eps / eps[0]) ** 2, "k--", label=r"$\propto \varepsilon^2$")
+    ax1.set_xlabel(r"$\varepsilon$")
+    ax1.set_ylabel("distance in parameter space")
     ax1.legend(fontsize=8)
     ax1.set_title(f"fitted slope {coef[0]:.3f}")
     ax2.semilogy(qrun.loss.numpy(), label="quadratic model")
     ax2.semilogy(lrun.loss.numpy(), label="linearisation")
     ax2.set_xlabel("GD step")
     ax2.set_ylabel("loss")
-    ax2.set_title(f"ReLU net width {m}, eta = 1.5 x 2N/lambda_0")
+    ax2.set_title(rf"ReLU net width {m}, $\eta$ = 1.5 $\times\, 2N/\lambda_0$")
     ax2.legend(fontsize=8)
     return Outcome(
         prediction=2.0,
@@ -433,6 +474,30 @@ def quadratic_model_eps_squared(quick: bool = False, seed: int = 0) -> Outcome:
         verdict=verdict,
         criterion="fitted log-log slope within 0.2 of 2; quadratic model of a ReLU net "
         "spikes > 2x and converges while its linearisation grows > 1e6x",
+        label="log-log slope of |theta_GD - (theta^F + eps theta^I)| vs eps (exponent; "
+        "SE from the fit's residuals)",
+        tolerance="0.2 absolute on the slope (O(eps^3) terms bend the line)",
+        rows=[
+            Quantity(
+                "quadratic model: max loss / initial loss",
+                2.0,
+                float(qrun.loss.max() / qrun.loss[0]),
+                "catapult spike",
+                bound="lower",
+            ),
+            Quantity(
+                "linearisation: final loss / initial loss",
+                1e6,
+                float(lrun.loss[-1] / lrun.loss[0]),
+                "diverges",
+                bound="lower",
+            ),
+        ],
+        caption=(
+            "Left: distance of GD's limit from the first-order solution against eps, with an "
+            "eps^2 guide. Right: a ReLU net's quadratic model catapults at 1.5 x 2N/lambda_0 "
+            "where its linearisation diverges."
+        ),
         summary=f"slope {coef[0]:.3f} (pred 2); ReLU quadratic model spike "
         f"{float(qrun.loss.max() / qrun.loss[0]):.1f}x, final NTK eta lambda/N "
         f"{float(qrun.ntk_max[-1]) * eta / 4:.2f} < 2",
@@ -487,14 +552,14 @@ def edge_of_stability_digits(quick: bool = False, seed: int = 0) -> Outcome:
                 traj.steps, traj.values["sharpness"], traj.values["loss"], lr, settle=settle
             )
             summaries[lr] = s
-            line = ax1.plot(traj.steps, traj.values["sharpness"], label=f"eta = {lr}")[0]
+            line = ax1.plot(traj.steps, traj.values["sharpness"], label=rf"$\eta$ = {lr}")[0]
             ax1.axhline(2 / lr, ls=":", c=line.get_color())
-            ax2.semilogy(traj.steps, traj.values["loss"], label=f"eta = {lr}")
-    ax1.set_xlabel("step")
-    ax1.set_ylabel("sharpness lambda_max(H)")
-    ax1.set_title("dotted: 2 / eta")
+            ax2.semilogy(traj.steps, traj.values["loss"], label=rf"$\eta$ = {lr}")
+    ax1.set_xlabel("GD step")
+    ax1.set_ylabel(r"sharpness $\lambda_{\max}(H)$")
+    ax1.set_title(r"dotted: $2 / \eta$")
     ax1.legend(fontsize=8)
-    ax2.set_xlabel("step")
+    ax2.set_xlabel("GD step")
     ax2.set_ylabel("training loss")
     ax2.legend(fontsize=8)
     late = [s.late_mean for s in summaries.values()]
@@ -505,20 +570,37 @@ def edge_of_stability_digits(quick: bool = False, seed: int = 0) -> Outcome:
         and s.initial < 0.8 * s.threshold
         for s in summaries.values()
     )
+    worst_dev = max(s.late_max_deviation for s in summaries.values())
     return Outcome(
-        prediction=1.0,
-        measurement=Estimate(
-            float(np.mean(late)), float(np.std(late)) if len(late) > 1 else 0.0, len(late)
-        ),
+        prediction=0.1,
+        measurement=Estimate(worst_dev, 0.0, len(late)),
         verdict=verdict,
+        label="max late |lambda_max(H) / (2/eta) - 1| over the learning rates (relative)",
+        kind="bound",
+        bound="upper",
+        exact=True,
+        tolerance="10 % of 2/eta (the claim's band)",
+        rows=[
+            Quantity(
+                f"late mean of lambda_max(H) / (2/eta), eta = {lr}",
+                1.0,
+                s.late_mean,
+                "hovers at 2/eta",
+            )
+            for lr, s in summaries.items()
+        ],
+        caption=(
+            "Left: sharpness along full-batch GD with 2/eta dotted. Right: the training loss, "
+            "falling non-monotonically."
+        ),
         criterion=(
             "for every eta: sharpness starts below 0.8 x 2/eta, rises, and from "
             f"{settle} steps after first reaching 0.9 x 2/eta stays within 10 % of 2/eta; "
             "loss still decreases"
         ),
-        summary="; ".join(
-            f"eta {lr}: sharpness/(2/eta) late mean {s.late_mean:.3f}, max dev "
-            f"{s.late_max_deviation:.3f}, reached at step {s.reach_step}"
+        summary=" ".join(
+            f"eta {lr}: late mean of sharpness/(2/eta) {s.late_mean:.3f}, max deviation "
+            f"{s.late_max_deviation:.3f}, 2/eta reached at step {s.reach_step}."
             for lr, s in summaries.items()
         ),
         parameters={"n": n, "lrs": list(lrs), "steps": steps, "settle": settle, "seed": seed},

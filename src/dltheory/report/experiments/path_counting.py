@@ -319,8 +319,9 @@ def _ntk_figure(grid: _Grid, cells: list[dict], x_sq: float) -> bytes:
             color=colour[n],
             label=f"measured, n = {n}",
         )
-        right.plot([c["beta"] for c in mine], [c["ratio_exact"] for c in mine], "--", lw=1,
-                   color=colour[n])  # fmt: skip
+        right.plot(
+            [c["beta"] for c in mine], [c["ratio_exact"] for c in mine], "--", lw=1, color=colour[n]
+        )
     right.plot([], [], "--", lw=1, color="gray", label="exact, per width")
     layers = torch.arange(1, max(grid.depths) + 2)
     left.plot(layers.numpy(), (2.0 * layers).numpy(), "k-", lw=1, label="c_out (L+1)")

@@ -100,8 +100,13 @@ def region_density_run(quick: bool = False, seed: int = 0) -> Outcome:
     ax.legend(fontsize=7)
     for depth in depths:  # same depth, same colour as in the left panel
         sel = [k for k, r in enumerate(rows) if len(r.widths) == depth]
-        ax2.errorbar(neurons[sel], mean[sel] / neurons[sel], 2 * se[sel] / neurons[sel], fmt="o",
-                     label=f"measured, L={depth}")  # fmt: skip
+        ax2.errorbar(
+            neurons[sel],
+            mean[sel] / neurons[sel],
+            2 * se[sel] / neurons[sel],
+            fmt="o",
+            label=f"measured, L={depth}",
+        )
     ax2.axhline(float(bound[0] / neurons[0]), color="r", ls="--", label="C_grad C_bias")
     ax2.set(xlabel="# neurons", ylabel="density / # neurons", xscale="log", ylim=(0, None))
     ax2.legend(fontsize=7)
@@ -289,8 +294,9 @@ def region_map_2d(quick: bool = False, seed: int = 0) -> Outcome:
     ax2.imshow(
         ids.reshape(300, 300).T.numpy(), origin="lower", extent=(lo, hi, lo, hi), cmap="tab20"
     )
-    ax2.set(title=f"patterns on a 300 x 300 grid (count: {n_grid} x {n_grid})", xlabel="s",
-            ylabel="t")  # fmt: skip
+    ax2.set(
+        title=f"patterns on a 300 x 300 grid (count: {n_grid} x {n_grid})", xlabel="s", ylabel="t"
+    )
     return Outcome(
         prediction=result.n_regions,
         measurement=Estimate(float(len(seen)), 0.0, n_grid * n_grid),
