@@ -1,0 +1,144 @@
+"""Run fuzz cases and write one JSON line per case.
+
+``python -m tests.fuzz.run OUT.jsonl [--per-target N] [--seed S] [--timeout T] [--only PREFIX]``
+
+The cases run in child processes with a memory cap (a runaway allocation fails there, not on
+the machine). A call that cannot be interrupted by the alarm (compiled code: numba, LAPACK)
+is stopped by a watchdog that records it as a hang and ends the child; a child that dies
+(out of memory, a segfault) leaves its case as ``crash``. Either way a new child goes on
+with the next case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def select(per_target: int | None, seed: int, only: str | None):
+    """All cases, or the valid call plus ``per_target`` sampled changes per target."""
+    from . import harness
+
+    rng = random.Random(seed)
+    chosen = []
+    for target, example in harness.targets():
+        if only and not target.name.startswith(only):
+            continue
+        cases = harness.cases(target, example)
+        if per_target is not None and len(cases) > per_target + 1:
+            cases = [cases[0], *rng.sample(cases[1:], per_target)]
+        chosen += [(target, case, build) for case, build in cases]
+    return chosen
+
+
+def _line(fh, rec: dict) -> None:
+    fh.write(json.dumps(rec) + "\n")
+    fh.flush()
+
+
+def child(args: argparse.Namespace) -> None:
+    """Run the cases from ``args.start`` on, appending to ``args.out``."""
+    import torch
+
+    from . import harness
+
+    limit = int(args.memory_gb * 2**30)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    torch.set_num_threads(1)
+    chosen = select(args.per_target, args.seed, args.only)
+    with open(args.out, "a") as fh:
+        for index in range(args.start, len(chosen)):
+            target, case, build = chosen[index]
+            _line(fh, {"start": list(case), "index": index})
+
+            def watchdog(case=case) -> None:
+                _line(
+                    fh,
+                    {
+                        "case": list(case),
+                        "outcome": "hang",
+                        "seconds": args.hard_timeout,
+                        "detail": f"no answer in {args.hard_timeout:g} s (uninterruptible)",
+                    },
+                )
+                os._exit(3)
+
+            timer = threading.Timer(args.hard_timeout, watchdog)
+            timer.start()
+            try:
+                call = build()
+            except Exception as err:
+                res = harness.Result(case, "broken", f"example: {type(err).__name__}: {err}", 0.0)
+            else:
+                res = harness.run_case(target, call, case, args.timeout)
+            timer.cancel()
+            _line(
+                fh,
+                {
+                    "case": list(case),
+                    "outcome": res.outcome,
+                    "detail": res.detail,
+                    "seconds": round(res.seconds, 4),
+                },
+            )
+        _line(fh, {"done": len(chosen)})
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out")
+    parser.add_argument("--per-target", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--timeout", type=float, default=5.0)
+    parser.add_argument("--hard-timeout", type=float, default=15.0)
+    parser.add_argument("--only", default=None)
+    parser.add_argument("--memory-gb", type=float, default=6.0)
+    parser.add_argument("--start", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.start is not None:
+        child(args)
+        return
+    Path(args.out).write_text("")
+    start = 0
+    while True:
+        cmd = [
+            sys.executable,
+            "-m",
+            "tests.fuzz.run",
+            *(argv or sys.argv[1:]),
+            "--start",
+            str(start),
+        ]
+        subprocess.run(cmd, cwd=ROOT, check=False)
+        lines = [json.loads(x) for x in Path(args.out).read_text().splitlines()]
+        if any("done" in rec for rec in lines):
+            break
+        starts = [rec for rec in lines if "start" in rec]
+        if not starts:
+            raise RuntimeError("the fuzz child ended before its first case")
+        last = starts[-1]
+        if lines[-1] is last:  # died inside this case: record it and go on
+            with open(args.out, "a") as fh:
+                _line(
+                    fh,
+                    {
+                        "case": last["start"],
+                        "outcome": "crash",
+                        "seconds": 0,
+                        "detail": "the process died in this call (memory cap or signal)",
+                    },
+                )
+        start = last["index"] + 1
+
+
+if __name__ == "__main__":
+    main()
