@@ -28,6 +28,10 @@ def test_every_public_callable_has_an_example_or_an_exemption():
     assert len(targets) > 150
 
 
+def test_no_example_for_a_name_that_is_not_public():
+    assert harness.stale_examples() == []
+
+
 def test_a_public_function_without_an_example_is_named(monkeypatch):
     from tests.fuzz import examples
 

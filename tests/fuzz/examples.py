@@ -94,6 +94,10 @@ EXEMPT = {
     "finite.FiniteDense.forward": "nn.Module.forward, called by torch inside the library",
     "finite.FiniteDense.extra_repr": "nn.Module repr hook, no input",
     "finite.Ensemble.forward": "nn.Module.forward; Ensemble.preactivations is fuzzed",
+    "kernels.PairState.k11": "state of the graph interpreter, built by the library",
+    "kernels.PairState.k22": "state of the graph interpreter, built by the library",
+    "kernels.PairState.with_": "state of the graph interpreter, built by the library",
+    "spec.Layer": "abstract base of the layer kinds (each kind is fuzzed)",
     "kernels.KernelState.to": "torch's Tensor.to signature, forwarded to each field",
     "estimators.InfiniteNetworkEstimator": "abstract base class of the four estimators",
     # slow Monte-Carlo drivers (seconds per valid call): covered by their own tests
@@ -419,9 +423,7 @@ EXAMPLES: dict[str, Callable[[], Call]] = {
     "curvature.hessian_trace": _mk(lambda: ((model(), _mse, curv_data(), 9), {})),
     "curvature.hutchpp_trace": _mk(lambda: ((_matvec(), 6, 9), {})),
     "curvature.lanczos_eigenpairs": _mk(lambda: ((_matvec(), 6), {"k": 2})),
-    "curvature.lanczos_tridiagonal": _mk(
-        lambda: ((_matvec(), torch.ones(6, dtype=F64), 4), {})
-    ),
+    "curvature.lanczos_tridiagonal": _mk(lambda: ((_matvec(), torch.ones(6, dtype=F64), 4), {})),
     "curvature.neural_collapse": _mk(lambda: (class_data(), {})),
     "curvature.spectral_density": _mk(lambda: ((_matvec(), 6), {"n_probes": 2, "n_steps": 6})),
     # dynamics
@@ -630,6 +632,7 @@ EXAMPLES: dict[str, Callable[[], Call]] = {
     "spec.Dense": _c(2.0, 0.1),
     "spec.Dense.learning_rates": _c(4, instance=lambda: spec.Dense(2.0, 0.1)),
     "spec.Serial.check_network": _c(instance=mlp_spec),
+    "spec.Serial.check_chain": _c(instance=mlp_spec),
     "spec.Serial.kernel": _mk(lambda: ((x_data(3, 3),), {}, mlp_spec)),
     "spec.Serial.sample": _c(8, in_dim=3, seed=0, instance=mlp_spec),
     "spec.is_pass_through": _c(nn.Identity()),
@@ -639,3 +642,8 @@ EXAMPLES: dict[str, Callable[[], Call]] = {
     "parallel.grid": _c(0, a=[1, 2], b=[0.5]),
     "parallel.task_seeds": _c(0, 3),
 }
+
+
+def names_listed() -> set[str]:
+    """Every name with an example or an exemption here."""
+    return set(EXAMPLES) | set(EXEMPT)

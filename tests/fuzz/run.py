@@ -18,7 +18,7 @@ import random
 import resource
 import subprocess
 import sys
-import threading
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,27 +60,12 @@ def child(args: argparse.Namespace) -> None:
             target, case, build = chosen[index]
             _line(fh, {"start": list(case), "index": index})
 
-            def watchdog(case=case) -> None:
-                _line(
-                    fh,
-                    {
-                        "case": list(case),
-                        "outcome": "hang",
-                        "seconds": args.hard_timeout,
-                        "detail": f"no answer in {args.hard_timeout:g} s (uninterruptible)",
-                    },
-                )
-                os._exit(3)
-
-            timer = threading.Timer(args.hard_timeout, watchdog)
-            timer.start()
             try:
                 call = build()
             except Exception as err:
                 res = harness.Result(case, "broken", f"example: {type(err).__name__}: {err}", 0.0)
             else:
                 res = harness.run_case(target, call, case, args.timeout)
-            timer.cancel()
             _line(
                 fh,
                 {
@@ -118,7 +103,18 @@ def main(argv: list[str] | None = None) -> None:
             "--start",
             str(start),
         ]
-        subprocess.run(cmd, cwd=ROOT, check=False)
+        proc = subprocess.Popen(cmd, cwd=ROOT)
+        size, since = os.path.getsize(args.out), time.monotonic()
+        limit = 300.0  # the child imports and builds its cases first
+        while proc.poll() is None:  # the watchdog: no new line for hard_timeout s -> kill
+            time.sleep(0.2)
+            now_size = os.path.getsize(args.out)
+            if now_size != size:
+                size, since, limit = now_size, time.monotonic(), args.hard_timeout
+            elif time.monotonic() - since > limit:
+                proc.kill()
+                proc.wait()
+                break
         lines = [json.loads(x) for x in Path(args.out).read_text().splitlines()]
         if any("done" in rec for rec in lines):
             break
@@ -126,15 +122,18 @@ def main(argv: list[str] | None = None) -> None:
         if not starts:
             raise RuntimeError("the fuzz child ended before its first case")
         last = starts[-1]
-        if lines[-1] is last:  # died inside this case: record it and go on
+        if lines[-1] is last:  # killed or died inside this case: record it and go on
+            hung = proc.returncode == -9
             with open(args.out, "a") as fh:
                 _line(
                     fh,
                     {
                         "case": last["start"],
-                        "outcome": "crash",
-                        "seconds": 0,
-                        "detail": "the process died in this call (memory cap or signal)",
+                        "outcome": "hang" if hung else "crash",
+                        "seconds": args.hard_timeout if hung else 0,
+                        "detail": f"no answer in {args.hard_timeout:g} s (uninterruptible)"
+                        if hung
+                        else f"the process died in this call (exit {proc.returncode})",
                     },
                 )
         start = last["index"] + 1
