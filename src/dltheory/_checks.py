@@ -21,6 +21,7 @@ __all__ = [
     "check_bool",
     "check_bytes",
     "check_choice",
+    "check_finite_result",
     "check_int",
     "check_labels",
     "check_module",
@@ -280,3 +281,22 @@ def check_widths(widths: Any, name: str = "widths") -> tuple[int, ...]:
             raise ValueError(message(name, "a sequence of integers >= 1", widths))
         out.append(int(n))
     return tuple(out)
+
+
+def check_finite_result(name: str, value: Any, fix: str = "Rescale the inputs") -> None:
+    """Refuse a result (tensor, array, float, or a tuple of them) with NaN or inf entries,
+    blaming the inputs ``name`` (an overflow or a degenerate input, never a silent NaN)."""
+    parts = value if isinstance(value, tuple | list) else (value,)
+    for part in parts:
+        if isinstance(part, torch.Tensor):
+            ok = bool(torch.isfinite(part.detach()).all())
+        elif isinstance(part, np.ndarray):
+            ok = bool(np.isfinite(part).all())
+        else:
+            ok = math.isfinite(float(part))
+        if not ok:
+            raise ValueError(
+                message(
+                    name, "small enough that the result is finite in float64", "an overflow", fix
+                )
+            )

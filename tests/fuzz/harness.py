@@ -131,11 +131,15 @@ def case_exemptions(target: Target) -> dict[str, str]:
     return local.get(short + ":cases", {})
 
 
-def inf_allowed(target: Target) -> bool:
-    """Whether the target's docstring says what an infinite output means (declared in
-    ``__fuzz_exempt__`` as ``"<name>:inf": reason``)."""
+def inf_allowed(target: Target) -> str:
+    """Which non-finite outputs the target documents: "" (none), "inf" (its docstring says
+    what inf means: ``"<name>:inf": reason`` in ``__fuzz_exempt__``) or "nan" (NaN too,
+    ``"<name>:nan": reason``)."""
     local = _module_exemptions(target.owner or target.obj)
-    return target.name.split(".", 1)[1] + ":inf" in local
+    short = target.name.split(".", 1)[1]
+    if short + ":nan" in local:
+        return "nan"
+    return "inf" if short + ":inf" in local else ""
 
 
 def _public_methods(cls: type) -> list[tuple[str, Any]]:
@@ -699,9 +703,10 @@ def run_case(target: Target, call: Call, case: Case, timeout: float) -> Result:
     if why:
         return Result(case, "changed", why, took)
     where = nonfinite(out)
-    if where and not inf_allowed(target):
+    allowed = inf_allowed(target)
+    if where and not allowed:
         return Result(case, "nan", f"non-finite {where}", took)
-    if where and inf_allowed(target) and _has_nan(out):
+    if where and allowed == "inf" and _has_nan(out):
         return Result(case, "nan", f"NaN in {where}", took)
     return Result(case, "clean", "ok", took)
 

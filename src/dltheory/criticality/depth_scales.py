@@ -42,6 +42,11 @@ __all__ = [
     "stable_k_star",
 ]
 
+__fuzz_exempt__ = {
+    "DepthScales": "result record, built by depth_scales()",
+    "depth_scales:inf": "xi_q, xi_c are inf where |chi| = 1 (no exponential decay; documented)",
+}
+
 Phase = Literal["ordered", "chaotic", "critical"]
 _PHASES = ("ordered", "chaotic", "critical")
 # rho in [-1, 0.99] by 0.01, then 1 - 10^-j for j = 2.25 .. 7 (rho* nears 1 at the boundary).

@@ -28,6 +28,8 @@ from ..stats import Estimate
 
 __all__ = ["DepthProfile", "MeasuredDepthProfile", "depth_profile", "measured_depth_profile"]
 
+__fuzz_exempt__ = {"DepthProfile": "result record, built by depth_profile()"}
+
 
 @dataclass(frozen=True)
 class DepthProfile:

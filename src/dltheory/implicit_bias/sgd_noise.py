@@ -29,7 +29,14 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .._checks import as_float_tensor, check_choice, check_int, check_positive, message
+from .._checks import (
+    as_float_tensor,
+    check_choice,
+    check_finite_result,
+    check_int,
+    check_positive,
+    message,
+)
 from ..stats import Estimate
 from ._validate import design, targets
 
@@ -111,6 +118,7 @@ def gradient_noise(
     f_sigma, f_s = _noise_factor(n, b, sampling)
     cov = f_sigma * (s - outer) + f_s * s
     second = cov + outer
+    check_finite_result("per_sample_gradients", (mean, second, cov))
     return GradientNoise(mean, second, cov, float(torch.trace(second)), float(torch.trace(cov)))
 
 
@@ -127,7 +135,9 @@ def linear_regression_gradients(X: Any, y: Any, theta: Any) -> torch.Tensor:
     theta = as_float_tensor("theta", theta, ndim=1, dtype=torch.float64)
     if theta.shape[0] != X.shape[1]:
         raise ValueError(message("theta", f"of length {X.shape[1]}", theta.shape[0]))
-    return (X @ theta - y)[:, None] * X
+    out = (X @ theta - y)[:, None] * X
+    check_finite_result("X, y, theta", out)
+    return out
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spl
 import torch
 
-from .._checks import as_float_tensor, check_int
+from .._checks import as_float_tensor, check_bytes, check_int
 from ..stats import Estimate
 
 __all__ = ["WalkRun", "challenge_walk", "lattice_slow_mass", "walk_density"]
@@ -56,6 +56,7 @@ def lattice_slow_mass(m: int) -> float:
     True
     """
     m = check_int("m", m, minimum=2)
+    check_bytes("m", 256.0 * m)  # the sparse 2m x 2m chain and its LU factors
     n = 2 * m
     k = np.arange(n)
     step = np.where(k < m, 1, 2)
