@@ -31,6 +31,7 @@ import torch
 
 from .._checks import (
     as_float_tensor,
+    check_bytes,
     check_choice,
     check_finite_result,
     check_int,
@@ -48,6 +49,12 @@ __all__ = [
     "linear_regression_gradients",
     "sgd_fluctuation_dissipation",
 ]
+
+__fuzz_exempt__ = {
+    "sgd_fluctuation_dissipation:cases": {
+        "steps:1e12": "runs the 10^12 SGD steps asked for (time linear in steps)"
+    }
+}
 
 Sampling = Literal["with_replacement", "without_replacement", "bernoulli"]
 SAMPLINGS = ("with_replacement", "without_replacement", "bernoulli")
@@ -287,7 +294,9 @@ def sgd_fluctuation_dissipation(
     b = _check_batch(batch_size, n, sampling)
     steps = check_int("steps", steps, minimum=1)
     chains = check_int("chains", chains, minimum=2)
+    check_bytes("chains, batch_size", 8.0 * chains * (b * (p + 2) + 4 * p + 2))
     hess = X.T @ X / n
+    check_finite_result("X", hess)
     eig = torch.linalg.eigvalsh(hess)
     if eig[0] <= 1e-12 * eig[-1]:
         raise ValueError(message("X", "of full column rank (N > P)", f"shape {(n, p)}"))
