@@ -16,6 +16,7 @@ import torch
 
 __all__ = [
     "MEMORY_BUDGET",
+    "Plain",
     "as_float_array",
     "as_float_tensor",
     "check_bool",
@@ -106,17 +107,18 @@ def as_float_tensor(
     device: torch.device | str | None = None,
     allow_inf: bool = False,
     allow_empty: bool = False,
+    detach: bool = False,
 ) -> torch.Tensor:
     """Convert an array-like to a finite floating tensor of the given rank.
 
     Integer and NumPy inputs are converted; float tensors keep their dtype unless
     ``dtype`` is given; complex, boolean, object, string, ``None``, empty and non-finite
     inputs are refused (``allow_inf`` lets +-inf through, never NaN; ``allow_empty`` lets
-    zero-size arrays through). A tensor that requires grad is detached: inputs are data,
-    and the library never differentiates through them.
+    zero-size arrays through). A tensor that requires grad keeps its graph unless
+    ``detach`` (use it where the input goes on to NumPy: :func:`as_float_array` does).
     """
     if isinstance(value, torch.Tensor):
-        tensor = value.detach()
+        tensor = value.detach() if detach else value
     elif isinstance(value, np.ndarray | np.generic | Sequence | numbers.Real) and not isinstance(
         value, str | bytes
     ):
@@ -174,9 +176,22 @@ def as_float_array(
 ) -> np.ndarray:
     """:func:`as_float_tensor` as a float64 NumPy array (a copy: never a view of the input)."""
     tensor = as_float_tensor(
-        name, value, ndim=ndim, dtype=torch.float64, allow_inf=allow_inf, allow_empty=allow_empty
+        name,
+        value,
+        ndim=ndim,
+        dtype=torch.float64,
+        allow_inf=allow_inf,
+        allow_empty=allow_empty,
+        detach=True,
     )
     return tensor.cpu().numpy().copy()
+
+
+class Plain(str):
+    """Text shown in a message as it is (no quotes)."""
+
+    def __repr__(self) -> str:
+        return str(self)
 
 
 def _bytes(n: float) -> str:
@@ -196,7 +211,7 @@ def check_bytes(name: str, n_bytes: float, budget: int | None = None, fix: str =
             message(
                 name,
                 f"small enough for the memory budget of {_bytes(budget)}",
-                f"a request of about {_bytes(n_bytes)}",
+                Plain(f"a request of about {_bytes(n_bytes)}"),
                 fix or "Use a smaller size",
             )
         )

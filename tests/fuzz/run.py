@@ -31,7 +31,7 @@ def select(per_target: int | None, seed: int, only: str | None):
     rng = random.Random(seed)
     chosen = []
     for target, example in harness.targets():
-        if only and not target.name.startswith(only):
+        if only and not target.name.startswith(tuple(only.split(","))):
             continue
         cases = harness.cases(target, example)
         if per_target is not None and len(cases) > per_target + 1:

@@ -67,7 +67,7 @@ def _kernels(**values: Any) -> tuple[torch.Tensor, ...]:
     out = []
     for name, value in values.items():
         if not isinstance(value, torch.Tensor):
-            value = as_float_tensor(name, value, dtype=torch.float64)
+            value = as_float_tensor(name, value, dtype=torch.float64, detach=True)
         elif value.is_complex() or value.dtype == torch.bool:
             raise TypeError(message(name, "a real tensor", f"dtype {value.dtype}"))
         elif not value.is_floating_point():

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from .._checks import as_float_tensor, check_positive, check_widths, message
+from .._checks import Plain, as_float_tensor, check_positive, check_widths, message
 
 __all__ = ["Problem", "validate_problem", "validate_widths"]
 
@@ -32,8 +32,8 @@ def validate_widths(widths: Any) -> tuple[int, ...]:
 
 def validate_problem(x: Any, y: Any, widths: Any, sigma2: Any) -> Problem:
     """Check shapes, P <= n_0, full row rank of x, widths >= 1 and sigma2 > 0."""
-    x = as_float_tensor("x", x, ndim=2, dtype=torch.float64)
-    y = as_float_tensor("y", y, dtype=torch.float64)
+    x = as_float_tensor("x", x, ndim=2, dtype=torch.float64, detach=True)
+    y = as_float_tensor("y", y, dtype=torch.float64, detach=True)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1 or y.shape[0] != x.shape[0]:
@@ -45,6 +45,18 @@ def validate_problem(x: Any, y: Any, widths: Any, sigma2: Any) -> Problem:
                 "Pass y of shape (P,) or (P, 1)",
             )
         )
+    for name, value in (("x", x), ("y", y)):
+        top = float(value.abs().max())
+        if top > 1e100:
+            raise ValueError(
+                message(
+                    name,
+                    "of entries with magnitude <= 1e100 (evidence and posterior are computed "
+                    "from x x^T and y^T (x x^T)^-1 y)",
+                    Plain(f"max |entry| {top:.3g}"),
+                    "Rescale the data",
+                )
+            )
     n_data, n_in = x.shape
     if n_data > n_in:
         raise ValueError(

@@ -65,7 +65,7 @@ def greedy_net(f: Any, eps: float, metric: Metric = "l2") -> torch.Tensor:
     >>> greedy_net(torch.tensor([[0.0], [0.5], [3.0]]), 1.0).tolist()
     [0, 2]
     """
-    f = as_float_tensor("f", f, ndim=2, dtype=torch.float64)
+    f = as_float_tensor("f", f, ndim=2, dtype=torch.float64, detach=True)
     eps = check_positive("eps", eps)
     check_choice("metric", metric, ("l2", "sup"))
     uncovered = torch.ones(f.shape[0], dtype=torch.bool)

@@ -87,7 +87,7 @@ def q_potential(beta: Any, alpha: float, theta0: Any = None) -> torch.Tensor:
     1.25
     """
     alpha = check_positive("alpha", alpha)
-    beta = as_float_tensor("beta", beta, dtype=torch.float64)
+    beta = as_float_tensor("beta", beta, dtype=torch.float64, detach=True)
     if beta.ndim == 0:
         raise ValueError(message("beta", "a 1-D array (d,) or a batch (..., d)", "a 0-d scalar"))
     log_c = math.log(alpha) + torch.log(shape_vector(theta0, beta.shape[-1]).abs())

@@ -161,7 +161,7 @@ def logistic_gd(
     if w0 is None:
         w = np.zeros(X.shape[1])
     else:
-        w = as_float_tensor("w0", w0, ndim=1, dtype=torch.float64).numpy().copy()
+        w = as_float_tensor("w0", w0, ndim=1, dtype=torch.float64, detach=True).numpy().copy()
         if w.size != X.shape[1]:
             raise ValueError(message("w0", f"of length {X.shape[1]}", w.size))
     # at most `steps` distinct logged steps, whatever n_log asks for

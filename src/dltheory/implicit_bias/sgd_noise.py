@@ -115,7 +115,9 @@ def gradient_noise(
     0.0
     """
     # float64 throughout: float16 / bfloat16 moments lose the covariance to rounding
-    G = as_float_tensor("per_sample_gradients", per_sample_gradients, ndim=2, dtype=torch.float64)
+    G = as_float_tensor(
+        "per_sample_gradients", per_sample_gradients, ndim=2, dtype=torch.float64, detach=True
+    )
     sampling = check_choice("sampling", sampling, SAMPLINGS)
     n = G.shape[0]
     b = _check_batch(batch_size, n, sampling)
@@ -139,7 +141,7 @@ def linear_regression_gradients(X: Any, y: Any, theta: Any) -> torch.Tensor:
     """
     X = design("X", X)
     y = targets("y", y, X.shape[0])
-    theta = as_float_tensor("theta", theta, ndim=1, dtype=torch.float64)
+    theta = as_float_tensor("theta", theta, ndim=1, dtype=torch.float64, detach=True)
     if theta.shape[0] != X.shape[1]:
         raise ValueError(message("theta", f"of length {X.shape[1]}", theta.shape[0]))
     out = (X @ theta - y)[:, None] * X

@@ -43,7 +43,7 @@ def walk_density(theta: torch.Tensor | float) -> torch.Tensor:
     >>> round(float(walk_density(1.0) / walk_density(4.0)), 12)
     4.0
     """
-    theta = as_float_tensor("theta", theta, dtype=torch.float64)
+    theta = as_float_tensor("theta", theta, dtype=torch.float64, detach=True)
     theta = torch.remainder(theta, 2 * math.pi)
     slow = torch.full_like(theta, 4.0 / (5.0 * math.pi))
     return torch.where(theta < math.pi, slow, slow / 4.0)

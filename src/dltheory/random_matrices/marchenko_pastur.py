@@ -147,6 +147,7 @@ def marchenko_pastur_moment(k: int, c: float, sigma2: float = 1.0, *, log: bool 
     k = check_int("k", k, minimum=0)
     c, sigma2 = _check(c, sigma2)
     log = check_bool("log", log)
+    check_bytes("k", 64.0 * k, fix="The sum has k terms; use k <= 10^7")
     if k == 0:
         return 0.0 if log else 1.0
     r = np.arange(k, dtype=np.float64)

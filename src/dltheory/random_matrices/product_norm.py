@@ -107,7 +107,13 @@ class ProductNormLaw:
         j = check_int("j", j, minimum=1)
         if j == 1:
             return self.log_mean
-        return float(np.sum(sp.polygamma(j - 1, self._outs / 2)))
+        # psi^(j-1)(x) ~ (j - 2)! / x^(j-1): beyond float64 for large j (or tiny widths)
+        value = float(np.sum(sp.polygamma(j - 1, self._outs / 2))) if j <= 10**4 else math.nan
+        if not math.isfinite(value):
+            raise ValueError(
+                message("j", "small enough that the cumulant is a float64", j, "Use a lower order")
+            )
+        return value
 
     def lognormal(self) -> tuple[float, float]:
         """Leading order of log|theta|^2: N(L log sigma2 + log(n_L/n_0) - S, 2 S), S = sum 1/n_l."""
