@@ -36,6 +36,12 @@ __all__ = [
     "pair_inputs",
 ]
 
+_MC = "samples the 10^12 networks asked for (time linear in n_networks)"
+__fuzz_exempt__ = {
+    "correlation_samples:cases": {"n_networks:1e12": _MC},
+    "compare_correlation_profile:cases": {"n_networks:1e12": _MC},
+}
+
 
 @dataclass(frozen=True)
 class CorrelationSamples:

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from scipy.optimize import linprog
 
-from .._checks import as_float_tensor, check_finite_result, check_positive, message
+from .._checks import Plain, as_float_tensor, check_finite_result, check_positive, message
 from ._validate import design, shape_vector, targets
 
 __all__ = [
@@ -64,7 +64,13 @@ def q_function(z: Any) -> torch.Tensor:
     """
     z = as_float_tensor("z", z, dtype=torch.float64, allow_empty=True)
     if z.numel() and float(z.abs().max()) > 1e150:  # z^2 would overflow
-        raise ValueError(message("z", "of magnitude <= 1e150 (z^2 must be a float64)", "larger"))
+        raise ValueError(
+            message(
+                "z",
+                "of magnitude <= 1e150 (z^2 must be a float64)",
+                Plain(f"max |z| {float(z.abs().max()):g}"),
+            )
+        )
     # 2 - sqrt(4 + z^2) = -z^2 / (2 + sqrt(4 + z^2)): no cancellation at small z.
     return z * torch.asinh(z / 2.0) - z * z / (2.0 + torch.sqrt(4.0 + z * z))
 
