@@ -376,7 +376,9 @@ def test_check_module_messages():
         net.weight[0, 0] = float("nan")
     with pytest.raises(ValueError) as info:
         check_module("model", net)
-    assert str(info.value) == "model must be a module with finite parameters. Got 'NaN/inf in weight'."
+    assert (
+        str(info.value) == "model must be a module with finite parameters. Got 'NaN/inf in weight'."
+    )
 
 
 def test_check_labels_messages():

@@ -94,7 +94,8 @@ CASES = [
     (lambda: monte_carlo_posterior(torch.eye(1, 3, dtype=F64), [1.0], (3,), sigma2=1e-300),
      ValueError, "sigma2 must be in [1e-100, 1e100] for Monte-Carlo weights. Got 1e-300."),
     (lambda: fit_correlation_scale(1e30 * torch.ones(8, 20, dtype=F64), start=1, rho_star=1.0),
-     ValueError, "samples must be correlations in [-1, 1]. Got max |entry| 1e+30."),
+     ValueError, "samples must be correlations that decay exponentially toward rho_star. "
+     "Got a failed fit (xi_c = nan). Check rho_star and start."),
     (lambda: correlation_map("tanh", 1.0, 0.0, 1.0, 2.0), ValueError,
      "rho must be correlations in [-1, 1]. Got max |rho| 2."),
     (lambda: depth_profile("tanh", 1e30, 0.0, [[1.0, 0.0], [0.0, 1.0]], 3), ValueError,

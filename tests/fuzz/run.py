@@ -24,9 +24,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def select(per_target: int | None, seed: int, only: str | None):
-    """All cases, or the valid call plus ``per_target`` sampled changes per target."""
+def select(per_target: int | None, seed: int, only: str | None, skip_pending: bool = False):
+    """All cases, or the valid call plus ``per_target`` sampled changes per target (drawn
+    among the cases not in PENDING when ``skip_pending``: known failures only cost time)."""
     from . import harness
+    from .pending import PENDING
 
     rng = random.Random(seed)
     chosen = []
@@ -34,6 +36,8 @@ def select(per_target: int | None, seed: int, only: str | None):
         if only and not target.name.startswith(tuple(only.split(","))):
             continue
         cases = harness.cases(target, example)
+        if skip_pending:
+            cases = [c for c in cases if c[0].key not in PENDING]
         if per_target is not None and len(cases) > per_target + 1:
             cases = [cases[0], *rng.sample(cases[1:], per_target)]
         chosen += [(target, case, build) for case, build in cases]
@@ -54,7 +58,7 @@ def child(args: argparse.Namespace) -> None:
     limit = int(args.memory_gb * 2**30)
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     torch.set_num_threads(1)
-    chosen = select(args.per_target, args.seed, args.only)
+    chosen = select(args.per_target, args.seed, args.only, args.skip_pending)
     with open(args.out, "a") as fh:
         for index in range(args.start, len(chosen)):
             target, case, build = chosen[index]
@@ -85,7 +89,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=5.0)
     parser.add_argument("--hard-timeout", type=float, default=15.0)
-    parser.add_argument("--only", default=None)
+    parser.add_argument("--only", default=None, help="comma-separated name prefixes")
+    parser.add_argument("--skip-pending", action="store_true")
     parser.add_argument("--memory-gb", type=float, default=6.0)
     parser.add_argument("--start", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -191,12 +191,6 @@ def fit_correlation_scale(
         True
     """
     rho = as_float_tensor("samples", samples, ndim=2, dtype=torch.float64, detach=True).numpy()
-    if np.abs(rho).max() > 1.0 + 1e-9:
-        raise ValueError(
-            message(
-                "samples", "correlations in [-1, 1]", Plain(f"max |entry| {np.abs(rho).max():g}")
-            )
-        )
     n_networks, n_layers = rho.shape
     start = check_int("start", start, minimum=1)
     if start > n_layers - _MIN_WINDOW + 1:
