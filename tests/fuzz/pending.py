@@ -1,3 +1,4 @@
+# ruff: noqa: E501
 """PENDING: known fuzz failures in modules the fuzz harness's author does not own.
 
 ``{(qualified_name, "argument:kind" or "valid"): "what happens"}``, grouped by owner. Each entry is
