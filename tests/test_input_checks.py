@@ -86,8 +86,11 @@ CASES = [
      "rtol must be a float in [1e-14, 1) (float64 resolution). Got 1e-300. Try 1e-11."),
     (lambda: lattice_slow_mass(10**12), ValueError, f"m {BUDGET} 233 TiB. Use a smaller size."),
     (lambda: deep_linear_posterior(1e300 * torch.eye(1, 3, dtype=F64), [1.0], (3,)), ValueError,
-     "x must be of entries with magnitude <= 1e100 (evidence and posterior are computed from "
+     "x must be of entries with magnitude <= 1e+100 (evidence and posterior are computed from "
      "x x^T and y^T (x x^T)^-1 y). Got max |entry| 1e+300. Rescale the data."),
+    (lambda: deep_linear_posterior(torch.eye(1, 3, dtype=F64), [1e199], (3,)), ValueError,
+     "y must be small enough that y^T (x x^T)^-1 y is a float64. Got max |y| 1e+199. "
+     "Rescale y (and sigma2 with it)."),
     (lambda: log_meijer_g(1e30, [0.5]), ValueError,
      "log_y must be such that log G is a float64. Got 1e+30. G underflows: the argument is "
      "too far in the tail."),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -45,14 +46,14 @@ def validate_problem(x: Any, y: Any, widths: Any, sigma2: Any) -> Problem:
                 "Pass y of shape (P,) or (P, 1)",
             )
         )
-    for name, value in (("x", x), ("y", y)):
+    for name, value, limit in (("x", x, 1e100), ("y", y, 1e200)):
         top = float(value.abs().max())
-        if top > 1e100:
+        if top > limit:
             raise ValueError(
                 message(
                     name,
-                    "of entries with magnitude <= 1e100 (evidence and posterior are computed "
-                    "from x x^T and y^T (x x^T)^-1 y)",
+                    f"of entries with magnitude <= {limit:g} (evidence and posterior are "
+                    "computed from x x^T and y^T (x x^T)^-1 y)",
                     Plain(f"max |entry| {top:.3g}"),
                     "Rescale the data",
                 )
@@ -76,6 +77,17 @@ def validate_problem(x: Any, y: Any, widths: Any, sigma2: Any) -> Problem:
                 "of full row rank P (linearly independent data points)",
                 f"rank {int((singular > tol).sum())} < P = {n_data}",
                 "Remove duplicate or linearly dependent rows",
+            )
+        )
+    gram = x @ x.T
+    q = float(y @ torch.linalg.solve(gram, y))
+    if not (math.isfinite(q) and bool(torch.isfinite(gram).all())):
+        raise ValueError(
+            message(
+                "y",
+                "small enough that y^T (x x^T)^-1 y is a float64",
+                Plain(f"max |y| {float(y.abs().max()):.3g}"),
+                "Rescale y (and sigma2 with it)",
             )
         )
     return Problem(x, y, validate_widths(widths), check_positive("sigma2", sigma2))
