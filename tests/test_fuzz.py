@@ -81,6 +81,7 @@ def test_fuzz_sample(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_fuzz_full(tmp_path):
     rows = _run(tmp_path, timeout=3000)
     bad = _new_failures(rows)
