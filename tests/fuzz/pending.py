@@ -317,6 +317,10 @@ PENDING: dict[tuple[str, str], str] = {
     ('kernels.maximize_evidence', 'y:x1e300'): 'nan: non-finite log_marginal_likelihood.-inf',
     ('parallel.grid', 'a:entrynan'): 'nan: non-finite 0.a.nan',
     ('parallel.task_seeds', 'n:1e12'): 'hang: no answer in 5 s',
+    # ---- report / cli / Johnson-Lindenstrauss (issue 22): 3 ----
+    ('entropy.jl_dimension', 'eps:1e-300'): 'foreign: ZeroDivisionError: float division by zero at johnson_lindenstrauss.py:45',
+    ('entropy.jl_distortion', 'projected:x1e300'): 'nan: non-finite inf',
+    ('entropy.random_projection', 'm:1e12'): "foreign: RuntimeError: [enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you tr",
     # ---- spec / kernels blocked, recursion, state, fused (issues 20, 21): 7 ----
     ('kernels.propagate', 'gram:inf'): 'nan: non-finite nngp (tensor)',
     ('kernels.propagate', 'gram:nan'): 'nan: non-finite nngp (tensor)',
