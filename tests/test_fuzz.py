@@ -75,7 +75,10 @@ def _new_failures(rows: list[dict]) -> list[str]:
 
 
 def test_fuzz_sample(tmp_path):
-    rows = _run(tmp_path, "--per-target", str(PER_TARGET), "--skip-pending", timeout=280)
+    # 10 s per call (20 s watchdog): generous on a loaded CI machine; the known hangs
+    # (10^12 iterations asked for) are in PENDING and skipped here
+    args = ("--per-target", str(PER_TARGET), "--skip-pending", "--timeout", "10")
+    rows = _run(tmp_path, *args, "--hard-timeout", "20", timeout=280)
     bad = _new_failures(rows)
     assert not bad, f"{len(bad)} of {len(rows)} fuzz calls fail:\n" + "\n".join(bad)
 

@@ -91,7 +91,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hard-timeout", type=float, default=15.0)
     parser.add_argument("--only", default=None, help="comma-separated name prefixes")
     parser.add_argument("--skip-pending", action="store_true")
-    parser.add_argument("--memory-gb", type=float, default=6.0)
+    # address-space cap of the children (a CUDA build of torch may need more to import)
+    parser.add_argument(
+        "--memory-gb", type=float, default=float(os.environ.get("DLTHEORY_FUZZ_MEMORY_GB", 6))
+    )
     parser.add_argument("--start", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.start is not None:
