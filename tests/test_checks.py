@@ -301,3 +301,107 @@ def test_as_float_tensor_refuses_other_types_by_type_name(value, kind):
     with pytest.raises(TypeError) as info:
         as_float_tensor("x", value)
     assert str(info.value) == f"x must be a torch.Tensor or NumPy array. Got {kind!r}."
+
+
+# --- validators added for the fuzzed API (issue 23) ---------------------------------------
+
+
+def test_as_float_tensor_keeps_or_detaches_the_graph():
+    from dltheory._checks import as_float_array
+
+    x = torch.ones(3, dtype=torch.float64, requires_grad=True)
+    assert as_float_tensor("x", x).requires_grad
+    assert not as_float_tensor("x", x, detach=True).requires_grad
+    out = as_float_array("x", x)
+    assert isinstance(out, np.ndarray) and out.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_as_float_tensor_allow_inf_and_empty():
+    out = as_float_tensor("x", [float("inf"), 1.0], allow_inf=True)
+    assert out.tolist() == [float("inf"), 1.0]
+    with pytest.raises(ValueError) as info:
+        as_float_tensor("x", [float("nan"), 1.0], allow_inf=True)
+    assert str(info.value) == "x must be free of NaN. Got 'NaN entries'."
+    assert as_float_tensor("x", [], allow_empty=True).numel() == 0
+
+
+def test_as_float_tensor_refuses_bools_and_none_in_lists():
+    with pytest.raises(TypeError) as info:
+        as_float_tensor("x", True)
+    assert str(info.value) == "x must be an array of real numbers, not booleans. Got True."
+    with pytest.raises(TypeError) as info:
+        as_float_tensor("x", np.array([1.0, None], dtype=object))
+    assert str(info.value).startswith("x must be an array of real numbers. Got ")
+    numbers_as_objects = np.array([1.0, 2], dtype=object)
+    assert as_float_tensor("x", numbers_as_objects).tolist() == [1.0, 2.0]
+
+
+def test_check_bytes_refuses_before_allocating():
+    from dltheory._checks import check_bytes
+
+    check_bytes("n", 1024.0)
+    with pytest.raises(ValueError) as info:
+        check_bytes("n", 8.0 * 10**12)
+    assert str(info.value) == (
+        "n must be small enough for the memory budget of 4 GiB. "
+        "Got a request of about 7.28 TiB. Use a smaller size."
+    )
+    with pytest.raises(ValueError, match=r"budget of 1 KiB\. Got a request of about 2 KiB\."):
+        check_bytes("n", 2048.0, budget=1024)
+
+
+@pytest.mark.parametrize("bad", [None, 1, 0, "yes", 1.0])
+def test_check_bool_refuses_non_flags(bad):
+    from dltheory._checks import check_bool
+
+    with pytest.raises(TypeError) as info:
+        check_bool("flag", bad)
+    assert str(info.value) == f"flag must be True or False. Got {bad!r}."
+    assert check_bool("flag", np.bool_(True)) is True
+
+
+def test_check_module_messages():
+    from dltheory._checks import check_module
+
+    with pytest.raises(TypeError) as info:
+        check_module("model", lambda x: x)
+    assert str(info.value) == (
+        "model must be a torch.nn.Module. Got 'function'. Wrap a function in a Module."
+    )
+    with pytest.raises(ValueError) as info:
+        check_module("model", torch.nn.Identity())
+    assert str(info.value) == "model must be a module with parameters. Got 'Identity'."
+    net = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        net.weight[0, 0] = float("nan")
+    with pytest.raises(ValueError) as info:
+        check_module("model", net)
+    assert (
+        str(info.value) == "model must be a module with finite parameters. Got 'NaN/inf in weight'."
+    )
+
+
+def test_check_labels_messages():
+    from dltheory._checks import check_labels
+
+    assert check_labels("y", [0, 2, 1.0], 3).tolist() == [0, 2, 1]
+    with pytest.raises(ValueError) as info:
+        check_labels("y", [0, 3], 3)
+    assert str(info.value) == "y must be class labels in [0, 3). Got 'labels from 0 to 3'."
+    with pytest.raises(ValueError) as info:
+        check_labels("y", [0, 0.5])
+    assert str(info.value) == "y must be integer class labels. Got 'non-integer entries'."
+    with pytest.raises(TypeError):
+        check_labels("y", torch.tensor([True, False]))
+
+
+def test_check_finite_result_blames_the_inputs():
+    from dltheory._checks import check_finite_result
+
+    check_finite_result("x", (torch.ones(2), np.ones(2), 1.0))
+    with pytest.raises(ValueError) as info:
+        check_finite_result("x", (torch.ones(2), float("inf")))
+    assert str(info.value) == (
+        "x must be small enough that the result is finite in float64. Got 'an overflow'. "
+        "Rescale the inputs."
+    )

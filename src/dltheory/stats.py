@@ -14,9 +14,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._checks import as_float_tensor, check_int, check_nonnegative, message
+from ._checks import as_float_tensor, check_finite_result, check_int, check_nonnegative, message
 
 __all__ = ["Estimate"]
+
+__fuzz_exempt__ = {
+    "Estimate": "value record: holds what it is given (built by from_samples and the library)",
+    "Estimate.zscore:inf": "inf where stderr = 0 and mean != prediction (documented)",
+}
 
 
 @dataclass(frozen=True)
@@ -45,17 +50,24 @@ class Estimate:
             samples = samples.to(torch.float64)
         elif isinstance(samples, np.ndarray) and samples.dtype == np.bool_:
             samples = samples.astype(np.float64)
-        x = as_float_tensor("samples", samples)
+        x = as_float_tensor("samples", samples, detach=True)
+        if x.ndim == 0:
+            raise ValueError(message("samples", "at least 1-D (samples along dim)", "a scalar"))
+        dim = check_int("dim", dim)
+        if not -x.ndim <= dim < x.ndim:
+            raise ValueError(message("dim", f"a dimension of the {x.ndim}-D samples", dim))
         n = x.shape[dim]
         if n < 2:
             raise ValueError(message("samples", "at least 2 samples along dim", n))
         mean = x.mean(dim)
         stderr = x.std(dim, unbiased=True) / math.sqrt(n)
+        check_finite_result("samples", (mean, stderr))
         return cls(mean, stderr, n)
 
     def zscore(self, prediction: Any) -> Any:
         """(mean - prediction) / stderr (inf where stderr = 0 and they differ)."""
-        diff = torch.as_tensor(self.mean) - torch.as_tensor(prediction, dtype=torch.float64)
+        prediction = as_float_tensor("prediction", prediction, dtype=torch.float64, detach=True)
+        diff = torch.as_tensor(self.mean) - prediction
         se = torch.as_tensor(self.stderr, dtype=diff.dtype)
         return torch.where(
             se > 0,
@@ -70,7 +82,7 @@ class Estimate:
         """
         check_nonnegative("n_std", n_std)
         check_nonnegative("rtol", rtol)
-        pred = torch.as_tensor(prediction, dtype=torch.float64)
+        pred = as_float_tensor("prediction", prediction, dtype=torch.float64, detach=True)
         mean = torch.as_tensor(self.mean, dtype=torch.float64)
         se = torch.as_tensor(self.stderr, dtype=torch.float64)
         return bool(((mean - pred).abs() <= n_std * se + rtol * pred.abs()).all())

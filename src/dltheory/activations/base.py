@@ -22,7 +22,14 @@ from typing import Any, Literal
 
 import torch
 
-from .._checks import check_choice, message
+from .._checks import (
+    as_float_tensor,
+    check_choice,
+    check_int,
+    check_positive,
+    check_real,
+    message,
+)
 from . import quadrature
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
@@ -52,6 +59,39 @@ def _autograd_derivative(fn: Fn) -> Fn:
         return grad if x.requires_grad else grad.detach()
 
     return derivative
+
+
+def _kernels(**values: Any) -> tuple[torch.Tensor, ...]:
+    """Kernel entries for the Gaussian maps: real tensors pass unchanged (the hot path of the
+    kernel recursion); other array-likes are checked (finite, real) and become float64."""
+    out = []
+    for name, value in values.items():
+        if not isinstance(value, torch.Tensor):
+            value = as_float_tensor(name, value, dtype=torch.float64, detach=True)
+        elif value.is_complex() or value.dtype == torch.bool:
+            raise TypeError(message(name, "a real tensor", f"dtype {value.dtype}"))
+        elif not value.is_floating_point():
+            value = value.to(torch.float64)
+        out.append(value)
+    return tuple(out)
+
+
+# The Gaussian maps take tensors unchecked: they are the inner loop of the kernel recursion,
+# whose public entry points (kernel(), spec, criticality) validate their inputs once.
+__fuzz_exempt__ = {
+    f"Activation.{m}:cases": {
+        kind: "tensors pass unchecked (kernel-recursion hot path): NaN / inf in, NaN / inf out"
+        for kind in ("nan", "inf", "x1e30", "x1e300")
+    }
+    for m in (
+        "nngp_map",
+        "ntk_map",
+        "map_error",
+        "second_moment",
+        "derivative_second_moment",
+        "square_second_derivative",
+    )
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,7 +144,18 @@ class Activation:
             object.__setattr__(self, "d1", _autograd_derivative(self.fn))
         if self.d2 is None:
             object.__setattr__(self, "d2", _autograd_derivative(self.d1))
-        object.__setattr__(self, "kinks", tuple(float(c) for c in self.kinks))
+        for name in ("d1", "d2", "nngp_closed", "ntk_closed", "second_derivative_closed"):
+            value = getattr(self, name)
+            if value is not None and not callable(value):
+                raise TypeError(message(name, "a callable or None", value))
+        object.__setattr__(self, "pair_code", check_int("pair_code", self.pair_code, minimum=0))
+        object.__setattr__(self, "pair_param", check_real("pair_param", self.pair_param))
+        object.__setattr__(self, "tol", check_positive("tol", self.tol))
+        if isinstance(self.kinks, str) or not isinstance(self.kinks, Sequence):
+            raise TypeError(message("kinks", "a sequence of real numbers", self.kinks))
+        object.__setattr__(self, "kinks", tuple(check_real("kinks", c) for c in self.kinks))
+        if not isinstance(self.params, dict):
+            raise TypeError(message("params", "a dict of parameters", self.params))
 
     @classmethod
     def from_callable(
@@ -130,6 +181,8 @@ class Activation:
             raise TypeError(message("fn", "an elementwise function of a torch tensor", fn)) from err
         if not isinstance(out, torch.Tensor) or out.shape != probe.shape:
             raise TypeError(message("fn", "elementwise (same shape out as in)", fn))
+        if name is not None and not isinstance(name, str):
+            raise TypeError(message("name", "a string or None", name))
         label = name or getattr(fn, "__name__", "custom")
         return cls(name=label, fn=fn, d1=d1, d2=d2, kinks=tuple(kinks))
 
@@ -164,7 +217,12 @@ class Activation:
 
     # 2-D maps -----------------------------------------------------------------
     def nngp_map(self, k11: torch.Tensor, k12: torch.Tensor, k22: torch.Tensor) -> torch.Tensor:
-        """E[s(u) s(v)], (u, v) ~ N(0, [[k11, k12], [k12, k22]]), broadcast."""
+        """E[s(u) s(v)], (u, v) ~ N(0, [[k11, k12], [k12, k22]]), broadcast.
+
+        Tensors are used as they are (this is the kernel recursion's inner loop: a NaN in
+        gives a NaN out); other array-likes are checked and converted to float64.
+        """
+        k11, k12, k22 = _kernels(k11=k11, k12=k12, k22=k22)
         if self.nngp_closed is not None:
             return self.nngp_closed(k11, k12, k22)
         return quadrature.mehler_expectation(
@@ -172,7 +230,9 @@ class Activation:
         )
 
     def ntk_map(self, k11: torch.Tensor, k12: torch.Tensor, k22: torch.Tensor) -> torch.Tensor:
-        """E[s'(u) s'(v)], (u, v) ~ N(0, [[k11, k12], [k12, k22]]), broadcast."""
+        """E[s'(u) s'(v)], (u, v) ~ N(0, [[k11, k12], [k12, k22]]), broadcast (inputs as in
+        :meth:`nngp_map`)."""
+        k11, k12, k22 = _kernels(k11=k11, k12=k12, k22=k22)
         if self.ntk_closed is not None:
             return self.ntk_closed(k11, k12, k22)
         return quadrature.mehler_expectation(
@@ -193,6 +253,7 @@ class Activation:
         :func:`quadrature.mehler_expectation`); lower it with ``tol``.
         """
         check_choice("kind", kind, ("nngp", "ntk"))
+        k11, k12, k22 = _kernels(k11=k11, k12=k12, k22=k22)
         closed = self.nngp_closed if kind == "nngp" else self.ntk_closed
         if closed is not None:
             return torch.zeros_like(torch.broadcast_tensors(k11, k12, k22)[1], dtype=torch.float64)
@@ -205,14 +266,14 @@ class Activation:
     # 1-D maps -----------------------------------------------------------------
     def second_moment(self, k: torch.Tensor) -> torch.Tensor:
         """E[s(z)^2], z ~ N(0, K)."""
-        k = torch.as_tensor(k, dtype=torch.float64)
+        (k,) = _kernels(k=k)
         if self.nngp_closed is not None:
             return self.nngp_closed(k, k, k)
         return quadrature.expectation_1d(lambda z: self.fn(z) ** 2, k, self.kinks)
 
     def derivative_second_moment(self, k: torch.Tensor) -> torch.Tensor:
         """E[s'(z)^2], z ~ N(0, K)."""
-        k = torch.as_tensor(k, dtype=torch.float64)
+        (k,) = _kernels(k=k)
         if self.ntk_closed is not None:
             return self.ntk_closed(k, k, k)
         return quadrature.expectation_1d(lambda z: self.d1(z) ** 2, k, self.kinks)
@@ -223,7 +284,7 @@ class Activation:
         Equals 2 d/dK E[s(z)^2] (Gaussian integration by parts), the quantity in
         chi_parallel = (C_w / 2) E[(s^2)''] (Roberts, Yaida & Hanin 2022, Sec. 5.1).
         """
-        k = torch.as_tensor(k, dtype=torch.float64)
+        (k,) = _kernels(k=k)
         if self.second_derivative_closed is not None:
             return self.second_derivative_closed(k)
         return quadrature.expectation_1d(

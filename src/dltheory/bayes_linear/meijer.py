@@ -25,6 +25,7 @@ the independent reference the tests compare with.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -36,6 +37,27 @@ import scipy.special as sp
 from .._checks import check_positive, check_real, message
 
 __all__ = ["log_gamma_ratio", "log_meijer_g", "log_meijer_g_normalised"]
+
+
+def _finite_log(fn):
+    """Refuse arguments whose log G is beyond float64 (G under- or overflows there)."""
+
+    @functools.wraps(fn)
+    def checked(*args, **kwargs):
+        out = fn(*args, **kwargs)
+        if not math.isfinite(out):
+            raise ValueError(
+                message(
+                    fn.__code__.co_varnames[0],
+                    "such that log G is a float64",
+                    args[0] if args else kwargs,
+                    "G underflows: the argument is too far in the tail",
+                )
+            )
+        return out
+
+    return checked
+
 
 _SHIFT = 20.0  # the truncated series below are exact to ~1e-18 for |z| >= 20
 _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(24)
@@ -147,6 +169,7 @@ def _saddle(b: np.ndarray, a: np.ndarray, k: np.ndarray, log_x: float) -> float:
     return c
 
 
+@_finite_log
 def log_meijer_g(log_x: float, b: Sequence[float]) -> float:
     """log G^{m,0}_{0,m}(x | b_1, ..., b_m) for x = exp(log_x) > 0 (DLMF 16.17.1).
 
@@ -180,6 +203,7 @@ def log_meijer_g(log_x: float, b: Sequence[float]) -> float:
     return float(log_meijer_g_normalised(log_x, b, [1.0] * len(b)))
 
 
+@_finite_log
 def log_meijer_g_normalised(log_y: float, b: Sequence[float], a: Sequence[float]) -> float:
     """log of G^{m,0}_{0,m}(y prod_j a_j | b) prod_j a_j^{a_j - b_j} / prod_j Gamma(a_j).
 

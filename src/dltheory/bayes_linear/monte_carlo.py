@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from .._checks import check_int, message
+from .._checks import check_bytes, check_finite_result, check_int, message
 from ..finite import Estimate
 from ._data import validate_problem
 
@@ -97,6 +97,11 @@ def monte_carlo_posterior(
     """
     x, y, widths, sigma2 = validate_problem(x, y, widths, sigma2)
     n_samples = check_int("n_samples", n_samples, minimum=2)
+    if not 1e-100 <= sigma2 <= 1e100:
+        raise ValueError(message("sigma2", "in [1e-100, 1e100] for Monte-Carlo weights", sigma2))
+    biggest = max([a * b for a, b in zip(widths[1:], widths[:-1], strict=False)] + [*widths, 1])
+    check_bytes("widths", 16.0 * biggest)
+    check_bytes("n_samples", 48.0 * n_samples)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TypeError(message("seed", "an integer", seed))
     gen = torch.Generator().manual_seed(seed)
@@ -114,6 +119,7 @@ def monte_carlo_posterior(
     scale = math.exp(shift)
     ratio = float((w * v).sum() / w.sum())
     ratio_se = float(torch.sqrt(((w * (v - ratio)) ** 2).sum() / (n_samples * (n_samples - 1))))
+    check_finite_result("x, y, sigma2", (w_mean * scale, w_se * scale, ratio, ratio_se / w_mean))
     return MonteCarloPosterior(
         evidence=Estimate(w_mean * scale, w_se * scale, n_samples),
         log_evidence=math.log(w_mean) + shift,

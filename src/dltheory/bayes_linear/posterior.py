@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from .._checks import as_float_tensor, check_real, message
+from .._checks import as_float_tensor, check_bool, check_finite_result, check_real, message
 from ._data import validate_problem
 from .meijer import log_gamma_ratio, log_meijer_g_normalised
 
@@ -122,7 +122,7 @@ class DeepLinearPosterior:
         >>> pred.mean.tolist(), pred.variance.tolist()  # theta* = (2, 0), v = 1/2
         ([2.0], [0.5])
         """
-        xt = as_float_tensor("x_test", x_test, ndim=2, dtype=torch.float64)
+        xt = as_float_tensor("x_test", x_test, ndim=2, dtype=torch.float64, detach=True)
         if xt.shape[1] != self.n_in:
             raise ValueError(
                 message(
@@ -132,10 +132,12 @@ class DeepLinearPosterior:
                     "Test inputs need the training input dimension",
                 )
             )
+        full_cov = check_bool("full_cov", full_cov)
         mean = xt @ self.theta_star
         perp = xt - (xt @ self._basis) @ self._basis.T
         variance = self.perp_variance * (perp * perp).sum(1)
         cov = self.perp_variance * (perp @ perp.T) if full_cov else None
+        check_finite_result("x_test", (mean, variance) if cov is None else (mean, variance, cov))
         return Prediction(mean, variance, cov)
 
 

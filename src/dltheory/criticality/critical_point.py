@@ -34,6 +34,8 @@ from ..activations import Activation, activation
 
 __all__ = ["CriticalPoint", "critical_point", "k_star_zero_decay"]
 
+__fuzz_exempt__ = {"CriticalPoint": "result record, built by critical_point()"}
+
 UniversalityClass = Literal["scale_invariant", "k_star_zero", "nonzero_k_star", "none"]
 _CLASSES = ("scale_invariant", "k_star_zero", "nonzero_k_star", "none")
 _ZERO = 1e-14

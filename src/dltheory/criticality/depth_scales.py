@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from scipy.optimize import brentq
 
-from .._checks import check_nonnegative, message
+from .._checks import Plain, as_float_tensor, check_finite_result, check_nonnegative, message
 from ..activations import Activation, activation
 from .fixed_points import MARGINAL_TOL, fixed_points
 from .susceptibility import chi_parallel, chi_perp
@@ -41,6 +41,11 @@ __all__ = [
     "phase_of",
     "stable_k_star",
 ]
+
+__fuzz_exempt__ = {
+    "DepthScales": "result record, built by depth_scales()",
+    "depth_scales:inf": "xi_q, xi_c are inf where |chi| = 1 (no exponential decay; documented)",
+}
 
 Phase = Literal["ordered", "chaotic", "critical"]
 _PHASES = ("ordered", "chaotic", "critical")
@@ -109,8 +114,16 @@ def correlation_map(
     if k == 0:
         raise ValueError(message("k_star", "> 0", k_star, "The correlation is undefined at K = 0"))
     q = torch.tensor(k, dtype=torch.float64)
-    rho = torch.as_tensor(rho, dtype=torch.float64)
-    return (c_b + c_w * s.nngp_map(q, rho * q, q)) / q
+    rho = as_float_tensor("rho", rho, dtype=torch.float64, detach=True)
+    if float(rho.abs().max()) > 1.0:
+        raise ValueError(
+            message(
+                "rho", "correlations in [-1, 1]", Plain(f"max |rho| {float(rho.abs().max()):g}")
+            )
+        )
+    out = (c_b + c_w * s.nngp_map(q, rho * q, q)) / q
+    check_finite_result("c_w, c_b, k_star", out)
+    return out
 
 
 def _small_k_star(s: Activation, c_w: float, c_b: float, k_low: float) -> float | None:

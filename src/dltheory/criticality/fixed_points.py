@@ -23,6 +23,8 @@ from .susceptibility import chi_parallel, chi_perp
 
 __all__ = ["FixedPoint", "FixedPoints", "fixed_points"]
 
+__fuzz_exempt__ = {"FixedPoint": "result record, built by fixed_points()"}
+
 Stability = Literal["stable", "marginal", "unstable"]
 
 # |chi_parallel| within this of 1 counts as marginal.

@@ -31,7 +31,15 @@ import numpy as np
 import torch
 from scipy.optimize import curve_fit
 
-from .._checks import as_float_tensor, check_choice, check_int, check_positive, check_real, message
+from .._checks import (
+    Plain,
+    as_float_tensor,
+    check_choice,
+    check_int,
+    check_positive,
+    check_real,
+    message,
+)
 from ..activations import Activation, activation
 from ..stats import Estimate
 from .depth_scales import DepthScales, depth_scales
@@ -182,7 +190,7 @@ def fit_correlation_scale(
         >>> abs(float(fit.xi_c.mean) - 4.0) < 0.05
         True
     """
-    rho = as_float_tensor("samples", samples, ndim=2, dtype=torch.float64).numpy()
+    rho = as_float_tensor("samples", samples, ndim=2, dtype=torch.float64, detach=True).numpy()
     n_networks, n_layers = rho.shape
     start = check_int("start", start, minimum=1)
     if start > n_layers - _MIN_WINDOW + 1:
@@ -195,7 +203,7 @@ def fit_correlation_scale(
     if rho_star is not None:
         rho_star = check_real("rho_star", rho_star)
     if one_minus is not None and rho_star == 1.0:
-        om = as_float_tensor("one_minus", one_minus, dtype=torch.float64).numpy()
+        om = as_float_tensor("one_minus", one_minus, dtype=torch.float64, detach=True).numpy()
         if om.shape != rho.shape:
             raise ValueError(message("one_minus", f"of shape {rho.shape}", om.shape))
         signed = om  # 1 - rho: the distance to rho* = 1
@@ -261,6 +269,15 @@ def fit_correlation_scale(
     factor = (n_groups - 1) / n_groups
     xi_se = math.sqrt(factor * ((loo[:, 0] - loo[:, 0].mean()) ** 2).sum())
     r_se = 0.0 if rho_star is not None else math.sqrt(factor * ((loo[:, 1] - r) ** 2).sum())
+    if not all(math.isfinite(v) for v in (xi, r, xi_se, r_se)) or xi <= 0:
+        raise ValueError(
+            message(
+                "samples",
+                "correlations that decay exponentially toward rho_star",
+                Plain(f"a failed fit (xi_c = {xi:g})"),
+                "Check rho_star and start",
+            )
+        )
     return CorrelationFit(
         xi_c=Estimate(xi, xi_se, n_groups),
         rho_star=Estimate(r, r_se, n_groups),

@@ -20,12 +20,13 @@ from typing import Any
 
 import torch
 
-from .._checks import as_float_tensor, check_int, check_positive, check_real, message
+from .._checks import as_float_tensor, check_bytes, check_int, check_positive, check_real, message
 from ..activations import Activation, activation
 from ..finite.ensemble import ensemble
 from ..finite.moments import layer_samples
 from ..spec.mlp import MLP
 from ..stats import Estimate
+from ._sizes import check_network_size
 
 __all__ = [
     "CorrelationSamples",
@@ -34,6 +35,12 @@ __all__ = [
     "correlation_samples",
     "pair_inputs",
 ]
+
+_MC = "samples the 10^12 networks asked for (time linear in n_networks)"
+__fuzz_exempt__ = {
+    "correlation_samples:cases": {"n_networks:1e12": _MC},
+    "compare_correlation_profile:cases": {"n_networks:1e12": _MC},
+}
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,7 @@ def pair_inputs(c_w: float, c_b: float, k_1: float, rho_1: float, n_pairs: int =
     k_1 = check_real("k_1", k_1)
     rho_1 = check_real("rho_1", rho_1)
     n_pairs = check_int("n_pairs", n_pairs, minimum=1)
+    check_bytes("n_pairs", 8.0 * (2 * n_pairs) ** 2)
     if k_1 <= c_b:
         raise ValueError(message("k_1", f"> c_b = {c_b:g}", k_1, "K^(1) = C_b + C_w |x|^2 / n_0"))
     q = (k_1 - c_b) / c_w
@@ -144,7 +152,8 @@ def correlation_samples(
     width = check_int("width", width, minimum=1)
     depth = check_int("depth", depth, minimum=1)
     n_networks = check_int("n_networks", n_networks, minimum=2)
-    x = as_float_tensor("x", x, ndim=2, dtype=torch.float64)
+    check_network_size(depth, width)
+    x = as_float_tensor("x", x, ndim=2, dtype=torch.float64, detach=True)
     if x.shape[0] % 2:
         raise ValueError(message("x", "an even number of rows (pairs)", f"shape {tuple(x.shape)}"))
     spec = MLP(depth, s, c_w, c_b, out_dim=width)

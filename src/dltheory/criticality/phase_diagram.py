@@ -24,6 +24,12 @@ from .susceptibility import chi_parallel, chi_perp
 
 __all__ = ["PhaseDiagram", "phase_diagram", "plot_phase_diagram"]
 
+__fuzz_exempt__ = {
+    "PhaseDiagram": "result record, built by phase_diagram()",
+    "phase_diagram:nan": "documented: xi_c inf at criticality, NaN where the variances diverge; "
+    "boundary_c_w NaN where no boundary lies in the grid",
+}
+
 _CODES = {"ordered": -1, "critical": 0, "chaotic": 1}
 
 
@@ -58,7 +64,7 @@ class PhaseDiagram:
 
 
 def _grid(name: str, values: Any) -> np.ndarray:
-    grid = as_float_tensor(name, values, ndim=1).double().numpy()
+    grid = as_float_tensor(name, values, ndim=1, detach=True).double().numpy()
     if (grid < 0).any() or (np.diff(grid) <= 0).any():
         raise ValueError(message(name, "increasing variances >= 0", values))
     return grid
@@ -200,7 +206,7 @@ def plot_phase_diagram(diagram: PhaseDiagram, ax: Any = None, measured: Any = No
     ok = np.isfinite(diagram.boundary_c_w)
     ax.plot(diagram.boundary_c_w[ok], diagram.c_b[ok], "k-", label="chi_perp = 1")
     if measured is not None:
-        points = as_float_tensor("measured", measured, ndim=2).double().numpy()
+        points = as_float_tensor("measured", measured, ndim=2, detach=True).double().numpy()
         if points.shape[1] != 2:
             raise ValueError(message("measured", "of shape (n, 2): (C_w, C_b)", points.shape))
         ax.plot(points[:, 0], points[:, 1], "o", color="orange", label="measured")

@@ -19,14 +19,21 @@ from typing import Any
 
 import torch
 
-from .._checks import as_float_tensor, check_int, check_nonnegative, message
+from .._checks import as_float_tensor, check_finite_result, check_int, check_nonnegative, message
 from ..activations import Activation, activation
 from ..finite.ensemble import ensemble
 from ..finite.moments import layer_samples
 from ..spec.mlp import MLP
 from ..stats import Estimate
+from ._sizes import MAX_DEPTH, check_kernel_scale, check_network_size
 
 __all__ = ["DepthProfile", "MeasuredDepthProfile", "depth_profile", "measured_depth_profile"]
+
+_MC = "samples the 10^12 networks asked for (time linear in n_networks)"
+__fuzz_exempt__ = {
+    "measured_depth_profile:cases": {"n_networks:1e12": _MC},
+    "DepthProfile": "result record, built by depth_profile()",
+}
 
 
 @dataclass(frozen=True)
@@ -87,7 +94,7 @@ def signal_correlation(k12: torch.Tensor, k11: torch.Tensor, k22: torch.Tensor) 
 
 
 def _inputs(x: Any) -> torch.Tensor:
-    x = as_float_tensor("x", x, dtype=torch.float64)
+    x = as_float_tensor("x", x, dtype=torch.float64, detach=True)
     if x.ndim != 2 or x.shape[0] != 2:
         raise ValueError(message("x", "of shape (2, in_dim): two inputs", tuple(x.shape)))
     return x
@@ -117,11 +124,19 @@ def depth_profile(
     c_w = check_nonnegative("c_w", c_w)
     c_b = check_nonnegative("c_b", c_b)
     depth = check_int("depth", depth, minimum=1)
+    if depth > MAX_DEPTH:
+        raise ValueError(message("depth", f"<= {MAX_DEPTH} layers", depth))
     x = _inputs(x)
+    check_kernel_scale(s, c_b + c_w * (x * x).sum(1) / x.shape[1])
+    if not s.has_closed_form and c_w > 1e4:
+        raise ValueError(
+            message("c_w", f"<= 1e4 for {s.name!r} (its maps are evaluated by quadrature)", c_w)
+        )
     state = MLP(depth, s, c_w, c_b).kernel(x, return_layers=True)
     k = torch.stack([layer.nngp for layer in state.layers])
     variance = torch.diagonal(k, dim1=1, dim2=2)
     correlation = signal_correlation(k[:, 0, 1], variance[:, 0], variance[:, 1])
+    check_finite_result("c_w, c_b, x", (variance, correlation), "The variances overflow float64")
     return DepthProfile(variance=variance.clone(), correlation=correlation)
 
 
@@ -164,6 +179,7 @@ def measured_depth_profile(
     depth = check_int("depth", depth, minimum=1)
     width = check_int("width", width, minimum=1)
     n_networks = check_int("n_networks", n_networks, minimum=2)
+    check_network_size(depth, width)
     seed = check_int("seed", seed)
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(message("dtype", "torch.float32 or torch.float64", dtype))

@@ -30,7 +30,7 @@ __all__ = ["chi_parallel", "chi_perp"]
 
 
 def _variances(k: Any) -> torch.Tensor:
-    tensor = as_float_tensor("k", k, dtype=torch.float64)
+    tensor = as_float_tensor("k", k, dtype=torch.float64, detach=True)
     if bool((tensor < 0).any()):
         raise ValueError(message("k", "a variance >= 0", k, "Pass preactivation variances K >= 0"))
     return tensor

@@ -18,15 +18,25 @@ eps_n(K) = inf{eps : N(eps) <= 2^n}.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, NamedTuple
 
 import torch
 
-from .._checks import as_float_tensor, check_choice, check_int, check_positive
+from .._checks import (
+    as_float_tensor,
+    check_bool,
+    check_choice,
+    check_int,
+    check_positive,
+    check_real,
+    message,
+)
 
 __all__ = ["CoveringEstimate", "covering_number", "greedy_net", "volumetric_bounds"]
 
 Metric = Literal["l2", "sup"]
+_LOG_MAX = math.log(1.7976931348623157e308)  # log of the largest float64
 
 
 class CoveringEstimate(NamedTuple):
@@ -55,7 +65,7 @@ def greedy_net(f: Any, eps: float, metric: Metric = "l2") -> torch.Tensor:
     >>> greedy_net(torch.tensor([[0.0], [0.5], [3.0]]), 1.0).tolist()
     [0, 2]
     """
-    f = as_float_tensor("f", f, ndim=2, dtype=torch.float64)
+    f = as_float_tensor("f", f, ndim=2, dtype=torch.float64, detach=True)
     eps = check_positive("eps", eps)
     check_choice("metric", metric, ("l2", "sup"))
     uncovered = torch.ones(f.shape[0], dtype=torch.bool)
@@ -80,18 +90,46 @@ def covering_number(f: Any, eps: float, metric: Metric = "l2") -> CoveringEstima
 
 
 def volumetric_bounds(
-    dim: int, radius: float, eps: float, delta: float = 0.0
+    dim: int, radius: float, eps: float, delta: float = 0.0, *, log: bool = False
 ) -> tuple[float, float]:
     """(lower, upper) = ((R / (eps + delta))^d, (1 + 2R / eps)^d) for the eps-covering number.
 
     The upper bound holds for any subset of the radius-R ball in R^d; the lower bound for a
-    delta-dense subset of it (every point of the ball within delta of the set).
+    delta-dense subset of it (every point of the ball within delta of the set). With
+    ``log=True`` the natural logs d log(R / (eps + delta)) and d log(1 + 2R / eps) are
+    returned; without it a bound beyond the float64 range (about 1e308) is refused with a
+    ValueError that points to ``log=True`` (a bound below 1e-308 is returned as 0.0).
 
     >>> volumetric_bounds(2, 1.0, 0.5)
     (4.0, 25.0)
+    >>> [round(b, 6) for b in volumetric_bounds(100000, 1.0, 0.1, log=True)]
+    [230258.509299, 304452.243772]
     """
     d = check_int("dim", dim, minimum=1)
     r = check_positive("radius", radius)
     eps = check_positive("eps", eps)
-    delta = check_positive("delta", delta) if delta else 0.0
-    return (r / (eps + delta)) ** d, (1 + 2 * r / eps) ** d
+    delta = check_real("delta", delta)
+    if delta < 0:
+        raise ValueError(message("delta", ">= 0 (a density radius)", delta))
+    log = check_bool("log", log)
+    ratio = 2 * r / eps
+    if math.isfinite(ratio):
+        log_upper = d * math.log1p(ratio)
+    else:  # 2R / eps overflows: log(1 + 2R / eps) = log 2 + log R - log eps to double precision
+        log_upper = d * (math.log(2.0) + math.log(r) - math.log(eps))
+    log_lower = d * (math.log(r) - math.log(eps + delta))
+    if log:
+        return log_lower, log_upper
+    try:
+        if log_upper >= _LOG_MAX:
+            raise OverflowError
+        return (r / (eps + delta)) ** d, (1 + ratio) ** d
+    except OverflowError:
+        raise ValueError(
+            message(
+                "dim, radius, eps",
+                "such that (1 + 2 radius / eps)^dim fits a float64 (below 1.8e308)",
+                (d, r, eps),
+                f"Its log is {log_upper:.6g}; pass log=True to get the bounds as logs",
+            )
+        ) from None

@@ -13,12 +13,12 @@ __all__ = ["design", "labels_pm1", "shape_vector", "targets"]
 
 def design(name: str, value: Any) -> torch.Tensor:
     """A finite float64 design matrix (n_samples, n_features)."""
-    return as_float_tensor(name, value, ndim=2, dtype=torch.float64)
+    return as_float_tensor(name, value, ndim=2, dtype=torch.float64, detach=True)
 
 
 def targets(name: str, value: Any, n: int) -> torch.Tensor:
     """A finite float64 target vector of length ``n``."""
-    y = as_float_tensor(name, value, ndim=1, dtype=torch.float64)
+    y = as_float_tensor(name, value, ndim=1, dtype=torch.float64, detach=True)
     if y.shape[0] != n:
         raise ValueError(
             message(name, f"of length {n} (one target per row of X)", f"length {y.shape[0]}")
@@ -44,7 +44,7 @@ def shape_vector(theta0: Any, d: int) -> torch.Tensor:
     if isinstance(theta0, int | float) and not isinstance(theta0, bool):
         check_positive("theta0", theta0)
         return torch.full((d,), float(theta0), dtype=torch.float64)
-    t = as_float_tensor("theta0", theta0, ndim=1, dtype=torch.float64)
+    t = as_float_tensor("theta0", theta0, ndim=1, dtype=torch.float64, detach=True)
     if t.shape[0] != d:
         raise ValueError(message("theta0", f"of length {d} (one entry per feature)", t.shape[0]))
     if bool((t == 0).any()):

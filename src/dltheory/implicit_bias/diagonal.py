@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from scipy.optimize import linprog
 
-from .._checks import as_float_tensor, check_positive, message
+from .._checks import Plain, as_float_tensor, check_finite_result, check_positive, message
 from ._validate import design, shape_vector, targets
 
 __all__ = [
@@ -62,7 +62,15 @@ def q_function(z: Any) -> torch.Tensor:
     >>> float(q_function(0.0)), round(float(q_function(1e-4) / 1e-8), 6)
     (0.0, 0.25)
     """
-    z = torch.as_tensor(z, dtype=torch.float64)
+    z = as_float_tensor("z", z, dtype=torch.float64, allow_empty=True)
+    if z.numel() and float(z.abs().max()) > 1e150:  # z^2 would overflow
+        raise ValueError(
+            message(
+                "z",
+                "of magnitude <= 1e150 (z^2 must be a float64)",
+                Plain(f"max |z| {float(z.abs().max()):g}"),
+            )
+        )
     # 2 - sqrt(4 + z^2) = -z^2 / (2 + sqrt(4 + z^2)): no cancellation at small z.
     return z * torch.asinh(z / 2.0) - z * z / (2.0 + torch.sqrt(4.0 + z * z))
 
@@ -85,7 +93,7 @@ def q_potential(beta: Any, alpha: float, theta0: Any = None) -> torch.Tensor:
     1.25
     """
     alpha = check_positive("alpha", alpha)
-    beta = as_float_tensor("beta", beta, dtype=torch.float64)
+    beta = as_float_tensor("beta", beta, dtype=torch.float64, detach=True)
     if beta.ndim == 0:
         raise ValueError(message("beta", "a 1-D array (d,) or a batch (..., d)", "a 0-d scalar"))
     log_c = math.log(alpha) + torch.log(shape_vector(theta0, beta.shape[-1]).abs())
@@ -317,4 +325,8 @@ def min_weighted_l2_interpolant(X: Any, y: Any, theta0: Any = None) -> torch.Ten
     y = targets("y", y, X.shape[0])
     w = shape_vector(theta0, X.shape[1]) ** 2
     _check_full_row_rank(X)
-    return w * (X.T @ torch.linalg.solve((X * w) @ X.T, y))
+    gram = (X * w) @ X.T
+    check_finite_result("X, theta0", gram)
+    out = w * (X.T @ torch.linalg.solve(gram, y))
+    check_finite_result("X, y, theta0", out)
+    return out

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from scipy.integrate import solve_ivp
 
-from .._checks import check_int, message
+from .._checks import as_float_array, check_int, message
 from .diagonal import _check_rtol, _problem
 
 __all__ = ["DiagonalFlow", "diagonal_flow", "diagonal_flow_limit"]
@@ -75,6 +75,45 @@ def _start(alpha: float, shape: np.ndarray, X: np.ndarray, y: np.ndarray, rtol: 
     return np.concatenate([np.zeros(d), 2.0 * alpha * shape]), np.concatenate([atol, atol])
 
 
+_FLOW_ALPHA = (1e-4, 1e4)
+_FLOW_SCALE = 1e8
+
+
+def _flow_problem(X: Any, y: Any, alpha: Any, theta0: Any) -> tuple:
+    """The checks of :func:`q_alpha_argmin` plus the ranges the stiff integrator handles:
+    1e-4 <= alpha <= 1e4 and entries of X, y, theta0 of magnitude <= 1e8."""
+    X, y, alpha, shape = _problem(X, y, alpha, theta0)
+    if not _FLOW_ALPHA[0] <= alpha <= _FLOW_ALPHA[1]:
+        raise ValueError(
+            message(
+                "alpha",
+                "in [1e-4, 1e4] for the integrated flow",
+                alpha,
+                "Use q_alpha_argmin for the limit at other scales",
+            )
+        )
+    for name, value in (("X", X), ("y", y), ("theta0", shape)):
+        if float(value.abs().max()) > _FLOW_SCALE:
+            raise ValueError(
+                message(
+                    name,
+                    "of entries with magnitude <= 1e8 for the integrated flow",
+                    f"max |entry| = {float(value.abs().max()):.3g}",
+                    "Rescale the problem",
+                )
+            )
+    return X, y, alpha, shape
+
+
+def _check_flow_rtol(rtol: Any) -> float:
+    rtol = _check_rtol(rtol)
+    if rtol < 1e-14:
+        raise ValueError(
+            message("rtol", "a float in [1e-14, 1) (float64 resolution)", rtol, "Try 1e-11")
+        )
+    return rtol
+
+
 def diagonal_flow(
     X: Any, y: Any, alpha: float, times: Any, theta0: Any = None, *, rtol: float = 1e-11
 ) -> DiagonalFlow:
@@ -93,9 +132,9 @@ def diagonal_flow(
     Returns:
         A :class:`DiagonalFlow`.
     """
-    X, y, alpha, shape = _problem(X, y, alpha, theta0)
-    rtol = _check_rtol(rtol)
-    times_np = np.asarray(torch.as_tensor(times, dtype=torch.float64))
+    X, y, alpha, shape = _flow_problem(X, y, alpha, theta0)
+    rtol = _check_flow_rtol(rtol)
+    times_np = as_float_array("times", times, ndim=1)
     if (
         times_np.ndim != 1
         or times_np.size == 0
@@ -112,7 +151,14 @@ def diagonal_flow(
         t_eval=times_np, rtol=rtol, atol=atol,
     )  # fmt: skip
     if not sol.success:
-        raise RuntimeError(f"diagonal_flow: the ODE solver failed ({sol.message})")
+        raise ValueError(
+            message(
+                "times",
+                "reachable by the stiff integrator",
+                f"a failure before t = {float(times_np[-1]):g} ({sol.message})",
+                "Use shorter times or a looser rtol",
+            )
+        )
     beta = sol.y[:d].T * sol.y[d:].T
     loss = 0.5 * ((beta @ Xn.T - yn) ** 2).sum(-1)
     return DiagonalFlow(torch.from_numpy(sol.t), torch.from_numpy(beta), torch.from_numpy(loss))
@@ -151,9 +197,11 @@ def diagonal_flow_limit(
     >>> bool((beta - q_alpha_argmin(X, [1.0], 1.0)).abs().max() < 1e-8)
     True
     """
-    X, y, alpha, shape = _problem(X, y, alpha, theta0)
-    rtol = _check_rtol(rtol)
-    check_int("max_doublings", max_doublings, minimum=1)
+    X, y, alpha, shape = _flow_problem(X, y, alpha, theta0)
+    rtol = _check_flow_rtol(rtol)
+    max_doublings = check_int("max_doublings", max_doublings, minimum=1)
+    if max_doublings > 200:  # 2^200 initial time scales: far past any convergence
+        raise ValueError(message("max_doublings", "an integer in [1, 200]", max_doublings))
     d = X.shape[1]
     Xn, yn = X.numpy(), y.numpy()
     rhs, jac = _flow_rhs(Xn, yn, d)
@@ -166,14 +214,25 @@ def diagonal_flow_limit(
     for _ in range(max_doublings):
         sol = solve_ivp(rhs, (t, t + horizon), state, method="Radau", jac=jac, rtol=rtol, atol=atol)
         if not sol.success:
-            raise RuntimeError(f"diagonal_flow_limit: the ODE solver failed ({sol.message})")
+            raise ValueError(
+                message(
+                    "X, y, alpha",
+                    "a flow the stiff integrator can follow",
+                    f"a failure at t = {t:g} ({sol.message})",
+                    "Rescale X and y, or loosen rtol",
+                )
+            )
         t, state = t + horizon, sol.y[:, -1]
         beta = state[:d] * state[d:]
         residual = np.abs(Xn @ beta - yn).max()
         if residual <= tol and beta_old is not None and np.abs(beta - beta_old).max() <= tol:
             return torch.from_numpy(beta)
         beta_old, horizon = beta, 2.0 * horizon
-    raise RuntimeError(
-        f"diagonal_flow_limit: no convergence after {max_doublings} doublings "
-        f"(residual {residual:.3g})"
+    raise ValueError(
+        message(
+            "max_doublings",
+            "enough horizon doublings for the flow to converge",
+            max_doublings,
+            f"The residual is still {residual:.3g}; raise max_doublings",
+        )
     )

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from scipy.optimize import linprog, nnls
 
-from .._checks import check_int, check_positive, message
+from .._checks import check_bytes, check_int, check_positive, message
 from ._validate import design, labels_pm1
 
 __all__ = ["MaxMargin", "max_margin", "max_margin_direction", "separable_dataset"]
@@ -183,6 +183,7 @@ def separable_dataset(n: int, d: int = 2, margin: float = 0.5, *, gap: float = 0
     """
     n = check_int("n", n, minimum=2)
     d = check_int("d", d, minimum=2)
+    check_bytes("n, d", 8.0 * (n + d) * (d + 3))
     if n < d:
         raise ValueError(message("n", f"at least d = {d} (the support vectors)", n))
     margin = check_positive("margin", margin)

@@ -29,7 +29,15 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .._checks import as_float_tensor, check_choice, check_int, check_positive, message
+from .._checks import (
+    as_float_tensor,
+    check_bytes,
+    check_choice,
+    check_finite_result,
+    check_int,
+    check_positive,
+    message,
+)
 from ..stats import Estimate
 from ._validate import design, targets
 
@@ -41,6 +49,12 @@ __all__ = [
     "linear_regression_gradients",
     "sgd_fluctuation_dissipation",
 ]
+
+__fuzz_exempt__ = {
+    "sgd_fluctuation_dissipation:cases": {
+        "steps:1e12": "runs the 10^12 SGD steps asked for (time linear in steps)"
+    }
+}
 
 Sampling = Literal["with_replacement", "without_replacement", "bernoulli"]
 SAMPLINGS = ("with_replacement", "without_replacement", "bernoulli")
@@ -101,7 +115,9 @@ def gradient_noise(
     0.0
     """
     # float64 throughout: float16 / bfloat16 moments lose the covariance to rounding
-    G = as_float_tensor("per_sample_gradients", per_sample_gradients, ndim=2, dtype=torch.float64)
+    G = as_float_tensor(
+        "per_sample_gradients", per_sample_gradients, ndim=2, dtype=torch.float64, detach=True
+    )
     sampling = check_choice("sampling", sampling, SAMPLINGS)
     n = G.shape[0]
     b = _check_batch(batch_size, n, sampling)
@@ -111,6 +127,7 @@ def gradient_noise(
     f_sigma, f_s = _noise_factor(n, b, sampling)
     cov = f_sigma * (s - outer) + f_s * s
     second = cov + outer
+    check_finite_result("per_sample_gradients", (mean, second, cov))
     return GradientNoise(mean, second, cov, float(torch.trace(second)), float(torch.trace(cov)))
 
 
@@ -124,10 +141,12 @@ def linear_regression_gradients(X: Any, y: Any, theta: Any) -> torch.Tensor:
     """
     X = design("X", X)
     y = targets("y", y, X.shape[0])
-    theta = as_float_tensor("theta", theta, ndim=1, dtype=torch.float64)
+    theta = as_float_tensor("theta", theta, ndim=1, dtype=torch.float64, detach=True)
     if theta.shape[0] != X.shape[1]:
         raise ValueError(message("theta", f"of length {X.shape[1]}", theta.shape[0]))
-    return (X @ theta - y)[:, None] * X
+    out = (X @ theta - y)[:, None] * X
+    check_finite_result("X, y, theta", out)
+    return out
 
 
 @dataclass(frozen=True)
@@ -277,7 +296,9 @@ def sgd_fluctuation_dissipation(
     b = _check_batch(batch_size, n, sampling)
     steps = check_int("steps", steps, minimum=1)
     chains = check_int("chains", chains, minimum=2)
+    check_bytes("chains, batch_size", 8.0 * chains * (b * (p + 2) + 4 * p + 2))
     hess = X.T @ X / n
+    check_finite_result("X", hess)
     eig = torch.linalg.eigvalsh(hess)
     if eig[0] <= 1e-12 * eig[-1]:
         raise ValueError(message("X", "of full column rank (N > P)", f"shape {(n, p)}"))

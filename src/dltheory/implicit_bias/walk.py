@@ -28,7 +28,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spl
 import torch
 
-from .._checks import as_float_tensor, check_int
+from .._checks import as_float_tensor, check_bytes, check_int
 from ..stats import Estimate
 
 __all__ = ["WalkRun", "challenge_walk", "lattice_slow_mass", "walk_density"]
@@ -43,7 +43,7 @@ def walk_density(theta: torch.Tensor | float) -> torch.Tensor:
     >>> round(float(walk_density(1.0) / walk_density(4.0)), 12)
     4.0
     """
-    theta = as_float_tensor("theta", theta, dtype=torch.float64)
+    theta = as_float_tensor("theta", theta, dtype=torch.float64, detach=True)
     theta = torch.remainder(theta, 2 * math.pi)
     slow = torch.full_like(theta, 4.0 / (5.0 * math.pi))
     return torch.where(theta < math.pi, slow, slow / 4.0)
@@ -56,6 +56,7 @@ def lattice_slow_mass(m: int) -> float:
     True
     """
     m = check_int("m", m, minimum=2)
+    check_bytes("m", 256.0 * m)  # the sparse 2m x 2m chain and its LU factors
     n = 2 * m
     k = np.arange(n)
     step = np.where(k < m, 1, 2)

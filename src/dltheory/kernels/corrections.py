@@ -200,7 +200,7 @@ def finite_width_corrections(
     if not isinstance(spec, Serial):
         raise TypeError(message("spec", "a dltheory Serial/MLP spec", type(spec).__name__))
     _check_chain(spec)
-    x = as_float_tensor("x", x, dtype=torch.float64)
+    x = as_float_tensor("x", x, dtype=torch.float64, detach=True)
     if x.ndim == 1:
         x = x[None, :]
     if x.ndim != 2:

@@ -22,7 +22,15 @@ import numpy as np
 import scipy.special
 import torch
 
-from .._checks import as_float_tensor, check_choice, check_int, check_nonnegative, message
+from .._checks import (
+    as_float_tensor,
+    check_bytes,
+    check_choice,
+    check_finite_result,
+    check_int,
+    check_nonnegative,
+    message,
+)
 from ..spec.layers import Serial
 from .blocked import kernel
 from .cholesky import as_fortran_copy, cholesky_in_place
@@ -37,16 +45,21 @@ __all__ = [
     "sphere_spectrum",
 ]
 
+__fuzz_exempt__ = {
+    "sphere_spectrum:nan": "decay_exponent is NaN when fewer than two tail eigenvalues are "
+    "non-zero (documented: no decay to fit)"
+}
+
 
 def _square(name: str, k: Any) -> np.ndarray:
-    k = as_float_tensor(name, k, ndim=2, dtype=torch.float64).numpy()
+    k = as_float_tensor(name, k, ndim=2, dtype=torch.float64, detach=True).numpy()
     if k.shape[0] != k.shape[1]:
         raise ValueError(message(name, "a square kernel matrix", k.shape))
     return k
 
 
 def _targets(y: Any, n: int) -> np.ndarray:
-    y = as_float_tensor("y", y, dtype=torch.float64).numpy()
+    y = as_float_tensor("y", y, dtype=torch.float64, detach=True).numpy()
     if y.ndim not in (1, 2) or len(y) != n:
         raise ValueError(message("y", f"of shape ({n},) or ({n}, k)", y.shape))
     return y
@@ -64,7 +77,9 @@ def rkhs_norm(k_train_train: Any, y: Any) -> float:
     k = _square("k_train_train", k_train_train)
     y = _targets(y, len(k))
     chol = cholesky_in_place(as_fortran_copy(k))
-    return float(math.sqrt(max(float((y * chol.solve(y)).sum()), 0.0)))
+    out = float(math.sqrt(max(float((y * chol.solve(y)).sum()), 0.0)))
+    check_finite_result("k_train_train, y", out)
+    return out
 
 
 class KernelRidgeSolution(NamedTuple):
@@ -91,14 +106,18 @@ def kernel_ridge(
     (1.0, 0.5, 1.0)
     """
     k = _square("k_train_train", k_train_train)
-    k_sn = as_float_tensor("k_test_train", k_test_train, ndim=2, dtype=torch.float64).numpy()
+    k_sn = as_float_tensor(
+        "k_test_train", k_test_train, ndim=2, dtype=torch.float64, detach=True
+    ).numpy()
     if k_sn.shape[1] != len(k):
         raise ValueError(message("k_test_train", f"of shape (M, {len(k)})", k_sn.shape))
     y = _targets(y, len(k))
     chol = cholesky_in_place(as_fortran_copy(k), shift=check_nonnegative("ridge", ridge))
     alpha = chol.solve(y)
     norm2 = float((alpha * (k @ alpha)).sum())
-    return KernelRidgeSolution(alpha, k_sn @ alpha, math.sqrt(max(norm2, 0.0)))
+    out = KernelRidgeSolution(alpha, k_sn @ alpha, math.sqrt(max(norm2, 0.0)))
+    check_finite_result("k_train_train, k_test_train, y", tuple(out))
+    return out
 
 
 class MercerDecomposition(NamedTuple):
@@ -114,7 +133,9 @@ class MercerDecomposition(NamedTuple):
 
     def eigenfunctions(self, k_new_train: Any) -> np.ndarray:
         """phi_i(x) = K(x, X) u_i / (sqrt(N) mu_i) at new points: (M, r) (Nystrom extension)."""
-        k = as_float_tensor("k_new_train", k_new_train, ndim=2, dtype=torch.float64).numpy()
+        k = as_float_tensor(
+            "k_new_train", k_new_train, ndim=2, dtype=torch.float64, detach=True
+        ).numpy()
         n = len(self.eigenvectors)
         if k.shape[1] != n:
             raise ValueError(message("k_new_train", f"of shape (M, {n})", k.shape))
@@ -194,6 +215,7 @@ def sphere_spectrum(
     d = check_int("dim", dim, minimum=3)
     max_degree = check_int("max_degree", max_degree, minimum=0)
     q = 4 * max_degree + 400 if n_quadrature is None else check_int("n_quadrature", n_quadrature, 2)
+    check_bytes("dim, max_degree, n_quadrature", 8.0 * q * (3 * d + max_degree + 8))
     a = (d - 3) / 2
     t, w = scipy.special.roots_jacobi(q, a, a)
     x0 = torch.zeros(1, d, dtype=torch.float64)

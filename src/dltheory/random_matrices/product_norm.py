@@ -26,12 +26,20 @@ import numpy as np
 import scipy.special as sp
 import torch
 
-from .._checks import check_choice, check_int, check_positive, message
+from .._checks import (
+    as_float_array,
+    check_bytes,
+    check_choice,
+    check_int,
+    check_positive,
+    message,
+)
 
 __all__ = ["ProductNormLaw"]
 
 _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(24)
 _CHUNK_FLOATS = 2**22
+_CHUNK = 2**16  # samples per chi-square block
 
 
 @dataclass(frozen=True)
@@ -64,7 +72,10 @@ class ProductNormLaw:
                 message("dims", "(n_0, n_1, ..., n_L) with L >= 1 matrices", self.dims)
             )
         object.__setattr__(self, "dims", dims)
-        object.__setattr__(self, "sigma2", check_positive("sigma2", self.sigma2))
+        sigma2 = check_positive("sigma2", self.sigma2)
+        if not math.isfinite(len(dims) * math.log(sigma2)) or sigma2 < 1e-300:
+            raise ValueError(message("sigma2", "a variance in [1e-300, 1e300]", self.sigma2))
+        object.__setattr__(self, "sigma2", sigma2)
 
     @property
     def depth(self) -> int:
@@ -96,7 +107,13 @@ class ProductNormLaw:
         j = check_int("j", j, minimum=1)
         if j == 1:
             return self.log_mean
-        return float(np.sum(sp.polygamma(j - 1, self._outs / 2)))
+        # psi^(j-1)(x) ~ (j - 2)! / x^(j-1): beyond float64 for large j (or tiny widths)
+        value = float(np.sum(sp.polygamma(j - 1, self._outs / 2))) if j <= 10**4 else math.nan
+        if not math.isfinite(value):
+            raise ValueError(
+                message("j", "small enough that the cumulant is a float64", j, "Use a lower order")
+            )
+        return value
 
     def lognormal(self) -> tuple[float, float]:
         """Leading order of log|theta|^2: N(L log sigma2 + log(n_L/n_0) - S, 2 S), S = sum 1/n_l."""
@@ -115,9 +132,7 @@ class ProductNormLaw:
         >>> bool(abs(law.log_cdf(0.0) - st.chi2.cdf(4.0, 3)) < 1e-12)
         True
         """
-        v = np.asarray(v, dtype=np.float64)
-        if not np.isfinite(v).all():
-            raise ValueError(message("v", "finite", "non-finite entries"))
+        v = as_float_array("v", v, allow_empty=True)
         half = self._outs / 2
         base = sp.gammaln(half)
 
@@ -125,7 +140,12 @@ class ProductNormLaw:
             parts = sp.loggamma(half[None, :] + 1j * t[:, None]) - base[None, :]
             return parts.sum(1) + 1j * t * self._shift
 
-        top = 1.0 / math.sqrt(self.log_variance)
+        # Beyond 40 standard deviations the CDF is 0 or 1 to double precision (the left tail of
+        # log chi2_k decays like exp(k u / 2), the right one faster), so clip v there: the
+        # quadrature below then needs a bounded number of panels.
+        sd = math.sqrt(self.log_variance)
+        v = np.clip(v, self.log_mean - 40 * max(sd, 1.0), self.log_mean + 40 * max(sd, 1.0))
+        top = 1.0 / sd
         while float(log_phi(np.array([top])).real[0]) > -40.0:
             top *= 2.0
         # exp(-i t v) phi(t) turns about top |v - shift| / (2 pi) times: 3 turns per 24-node panel
@@ -150,11 +170,14 @@ class ProductNormLaw:
         *,
         seed: int = 0,
         method: Literal["matrices", "chi2"] = "matrices",
+        memory_budget: int | None = None,
     ) -> torch.Tensor:
         """Samples of log|W_L ... W_1 u|^2 (float64, shape (n_samples,)).
 
         ``"matrices"`` multiplies real Gaussian matrices into a random unit vector u;
-        ``"chi2"`` draws the independent chi-squares of the exact law.
+        ``"chi2"`` draws the independent chi-squares of the exact law. The output and the
+        largest working block must fit ``memory_budget`` bytes (default 4 GiB): a larger
+        request is refused before anything is drawn.
 
         >>> s = ProductNormLaw((3, 3)).sample(5, method="chi2")
         >>> s.shape, s.dtype
@@ -162,13 +185,22 @@ class ProductNormLaw:
         """
         n_samples = check_int("n_samples", n_samples, minimum=1)
         check_choice("method", method, ("matrices", "chi2"))
-        seed = check_int("seed", seed)
+        seed = check_int("seed", seed, minimum=0)
+        budget = None if memory_budget is None else check_int("memory_budget", memory_budget, 1)
+        biggest = max(a * b for a, b in zip(self.dims[1:], self.dims[:-1], strict=True))
+        per_sample = 8.0 * (self.depth if method == "chi2" else biggest + max(self.dims))
+        check_bytes("dims", per_sample, budget, "Use smaller layers")
+        check_bytes("n_samples", 8.0 * n_samples + min(n_samples, _CHUNK) * per_sample, budget)
         if method == "chi2":  # log|theta|^2 = shift + sum_l log g_l, g_l ~ Gamma(n_l / 2)
             rng = np.random.default_rng(seed)
-            gam = rng.gamma(self._outs / 2, size=(n_samples, self.depth))
-            return torch.from_numpy(np.log(gam).sum(1) + self._shift)
+            out = np.empty(n_samples)
+            for start in range(0, n_samples, _CHUNK):
+                m = min(_CHUNK, n_samples - start)
+                out[start : start + m] = np.log(
+                    rng.gamma(self._outs / 2, size=(m, self.depth))
+                ).sum(1)
+            return torch.from_numpy(out + self._shift)
         gen = torch.Generator().manual_seed(seed)
-        biggest = max(a * b for a, b in zip(self.dims[1:], self.dims[:-1], strict=True))
         chunk = max(1, min(n_samples, _CHUNK_FLOATS // biggest))
         out = []
         for start in range(0, n_samples, chunk):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from .._checks import check_int
+from .._checks import Plain, check_int, message
 
 __all__ = ["one_layer_1d_bound", "pattern_bound", "zaslavsky_count"]
 
@@ -32,7 +32,35 @@ def zaslavsky_count(n_in: int, n_hidden: int) -> int:
     """
     n_in = check_int("n_in", n_in, minimum=1)
     n_hidden = check_int("n_hidden", n_hidden, minimum=0)
+    if n_in >= n_hidden:  # every sign pattern: 2^n_hidden
+        _check_bits("n_hidden", n_hidden)
+        return 1 << n_hidden
+    if n_in > _MAX_TERMS:
+        raise ValueError(
+            message(
+                "n_in",
+                f"<= {_MAX_TERMS} when n_in < n_hidden (the sum has n_in + 1 exact terms)",
+                n_in,
+            )
+        )
+    _check_bits("n_hidden", n_in * math.log2(max(n_hidden, 2)))
     return sum(math.comb(n_hidden, i) for i in range(n_in + 1))
+
+
+_MAX_BITS = 1 << 24  # exact integers up to 16 Mbit (2 MiB): built in well under a second
+_MAX_TERMS = 10**5
+
+
+def _check_bits(name: str, bits: float) -> None:
+    if bits > _MAX_BITS:
+        raise ValueError(
+            message(
+                name,
+                "small enough that the exact count has at most 2^24 bits",
+                Plain(f"about {bits:.3g} bits"),
+                "Compare logarithms instead",
+            )
+        )
 
 
 def pattern_bound(n_neurons: int) -> int:
@@ -45,7 +73,9 @@ def pattern_bound(n_neurons: int) -> int:
     >>> pattern_bound(4)
     81
     """
-    return 3 ** check_int("n_neurons", n_neurons, minimum=0)
+    n = check_int("n_neurons", n_neurons, minimum=0)
+    _check_bits("n_neurons", n * math.log2(3))
+    return 3**n
 
 
 def one_layer_1d_bound(n_hidden: int) -> int:

@@ -110,7 +110,7 @@ def as_point(name: str, value) -> torch.Tensor:
 
     Shared by the 1-D and 2-D region counters.
     """
-    point = as_float_tensor(name, value, dtype=torch.float64).cpu()
+    point = as_float_tensor(name, value, dtype=torch.float64, detach=True).cpu()
     if point.ndim == 0:
         point = point.reshape(1)
     if point.ndim != 1:

@@ -48,6 +48,7 @@ import numpy as np
 import torch
 
 from .._checks import (
+    check_bytes,
     check_int,
     check_nonnegative,
     check_positive,
@@ -143,7 +144,10 @@ def density_prediction(
     length = check_positive("length", length)
     if n_in == 1 and offset != 0.0:
         raise ValueError(message("offset", "0 when n_in = 1 (the line is the input space)", offset))
-    nodes, weights = np.polynomial.legendre.leggauss(check_int("n_quad", n_quad, minimum=2))
+    n_quad = check_int("n_quad", n_quad, minimum=2)
+    if n_quad > 10**4:  # Gauss-Legendre nodes come from an n x n eigenproblem
+        raise ValueError(message("n_quad", "an integer in [2, 10000]", n_quad))
+    nodes, weights = np.polynomial.legendre.leggauss(n_quad)
     t = 0.5 * length * nodes
     q = c_b + c_w * (offset**2 + t**2) / n_in
     s = np.full_like(t, c_w / n_in)
@@ -221,6 +225,9 @@ def region_density(
     prediction = density_prediction(
         widths, n_in, c_w=c_w, c_b=c_b, negative_slope=negative_slope, offset=offset, length=length
     )
+    w = widths[0]
+    check_bytes("widths, n_in", 16.0 * (w * n_in + (len(widths) - 1) * w * w + 4 * w))
+    check_bytes("n_lines", 8.0 * n_lines)
     activation = "relu" if negative_slope == 0.0 else "leaky_relu"
     params = {} if negative_slope == 0.0 else {"slope": negative_slope}
     spec = MLP(len(widths), activation, c_w=c_w, c_b=c_b, **params)

@@ -18,15 +18,35 @@ before it gets the identity, so every hidden layer is "affine, then activation".
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
-from .._checks import message
+from .._checks import check_int, check_module, message
 from ..finite.modules import ActivationModule, FiniteDense
 from ..spec.from_module import is_pass_through
 
 __all__ = ["HiddenLayer", "PiecewiseLinearNet", "piecewise_linear_layers"]
+
+__fuzz_exempt__ = {
+    f"PiecewiseLinearNet.{m}:cases": {
+        k: "inner loop of the region counters: values pass unchecked (NaN in, NaN out)"
+        for k in ("a:nan", "a:inf", "a:x1e30", "a:x1e300")
+    }
+    for m in ("affine", "readout")
+}
+
+
+def _check_rows(name: str, a: Any, w: torch.Tensor | None, bias: torch.Tensor | None) -> None:
+    ref = w if w is not None else bias
+    if not isinstance(a, torch.Tensor) or (ref is not None and a.dtype != ref.dtype):
+        dtype = "a tensor" if ref is None else f"a {ref.dtype} tensor"
+        got = type(a).__name__ if not isinstance(a, torch.Tensor) else f"dtype {a.dtype}"
+        raise TypeError(message(name, dtype, got))
+    if a.ndim != 2 or (w is not None and a.shape[1] != w.shape[1]):
+        cols = "k" if w is None else str(w.shape[1])
+        raise ValueError(message(name, f"of shape (m, {cols})", tuple(a.shape)))
 
 
 @dataclass(frozen=True)
@@ -64,15 +84,24 @@ class PiecewiseLinearNet:
 
     def widths(self, n_in: int) -> list[int]:
         """Widths n_1, ..., n_L of the hidden layers for inputs of dimension ``n_in``."""
-        out, features = [], n_in
+        out, features = [], check_int("n_in", n_in, minimum=1)
         for layer in self.hidden:
             features = features if layer.weight is None else layer.weight.shape[0]
             out.append(features)
         return out
 
     def affine(self, layer: HiddenLayer, a: torch.Tensor, b: torch.Tensor | None = None):
-        """Apply ``layer``'s affine map to rows: a W^T + bias (and b W^T, no bias)."""
+        """Apply ``layer``'s affine map to rows: a W^T + bias (and b W^T, no bias).
+
+        ``a``, ``b``: (m, fan_in) tensors of the layer's dtype (checked for type and shape
+        only: this is the inner loop of the region counters).
+        """
+        if not isinstance(layer, HiddenLayer):
+            raise TypeError(message("layer", "a HiddenLayer", type(layer).__name__))
         w = layer.weight
+        _check_rows("a", a, w, layer.bias)
+        if b is not None:
+            _check_rows("b", b, w, layer.bias)
         za = a if w is None else a @ w.T
         if layer.bias is not None:
             za = za + layer.bias
@@ -87,6 +116,9 @@ class PiecewiseLinearNet:
 
     def check_input_dim(self, n_in: int, name: str) -> None:
         """Raise if points of dimension ``n_in`` cannot enter the first affine map."""
+        n_in = check_int("n_in", n_in, minimum=1)
+        if not isinstance(name, str):
+            raise TypeError(message("name", "a string (the argument to blame)", name))
         weights = [layer.weight for layer in self.hidden] + [self.readout_weight]
         first = next((w for w in weights if w is not None), None)
         if first is not None and first.shape[1] != n_in:
@@ -167,8 +199,7 @@ def piecewise_linear_layers(model: nn.Module) -> PiecewiseLinearNet:
     >>> len(net.hidden), tuple(net.hidden[0].weight.shape), net.readout_weight.dtype
     (1, (4, 3), torch.float64)
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(message("model", "a torch.nn.Module", type(model).__name__))
+    check_module("model", model, parameters=False)  # a Module, finite weights and buffers
     hidden: list[HiddenLayer] = []
     pending: tuple[torch.Tensor | None, torch.Tensor | None] | None = None
     features: int | None = None  # output features so far (None: the input's, unknown)

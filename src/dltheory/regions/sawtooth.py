@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._checks import as_float_tensor, check_int, message
+from .._checks import Plain, as_float_tensor, check_int, message
 
 __all__ = ["sawtooth", "sawtooth_reference"]
 
@@ -69,6 +69,17 @@ def sawtooth_reference(L: int, x) -> torch.Tensor:
     """
     L = check_int("L", L, minimum=1)
     x = as_float_tensor("x", x)
-    for _ in range(L):
+    # Floats are dyadic rationals with at most 1126 bits after the point: after 1200 tent
+    # steps every entry of [0, 1] is 0 (a fixed point), so more steps change nothing there.
+    for _ in range(min(L, 1200)):
         x = torch.minimum(2 * x, 2 - 2 * x)
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(
+            message(
+                "x",
+                "in [0, 1] for this many tent steps (outside, the sawtooth doubles each step)",
+                Plain(f"entries from {float(x.min()):g} after L = {L} steps"),
+                "Use a smaller L",
+            )
+        )
     return x

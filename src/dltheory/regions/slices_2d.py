@@ -112,6 +112,8 @@ def _box(bounds) -> tuple[tuple[float, float], tuple[float, float]]:
         )
     if not (array[:, 0] < array[:, 1]).all():
         raise ValueError(message("bounds", "lo < hi in both coordinates", bounds))
+    if np.abs(array).max() > 1e100:  # areas and clipping use products of coordinates
+        raise ValueError(message("bounds", "of magnitude <= 1e100", bounds, "Rescale u and v"))
     return (tuple(array[0].tolist()), tuple(array[1].tolist()))  # type: ignore[return-value]
 
 
