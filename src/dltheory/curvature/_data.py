@@ -10,12 +10,14 @@ batch it is given; Dropout in train mode is refused.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .._checks import check_int, message
 from ..finite.model_function import check_no_random_modules, functional_buffers, model_inputs
@@ -146,9 +148,10 @@ class FlatParameters:
         """theta -> model output on x (the model itself is never called)."""
 
         def f(theta: torch.Tensor) -> torch.Tensor:
-            return torch.func.functional_call(
-                self.model, (self.unflatten(theta), self.buffers), (x,)
-            )
+            with _differentiable_attention():
+                return torch.func.functional_call(
+                    self.model, (self.unflatten(theta), self.buffers), (x,)
+                )
 
         return f
 
@@ -156,6 +159,19 @@ class FlatParameters:
         """The model's output on x at theta, without gradients or state changes."""
         with torch.no_grad():
             return self.output_fn(x)(self.theta)
+
+
+@contextlib.contextmanager
+def _differentiable_attention():
+    """Attention by its math kernel, without nn.MultiheadAttention's fused fast path: the
+    fused CPU kernels have neither second derivatives nor forward-mode derivatives."""
+    fast = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with sdpa_kernel(SDPBackend.MATH):
+            yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fast)
 
 
 _CROSS_ENTROPIES = (torch.nn.functional.cross_entropy, torch.nn.functional.nll_loss)
