@@ -60,13 +60,30 @@ def conv1m() -> nn.Module:
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 10))
 
 
+def convbn_small() -> nn.Module:
+    """A small conv + BatchNorm net on (N, 1, 8, 8) digit-sized images (10,922 parameters)."""
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.BatchNorm2d(32),
+        nn.ReLU(),
+        nn.AvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32 * 16, 10),
+    )
+
+
 def problem(name: str, batch: int):
     """(model in eval mode, x, y) with fixed seeds."""
     torch.manual_seed(0)
-    model = (ResNet18() if name == "resnet18" else conv1m()).eval()
+    build = {"resnet18": ResNet18, "conv1m": conv1m, "convbn": convbn_small}[name]
+    model = build().eval()
     g = torch.Generator().manual_seed(1)
-    size = 32 if name == "resnet18" else 16
-    x = torch.randn(batch, 3, size, size, generator=g)
+    size = {"resnet18": 32, "conv1m": 16, "convbn": 8}[name]
+    channels = 1 if name == "convbn" else 3
+    x = torch.randn(batch, channels, size, size, generator=g)
     y = torch.randint(0, 10, (batch,), generator=g)
     return model, x, y
 

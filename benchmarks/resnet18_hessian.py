@@ -38,7 +38,7 @@ def task(name: str, batch: int) -> dict:
     from dltheory.curvature import HessianOperator, hutchpp_trace, lanczos_eigenpairs
 
     torch.set_num_threads(1)
-    net = "conv1m" if name.startswith("conv1m") else "resnet18"
+    net = name.split("_")[0] if name.startswith(("conv1m", "convbn")) else "resnet18"
     model, x, y = problem(net, batch)
     P = sum(p.numel() for p in model.parameters())
     base = baseline_gradient(model, x, y)
@@ -98,6 +98,7 @@ def report(batch: int, peer_python: str, only: list[str] | None) -> None:
         "curvlinops_trace": [*peer, "curvlinops_trace", str(batch)],
         "conv1m_eig": [*ours, "conv1m_eig", "128"],
         "conv1m_hvp_ratio": [*ours, "conv1m_hvp_ratio", "128"],
+        "convbn_hvp_ratio": [*ours, "convbn_hvp_ratio", "256"],
         "pyhessian_trace": [*peer, "pyhessian_trace", str(batch)],
         "pyhessian_eig": [*peer, "pyhessian_eig", str(batch)],
     }
