@@ -169,9 +169,8 @@ def lanczos_eigenpairs(
         basis.add(vec)
     sel = order[:k]
     vectors = None
-    if return_eigenvectors or len(residuals) < len(sel):
-        cols = [basis.combine(S[:, i]) for i in sel.tolist()]
-        vectors = torch.stack(cols, 1) if cols else None
+    if return_eigenvectors:
+        vectors = torch.stack([basis.combine(S[:, i]) for i in sel.tolist()], 1)
     res_all = [
         residuals[j]
         if j < len(residuals)
@@ -180,7 +179,7 @@ def lanczos_eigenpairs(
     ]
     return EigenResult(
         theta[sel].to(dtype=dtype, device=basis.device),
-        vectors if return_eigenvectors else None,
+        vectors,
         torch.tensor(res_all, dtype=dtype, device=basis.device),
         basis.n_matvecs,
         converged,
