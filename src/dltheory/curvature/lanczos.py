@@ -168,15 +168,18 @@ def lanczos_eigenpairs(
             vec = basis.orthonormal(noise.to(device=basis.device))
         basis.add(vec)
     sel = order[:k]
-    vectors = None
-    if return_eigenvectors:
-        vectors = torch.stack([basis.combine(S[:, i]) for i in sel.tolist()], 1)
     res_all = [
         residuals[j]
         if j < len(residuals)
         else float(basis.combine(S[:, i], -float(theta[i])).norm())
         for j, i in enumerate(sel.tolist())
     ]
+    basis.W.clear()  # the products are no longer needed: free them before the vectors
+    vectors = None
+    if return_eigenvectors:
+        vectors = torch.empty(dim, len(sel), dtype=dtype, device=basis.device)
+        for j, i in enumerate(sel.tolist()):
+            vectors[:, j] = basis.combine(S[:, i])
     return EigenResult(
         theta[sel].to(dtype=dtype, device=basis.device),
         vectors,
