@@ -20,7 +20,7 @@ from dltheory.curvature import (
 )
 from dltheory.finite.model_function import ModelState
 
-from .zoo import make_case
+from .zoo import dense_reference, make_case
 
 SPECTRUM = [1.516, 1.516, 1.516, 1.055, 1.012, 0.899]
 
@@ -179,3 +179,17 @@ def test_nan_vector_refused(cls):
     v[3] = float("nan")
     with pytest.raises(ValueError, match=r"v must be finite \(no NaN or inf\)"):
         op @ v
+
+
+@pytest.mark.parametrize(("name", "train"), [("conv_bn", True), ("transformer", False)])
+def test_both_product_methods_match_the_dense_hessian(name, train):
+    case = make_case(name, torch.float64, train=train)
+    H, _, _ = dense_reference(case)
+    V = torch.randn(H.shape[0], 2, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    before = ModelState.of(case.model)
+    for method in ("linearize", "vjp"):
+        op = HessianOperator(case.model, case.loss_fn, (case.x, case.y), method=method)
+        # float64 products of the same derivatives: rounding level, 1e-12 ||H||.
+        assert torch.allclose(op @ V, H @ V, atol=1e-12 * float(H.abs().max()) * H.shape[0])
+        assert op.method == method
+    assert before.changes(case.model) == []

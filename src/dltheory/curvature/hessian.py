@@ -8,10 +8,12 @@ once per batch (``torch.func.linearize(grad(L_b), theta)``, forward-over-reverse
 the primal computation cached), so one product runs only the tangent computation;
 ``method="vjp"`` caches the gradient's graph and differentiates it backwards
 (reverse-over-reverse; H is symmetric, so v^T H = (H v)^T). ``"auto"`` takes
-``"linearize"`` for models with at least 2^16 parameters (tracing costs about half a
-second, repaid after a few products) and ``"vjp"`` below that, or for a model
-torch.func cannot trace.
-Measured on the conv nets of the tests: one product costs about 1.8-2.1 gradients
+``"linearize"`` for models with 2^16 to 2^22 parameters and ``"vjp"`` outside that range
+or for a model torch.func cannot trace: below 2^16 tracing (about half a second and
+more) is not repaid by the products; above 2^22 the traced constants cost more memory
+than the speed is worth (ResNet-18, 11.2M parameters: ~24 P floats beyond one
+forward/backward with ``"linearize"``, ~9 with ``"vjp"``, for a ~10 % faster product).
+Measured on the conv nets of the tests: one product costs about 1.8-2.3 gradients
 with ``"linearize"``, 2.3-2.8 with ``"vjp"`` (benchmarks/RESULTS.md).
 
 The model is read through :mod:`dltheory.finite.model_function`: inputs of any
@@ -34,7 +36,7 @@ from ._data import prepare
 
 __all__ = ["HessianOperator"]
 
-_LINEARIZE_MIN_PARAMS = 1 << 16
+_LINEARIZE_PARAMS = (1 << 16, 1 << 22)  # where "auto" traces (module docstring)
 
 
 class HessianOperator:
@@ -119,8 +121,8 @@ class HessianOperator:
             x, y = self._batches[b]
             g = torch.func.grad(self._batch_loss(x, y))
             # Tracing pays off only when the linearisation is kept between products.
-            small = self._flat.dim < _LINEARIZE_MIN_PARAMS
-            use = "vjp" if self.method == "auto" and (small or not self._cache) else self.method
+            traced = _LINEARIZE_PARAMS[0] <= self._flat.dim <= _LINEARIZE_PARAMS[1]
+            use = "vjp" if self.method == "auto" and not (traced and self._cache) else self.method
             if use != "vjp":
                 try:
                     with warnings.catch_warnings():
