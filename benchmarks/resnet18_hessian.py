@@ -179,7 +179,11 @@ def main() -> None:
     only = args.only.split(",") if args.only else None
     if args.from_progress:
         logged = [json.loads(ln) for ln in PROGRESS.read_text().splitlines()]
-        res = {r.pop("key"): r for r in logged if r.get("batch") == args.batch}
+        res = {
+            r.pop("key"): r
+            for r in logged
+            if r.get("batch") == args.batch or r["key"].startswith("conv")
+        }
         run_and_record(
             f"resnet18-hessian-b{args.batch}", lambda: _table(res, args.batch), args.quick
         )
