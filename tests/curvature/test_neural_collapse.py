@@ -104,3 +104,12 @@ def test_bad_input():
     bad[0, 0] = float("inf")
     with pytest.raises(ValueError, match="features must be finite"):
         neural_collapse(bad, y)
+
+
+def test_features_of_any_batch_first_shape_are_flattened():
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(12, 2, 3, generator=g, dtype=torch.float64)
+    y = torch.arange(12) % 3
+    a = neural_collapse(h, y)
+    b = neural_collapse(h.reshape(12, 6), y)
+    assert a.nc1 == b.nc1 and a.equinorm_means == b.equinorm_means

@@ -86,9 +86,15 @@ def test_decomposition_shares_and_spectra(classifier):
 
 def test_bad_labels(classifier):
     model, x, y = classifier
-    with pytest.raises(ValueError, match=r"labels must be class indices in 0\.\.2"):
+    with pytest.raises(ValueError, match=r"data targets must be class indices in 0\.\.2"):
         gauss_newton_parts(model, (x, y + 1))
-    with pytest.raises(TypeError, match="labels must be a 1-D tensor of integer class indices"):
+    with pytest.raises(ValueError, match=r"data targets must be class indices in 0\.\.2"):
+        gauss_newton_decomposition(model, (x, y + 1))
+    with pytest.raises(ValueError, match="data targets must be integer class indices"):
+        gauss_newton_decomposition(model, (x, y == 1))
+    with pytest.raises(ValueError, match="data targets must be class indices or class prob"):
         gauss_newton_parts(model, (x, y.double()))
+    with pytest.raises(TypeError, match="labels must be a 1-D tensor of integer class indices"):
+        gauss_newton_parts(model, (x, torch.nn.functional.one_hot(y, 3).double()))
     with pytest.raises(ValueError, match="k must be at most the number of parameters"):
         gauss_newton_decomposition(model, (x, y), k=10_000)

@@ -26,12 +26,15 @@ def hessian_eigenvalues(
     *,
     max_matvecs: int | None = None,
     seed: int | torch.Generator | None = 0,
+    max_basis: int | None = None,
 ) -> EigenResult:
     """Top (or bottom) k eigenpairs of the loss Hessian, each certified by its residual.
 
-    Lanczos with full reorthogonalisation on :class:`HessianOperator` products; it stops
-    when every requested Ritz pair has ||H v - theta v|| <= tol |theta|, which bounds
-    the error |theta - lambda| <= tol |theta| (Parlett 1998, Thm. 4.5.1).
+    Thick-restart Lanczos with deflation (:func:`lanczos_eigenpairs`) on
+    :class:`HessianOperator` products; it stops when every requested Ritz pair has a
+    true residual ||H v - theta v|| <= max(tol |theta|, floor), floor about
+    10 eps(dtype) ||H||, which bounds the error |theta - lambda| by the same amount
+    (Parlett 1998, Thm. 4.5.1). Repeated eigenvalues come out with their multiplicity.
 
     Args:
         model, loss_fn, data: as for :class:`HessianOperator`.
@@ -44,6 +47,8 @@ def hessian_eigenvalues(
         max_matvecs: budget of Hessian-vector products (default as
             :func:`lanczos_eigenpairs`).
         seed: random start when ``v0`` is None.
+        max_basis: basis size at which Lanczos restarts (memory: 2 max_basis vectors
+            of P numbers; default as :func:`lanczos_eigenpairs`).
 
     Returns:
         :class:`EigenResult` (eigenvalues, eigenvectors or None, residuals, n_matvecs,
@@ -78,4 +83,5 @@ def hessian_eigenvalues(
         dtype=H.dtype,
         device=H.device,
         return_eigenvectors=return_eigenvectors,
+        max_basis=max_basis,
     )

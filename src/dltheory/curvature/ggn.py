@@ -6,7 +6,9 @@ the part with the loss's first derivative times the network's second derivative
 (Schraudolph 2002, "Fast curvature matrix-vector products for second-order gradient
 descent"; Martens 2020, "New insights and perspectives on the natural gradient
 method"). G is positive semi-definite for convex losses; for the project's MSE
-1/(2N) sum ||f - y||^2 it is J^T J / N.
+1/(2N) sum ||f - y||^2 it is J^T J / N. Models are read as by :class:`HessianOperator`
+(any input shape, nothing in the model changes, BatchNorm in train mode with batch
+statistics, Dropout in train mode refused).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import torch
 
 from .._checks import message
-from ._data import FlatParameters, as_batches, check_loss_fn
+from ._data import prepare
 
 __all__ = ["GGNOperator"]
 
@@ -39,11 +41,8 @@ class GGNOperator:
     """
 
     def __init__(self, model: Any, loss_fn: Callable, data: Any) -> None:
-        self._flat = FlatParameters(model)
-        self._batches = as_batches(data, self._flat.dtype, self._flat.device)
+        self._flat, self._batches = prepare(model, loss_fn, data)
         self.loss_fn = loss_fn
-        with torch.no_grad():
-            check_loss_fn(loss_fn, model(self._batches[0][0]), self._batches[0][1])
         sizes = torch.tensor([x.shape[0] for x, _ in self._batches], dtype=torch.float64)
         self.n_samples = int(sizes.sum())
         self._weights = (sizes / sizes.sum()).tolist()
@@ -88,7 +87,9 @@ class GGNOperator:
         if v.ndim not in (1, 2) or v.shape[0] != self._flat.dim:
             dim = self._flat.dim
             raise ValueError(message("v", f"of shape ({dim},) or ({dim}, k)", tuple(v.shape)))
-        v = v.to(dtype=self.dtype, device=self.device)
+        v = v.detach().to(dtype=self.dtype, device=self.device)
+        if not bool(torch.isfinite(v).all()):
+            raise ValueError(message("v", "finite (no NaN or inf)", "non-finite entries"))
         if v.ndim == 2:
             return torch.stack([self.matvec(v[:, j]) for j in range(v.shape[1])], dim=1)
         out = torch.zeros_like(v)
@@ -96,7 +97,7 @@ class GGNOperator:
             jvp_fn, h_out, vjp_fn = self._part(b)
             out.add_(vjp_fn(h_out(jvp_fn(v)))[0], alpha=w)
         self.n_matvecs += 1
-        return out
+        return out.detach()
 
     __matmul__ = matvec
 

@@ -1,14 +1,27 @@
-"""Lanczos with full reorthogonalisation and a certified stopping rule.
+"""Thick-restart Lanczos with deflation, certified by true residuals.
 
-For a symmetric operator A and a start vector q_1, Lanczos builds an orthonormal
-basis Q_m of the Krylov space span{q_1, A q_1, ..., A^{m-1} q_1} with
-A Q_m = Q_m T_m + beta_m q_{m+1} e_m^T, T_m tridiagonal (Lanczos 1950; Golub & Van
-Loan, "Matrix Computations", 4th ed., Sec. 10.1). A Ritz pair (theta, y = Q_m s) of
-T_m s = theta s has residual ||A y - theta y|| = beta_m |e_m^T s| (exactly, with the
-basis kept orthonormal to working precision: here by classical Gram-Schmidt applied
-twice at every step). Every Ritz value lies within its residual of an eigenvalue of
-A (Parlett, "The Symmetric Eigenvalue Problem", Thm. 4.5.1), so stopping when
-||A y - theta y|| <= tol |theta| certifies |theta - lambda| <= tol |theta|.
+For a symmetric operator A, a Rayleigh-Ritz method keeps an orthonormal basis
+V_m = [v_1, ..., v_m] and the products W_m = A V_m, and takes Ritz pairs
+(theta, y = V_m s) from the projected matrix V_m^T A V_m s = theta s. Expanding the
+basis by the residual of a Ritz pair is Lanczos in exact arithmetic (every Ritz
+residual of a Krylov space points along the next Lanczos vector; Golub & Van Loan,
+"Matrix Computations", 4th ed., Sec. 10.1). When the basis is full it is restarted
+with the best Ritz vectors, as in thick-restart Lanczos (Wu & Simon 2000, "Thick-restart
+Lanczos method for large symmetric eigenvalue problems"; Stathopoulos & Saad 1998).
+
+Because W_m holds the operator's own products, the residual of a pair is computed as
+||W_m s - theta V_m s|| = ||A y - theta y||: the true residual, up to the rounding of
+one linear combination (about eps ||A||), never a recurrence's estimate that can fall
+below working precision. Every Ritz value lies within its residual of an eigenvalue
+(Parlett, "The Symmetric Eigenvalue Problem", Thm. 4.5.1), and k orthonormal Ritz
+vectors with residuals r_i certify k eigenvalues, multiplicity counted, within
+sqrt(sum r_i^2) (Kahan's theorem, Parlett Thm. 11.5.1).
+
+A single Krylov sequence sees one copy of a repeated eigenvalue only (the start
+vector's projection on the eigenspace). Each time a new wanted pair converges, a fresh
+random vector orthogonal to the basis is added (deflation by locking, then restart in
+the complement): further copies of converged eigenvalues then enter the space with
+probability one and are found with their multiplicity.
 """
 
 from __future__ import annotations
@@ -25,6 +38,7 @@ from ._data import generator_from
 __all__ = ["EigenResult", "lanczos_eigenpairs", "lanczos_tridiagonal"]
 
 Which = Literal["largest", "smallest", "magnitude"]
+_BLOCK = 1 << 16  # columns per block when combining basis vectors in place
 
 
 class EigenResult(NamedTuple):
@@ -34,9 +48,11 @@ class EigenResult(NamedTuple):
         eigenvalues: (k,) Ritz values, ordered by ``which`` (largest first,
             smallest first, or largest magnitude first).
         eigenvectors: (dim, k) orthonormal Ritz vectors as columns, or None.
-        residuals: (k,) ||A y - theta y|| of each pair (the Lanczos identity).
+        residuals: (k,) true residuals ||A y - theta y|| of each pair, computed from
+            the operator's products (not a recurrence's estimate).
         n_matvecs: operator products used.
-        converged: every residual <= tol * |theta| (or the Krylov space is exhausted).
+        converged: every residual <= max(tol |theta|, floor), floor about
+            eps(dtype) ||A|| (see :func:`lanczos_eigenpairs`).
     """
 
     eigenvalues: torch.Tensor
@@ -59,14 +75,18 @@ def lanczos_eigenpairs(
     dtype: torch.dtype = torch.float64,
     device: torch.device | str | None = None,
     return_eigenvectors: bool = True,
+    max_basis: int | None = None,
 ) -> EigenResult:
-    """k extreme eigenpairs of a symmetric operator, certified by their residuals.
+    """k extreme eigenpairs of a symmetric operator, each certified by its true residual.
 
-    Stops as soon as every requested Ritz pair has ||A y - theta y|| <= tol * |theta|
-    (a pair whose theta is at rounding level, |theta| <= 1e3 eps ||T_m||, needs only
-    ||A y - theta y|| <= tol * ||T_m||), or when ``max_matvecs`` is spent
-    (``converged=False``). Full reorthogonalisation keeps the Ritz values free of
-    spurious copies (Golub & Van Loan, Sec. 10.3).
+    Stops when every requested pair has ||A y - theta y|| <= max(tol |theta|, floor)
+    with floor = 10 sqrt(m) eps(dtype) ||T|| (||T|| the largest |Ritz value|, m the
+    basis size): the rounding level of the residual itself, so a float32 run cannot
+    claim residuals below float32 precision. Stops unconverged when ``max_matvecs``
+    is spent. Repeated eigenvalues come out with their multiplicity (module docstring).
+
+    Memory: at most ``2 max_basis`` vectors of size dim (the basis and its products),
+    grown one vector per product, never allocated up front.
 
     Args:
         matvec: v (dim,) -> A v (dim,), A symmetric; or an object with ``.matvec``.
@@ -76,10 +96,13 @@ def lanczos_eigenpairs(
         tol: relative residual tolerance, > 0.
         v0: start vector (dim,) (e.g. the previous top eigenvector: a warm start);
             default a Gaussian vector from ``seed``.
-        max_matvecs: budget of products; default min(dim, max(300, 20 k)).
-        seed: int or torch.Generator for the random start and restarts.
-        dtype, device: of the Krylov basis (the operator's own, usually).
+        max_matvecs: budget of products; default max(300, 20 k).
+        seed: int or torch.Generator for the random start and the deflation vectors.
+        dtype, device: of the basis (the operator's own, usually).
         return_eigenvectors: also return the (dim, k) Ritz vectors.
+        max_basis: basis size at which the basis restarts (thick restart, keeping the
+            best Ritz vectors); default 300 vectors or fewer so that the basis and its
+            products take at most 2^25 numbers, but at least max(20, 2 k + 2).
 
     Returns:
         :class:`EigenResult`.
@@ -98,70 +121,147 @@ def lanczos_eigenpairs(
         raise ValueError(message("k", f"at most dim = {dim}", k, "Ask for fewer eigenpairs"))
     which = check_choice("which", which, ("largest", "smallest", "magnitude"))
     tol = check_positive("tol", tol)
-    if max_matvecs is None:
-        max_matvecs = min(dim, max(300, 20 * k))
-    max_matvecs = check_int("max_matvecs", max_matvecs, minimum=1)
-    m_max = min(max_matvecs, dim)
+    max_matvecs = check_int(
+        "max_matvecs", max(300, 20 * k) if max_matvecs is None else max_matvecs, minimum=1
+    )
+    if max_basis is None:
+        max_basis = max(min(300, (1 << 25) // (2 * dim)), 20, 2 * k + 2)
+    max_basis = min(check_int("max_basis", max_basis, minimum=k + 2), dim)
     gen = generator_from(seed)
     if v0 is None:
-        q = torch.randn(dim, generator=gen, dtype=dtype, device=gen.device).to(device)
+        start = torch.randn(dim, generator=gen, dtype=dtype, device=gen.device).to(device)
     else:
-        q = _check_v0(v0, dim, dtype, device)
-    device = q.device
-    Q = torch.empty(m_max, dim, dtype=dtype, device=device)
-    alphas: list[float] = []
-    betas: list[float] = []  # betas[j] couples q_j and q_{j+1}
-    Q[0] = q / q.norm()
+        start = _check_v0(v0, dim, dtype, device)
+    basis = _Basis(op, dim, dtype, start.device)
+    basis.add(start / start.norm())
     eps = torch.finfo(dtype).eps
-    n_matvecs = 0
-    theta = s = residuals = sel = None
-    converged = False
-    for j in range(m_max):
-        w = op(Q[j])
-        n_matvecs += 1
-        if not isinstance(w, torch.Tensor) or w.shape != (dim,):
+    n_locked = 0
+    while True:
+        theta, S = torch.linalg.eigh(basis.projected())
+        order = _order(theta, which)
+        m = len(basis)
+        floor = 10.0 * math.sqrt(m) * eps * max(float(theta.abs().max()), 1e-300)
+        # Walk the wanted pairs in priority order; the first unconverged one expands.
+        expand, n_ok, residuals = None, 0, []
+        for i in order[: min(k, m)].tolist():
+            r = basis.combine(S[:, i], -float(theta[i]))
+            res = float(r.norm())
+            residuals.append(res)
+            if res > max(tol * abs(float(theta[i])), floor):
+                expand = r
+                break
+            n_ok += 1
+        converged = n_ok == k
+        if converged or m == dim or basis.n_matvecs >= max_matvecs:
+            break
+        if n_ok > n_locked or expand is None:
+            # A new pair converged (or all found so far did): add a random vector so
+            # further copies of its eigenvalue can enter the space.
+            n_locked = n_ok
+            expand = torch.randn(dim, generator=gen, dtype=dtype, device=gen.device)
+        if m == max_basis:
+            keep = order[: max(k + 1, (max_basis + k) // 2)]
+            basis.restart(S[:, keep])
+        vec = basis.orthonormal(expand.to(device=basis.device))
+        while vec is None:  # the residual lay in the space: restart from random
+            noise = torch.randn(dim, generator=gen, dtype=dtype, device=gen.device)
+            vec = basis.orthonormal(noise.to(device=basis.device))
+        basis.add(vec)
+    sel = order[:k]
+    res_all = [
+        residuals[j]
+        if j < len(residuals)
+        else float(basis.combine(S[:, i], -float(theta[i])).norm())
+        for j, i in enumerate(sel.tolist())
+    ]
+    basis.W.clear()  # the products are no longer needed: free them before the vectors
+    vectors = None
+    if return_eigenvectors:
+        vectors = torch.empty(dim, len(sel), dtype=dtype, device=basis.device)
+        for j, i in enumerate(sel.tolist()):
+            vectors[:, j] = basis.combine(S[:, i])
+    return EigenResult(
+        theta[sel].to(dtype=dtype, device=basis.device),
+        vectors,
+        torch.tensor(res_all, dtype=dtype, device=basis.device),
+        basis.n_matvecs,
+        converged,
+    )
+
+
+class _Basis:
+    """Orthonormal vectors v_j, their products w_j = A v_j and G = V^T A V (float64)."""
+
+    def __init__(self, op: Callable, dim: int, dtype: torch.dtype, device: Any) -> None:
+        self.op, self.dim, self.dtype, self.device = op, dim, dtype, device
+        self.V: list[torch.Tensor] = []
+        self.W: list[torch.Tensor] = []
+        self.G = torch.zeros(0, 0, dtype=torch.float64)
+        self.n_matvecs = 0
+
+    def __len__(self) -> int:
+        return len(self.V)
+
+    def add(self, v: torch.Tensor) -> None:
+        w = self.op(v)
+        self.n_matvecs += 1
+        if not isinstance(w, torch.Tensor) or w.shape != (self.dim,):
             shape = tuple(w.shape) if isinstance(w, torch.Tensor) else type(w).__name__
-            raise ValueError(message("matvec", f"a map to vectors of shape ({dim},)", shape))
-        w = w.to(dtype=dtype, device=device)
+            raise ValueError(message("matvec", f"a map to vectors of shape ({self.dim},)", shape))
+        w = w.detach().to(dtype=self.dtype, device=self.device)
         if not bool(torch.isfinite(w).all()):
             raise ValueError(message("matvec", "finite", "a product with NaN or inf entries"))
-        alpha = float(Q[j] @ w)
-        alphas.append(alpha)
-        # Three-term recurrence, then Gram-Schmidt against the whole basis, twice.
-        w = w - alpha * Q[j]
-        if j > 0:
-            w = w - betas[j - 1] * Q[j - 1]
-        basis = Q[: j + 1]
+        m = len(self.V)
+        # Symmetrised entries (v_i.w + v.w_i) / 2 of the projected matrix.
+        row = [0.5 * (float(vi @ w) + float(v @ wi)) for vi, wi in zip(self.V, self.W, strict=True)]
+        G = torch.zeros(m + 1, m + 1, dtype=torch.float64)
+        G[:m, :m] = self.G
+        G[m, :m] = G[:m, m] = torch.tensor(row, dtype=torch.float64)
+        G[m, m] = float(v @ w)
+        self.G = G
+        self.V.append(v)
+        self.W.append(w)
+
+    def projected(self) -> torch.Tensor:
+        return self.G
+
+    def combine(self, s: torch.Tensor, shift: float | None = None) -> torch.Tensor:
+        """V s (shift None) or the residual W s + shift V s."""
+        coef = s.tolist()
+        out = torch.zeros(self.dim, dtype=self.dtype, device=self.device)
+        if shift is None:
+            for c, v in zip(coef, self.V, strict=True):
+                out.add_(v, alpha=c)
+            return out
+        for c, v, w in zip(coef, self.V, self.W, strict=True):
+            out.add_(w, alpha=c).add_(v, alpha=c * shift)
+        return out
+
+    def orthonormal(self, x: torch.Tensor) -> torch.Tensor | None:
+        """x orthogonalised against the basis (Gram-Schmidt twice), normalised; None if
+        x lies in the basis' span to working precision."""
+        x = x.to(self.dtype).clone()
+        norm0 = float(x.norm())
         for _ in range(2):
-            w = w - basis.T @ (basis @ w)
-        beta = float(w.norm())
-        theta, s = _tridiagonal_eigh(alphas, betas, dtype)
-        sel = _select(theta, k, which)
-        residuals = beta * s[-1, sel].abs()
-        scale = float(theta.abs().max())
-        floor = max(scale, 1e-300)
-        thresh = tol * theta[sel].abs()
-        tiny = theta[sel].abs() <= 1e3 * eps * floor
-        thresh = torch.where(tiny, torch.full_like(thresh, tol * floor), thresh)
-        if len(sel) == k and bool((residuals <= thresh).all()):
-            converged = True
-            break
-        if j + 1 == m_max:
-            converged = m_max == dim and len(sel) == k
-            break
-        if beta <= 100 * eps * max(floor, abs(alpha)):
-            # Invariant subspace found: restart with a random vector orthogonal to it.
-            w = torch.randn(dim, generator=gen, dtype=dtype, device=gen.device).to(device)
-            for _ in range(2):
-                w = w - basis.T @ (basis @ w)
-            betas.append(0.0)
-            Q[j + 1] = w / w.norm()
-        else:
-            betas.append(beta)
-            Q[j + 1] = w / beta
-    m = len(alphas)
-    vectors = (Q[:m].T @ s[:, sel].to(device)) if return_eigenvectors else None
-    return EigenResult(theta[sel].to(device), vectors, residuals.to(device), n_matvecs, converged)
+            for v in self.V:
+                x.sub_(v, alpha=float(v @ x))
+        norm = float(x.norm())
+        if not math.isfinite(norm) or norm <= 1e3 * torch.finfo(self.dtype).eps * norm0:
+            return None
+        return x.div_(norm)
+
+    def restart(self, S: torch.Tensor) -> None:
+        """V <- V S, W <- W S (S with orthonormal columns), in place, block by block."""
+        p = S.shape[1]
+        St = S.T.to(dtype=self.dtype, device=self.device)
+        for vecs in (self.V, self.W):
+            for a in range(0, self.dim, _BLOCK):
+                block = torch.stack([u[a : a + _BLOCK] for u in vecs])
+                new = St @ block
+                for i in range(p):
+                    vecs[i][a : a + _BLOCK] = new[i]
+            del vecs[p:]
+        self.G = S.T @ self.G @ S
 
 
 def lanczos_tridiagonal(
@@ -169,9 +269,10 @@ def lanczos_tridiagonal(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The Lanczos tridiagonal T_m (diagonal alphas, off-diagonal betas) from v0.
 
-    ``steps`` products with full reorthogonalisation; stops early (a shorter T) when
-    the Krylov space is invariant, where Gauss quadrature with T is already exact.
-    Used by stochastic Lanczos quadrature: v0^T f(A) v0 / |v0|^2 ~ e_1^T f(T) e_1.
+    ``steps`` products with full reorthogonalisation (the basis grows one vector per
+    step); stops early (a shorter T) when the Krylov space is invariant, where Gauss
+    quadrature with T is already exact. Used by stochastic Lanczos quadrature:
+    v0^T f(A) v0 / |v0|^2 ~ e_1^T f(T) e_1.
 
     >>> A = torch.diag(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
     >>> a, b = lanczos_tridiagonal(lambda v: A @ v, torch.ones(3, dtype=torch.float64), 3)
@@ -181,45 +282,36 @@ def lanczos_tridiagonal(
     steps = check_int("steps", steps, minimum=1)
     dim = v0.shape[0]
     steps = min(steps, dim)
-    Q = torch.empty(steps, dim, dtype=v0.dtype, device=v0.device)
-    Q[0] = v0 / v0.norm()
+    Q = [v0 / v0.norm()]
     alphas: list[float] = []
     betas: list[float] = []
     eps = torch.finfo(v0.dtype).eps
     for j in range(steps):
         w = matvec(Q[j])
+        if not bool(torch.isfinite(w).all()):
+            raise ValueError(message("matvec", "finite", "a product with NaN or inf entries"))
         alpha = float(Q[j] @ w)
         alphas.append(alpha)
         w = w - alpha * Q[j] - (betas[j - 1] * Q[j - 1] if j > 0 else 0.0)
-        basis = Q[: j + 1]
         for _ in range(2):
-            w = w - basis.T @ (basis @ w)
+            for q in Q:
+                w.sub_(q, alpha=float(q @ w))
         beta = float(w.norm())
         scale = max(abs(a) for a in alphas) + (max(betas) if betas else 0.0)
         if j + 1 == steps or beta <= 100 * eps * max(scale, 1e-300):
             break
         betas.append(beta)
-        Q[j + 1] = w / beta
+        Q.append(w / beta)
     return torch.tensor(alphas, dtype=torch.float64), torch.tensor(betas, dtype=torch.float64)
 
 
-def _tridiagonal_eigh(alphas: list[float], betas: list[float], dtype: torch.dtype):
-    m = len(alphas)
-    T = torch.diag(torch.tensor(alphas, dtype=torch.float64))
-    if m > 1:
-        off = torch.tensor(betas[: m - 1], dtype=torch.float64)
-        T = T + torch.diag(off, 1) + torch.diag(off, -1)
-    theta, s = torch.linalg.eigh(T)
-    return theta.to(dtype), s.to(dtype)
-
-
-def _select(theta: torch.Tensor, k: int, which: str) -> torch.Tensor:
-    kk = min(k, theta.numel())
+def _order(theta: torch.Tensor, which: str) -> torch.Tensor:
+    """Indices of the Ritz values in priority order."""
     if which == "largest":
-        return torch.argsort(theta, descending=True)[:kk]
+        return torch.argsort(theta, descending=True)
     if which == "smallest":
-        return torch.argsort(theta)[:kk]
-    return torch.argsort(theta.abs(), descending=True)[:kk]
+        return torch.argsort(theta)
+    return torch.argsort(theta.abs(), descending=True)
 
 
 def _check_v0(v0: Any, dim: int, dtype: torch.dtype, device: Any) -> torch.Tensor:

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from .._checks import as_float_tensor, message
@@ -65,7 +66,8 @@ def neural_collapse(
     """Neural-collapse metrics of last-layer features and, optionally, the classifier.
 
     Args:
-        features: (N, d) last-layer features h_i.
+        features: (N, d) last-layer features h_i (batch-first features of any shape
+            (N, ...) are flattened to (N, d)).
         labels: (N,) integer classes in 0..C-1, every class present.
         classifier_weight: (C, d) last-layer weight W, or None.
         classifier_bias: (C,) last-layer bias b, or None (zero).
@@ -83,6 +85,8 @@ def neural_collapse(
     >>> abs(r.nc1) < 1e-12, abs(r.max_angle_means) < 1e-12, abs(r.self_duality) < 1e-12
     (True, True, True)
     """
+    if isinstance(features, torch.Tensor | np.ndarray) and features.ndim > 2:
+        features = features.reshape(features.shape[0], -1)  # batch-first, any shape
     h = as_float_tensor("features", features, ndim=2, dtype=torch.float64)
     y = _labels(labels, h.shape[0])
     C = int(y.max()) + 1

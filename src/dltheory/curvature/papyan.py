@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 import torch
 
 from .._checks import check_int, check_positive, message
-from ._data import FlatParameters, as_batches
+from ._data import FlatParameters, prepare
 from .ggn import GGNOperator
 from .hessian import HessianOperator
 from .lanczos import lanczos_eigenpairs
@@ -79,23 +79,18 @@ def gauss_newton_parts(model: Any, data: Any) -> GaussNewtonParts:
         :class:`GaussNewtonParts`; the four parts sum to the GGN of the mean
         cross-entropy exactly.
 
+    Memory: the explicit factors hold (C^2 + C) P numbers (small models);
+    :func:`gauss_newton_decomposition` needs none of them (matrix-free).
+
     >>> lin = torch.nn.Linear(2, 2, bias=False).double()
     >>> x = torch.eye(2, dtype=torch.float64)
     >>> parts = gauss_newton_parts(lin, (x, torch.tensor([0, 1])))
     >>> tuple(parts.class_factor.shape), tuple(parts.cross_factor.shape)
     ((4, 2), (4, 2))
     """
-    flat = FlatParameters(model)
-    batches = as_batches(data, flat.dtype, flat.device)
+    flat, batches, C = _classifier(model, data)
+    P = flat.dim
     n_total = sum(x.shape[0] for x, _ in batches)
-    with torch.no_grad():
-        n_classes = _n_classes(model(batches[0][0]))
-    C, P = n_classes, flat.dim
-    for _, y in batches:
-        if y.dtype in (torch.float16, torch.float32, torch.float64, torch.bfloat16) or y.ndim != 1:
-            raise TypeError(message("labels", "a 1-D tensor of integer class indices", y.dtype))
-        if bool((y < 0).any()) or bool((y >= C).any()):
-            raise ValueError(message("labels", f"class indices in 0..{C - 1}", y.unique().tolist()))
     sums = torch.zeros(C, C, P, dtype=flat.dtype, device=flat.device)  # sum_i w g_icc'
     weights = torch.zeros(C, C, dtype=flat.dtype, device=flat.device)
     eye = torch.eye(C, dtype=flat.dtype, device=flat.device)
@@ -205,61 +200,164 @@ def gauss_newton_decomposition(
     1.0
     """
     tol = check_positive("tol", tol)
-    parts = gauss_newton_parts(model, data)
-    C, P = parts.class_means.shape
+    factors = _Factors(model, data)
+    C, P = factors.n_classes, factors.dim
     k = C if k is None else check_int("k", k, minimum=1)
     if k > P:
         raise ValueError(message("k", f"at most the number of parameters {P}", k))
-    H = HessianOperator(model, torch.nn.functional.cross_entropy, data)
-    top = lanczos_eigenpairs(H, P, k=k, tol=tol, seed=seed, dtype=H.dtype, device=H.device)
+    H = HessianOperator(model, torch.nn.functional.cross_entropy, factors.batches)
+    opts = dict(k=k, tol=tol, seed=seed, dtype=H.dtype, device=H.device)
+    top = lanczos_eigenpairs(H, P, **opts)
     V = top.eigenvectors
-    within = lanczos_eigenpairs(
-        parts.within, P, k=k, tol=tol, seed=seed, dtype=H.dtype, device=H.device
-    )
-    same = lanczos_eigenpairs(
-        parts.same_class, P, k=k, tol=tol, seed=seed, dtype=H.dtype, device=H.device
-    )
-    G_V = torch.stack([parts.ggn.matvec(V[:, j]) for j in range(k)], 1)
-    S_V = torch.stack([parts.same_class(V[:, j]) for j in range(k)], 1)
+    within = lanczos_eigenpairs(factors.within, P, **opts, return_eigenvectors=False)
+    same = lanczos_eigenpairs(factors.same_class, P, **opts, return_eigenvectors=False)
+    # X^T V: one Jacobian-vector product per eigenvector; A^T V = Ma^T X^T V, etc.
+    XtV = torch.stack([factors.project(V[:, j]) for j in range(k)], 1)  # (C^2, k)
+    G_V = torch.stack([factors.ggn.matvec(V[:, j]) for j in range(k)], 1)
+    S_V = torch.stack([factors.same_class(V[:, j]) for j in range(k)], 1)
+    gram = factors.gram()  # X^T X, (C^2, C^2)
+    Ma, Mb = factors.Ma, factors.Mb
     total = float(top.eigenvalues.sum())
     quad = {
-        "class": float(((parts.class_factor.T @ V) ** 2).sum()),
-        "cross": float(((parts.cross_factor.T @ V) ** 2).sum()),
+        "class": float(((Ma.T @ XtV) ** 2).sum()),
+        "cross": float(((Mb.T @ XtV) ** 2).sum()),
         "same_class": float((V * S_V).sum()),
     }
     g_total = float((V * G_V).sum())
     quad["within"] = g_total - quad["class"] - quad["cross"] - quad["same_class"]
     quad["residual"] = total - g_total
     shares = {name: value / total for name, value in quad.items()}
-    Q0 = _orth(parts.class_factor)
-    Q01 = _orth(torch.cat([parts.class_factor, parts.cross_factor], 1))
+    Mab = torch.cat([Ma, Mb], 1)
     return PapyanDecomposition(
         hessian_eigenvalues=top.eigenvalues,
-        class_eigenvalues=_gram_spectrum(parts.class_factor),
-        cross_eigenvalues=_gram_spectrum(parts.cross_factor),
+        class_eigenvalues=_spectrum(Ma.T @ gram @ Ma),
+        cross_eigenvalues=_spectrum(Mb.T @ gram @ Mb),
         within_eigenvalues=within.eigenvalues,
         same_class_eigenvalues=same.eigenvalues,
         shares=shares,
-        class_overlap=((Q0.T @ V) ** 2).sum(0),
-        class_cross_overlap=((Q01.T @ V) ** 2).sum(0),
+        class_overlap=_projected_norms(Ma.T @ gram @ Ma, Ma.T @ XtV).to(V.dtype),
+        class_cross_overlap=_projected_norms(Mab.T @ gram @ Mab, Mab.T @ XtV).to(V.dtype),
         n_matvecs=top.n_matvecs + within.n_matvecs + same.n_matvecs + 2 * k,
     )
 
 
+class _Factors:
+    """Papyan's factors through X = [x_cc'] (P, C^2), x_cc' = W_cc' g_cc', matrix-free.
+
+    ``project(v)`` = X^T v costs one Jacobian-vector product per batch, ``combine(a)``
+    = X a one vector-Jacobian product; A = X Ma (class means) and B = X Mb
+    (cross-class deviations) for small (C^2, C) and (C^2, C(C-1)) matrices. Memory:
+    the linearisations of the batches and a few vectors of size P.
+    """
+
+    def __init__(self, model: Any, data: Any) -> None:
+        flat, self.batches, C = _classifier(model, data)
+        self.n_classes, self.dim = C, flat.dim
+        dtype, device = flat.dtype, flat.device
+        n_total = sum(x.shape[0] for x, _ in self.batches)
+        eye = torch.eye(C, dtype=dtype, device=device)
+        self._lin = []
+        W = torch.zeros(C, C, dtype=dtype, device=device)
+        for x, y in self.batches:
+            f = flat.output_fn(x)
+            out, vjp_fn = torch.func.vjp(f, flat.theta)
+            p = torch.softmax(out.detach(), dim=1)
+            onehot = eye[y]
+            W += onehot.T @ (p / n_total)
+            self._lin.append((_jvp(f, flat.theta), vjp_fn, p, onehot, p / n_total))
+        self.weights = W
+        off = 1.0 - eye
+        w_class = (W * off).sum(1)
+        inv_sqrt = lambda t: torch.where(t > 0, t, torch.ones_like(t)).rsqrt() * (t > 0)  # noqa: E731
+        # A column c: x_cc' / sqrt(W_c) over c' != c (sqrt(W_c) g_c).
+        Ma = torch.zeros(C, C, C, dtype=dtype, device=device)
+        for c in range(C):
+            Ma[c, :, c] = off[c] * inv_sqrt(w_class[c])
+        # B column (c, c'): sqrt(W_cc') (g_cc' - g_c) = x_cc' / sqrt(W_cc')
+        #   - sqrt(W_cc') / W_c sum_{c'' != c} x_cc''.
+        pairs = [(c, d) for c in range(C) for d in range(C) if c != d]
+        Mb = torch.zeros(C, C, len(pairs), dtype=dtype, device=device)
+        for j, (c, d) in enumerate(pairs):
+            Mb[c, :, j] = -off[c] * W[c, d].sqrt() * inv_sqrt(w_class[c]) ** 2
+            Mb[c, d, j] += inv_sqrt(W[c, d])
+        self.Ma, self.Mb = Ma.reshape(C * C, C), Mb.reshape(C * C, len(pairs))
+        self._low = self.Ma @ self.Ma.T + self.Mb @ self.Mb.T
+        self.ggn = GGNOperator(model, torch.nn.functional.cross_entropy, self.batches)
+
+    @staticmethod
+    def _residual_dirs(p: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """(e_c' - p_i)^T u_i for every c': u - (p . u), shape (n, C)."""
+        return u - (p * u).sum(1, keepdim=True)
+
+    def project(self, v: torch.Tensor) -> torch.Tensor:
+        """X^T v, flattened (C^2,): entry (c, c') = W_cc' g_cc'^T v."""
+        out = 0.0
+        for jvp_fn, _, p, onehot, w in self._lin:
+            out = out + onehot.T @ (w * self._residual_dirs(p, jvp_fn(v)))
+        return out.reshape(-1)
+
+    def _cotangent(self, a: torch.Tensor, p, onehot, w) -> torch.Tensor:
+        """Output cotangent of X a: sample i of class c gets sum_c' a_cc' w_ic' (e_c' - p_i)."""
+        C = self.n_classes
+        coef = (onehot @ a.reshape(C, C)) * w  # (n, C): a_{y_i c'} w_ic'
+        return coef - p * coef.sum(1, keepdim=True)
+
+    def combine(self, a: torch.Tensor) -> torch.Tensor:
+        """X a for a of shape (C^2,)."""
+        out = torch.zeros(self.dim, dtype=a.dtype, device=a.device)
+        for _, vjp_fn, p, onehot, w in self._lin:
+            out += vjp_fn(self._cotangent(a, p, onehot, w))[0]
+        return out
+
+    def gram(self) -> torch.Tensor:
+        """X^T X (C^2, C^2) by C^2 pairs of products (no (C^2, P) array)."""
+        n = self.n_classes**2
+        eye = torch.eye(n, dtype=self.Ma.dtype, device=self.Ma.device)
+        G = torch.stack([self.project(self.combine(eye[j])) for j in range(n)], 1)
+        return 0.5 * (G + G.T)
+
+    def same_class(self, v: torch.Tensor) -> torch.Tensor:
+        """G_{c=c'} v = sum_i w_icc (e_c - p_i)(e_c - p_i)^T J_i v."""
+        out = torch.zeros_like(v)
+        for jvp_fn, vjp_fn, p, onehot, w in self._lin:
+            r = onehot - p
+            a = (r * jvp_fn(v)).sum(1, keepdim=True)
+            out += vjp_fn((onehot * w).sum(1, keepdim=True) * a * r)[0]
+        return out
+
+    def within(self, v: torch.Tensor) -> torch.Tensor:
+        """G_2 v = G v - G_{c=c'} v - (A A^T + B B^T) v."""
+        low = self.combine(self._low @ self.project(v))
+        return self.ggn.matvec(v) - self.same_class(v) - low
+
+
+def _classifier(model: Any, data: Any) -> tuple[FlatParameters, list, int]:
+    """Checked (flat parameters, batches, C) of a classifier with class-index labels."""
+    flat, batches = prepare(model, torch.nn.functional.cross_entropy, data)
+    C = _n_classes(flat.output(batches[0][0]))
+    for _, y in batches:
+        if y.dtype == torch.bool:
+            raise ValueError(message("labels", "integer class indices", "dtype torch.bool"))
+        if y.is_floating_point() or y.ndim != 1:
+            raise TypeError(message("labels", "a 1-D tensor of integer class indices", y.dtype))
+    return flat, batches, C
+
+
+def _spectrum(gram: torch.Tensor) -> torch.Tensor:
+    """Non-zero spectrum of A A^T from the small Gram matrix A^T A (descending)."""
+    return torch.linalg.eigvalsh(gram).flip(0).clamp_min(0.0)
+
+
+def _projected_norms(gram: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """||P v_j||^2 = z_j^T (A^T A)^+ z_j for z = A^T V (P the projector onto range A)."""
+    lam, U = torch.linalg.eigh(gram)
+    keep = lam > lam.max().clamp_min(0) * gram.shape[0] * 10 * torch.finfo(gram.dtype).eps
+    y = U[:, keep].T @ z
+    return ((y**2) / lam[keep, None]).sum(0)
+
+
 def _jvp(f: Callable, theta: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda v: torch.func.jvp(f, (theta,), (v,))[1]
-
-
-def _gram_spectrum(A: torch.Tensor) -> torch.Tensor:
-    """Non-zero spectrum of A A^T from the small Gram matrix A^T A (descending)."""
-    return torch.linalg.eigvalsh(A.T @ A).flip(0).clamp_min(0.0)
-
-
-def _orth(A: torch.Tensor) -> torch.Tensor:
-    """Orthonormal basis of range(A) (rank-revealing by singular values)."""
-    U, s, _ = torch.linalg.svd(A, full_matrices=False)
-    keep = s > s.max() * A.shape[0] * torch.finfo(A.dtype).eps if s.numel() else s > 0
-    return U[:, keep]
 
 
 def _n_classes(out: torch.Tensor) -> int:

@@ -1,0 +1,199 @@
+"""ResNet-18-size and ~1M-parameter conv-net curvature: dltheory next to curvlinops
+(+ scipy eigsh) and PyHessian on the same model and batch (benchmarks/_resnet18_problem.py).
+
+Each measurement runs in its own process (one thread), so its peak memory is its own:
+"extra" is the peak resident memory minus the peak after one plain forward/backward of
+the model in that process. Run::
+
+    .venv/bin/python benchmarks/resnet18_hessian.py --batch 32          # all, writes RESULTS.md
+    .venv/bin/python benchmarks/resnet18_hessian.py --task ours_eig 32  # one task, JSON
+
+The peers' venv: ``$DLTHEORY_PEER_CURV`` or ``--peer-python`` (default
+``benchmarks/_venvs/hessian/bin/python``; recipe in benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from _resnet18_problem import baseline_gradient, peak_rss_bytes, problem
+from results_file import run_and_record
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_PEER = HERE / "_venvs" / "hessian" / "bin" / "python"
+TOL = 1e-2  # relative residual (ours, eigsh's ARPACK); PyHessian keeps its default 1e-3
+PROGRESS = HERE / "_peer" / "resnet18_progress.jsonl"
+
+
+def task(name: str, batch: int) -> dict:
+    from dltheory.curvature import HessianOperator, hutchpp_trace, lanczos_eigenpairs
+
+    torch.set_num_threads(1)
+    net = name.split("_")[0] if name.startswith(("conv1m", "convbn")) else "resnet18"
+    model, x, y = problem(net, batch)
+    P = sum(p.numel() for p in model.parameters())
+    base = baseline_gradient(model, x, y)
+    out: dict = {"task": name, "batch": batch, "P": P}
+    t, c = time.perf_counter(), time.process_time()
+    lean = name.startswith("oursvjp")  # the memory-lean settings: cached vjp, 12 vectors
+    method = "vjp" if lean else "auto"
+    H = HessianOperator(model, torch.nn.functional.cross_entropy, (x, y), method=method)
+    out["method"] = H.method
+    if name.endswith("eig"):
+        basis = 12 if lean else 16 if net == "resnet18" else 10  # 2 vectors of P per slot
+        r = lanczos_eigenpairs(H, P, k=5, tol=TOL, dtype=H.dtype, max_basis=basis)
+        out["max_basis"] = basis
+        out.update(
+            eigenvalues=r.eigenvalues.tolist(),
+            residuals=r.residuals.tolist(),
+            converged=r.converged,
+            hvps=r.n_matvecs,
+        )
+    elif name.endswith("trace"):
+        tr = hutchpp_trace(H, P, 30, dtype=H.dtype)
+        out.update(trace=tr.estimate, stderr=tr.stderr, hvps=tr.n_matvecs)
+    else:  # hvp_ratio: one product against one gradient, both methods
+        v = torch.randn(P)
+        ratios = {}
+        for method in ("linearize", "vjp"):
+            Hm = HessianOperator(model, torch.nn.functional.cross_entropy, (x, y), method=method)
+            Hm @ v
+            hv = [_cpu(lambda Hm=Hm: Hm @ v) for _ in range(3)]
+            gr = [_cpu(lambda: baseline_gradient(model, x, y)) for _ in range(3)]
+            ratios[method] = statistics.median(hv) / statistics.median(gr)
+        out.update(hvp_over_grad_cpu=ratios)
+    out["wall_s"] = time.perf_counter() - t
+    out["cpu_s"] = time.process_time() - c
+    out["extra_bytes"] = max(0, peak_rss_bytes() - base)
+    out["extra_P_floats"] = out["extra_bytes"] / (4 * P)
+    return out
+
+
+def _cpu(fn) -> float:
+    c = time.process_time()
+    fn()
+    return time.process_time() - c
+
+
+def _run(cmd: list[str]) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=HERE)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode or not lines:
+        return {"error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
+    return json.loads(lines[-1])
+
+
+def report(batch: int, peer_python: str, only: list[str] | None) -> None:
+    ours = [sys.executable, str(HERE / "resnet18_hessian.py"), "--task"]
+    peer = [peer_python, str(HERE / "peer_resnet18.py")]
+    runs = {
+        "ours_eig": [*ours, "ours_eig", str(batch)],
+        "oursvjp_eig": [*ours, "oursvjp_eig", str(batch)],
+        "curvlinops_eig": [*peer, "curvlinops_eig", str(batch)],
+        "ours_trace": [*ours, "ours_trace", str(batch)],
+        "curvlinops_trace": [*peer, "curvlinops_trace", str(batch)],
+        "conv1m_eig": [*ours, "conv1m_eig", "128"],
+        "conv1m_hvp_ratio": [*ours, "conv1m_hvp_ratio", "128"],
+        "convbn_hvp_ratio": [*ours, "convbn_hvp_ratio", "256"],
+        "pyhessian_trace": [*peer, "pyhessian_trace", str(batch)],
+        "pyhessian_eig": [*peer, "pyhessian_eig", str(batch)],
+    }
+    PROGRESS.parent.mkdir(exist_ok=True)
+    res = {}
+    for key, cmd in runs.items():
+        if only and key not in only:
+            continue
+        res[key] = _run(cmd)
+        with PROGRESS.open("a") as fh:  # one line per finished task (a long run's log)
+            fh.write(json.dumps({"key": key, "batch": batch, **res[key]}) + "\n")
+    _table(res, batch)
+
+
+def _table(res: dict, batch: int) -> None:
+    load = os.getloadavg()[0]
+    print(f"## Curvature of a ResNet-18 ({time.strftime('%Y-%m-%d')})\n")
+    print(
+        f"ResNet-18 (11,173,962 parameters, float32, eval mode), synthetic batch of {batch} "
+        "3x32x32 inputs, mean cross-entropy. conv1m: 964,874-parameter conv + BatchNorm "
+        "net, batch 128 of 3x16x16; convbn: 10,026-parameter conv + BatchNorm net, batch 256 "
+        "of 1x8x8. One process and one thread per row on a shared 2-core machine "
+        f"(load average {load:.1f} at the end, ~14 during the run): wall times are "
+        "noisy, CPU times and HVP counts are the comparison. Extra memory: peak RSS minus "
+        "the peak of one plain forward/backward in the same process. Eigensolvers: ours "
+        f"stops when every pair's true residual is <= {TOL:g} |theta| (certified), eigsh "
+        f"with ARPACK tol {TOL:g} (the same residual test, on its own estimate), PyHessian "
+        "power iteration with deflation at its default tol 1e-3 (relative change of the "
+        "estimate, not certified). Traces: Hutch++ with 30 HVPs (ours with a standard "
+        "error; curvlinops' none), PyHessian's Hutchinson with at most 30.\n"
+    )
+    print("| task | tool | HVPs | wall s | CPU s | extra memory | result |")
+    print("|---|---|---|---|---|---|---|")
+    for key, r in res.items():
+        if "error" in r:
+            print(f"| {key} | | | | | | error: {r['error']} |")
+            continue
+        if "eigenvalues" in r:
+            result = ", ".join(f"{e:.5g}" for e in r["eigenvalues"])
+            if "residuals" in r:
+                pairs = zip(r["residuals"], r["eigenvalues"], strict=True)
+                worst = max(a / abs(b) for a, b in pairs)
+                result += f" (max residual / theta {worst:.1e}, converged {r['converged']})"
+        elif "trace" in r:
+            se = f" +- {r['stderr']:.4g}" if "stderr" in r else " (no standard error)"
+            result = f"{r['trace']:.5g}{se}"
+        else:
+            result = json.dumps(r.get("hvp_over_grad_cpu"))
+        tool = key.split("_")[0]
+        print(
+            f"| {key} | {tool} | {r.get('hvps', '')} | {r['wall_s']:.0f} | {r['cpu_s']:.0f} "
+            f"| {r['extra_bytes'] / 2**30:.2f} GiB | {result} |"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--task", nargs=2, metavar=("NAME", "BATCH"))
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--only", default=None, help="comma-separated subset of tasks")
+    parser.add_argument("--quick", action="store_true", help="print, do not write RESULTS.md")
+    parser.add_argument(
+        "--from-progress", action="store_true", help="tabulate the tasks logged so far"
+    )
+    parser.add_argument(
+        "--peer-python", default=os.environ.get("DLTHEORY_PEER_CURV", str(DEFAULT_PEER))
+    )
+    args = parser.parse_args()
+    if args.task:
+        print(json.dumps(task(args.task[0], int(args.task[1]))))
+        return
+    only = args.only.split(",") if args.only else None
+    if args.from_progress:
+        logged = [json.loads(ln) for ln in PROGRESS.read_text().splitlines()]
+        res = {
+            r.pop("key"): r
+            for r in logged
+            if r.get("batch") == args.batch or r["key"].startswith("conv")
+        }
+        run_and_record(
+            f"resnet18-hessian-b{args.batch}", lambda: _table(res, args.batch), args.quick
+        )
+        return
+    run_and_record(
+        f"resnet18-hessian-b{args.batch}",
+        lambda: report(args.batch, args.peer_python, only),
+        args.quick,
+    )
+
+
+if __name__ == "__main__":
+    main()
