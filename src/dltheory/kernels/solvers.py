@@ -26,7 +26,14 @@ import numpy as np
 import scipy.linalg
 import torch
 
-from .._checks import as_float_tensor, check_int, check_nonnegative, check_positive, message
+from .._checks import (
+    as_float_tensor,
+    check_choice,
+    check_int,
+    check_nonnegative,
+    check_positive,
+    message,
+)
 from ..parallel import Pool
 from ..spec.layers import Serial
 from .blocked import kernel
@@ -48,6 +55,8 @@ class KernelRidgeFit:
         residuals: relative residual norms per iteration (worst output column).
         converged: whether the CG residual reached ``tol`` (always True when exact).
         factor: the exact solver's Cholesky (kept for posterior variances), else None.
+        log_marginal_likelihood: the exact solver's GP evidence log p(y) (summed over
+            the output columns; sample weights count as repeated samples), else None.
     """
 
     alpha: np.ndarray
@@ -57,6 +66,17 @@ class KernelRidgeFit:
     residuals: tuple[float, ...]
     converged: bool
     factor: Cholesky | None = None
+    log_marginal_likelihood: float | None = None
+
+
+def _weights(weights: Any, n: int) -> np.ndarray | None:
+    """Sample weights: None, or (N,) finite and > 0."""
+    if weights is None:
+        return None
+    w = as_float_tensor("weights", weights, ndim=1, dtype=torch.float64).numpy()
+    if len(w) != n or not (w > 0).all():
+        raise ValueError(message("weights", f"of shape ({n},) with entries > 0", w.shape))
+    return w
 
 
 def _inputs(x: Any, y: Any) -> tuple[torch.Tensor, np.ndarray]:
@@ -77,13 +97,18 @@ def fit_exact(
     kind: KernelKind = "nngp",
     ridge: float = 0.0,
     block_rows: int | None = None,
+    weights: Any = None,
 ) -> KernelRidgeFit:
-    """alpha = (K + ridge I)^-1 y, the kernel written and factorised in one buffer.
+    """alpha = (K + ridge W^-1)^-1 y, the kernel written and factorised in one buffer.
+
+    With sample weights W = diag(w) this minimises sum_i w_i (y_i - f_i)^2 + ridge |f|_K^2
+    (weight w is w repeated samples); without, W = I.
 
     Args:
         spec: the network; x: (N, n_0) inputs; y: (N,) or (N, k) targets.
         kind: ``"nngp"`` or ``"ntk"``; ridge: noise variance / ridge (>= 0).
         block_rows: rows per kernel panel (see :func:`gram_matrix`).
+        weights: None or (N,) sample weights > 0.
 
     >>> import torch
     >>> from dltheory import MLP
@@ -92,11 +117,25 @@ def fit_exact(
     >>> [round(float(a), 12) for a in fit.alpha[:, 0]]  # K = [[1, 1/pi], [1/pi, 1]]: pi/(pi+1)
     [0.758546992995, 0.758546992995]
     """
+    check_choice("kind", kind, ("nngp", "ntk"))
     x, y = _inputs(x, y)
     ridge = check_nonnegative("ridge", ridge)
+    w = _weights(weights, len(x))
     buffer = gram_matrix(spec, x, kind=kind, block_rows=block_rows)
+    if w is not None:  # ridge / w_i on the diagonal: ridge below, the rest here
+        buffer[np.diag_indices(len(x))] += ridge * (1.0 / w - 1.0)
     factor = cholesky_in_place(buffer, shift=ridge)
-    return KernelRidgeFit(factor.solve(y), x, factor.jitter, 0, (), True, factor)
+    coef = factor.solve(y)
+    lml = _evidence(y, coef, factor.logdet())
+    if w is not None and ridge > 0:  # w copies of a sample: their (w - 1) extra noise factors
+        lml -= 0.5 * y.shape[1] * float(((w - 1.0) * np.log(2 * np.pi * ridge) + np.log(w)).sum())
+    return KernelRidgeFit(coef, x, factor.jitter, 0, (), True, factor, lml)
+
+
+def _evidence(y: np.ndarray, coef: np.ndarray, logdet: float) -> float:
+    """log p(y) = -y^T K_y^-1 y / 2 - log det K_y / 2 - N log(2 pi) / 2, summed over columns."""
+    n, k = y.shape
+    return float(-0.5 * (y * coef).sum() - 0.5 * k * logdet - 0.5 * k * n * np.log(2 * np.pi))
 
 
 def _cg(apply, rhs: np.ndarray, precondition, tol: float, max_iter: int):
@@ -142,8 +181,9 @@ def fit_pcg(
     seed: int = 0,
     pool: Pool | None = None,
     block_rows: int | None = None,
+    weights: Any = None,
 ) -> KernelRidgeFit:
-    """(K + ridge I) alpha = y by Nystrom-preconditioned CG, K never stored.
+    """(K + ridge W^-1) alpha = y by Nystrom-preconditioned CG, K never stored.
 
     Preconditioner (Frangella et al. 2023, Eq. 5.3): K ~ U diag(lam) U^T from the
     Nystrom approximation on ``rank`` uniformly sampled columns, and
@@ -158,9 +198,13 @@ def fit_pcg(
         seed: picks the Nystrom columns.
         pool: where the block products run (``dltheory.parallel.pool``); None: here.
         block_rows: rows per block of K v.
+        weights: None or (N,) sample weights > 0 (ridge / w_i on the diagonal).
     """
+    check_choice("kind", kind, ("nngp", "ntk"))
     x, y = _inputs(x, y)
     ridge = check_positive("ridge", ridge)
+    w = _weights(weights, len(x))
+    diag_ridge = ridge if w is None else (ridge / w)[:, None]
     rank = min(check_int("rank", rank, minimum=1), len(x))
     tol = check_positive("tol", tol)
     max_iter = check_int("max_iter", max_iter, minimum=1)
@@ -180,7 +224,7 @@ def fit_pcg(
         kp = kernel_product(
             spec, x, x, torch.from_numpy(p), kind=kind, pool=pool, block_rows=block_rows
         )
-        return kp.numpy() + ridge * p
+        return kp.numpy() + diag_ridge * p
 
     alpha, residuals, converged = _cg(apply, y, precondition, tol, max_iter)
     return KernelRidgeFit(alpha, x, chol.jitter, len(residuals), tuple(residuals), converged)
@@ -215,6 +259,7 @@ def fit_falkon(
         tol: relative residual of the preconditioned system at which CG stops.
         max_iter, seed, pool, block_rows: as in :func:`fit_pcg`.
     """
+    check_choice("kind", kind, ("nngp", "ntk"))
     x, y = _inputs(x, y)
     ridge = check_positive("ridge", ridge)
     n = len(x)
