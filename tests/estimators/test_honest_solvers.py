@@ -64,7 +64,9 @@ def test_iterative_solvers_that_stop_short_warn(n_inducing):
 
 @pytest.mark.parametrize("cls", [NNGPClassifier, NTKClassifier], ids=lambda c: c.__name__)
 def test_one_class_is_refused(cls):
-    with pytest.raises(ValueError, match=r"y must be labels of at least 2 classes\. Got 'one class"):
+    with pytest.raises(
+        ValueError, match=r"y must be labels of at least 2 classes\. Got 'one class"
+    ):
         cls().fit(np.ones((4, 2)), [1, 1, 1, 1])
 
 
