@@ -171,3 +171,34 @@ def test_spread_needs_the_exact_solver(data):
         NTKRegressor(t=-1.0).fit(x, y)
     with pytest.raises(ValueError, match="'exact' or 'auto' for a finite training time"):
         NTKRegressor(t=1.0, solver="cg", alpha=1.0).fit(x, y)
+
+
+def _lee_reference(spec, x, xs, y, t, lr, ridge):
+    """Lee et al. (2019) Eqs. (15)-(16), dense: mean and covariance over initialisations.
+
+    With Theta_r = Theta + ridge I and A = Theta_*n Theta_r^-1 (I - expm(-lr Theta_r t / N))
+    (A = Theta_*n Theta_r^-1 at t = inf): mean A y, cov K_** + A K A^T - A K_n* - K_*n A^T.
+    """
+    import scipy.linalg
+
+    theta, theta_sn, _ = _blocks(spec, x, xs, "ntk")
+    k, k_sn, k_ss = _blocks(spec, x, xs, "nngp")
+    theta_r = theta + ridge * np.eye(len(x))
+    flow = np.eye(len(x)) if t is None else np.eye(len(x)) - scipy.linalg.expm(
+        -lr * theta_r * t / len(x))  # fmt: skip
+    a = theta_sn @ np.linalg.solve(theta_r, flow)
+    return a @ y, k_ss + a @ k @ a.T - a @ k_sn.T - k_sn @ a.T
+
+
+@pytest.mark.parametrize("t", [None, 2.0])
+def test_ntk_spread_and_finite_time_mean_with_a_ridge(data, t):
+    x, xs, y = data
+    spec = MLP(2, "relu", c_w=2.0, c_b=0.1)
+    mean_ref, cov_ref = _lee_reference(spec, x, xs, y, t, 0.7, 0.05)
+    model = NTKRegressor(depth=2, c_b=0.1, t=t, lr=0.7, alpha=0.05, **FIXED).fit(x, y)
+    mean, cov = model.predict(xs, return_cov=True)
+    _, std = model.predict(xs, return_std=True)
+    # cond(Theta + 0.05 I) ~ 1e3-1e4: eigendecomposition vs dense solve agree to ~1e-11.
+    np.testing.assert_allclose(mean, mean_ref, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(cov, cov_ref, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(std, np.sqrt(np.diagonal(cov_ref)), rtol=1e-7)
