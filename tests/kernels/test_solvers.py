@@ -74,3 +74,23 @@ def test_solver_errors():
         fit_exact(SPEC, x, y[:5])
     with pytest.raises(ValueError, match="n_inducing must be an integer >= 1"):
         fit_falkon(SPEC, x, y, ridge=1.0, n_inducing=0)
+
+
+@pytest.mark.parametrize("fit", [fit_exact, fit_pcg, fit_falkon], ids=lambda f: f.__name__)
+def test_solver_inputs_are_checked(fit):
+    spec = MLP(1, "relu", c_w=2.0)
+    x = torch.randn(12, 2, dtype=torch.float64, requires_grad=True)  # detached, accepted
+    y = torch.randn(12, dtype=torch.float64)
+    extra = {"n_inducing": 4} if fit is fit_falkon else {}
+    assert fit(spec, x, y, ridge=0.1, **extra).alpha.shape == (len(x) if fit is not fit_falkon
+                                                                else 4, 1)  # fmt: skip
+    with pytest.raises(ValueError, match=r"kind must be one of 'nngp', 'ntk'\. Got 'bogus'"):
+        fit(spec, x, y, ridge=0.1, kind="bogus", **extra)
+    bad = y.clone()
+    bad[0] = float("nan")
+    with pytest.raises(ValueError, match="y must be finite"):
+        fit(spec, x, bad, ridge=0.1, **extra)
+    with pytest.raises(ValueError, match=r"y must be of shape \(12,\)"):
+        fit(spec, x, y[:5], ridge=0.1, **extra)
+    with pytest.raises(ValueError, match="x must be a 2-D array"):
+        fit(spec, x[0], y, ridge=0.1, **extra)

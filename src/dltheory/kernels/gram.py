@@ -42,8 +42,12 @@ def panel_rows(n_rows: int, n_cols: int, memory_budget: int | None = None) -> in
     >>> panel_rows(20_000, 20_000)
     333
     """
+    n_rows = check_int("n_rows", n_rows, minimum=0)
+    n_cols = check_int("n_cols", n_cols, minimum=0)
     if memory_budget is None:
         memory_budget = int(_PANEL_FRACTION * 8 * n_cols * n_cols)
+    else:
+        memory_budget = check_int("memory_budget", memory_budget, minimum=1)
     rows = memory_budget // (8 * _ARRAYS_PER_PANEL * max(n_cols, 1))
     return int(max(1, min(n_rows, max(64, min(2048, rows)))))
 
@@ -85,7 +89,7 @@ def gram_matrix(
     True
     """
     check_choice("kind", kind, ("nngp", "ntk"))
-    x = as_float_tensor("x", x, ndim=2, dtype=torch.float64)
+    x = as_float_tensor("x", x, ndim=2, dtype=torch.float64).detach()
     n = len(x)
     if out is None:
         out = np.empty((n, n), dtype=np.float64, order="F")
@@ -190,9 +194,13 @@ def kernel_product(
     True
     """
     check_choice("kind", kind, ("nngp", "ntk"))
-    x1 = as_float_tensor("x1", x1, ndim=2, dtype=torch.float64)
-    x2 = as_float_tensor("x2", x2, ndim=2, dtype=torch.float64)
-    v = as_float_tensor("v", v, dtype=torch.float64)
+    x1 = as_float_tensor("x1", x1, ndim=2, dtype=torch.float64).detach()
+    x2 = as_float_tensor("x2", x2, ndim=2, dtype=torch.float64).detach()
+    v = as_float_tensor("v", v, dtype=torch.float64).detach()
+    if x1.shape[1] != x2.shape[1]:
+        raise ValueError(
+            message("x2", f"of {x1.shape[1]} features like x1", f"shape {tuple(x2.shape)}")
+        )
     if v.ndim not in (1, 2) or len(v) != len(x2):
         raise ValueError(
             message("v", f"of shape ({len(x2)},) or ({len(x2)}, k)", f"shape {tuple(v.shape)}")

@@ -73,15 +73,15 @@ def _weights(weights: Any, n: int) -> np.ndarray | None:
     """Sample weights: None, or (N,) finite and > 0."""
     if weights is None:
         return None
-    w = as_float_tensor("weights", weights, ndim=1, dtype=torch.float64).numpy()
+    w = as_float_tensor("weights", weights, ndim=1, dtype=torch.float64).detach().numpy()
     if len(w) != n or not (w > 0).all():
         raise ValueError(message("weights", f"of shape ({n},) with entries > 0", w.shape))
     return w
 
 
 def _inputs(x: Any, y: Any) -> tuple[torch.Tensor, np.ndarray]:
-    x = as_float_tensor("x", x, ndim=2, dtype=torch.float64)
-    y = as_float_tensor("y", y, dtype=torch.float64)
+    x = as_float_tensor("x", x, ndim=2, dtype=torch.float64).detach()
+    y = as_float_tensor("y", y, dtype=torch.float64).detach()
     if y.ndim not in (1, 2) or len(y) != len(x):
         raise ValueError(
             message("y", f"of shape ({len(x)},) or ({len(x)}, k) like x", tuple(y.shape))
