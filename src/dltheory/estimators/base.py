@@ -235,15 +235,6 @@ class InfiniteNetworkEstimator(BaseEstimator):
                     self.alpha_,
                 )
             )
-        if solver == "falkon" and w is not None:
-            raise ValueError(
-                message(
-                    "solver",
-                    "'exact' or 'cg' without n_inducing for sample_weight",
-                    "falkon",
-                    "Falkon does not take sample weights; use solver='exact' or n_inducing=None",
-                )
-            )
         seed = int(rng.randint(2**31 - 1))
         x = torch.from_numpy(np.array(X, dtype=np.float64, order="C"))  # writable copy
         y = np.ascontiguousarray(Y, dtype=np.float64)
@@ -257,7 +248,7 @@ class InfiniteNetworkEstimator(BaseEstimator):
                 m = self.n_inducing or min(n, math.ceil(4 * math.sqrt(n) * math.log(n + 1)))
                 fit = fit_falkon(spec, x, y, kind=self._kind, ridge=self.alpha_, n_inducing=m,
                                  tol=self.tol, max_iter=self.max_iter, seed=seed,
-                                 pool=p)  # fmt: skip
+                                 pool=p, weights=w)  # fmt: skip
         self._store(fit, solver)
         if solver == "exact" and (self.optimizer is None or self.spec is not None or (
                 self._evidence_subset is None)):  # fmt: skip

@@ -12,9 +12,11 @@ All three solve for the coefficients alpha of f(x) = sum_i alpha_i k(x, c_i):
   solver, to the tolerance.
 * :func:`fit_falkon`: Nystrom kernel ridge regression on m inducing points,
   (K_nm^T K_nm + ridge K_mm) alpha = K_nm^T y, by Falkon's preconditioned CG
-  (Rudi, Carratino & Rosasco 2017; Meanti et al. 2020); memory O(N m) is never
-  used either: K_nm^T (K_nm u) is recomputed in row blocks, on Dask workers when
-  a pool is given. Scales to N in the millions.
+  (Rudi, Carratino & Rosasco 2017; Meanti et al. 2020). K_nm is computed once,
+  in row blocks, and kept (here, or in the Dask workers' memory, each worker
+  holding its rows: every CG iteration is then a distributed product); with
+  ``keep_cross=False`` (memory O(N m) not available) the blocks are recomputed
+  at every iteration instead.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import scipy.linalg
+import threadpoolctl
 import torch
 
 from .._checks import (
@@ -38,7 +41,14 @@ from ..parallel import Pool
 from ..spec.layers import Serial
 from .blocked import kernel
 from .cholesky import Cholesky, as_fortran_copy, cholesky_in_place
-from .gram import KernelKind, gram_matrix, kernel_product
+from .gram import (
+    PRODUCT_MEMORY,
+    KernelKind,
+    cross_blocks,
+    gram_matrix,
+    kernel_product,
+    stored_normal_product,
+)
 
 __all__ = ["KernelRidgeFit", "fit_exact", "fit_falkon", "fit_pcg"]
 
@@ -243,6 +253,8 @@ def fit_falkon(
     seed: int = 0,
     pool: Pool | None = None,
     block_rows: int | None = None,
+    keep_cross: bool = True,
+    weights: Any = None,
 ) -> KernelRidgeFit:
     """Nystrom kernel ridge regression on ``n_inducing`` centres by Falkon's PCG.
 
@@ -258,6 +270,10 @@ def fit_falkon(
         n_inducing: m, the number of centres (uniformly sampled, without replacement).
         tol: relative residual of the preconditioned system at which CG stops.
         max_iter, seed, pool, block_rows: as in :func:`fit_pcg`.
+        keep_cross: compute K_nm once and keep it (8 N m bytes, spread over the
+            Dask workers with a pool); False: recompute its blocks every iteration.
+        weights: None or (N,) sample weights > 0: K_nm^T W K_nm + ridge K_mm and
+            K_nm^T W y (``keep_cross`` only).
     """
     check_choice("kind", kind, ("nngp", "ntk"))
     x, y = _inputs(x, y)
@@ -266,6 +282,11 @@ def fit_falkon(
     m = min(check_int("n_inducing", n_inducing, minimum=1), n)
     tol = check_positive("tol", tol)
     max_iter = check_int("max_iter", max_iter, minimum=1)
+    if not isinstance(keep_cross, bool):
+        raise TypeError(message("keep_cross", "True or False", keep_cross))
+    w = _weights(weights, n)
+    if w is not None and not keep_cross:
+        raise ValueError(message("weights", "None with keep_cross=False", "weights"))
     centres = x[_centres(n, m, check_int("seed", seed, minimum=0))]
     k_mm = as_fortran_copy(getattr(kernel(spec, centres), kind))
     k_mm_copy = np.array(k_mm)
@@ -283,19 +304,47 @@ def fit_falkon(
         inner = solve(t_up, v, trans="T", check_finite=False)
         return solve(a_up, inner, trans="T", check_finite=False) / np.sqrt(n)
 
-    def apply(beta):  # B^T H B beta, H = K_nm^T K_nm + ridge K_mm
-        u = b_apply(beta)
-        hu = kernel_product(
-            spec, x, centres, torch.from_numpy(u), kind=kind, pool=pool,
-            block_rows=block_rows, gram_twice=True,
-        ).numpy()  # fmt: skip
-        return bt_apply(hu + ridge * (k_mm_copy @ u))
+    if keep_cross:
+        rows = block_rows or max(1, min(n, PRODUCT_MEMORY // (8 * 3 * m)))
+        if pool is not None and block_rows is None:
+            rows = min(rows, max(64, -(-n // 4)))
+        rows = check_int("block_rows", rows, minimum=1)
+        blocks = cross_blocks(spec, x, centres, kind=kind, block_rows=rows, pool=pool)
+        starts = range(0, n, rows)
+        w_parts = None if w is None else [w[i : i + rows] for i in starts]
+        wy = y if w is None else y * w[:, None]
+        tasks = [{"block": b, "v": wy[i : i + rows]} for b, i in zip(blocks, starts, strict=True)]
+        parts = [_transpose_block(**t) for t in tasks] if pool is None else pool.map(
+            _transpose_block, tasks)  # fmt: skip
+        rhs = parts[0].copy()
+        for part in parts[1:]:
+            rhs += part
 
-    rhs = _cross_transpose_product(spec, x, centres, y, kind, pool)
+        def normal(u):
+            return stored_normal_product(blocks, u, pool=pool, weights=w_parts)
+    else:
+        rhs = _cross_transpose_product(spec, x, centres, y, kind, pool)
+
+        def normal(u):
+            return kernel_product(
+                spec, x, centres, torch.from_numpy(u), kind=kind, pool=pool,
+                block_rows=block_rows, gram_twice=True,
+            ).numpy()  # fmt: skip
+
+    def apply(beta):  # B^T H B beta, H = K_nm^T W K_nm + ridge K_mm
+        u = b_apply(beta)
+        return bt_apply(normal(u) + ridge * (k_mm_copy @ u))
+
     beta, residuals, converged = _cg(apply, bt_apply(rhs), lambda r: r, tol, max_iter)
     jitter = max(t.jitter, a_mat.jitter)
     return KernelRidgeFit(b_apply(beta), centres, jitter, len(residuals), tuple(residuals),
                           converged)  # fmt: skip
+
+
+def _transpose_block(block: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """One block's K_b^T v_b (a task; one BLAS thread, as :func:`gram.normal_block`)."""
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        return block.T @ np.ascontiguousarray(v)
 
 
 def _cross_transpose_product(spec, x, centres, y, kind, pool) -> np.ndarray:
