@@ -282,6 +282,21 @@ class Pool:
         ]
         return self._client.gather(futures)
 
+    def persist(self, fn: Callable[..., Any], tasks: Iterable[Mapping[str, Any]]) -> list[Any]:
+        """Like :meth:`map`, but each result stays where it was computed.
+
+        Serial: the results. Dask: futures whose data the workers keep (until the
+        futures are dropped); pass them inside later tasks, which Dask schedules on
+        the worker that holds them.
+        """
+        tasks = [dict(t) for t in tasks]
+        if self._client is None:
+            return [_run_task(fn, task, self.threads_per_task) for task in tasks]
+        return [
+            self._client.submit(_run_task, fn, task, self.threads_per_task, pure=False)
+            for task in tasks
+        ]
+
 
 @contextlib.contextmanager
 def pool(

@@ -89,3 +89,12 @@ def test_shift_is_added_before_factorising():
     lower = np.tril(c.buffer)
     np.testing.assert_allclose(lower @ lower.T, k + np.eye(30), rtol=0, atol=1e3 * EPS)
     np.testing.assert_array_equal(c.diagonal, np.diagonal(k))
+
+
+@pytest.mark.parametrize("scale", [float("nan"), float("inf"), -1.0, 0.0, True])
+def test_scale_is_checked(scale):
+    a = np.asfortranarray(np.eye(3))
+    with pytest.raises((ValueError, TypeError), match="scale must be"):
+        cholesky_in_place(a, scale=scale)
+    with pytest.raises((ValueError, TypeError), match="scale must be"):
+        jitter_schedule(scale, 3)

@@ -19,22 +19,51 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.base import RegressorMixin
+from sklearn.utils import check_random_state
 
 from .._checks import message
 from ..kernels.gram import gram_matrix
 from ..kernels.solvers import KernelRidgeFit
-from .base import DEFAULT_EXACT_MEMORY, InfiniteNetworkEstimator, _is_real, _param, validate_data
+from .base import (
+    DEFAULT_DEPTH_GRID,
+    DEFAULT_EVIDENCE_SAMPLES,
+    DEFAULT_EXACT_MEMORY,
+    InfiniteNetworkEstimator,
+    _is_real,
+    _param,
+    validate_data,
+)
 
 __all__ = ["NNGPRegressor", "NTKRegressor"]
 
 
 class _Regressor(RegressorMixin, InfiniteNetworkEstimator):
-    def fit(self, X: Any, y: Any):
-        """Fit on X (N, n_0) and y (N,) or (N, k); returns self."""
+    def fit(self, X: Any, y: Any, sample_weight: Any = None):
+        """Fit on X (N, n_0) and y (N,) or (N, k), optionally weighted; returns self.
+
+        ``sample_weight`` (N,) >= 0 weighs each squared error (weight w counts as w
+        repeated samples; zero drops the sample); exact and PCG solvers only.
+        """
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64)
         self._check_params()
+        w = self._weights(X, sample_weight)
+        if w is not None:
+            keep = w > 0
+            X, y, w = X[keep], y[keep], w[keep]
         self._flat = y.ndim == 1
-        self._fit_targets(X, y.reshape(len(X), -1))
+        Y = y.reshape(len(X), -1)
+        if self.normalize_y:
+            self._y_mean = np.average(Y, axis=0, weights=w)
+            std = np.sqrt(np.average((Y - self._y_mean) ** 2, axis=0, weights=w))
+            self._y_std = np.where(std > 10 * np.finfo(float).eps * np.abs(self._y_mean), std, 1.0)
+            self._y_std[self._y_std == 0] = 1.0
+        else:
+            self._y_mean, self._y_std = np.zeros(Y.shape[1]), np.ones(Y.shape[1])
+        Y = (Y - self._y_mean) / self._y_std
+        self._weighted = w is not None
+        rng = check_random_state(self.random_state)
+        self._learn(X, Y, w, rng)
+        self._fit_targets(X, Y, w, rng)
         return self
 
     def _shape(self, a: np.ndarray) -> np.ndarray:
@@ -42,14 +71,22 @@ class _Regressor(RegressorMixin, InfiniteNetworkEstimator):
 
     def predict(self, X: Any, return_std: bool = False, return_cov: bool = False):
         """Mean prediction (M,) or (M, k); with ``return_std`` / ``return_cov`` also the
-        latent standard deviation (M,) / covariance (M, M) (exact solver only)."""
+        standard deviation / covariance of the latent function: (M,) / (M, M) for 1-D y,
+        (M, k) / (M, M, k) for 2-D y (as ``GaussianProcessRegressor``); exact solver (and,
+        for the NTK, PCG) only."""
         if return_std and return_cov:
             raise RuntimeError("At most one of return_std or return_cov can be requested.")
-        X, mean = self._latent(X)
+        X, latent = self._latent(X)
+        mean = self._shape(latent * self._y_std + self._y_mean)
         if not (return_std or return_cov):
-            return self._shape(mean)
+            return mean
         spread = self._posterior_spread(X, full=return_cov)
-        return self._shape(mean), (np.sqrt(np.maximum(spread, 0)) if return_std else spread)
+        if return_std:
+            std = np.sqrt(np.maximum(spread, 0))
+            return mean, (std * self._y_std[0] if self._flat else std[:, None] * self._y_std)
+        if self._flat:
+            return mean, spread * self._y_std[0] ** 2
+        return mean, spread[:, :, None] * self._y_std**2
 
     def __sklearn_tags__(self):  # scikit-learn >= 1.6
         tags = super().__sklearn_tags__()
@@ -65,34 +102,51 @@ class NNGPRegressor(_Regressor):
 
     Args:
         activation, depth, c_w, c_b, parametrization, width: the architecture
-            (``MLP(depth, activation, c_w, c_b, width, parametrization=...)``).
-        spec: a dltheory spec used instead of the architecture arguments.
-        alpha: observation-noise variance / ridge added to the diagonal (>= 0).
+            (``MLP(depth, activation, c_w, c_b, width, parametrization=...)``);
+            ``depth="auto"``: chosen by evidence from ``depth_grid`` (2 without optimizer).
+            With an optimizer, c_w, c_b (and alpha) are the starting values.
+        spec: a dltheory spec used instead of the architecture arguments (its
+            hyperparameters are kept: no optimizer runs).
+        alpha: observation-noise variance / ridge added to the diagonal (>= 0), of
+            the normalised targets when ``normalize_y``.
         solver: ``"exact"``, ``"cg"`` or ``"auto"`` (see :mod:`dltheory.estimators.base`).
         n_inducing: Falkon centres for the CG solver (``None``: exact system by PCG).
         tol, max_iter: CG stopping rule.
         exact_memory: ``"auto"`` uses the exact solver while 8 N^2 bytes fit in this.
         backend, address, n_workers: where the block products run (``"dask"``:
             a LocalCluster of ``n_workers``, or the scheduler at ``address``).
-        random_state: picks the CG solvers' Nystrom columns / centres.
+        random_state: int, RandomState or None: the CG solvers' Nystrom columns /
+            centres, the evidence subset and the optimizer's restarts.
+        optimizer: ``"fmin_l_bfgs_b"`` (learn c_w, c_b, alpha and the depth by
+            evidence, :mod:`dltheory.estimators.evidence`) or ``None`` (keep them).
+        n_restarts_optimizer: further random starts of the optimizer per depth.
+        depth_grid: depths compared with ``depth="auto"``.
+        normalize_y: fit the GP to targets standardised per column (and scale back).
+        max_evidence_samples: hyperparameters are learned on a random subset of
+            this many points when N is larger.
 
     Fitted attributes: ``dual_coef_`` (coefficients on ``centres_``), ``jitter_``
-    (diagonal jitter the Cholesky needed), ``solver_``, ``n_iter_``, ``converged_``,
+    (diagonal jitter the Cholesky needed), ``solver_`` (``"exact"``, ``"pcg"`` or
+    ``"falkon"``: what ran), ``n_iter_``, ``converged_``, ``depth_``, ``c_w_``,
+    ``c_b_``, ``alpha_`` (the hyperparameters used), ``log_marginal_likelihood_``
+    (of the normalised targets; on the evidence subset if one was drawn),
+    ``factor_`` (the exact solver's Cholesky, for ``return_std``),
     ``n_features_in_``.
 
     >>> import numpy as np
     >>> X = np.array([[1.0, 0.0], [0.0, 1.0]])
-    >>> model = NNGPRegressor(depth=1, c_w=2.0, alpha=0.0).fit(X, [1.0, -1.0])
+    >>> model = NNGPRegressor(depth=1, c_w=2.0, alpha=0.0, optimizer=None).fit(X, [1.0, -1.0])
     >>> np.round(model.predict(X), 10).tolist()  # interpolates
     [1.0, -1.0]
     """
 
     _kind = "nngp"
+    _keeps_factor = True  # return_std / return_cov solve with it
 
     def __init__(
         self,
         activation: str = "relu",
-        depth: int = 2,
+        depth: int | str = "auto",
         c_w: float = 2.0,
         c_b: float = 0.0,
         *,
@@ -109,6 +163,11 @@ class NNGPRegressor(_Regressor):
         address: str | None = None,
         n_workers: int = 2,
         random_state: Any = None,
+        optimizer: str | None = "fmin_l_bfgs_b",
+        n_restarts_optimizer: int = 0,
+        depth_grid: tuple[int, ...] = DEFAULT_DEPTH_GRID,
+        normalize_y: bool = True,
+        max_evidence_samples: int = DEFAULT_EVIDENCE_SAMPLES,
     ) -> None:
         self.activation = activation
         self.depth = depth
@@ -127,6 +186,11 @@ class NNGPRegressor(_Regressor):
         self.address = address
         self.n_workers = n_workers
         self.random_state = random_state
+        self.optimizer = optimizer
+        self.n_restarts_optimizer = n_restarts_optimizer
+        self.depth_grid = depth_grid
+        self.normalize_y = normalize_y
+        self.max_evidence_samples = max_evidence_samples
 
 
 class NTKRegressor(_Regressor):
@@ -137,11 +201,13 @@ class NTKRegressor(_Regressor):
             exact solver (an eigendecomposition of the N x N NTK).
         lr: learning rate of the gradient flow (time is in units of lr * steps).
 
-    ``alpha`` regularises Theta -> Theta + alpha I (ridge on the NTK).
+    ``alpha`` regularises Theta -> Theta + alpha I (ridge on the NTK). The optimizer
+    maximises the evidence of the GP whose covariance is Theta (its posterior mean is
+    the converged network's mean); ``t`` and ``lr`` are kept as given.
 
     >>> import numpy as np
     >>> X = np.array([[1.0, 0.0], [0.0, 1.0]])
-    >>> model = NTKRegressor(depth=1, c_w=2.0, alpha=0.0).fit(X, [1.0, -1.0])
+    >>> model = NTKRegressor(depth=1, c_w=2.0, alpha=0.0, optimizer=None).fit(X, [1.0, -1.0])
     >>> np.round(model.predict(X), 10).tolist()  # converged: interpolates
     [1.0, -1.0]
     """
@@ -151,7 +217,7 @@ class NTKRegressor(_Regressor):
     def __init__(
         self,
         activation: str = "relu",
-        depth: int = 2,
+        depth: int | str = "auto",
         c_w: float = 2.0,
         c_b: float = 0.0,
         *,
@@ -170,6 +236,11 @@ class NTKRegressor(_Regressor):
         address: str | None = None,
         n_workers: int = 2,
         random_state: Any = None,
+        optimizer: str | None = "fmin_l_bfgs_b",
+        n_restarts_optimizer: int = 0,
+        depth_grid: tuple[int, ...] = DEFAULT_DEPTH_GRID,
+        normalize_y: bool = True,
+        max_evidence_samples: int = DEFAULT_EVIDENCE_SAMPLES,
     ) -> None:
         self.activation = activation
         self.depth = depth
@@ -190,6 +261,11 @@ class NTKRegressor(_Regressor):
         self.address = address
         self.n_workers = n_workers
         self.random_state = random_state
+        self.optimizer = optimizer
+        self.n_restarts_optimizer = n_restarts_optimizer
+        self.depth_grid = depth_grid
+        self.normalize_y = normalize_y
+        self.max_evidence_samples = max_evidence_samples
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -206,10 +282,19 @@ class NTKRegressor(_Regressor):
                 )
             )
 
-    def _fit_targets(self, X: np.ndarray, Y: np.ndarray) -> None:
+    def _fit_targets(self, X: np.ndarray, Y: np.ndarray, w=None, rng=None) -> None:
         if self.t is None:
-            super()._fit_targets(X, Y)
+            super()._fit_targets(X, Y, w, rng)
             return
+        if w is not None:
+            raise ValueError(
+                message(
+                    "sample_weight",
+                    "None for a finite training time t",
+                    "weights",
+                    "Gradient flow on the unweighted loss has no sample weights; use t=None",
+                )
+            )
         # alpha_t = (Theta + alpha I)^-1 (I - exp(-lr (Theta + alpha I) t / N)) y: the
         # NTK-GP mean (Lee et al. 2019, Eq. 15) with Theta_*n = I.
         x = torch.from_numpy(np.ascontiguousarray(X))
@@ -217,7 +302,7 @@ class NTKRegressor(_Regressor):
         n = len(X)
         coef = _ntk_gp_prediction()(
             theta, torch.eye(n, dtype=torch.float64), Y, t=self.t, lr=self.lr,
-            diag_reg=_diag_reg(self.alpha, theta),
+            diag_reg=_diag_reg(self.alpha_, theta),
         ).mean  # fmt: skip
         self._store(KernelRidgeFit(coef.numpy(), x, 0.0, 1, (), True, None), "exact")
 
@@ -225,16 +310,22 @@ class NTKRegressor(_Regressor):
         """Variance / covariance over initialisations of the trained network (Lee et al. 2019)."""
         spec = self._network()
         xs, xn = torch.from_numpy(np.ascontiguousarray(X)), torch.from_numpy(self.centres_)
-        if self.solver_ == "falkon":
+        self._refuse_falkon_spread()
+        if self._weighted:
             raise ValueError(
-                message("solver", "'exact' or 'cg' without n_inducing for return_std", "falkon")
+                message(
+                    "sample_weight",
+                    "None for the NTK's return_std / return_cov",
+                    "weights",
+                    "The spread over initialisations is defined for the unweighted loss",
+                )
             )
         train, cross, test = spec.kernel(xn), spec.kernel(xs, xn), spec.kernel(xs)
         pred = _ntk_gp_prediction()(
             train.ntk, cross.ntk, np.zeros((len(xn), 1)), t=self.t, lr=self.lr,
             nngp_train_train=train.nngp, nngp_test_train=cross.nngp,
             nngp_test_test=test.nngp, ntk_test_test=test.ntk,
-            diag_reg=_diag_reg(self.alpha, train.ntk),
+            diag_reg=_diag_reg(self.alpha_, train.ntk),
         )  # fmt: skip
         cov = pred.cov.numpy()
         return cov if full else np.diagonal(cov).copy()

@@ -25,7 +25,7 @@ import numpy as np
 import scipy.linalg
 import torch
 
-from .._checks import check_int, check_nonnegative, message
+from .._checks import as_float_tensor, check_int, check_nonnegative, check_positive, message
 
 __all__ = ["Cholesky", "cholesky_in_place", "jitter_schedule"]
 
@@ -38,6 +38,8 @@ def jitter_schedule(scale: float, max_tries: int) -> list[float]:
     >>> jitter_schedule(2.0, 3)
     [0.0, 2e-12, 2e-11]
     """
+    scale = check_positive("scale", scale)
+    max_tries = check_int("max_tries", max_tries, minimum=1)
     return [0.0] + [scale * 10.0 ** (k - 12) for k in range(max_tries - 1)]
 
 
@@ -132,6 +134,8 @@ def cholesky_in_place(
         raise ValueError(message("kernel", "finite", "non-finite diagonal entries"))
     if scale is None:
         scale = float(np.abs(diagonal).mean()) or 1.0
+    else:
+        scale = check_positive("scale", scale)
     for attempt, jitter in enumerate(jitter_schedule(scale, max_tries)):
         if attempt:
             _restore_lower(a, diagonal)
@@ -193,6 +197,7 @@ def _smallest_eigenvalue(a: np.ndarray) -> float:
 
 def as_fortran_copy(k: Any) -> np.ndarray:
     """A Fortran-ordered float64 copy of a dense kernel matrix (torch or NumPy)."""
-    if hasattr(k, "detach"):
-        k = k.detach().cpu().numpy()
+    k = as_float_tensor("k", k, ndim=2, dtype=torch.float64).detach().cpu().numpy()
+    if k.shape[0] != k.shape[1]:
+        raise ValueError(message("k", "a square matrix", f"shape {k.shape}"))
     return np.array(k, dtype=np.float64, order="F", copy=True)

@@ -51,7 +51,7 @@ class GPPosterior(NamedTuple):
 
 
 def _as_numpy(name: str, value: Any, ndim: int | tuple[int, ...]) -> np.ndarray:
-    t = as_float_tensor(name, value, dtype=torch.float64)
+    t = as_float_tensor(name, value, dtype=torch.float64).detach()
     if t.ndim not in (ndim if isinstance(ndim, tuple) else (ndim,)):
         raise ValueError(message(name, f"a {ndim}-D array", f"shape {tuple(t.shape)}"))
     return t.numpy()
@@ -211,7 +211,7 @@ def maximize_evidence(
     >>> fit.depth in (1, 2) and fit.noise > 0
     True
     """
-    xt = as_float_tensor("x", x, ndim=2, dtype=torch.float64)
+    xt = as_float_tensor("x", x, ndim=2, dtype=torch.float64).detach()
     y, _ = _targets(y, len(xt))
     if not depths:
         raise ValueError(message("depths", "a non-empty tuple of depths", depths))

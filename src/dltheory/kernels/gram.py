@@ -16,6 +16,7 @@ import math
 from typing import Any, Literal
 
 import numpy as np
+import threadpoolctl
 import torch
 
 from .._checks import as_float_tensor, check_choice, check_int, message
@@ -24,7 +25,15 @@ from ..spec.layers import Serial
 from . import fused
 from .blocked import kernel
 
-__all__ = ["KernelKind", "block_product", "gram_matrix", "kernel_product", "panel_rows"]
+__all__ = [
+    "KernelKind",
+    "block_product",
+    "cross_blocks",
+    "gram_matrix",
+    "kernel_product",
+    "panel_rows",
+    "stored_normal_product",
+]
 
 KernelKind = Literal["nngp", "ntk"]
 _PANEL_FRACTION = 0.05  # transient panels use at most this fraction of the Gram's memory
@@ -42,8 +51,12 @@ def panel_rows(n_rows: int, n_cols: int, memory_budget: int | None = None) -> in
     >>> panel_rows(20_000, 20_000)
     333
     """
+    n_rows = check_int("n_rows", n_rows, minimum=0)
+    n_cols = check_int("n_cols", n_cols, minimum=0)
     if memory_budget is None:
         memory_budget = int(_PANEL_FRACTION * 8 * n_cols * n_cols)
+    else:
+        memory_budget = check_int("memory_budget", memory_budget, minimum=1)
     rows = memory_budget // (8 * _ARRAYS_PER_PANEL * max(n_cols, 1))
     return int(max(1, min(n_rows, max(64, min(2048, rows)))))
 
@@ -85,7 +98,7 @@ def gram_matrix(
     True
     """
     check_choice("kind", kind, ("nngp", "ntk"))
-    x = as_float_tensor("x", x, ndim=2, dtype=torch.float64)
+    x = as_float_tensor("x", x, ndim=2, dtype=torch.float64).detach()
     n = len(x)
     if out is None:
         out = np.empty((n, n), dtype=np.float64, order="F")
@@ -152,6 +165,88 @@ def _limit_numba_threads(n: int) -> None:
     numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
 
 
+def kernel_block(spec: Serial, x1: torch.Tensor, x2: torch.Tensor, kind: str) -> np.ndarray:
+    """One block K(x1, x2) as a C-ordered float64 array (a task)."""
+    _limit_numba_threads(torch.get_num_threads())
+    return np.ascontiguousarray(_pick(kernel(spec, x1, x2), kind).numpy())
+
+
+def cross_blocks(
+    spec: Serial,
+    x: Any,
+    centres: Any,
+    *,
+    kind: KernelKind = "nngp",
+    block_rows: int | None = None,
+    pool: Pool | None = None,
+) -> list[Any]:
+    """K(x, centres) computed once, in row blocks that stay where they were computed.
+
+    Serial: a list of (b, m) arrays. With a Dask pool: futures of the blocks, held
+    in the workers' memory (each worker keeps its rows; 8 N m / n_workers bytes
+    each). :func:`stored_normal_product` then multiplies with them.
+
+    >>> import torch
+    >>> from dltheory import MLP
+    >>> x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
+    >>> blocks = cross_blocks(MLP(depth=1, activation="relu", c_w=2.0), x, x[:2], block_rows=2)
+    >>> [b.shape for b in blocks]
+    [(2, 2), (1, 2)]
+    """
+    check_choice("kind", kind, ("nngp", "ntk"))
+    x = as_float_tensor("x", x, ndim=2, dtype=torch.float64).detach()
+    centres = as_float_tensor("centres", centres, ndim=2, dtype=torch.float64).detach()
+    if block_rows is None:
+        block_rows = max(1, min(len(x), PRODUCT_MEMORY // (8 * _ARRAYS_PER_PANEL * len(centres))))
+        if pool is not None:
+            block_rows = min(block_rows, max(64, math.ceil(len(x) / 4)))
+    b = check_int("block_rows", block_rows, minimum=1)
+    starts = range(0, len(x), b)
+    if pool is None:
+        return [kernel_block(spec, x[i : i + b], centres, kind) for i in starts]
+    c_ref = pool.scatter(centres)
+    tasks = [{"spec": spec, "x1": x[i : i + b].clone(), "x2": c_ref, "kind": kind} for i in starts]
+    return pool.persist(kernel_block, tasks)
+
+
+def normal_block(block: np.ndarray, u: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """One block's K_b^T W_b (K_b u) (a task).
+
+    One BLAS thread and one memory layout, here and on a worker: the same block
+    gives bitwise the same numbers serially and distributed.
+    """
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        ku = block @ np.ascontiguousarray(u)
+        if weights is not None:
+            ku *= weights[:, None]
+        return block.T @ ku
+
+
+def stored_normal_product(
+    blocks: list[Any],
+    u: np.ndarray,
+    *,
+    pool: Pool | None = None,
+    weights: list[Any] | None = None,
+) -> np.ndarray:
+    """K^T W K u = sum_b K_b^T W_b K_b u over blocks from :func:`cross_blocks`, in block order.
+
+    u: (m, k). With a Dask pool each block's product runs on the worker holding
+    it (a distributed mat-vec); only u and the (m, k) partial sums travel.
+    """
+    ws = [None] * len(blocks) if weights is None else weights
+    if pool is None:
+        parts = [normal_block(b, u, w) for b, w in zip(blocks, ws, strict=True)]
+    else:
+        u_ref = pool.scatter(u)
+        tasks = [{"block": b, "u": u_ref, "weights": w} for b, w in zip(blocks, ws, strict=True)]
+        parts = pool.map(normal_block, tasks)
+    total = parts[0].copy()
+    for part in parts[1:]:
+        total += part
+    return total
+
+
 def kernel_product(
     spec: Serial,
     x1: Any,
@@ -190,9 +285,13 @@ def kernel_product(
     True
     """
     check_choice("kind", kind, ("nngp", "ntk"))
-    x1 = as_float_tensor("x1", x1, ndim=2, dtype=torch.float64)
-    x2 = as_float_tensor("x2", x2, ndim=2, dtype=torch.float64)
-    v = as_float_tensor("v", v, dtype=torch.float64)
+    x1 = as_float_tensor("x1", x1, ndim=2, dtype=torch.float64).detach()
+    x2 = as_float_tensor("x2", x2, ndim=2, dtype=torch.float64).detach()
+    v = as_float_tensor("v", v, dtype=torch.float64).detach()
+    if x1.shape[1] != x2.shape[1]:
+        raise ValueError(
+            message("x2", f"of {x1.shape[1]} features like x1", f"shape {tuple(x2.shape)}")
+        )
     if v.ndim not in (1, 2) or len(v) != len(x2):
         raise ValueError(
             message("v", f"of shape ({len(x2)},) or ({len(x2)}, k)", f"shape {tuple(v.shape)}")

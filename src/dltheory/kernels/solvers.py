@@ -12,9 +12,11 @@ All three solve for the coefficients alpha of f(x) = sum_i alpha_i k(x, c_i):
   solver, to the tolerance.
 * :func:`fit_falkon`: Nystrom kernel ridge regression on m inducing points,
   (K_nm^T K_nm + ridge K_mm) alpha = K_nm^T y, by Falkon's preconditioned CG
-  (Rudi, Carratino & Rosasco 2017; Meanti et al. 2020); memory O(N m) is never
-  used either: K_nm^T (K_nm u) is recomputed in row blocks, on Dask workers when
-  a pool is given. Scales to N in the millions.
+  (Rudi, Carratino & Rosasco 2017; Meanti et al. 2020). K_nm is computed once,
+  in row blocks, and kept (here, or in the Dask workers' memory, each worker
+  holding its rows: every CG iteration is then a distributed product); with
+  ``keep_cross=False`` (memory O(N m) not available) the blocks are recomputed
+  at every iteration instead.
 """
 
 from __future__ import annotations
@@ -24,14 +26,29 @@ from typing import Any
 
 import numpy as np
 import scipy.linalg
+import threadpoolctl
 import torch
 
-from .._checks import as_float_tensor, check_int, check_nonnegative, check_positive, message
+from .._checks import (
+    as_float_tensor,
+    check_choice,
+    check_int,
+    check_nonnegative,
+    check_positive,
+    message,
+)
 from ..parallel import Pool
 from ..spec.layers import Serial
 from .blocked import kernel
 from .cholesky import Cholesky, as_fortran_copy, cholesky_in_place
-from .gram import KernelKind, gram_matrix, kernel_product
+from .gram import (
+    PRODUCT_MEMORY,
+    KernelKind,
+    cross_blocks,
+    gram_matrix,
+    kernel_product,
+    stored_normal_product,
+)
 
 __all__ = ["KernelRidgeFit", "fit_exact", "fit_falkon", "fit_pcg"]
 
@@ -48,6 +65,8 @@ class KernelRidgeFit:
         residuals: relative residual norms per iteration (worst output column).
         converged: whether the CG residual reached ``tol`` (always True when exact).
         factor: the exact solver's Cholesky (kept for posterior variances), else None.
+        log_marginal_likelihood: the exact solver's GP evidence log p(y) (summed over
+            the output columns; sample weights count as repeated samples), else None.
     """
 
     alpha: np.ndarray
@@ -57,11 +76,22 @@ class KernelRidgeFit:
     residuals: tuple[float, ...]
     converged: bool
     factor: Cholesky | None = None
+    log_marginal_likelihood: float | None = None
+
+
+def _weights(weights: Any, n: int) -> np.ndarray | None:
+    """Sample weights: None, or (N,) finite and > 0."""
+    if weights is None:
+        return None
+    w = as_float_tensor("weights", weights, ndim=1, dtype=torch.float64).detach().numpy()
+    if len(w) != n or not (w > 0).all():
+        raise ValueError(message("weights", f"of shape ({n},) with entries > 0", w.shape))
+    return w
 
 
 def _inputs(x: Any, y: Any) -> tuple[torch.Tensor, np.ndarray]:
-    x = as_float_tensor("x", x, ndim=2, dtype=torch.float64)
-    y = as_float_tensor("y", y, dtype=torch.float64)
+    x = as_float_tensor("x", x, ndim=2, dtype=torch.float64).detach()
+    y = as_float_tensor("y", y, dtype=torch.float64).detach()
     if y.ndim not in (1, 2) or len(y) != len(x):
         raise ValueError(
             message("y", f"of shape ({len(x)},) or ({len(x)}, k) like x", tuple(y.shape))
@@ -77,13 +107,18 @@ def fit_exact(
     kind: KernelKind = "nngp",
     ridge: float = 0.0,
     block_rows: int | None = None,
+    weights: Any = None,
 ) -> KernelRidgeFit:
-    """alpha = (K + ridge I)^-1 y, the kernel written and factorised in one buffer.
+    """alpha = (K + ridge W^-1)^-1 y, the kernel written and factorised in one buffer.
+
+    With sample weights W = diag(w) this minimises sum_i w_i (y_i - f_i)^2 + ridge |f|_K^2
+    (weight w is w repeated samples); without, W = I.
 
     Args:
         spec: the network; x: (N, n_0) inputs; y: (N,) or (N, k) targets.
         kind: ``"nngp"`` or ``"ntk"``; ridge: noise variance / ridge (>= 0).
         block_rows: rows per kernel panel (see :func:`gram_matrix`).
+        weights: None or (N,) sample weights > 0.
 
     >>> import torch
     >>> from dltheory import MLP
@@ -92,11 +127,25 @@ def fit_exact(
     >>> [round(float(a), 12) for a in fit.alpha[:, 0]]  # K = [[1, 1/pi], [1/pi, 1]]: pi/(pi+1)
     [0.758546992995, 0.758546992995]
     """
+    check_choice("kind", kind, ("nngp", "ntk"))
     x, y = _inputs(x, y)
     ridge = check_nonnegative("ridge", ridge)
+    w = _weights(weights, len(x))
     buffer = gram_matrix(spec, x, kind=kind, block_rows=block_rows)
+    if w is not None:  # ridge / w_i on the diagonal: ridge below, the rest here
+        buffer[np.diag_indices(len(x))] += ridge * (1.0 / w - 1.0)
     factor = cholesky_in_place(buffer, shift=ridge)
-    return KernelRidgeFit(factor.solve(y), x, factor.jitter, 0, (), True, factor)
+    coef = factor.solve(y)
+    lml = _evidence(y, coef, factor.logdet())
+    if w is not None and ridge > 0:  # w copies of a sample: their (w - 1) extra noise factors
+        lml -= 0.5 * y.shape[1] * float(((w - 1.0) * np.log(2 * np.pi * ridge) + np.log(w)).sum())
+    return KernelRidgeFit(coef, x, factor.jitter, 0, (), True, factor, lml)
+
+
+def _evidence(y: np.ndarray, coef: np.ndarray, logdet: float) -> float:
+    """log p(y) = -y^T K_y^-1 y / 2 - log det K_y / 2 - N log(2 pi) / 2, summed over columns."""
+    n, k = y.shape
+    return float(-0.5 * (y * coef).sum() - 0.5 * k * logdet - 0.5 * k * n * np.log(2 * np.pi))
 
 
 def _cg(apply, rhs: np.ndarray, precondition, tol: float, max_iter: int):
@@ -142,8 +191,9 @@ def fit_pcg(
     seed: int = 0,
     pool: Pool | None = None,
     block_rows: int | None = None,
+    weights: Any = None,
 ) -> KernelRidgeFit:
-    """(K + ridge I) alpha = y by Nystrom-preconditioned CG, K never stored.
+    """(K + ridge W^-1) alpha = y by Nystrom-preconditioned CG, K never stored.
 
     Preconditioner (Frangella et al. 2023, Eq. 5.3): K ~ U diag(lam) U^T from the
     Nystrom approximation on ``rank`` uniformly sampled columns, and
@@ -158,9 +208,13 @@ def fit_pcg(
         seed: picks the Nystrom columns.
         pool: where the block products run (``dltheory.parallel.pool``); None: here.
         block_rows: rows per block of K v.
+        weights: None or (N,) sample weights > 0 (ridge / w_i on the diagonal).
     """
+    check_choice("kind", kind, ("nngp", "ntk"))
     x, y = _inputs(x, y)
     ridge = check_positive("ridge", ridge)
+    w = _weights(weights, len(x))
+    diag_ridge = ridge if w is None else (ridge / w)[:, None]
     rank = min(check_int("rank", rank, minimum=1), len(x))
     tol = check_positive("tol", tol)
     max_iter = check_int("max_iter", max_iter, minimum=1)
@@ -180,7 +234,7 @@ def fit_pcg(
         kp = kernel_product(
             spec, x, x, torch.from_numpy(p), kind=kind, pool=pool, block_rows=block_rows
         )
-        return kp.numpy() + ridge * p
+        return kp.numpy() + diag_ridge * p
 
     alpha, residuals, converged = _cg(apply, y, precondition, tol, max_iter)
     return KernelRidgeFit(alpha, x, chol.jitter, len(residuals), tuple(residuals), converged)
@@ -199,6 +253,8 @@ def fit_falkon(
     seed: int = 0,
     pool: Pool | None = None,
     block_rows: int | None = None,
+    keep_cross: bool = True,
+    weights: Any = None,
 ) -> KernelRidgeFit:
     """Nystrom kernel ridge regression on ``n_inducing`` centres by Falkon's PCG.
 
@@ -214,13 +270,23 @@ def fit_falkon(
         n_inducing: m, the number of centres (uniformly sampled, without replacement).
         tol: relative residual of the preconditioned system at which CG stops.
         max_iter, seed, pool, block_rows: as in :func:`fit_pcg`.
+        keep_cross: compute K_nm once and keep it (8 N m bytes, spread over the
+            Dask workers with a pool); False: recompute its blocks every iteration.
+        weights: None or (N,) sample weights > 0: K_nm^T W K_nm + ridge K_mm and
+            K_nm^T W y (``keep_cross`` only).
     """
+    check_choice("kind", kind, ("nngp", "ntk"))
     x, y = _inputs(x, y)
     ridge = check_positive("ridge", ridge)
     n = len(x)
     m = min(check_int("n_inducing", n_inducing, minimum=1), n)
     tol = check_positive("tol", tol)
     max_iter = check_int("max_iter", max_iter, minimum=1)
+    if not isinstance(keep_cross, bool):
+        raise TypeError(message("keep_cross", "True or False", keep_cross))
+    w = _weights(weights, n)
+    if w is not None and not keep_cross:
+        raise ValueError(message("weights", "None with keep_cross=False", "weights"))
     centres = x[_centres(n, m, check_int("seed", seed, minimum=0))]
     k_mm = as_fortran_copy(getattr(kernel(spec, centres), kind))
     k_mm_copy = np.array(k_mm)
@@ -238,19 +304,47 @@ def fit_falkon(
         inner = solve(t_up, v, trans="T", check_finite=False)
         return solve(a_up, inner, trans="T", check_finite=False) / np.sqrt(n)
 
-    def apply(beta):  # B^T H B beta, H = K_nm^T K_nm + ridge K_mm
-        u = b_apply(beta)
-        hu = kernel_product(
-            spec, x, centres, torch.from_numpy(u), kind=kind, pool=pool,
-            block_rows=block_rows, gram_twice=True,
-        ).numpy()  # fmt: skip
-        return bt_apply(hu + ridge * (k_mm_copy @ u))
+    if keep_cross:
+        rows = block_rows or max(1, min(n, PRODUCT_MEMORY // (8 * 3 * m)))
+        if pool is not None and block_rows is None:
+            rows = min(rows, max(64, -(-n // 4)))
+        rows = check_int("block_rows", rows, minimum=1)
+        blocks = cross_blocks(spec, x, centres, kind=kind, block_rows=rows, pool=pool)
+        starts = range(0, n, rows)
+        w_parts = None if w is None else [w[i : i + rows] for i in starts]
+        wy = y if w is None else y * w[:, None]
+        tasks = [{"block": b, "v": wy[i : i + rows]} for b, i in zip(blocks, starts, strict=True)]
+        parts = [_transpose_block(**t) for t in tasks] if pool is None else pool.map(
+            _transpose_block, tasks)  # fmt: skip
+        rhs = parts[0].copy()
+        for part in parts[1:]:
+            rhs += part
 
-    rhs = _cross_transpose_product(spec, x, centres, y, kind, pool)
+        def normal(u):
+            return stored_normal_product(blocks, u, pool=pool, weights=w_parts)
+    else:
+        rhs = _cross_transpose_product(spec, x, centres, y, kind, pool)
+
+        def normal(u):
+            return kernel_product(
+                spec, x, centres, torch.from_numpy(u), kind=kind, pool=pool,
+                block_rows=block_rows, gram_twice=True,
+            ).numpy()  # fmt: skip
+
+    def apply(beta):  # B^T H B beta, H = K_nm^T W K_nm + ridge K_mm
+        u = b_apply(beta)
+        return bt_apply(normal(u) + ridge * (k_mm_copy @ u))
+
     beta, residuals, converged = _cg(apply, bt_apply(rhs), lambda r: r, tol, max_iter)
     jitter = max(t.jitter, a_mat.jitter)
     return KernelRidgeFit(b_apply(beta), centres, jitter, len(residuals), tuple(residuals),
                           converged)  # fmt: skip
+
+
+def _transpose_block(block: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """One block's K_b^T v_b (a task; one BLAS thread, as :func:`gram.normal_block`)."""
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        return block.T @ np.ascontiguousarray(v)
 
 
 def _cross_transpose_product(spec, x, centres, y, kind, pool) -> np.ndarray:
