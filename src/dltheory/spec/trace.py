@@ -257,6 +257,9 @@ class _Lifter:
         except ValueError:
             act = None
         if act is None:
+            hook = _conv_hook()
+            if hook is not None:
+                hook(module)  # the conv engine's own refusal (MaxPool, BatchNorm, Softmax, ...)
             raise self.refuse(
                 node,
                 "made of Linear layers and supported activations",
