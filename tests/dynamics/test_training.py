@@ -101,7 +101,9 @@ def test_errors():
     _err(lambda: train(net, x[:, :2], y, lr=0.1, steps=1), ValueError, "x must be inputs the model")
     _err(lambda: train(net, x, y[:3], lr=0.1, steps=1), ValueError, "y must be targets with 6 rows")
     _err(
-        lambda: train(net, torch.zeros(0, 3), y, lr=0.1, steps=1), ValueError, "x must be non-empty"
+        lambda: train(net, torch.zeros(0, 3), y, lr=0.1, steps=1),
+        ValueError,
+        "x must be at least 1 sample",
     )
     _err(
         lambda: train(net, x, y, lr=0.1, steps=1, optimizer="lbfgs"),

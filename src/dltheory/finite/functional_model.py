@@ -124,7 +124,12 @@ class FunctionalModel:
         if not isinstance(out, torch.Tensor) or out.ndim == 0 or out.shape[0] != x.shape[0]:
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise ValueError(
-                message("model", f"outputs with one row per input ({x.shape[0]})", got)
+                message(
+                    name,
+                    f"inputs the model maps to one output row each ({x.shape[0]} rows)",
+                    f"shape {tuple(x.shape)} -> output {got}",
+                    "Only the leading dimension is the batch: add one (x[None] or x[:, None])",
+                )
             )
         return out.reshape(x.shape[0], -1)
 

@@ -68,6 +68,8 @@ def model_inputs(name: str, x: Any, model: nn.Module, *, min_rows: int = 1) -> t
     string inputs, non-finite floating entries, 0-d inputs and fewer than ``min_rows``
     samples are refused in one line naming ``name``.
     """
+    if isinstance(x, list | tuple):  # nested lists of numbers: an array at the edge
+        x = np.asarray(x)
     if isinstance(x, np.ndarray):
         if x.dtype.kind not in "biuf":
             raise TypeError(
