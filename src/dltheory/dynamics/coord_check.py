@@ -85,6 +85,15 @@ class _DTypeOnly(nn.Module):
 _DTYPE_ONLY = {d: _DTypeOnly(d) for d in (torch.float32, torch.float64)}
 
 
+def _running_counts(names: list[str]) -> list[tuple[str, int]]:
+    counts: dict[str, int] = {}
+    out = []
+    for n in names:
+        counts[n] = counts.get(n, 0) + 1
+        out.append((n, counts[n]))
+    return out
+
+
 def _seeds(seed: int, n: int) -> list[int]:
     return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
 
@@ -170,11 +179,12 @@ def coord_check(
                 )
             check_no_random_modules(net, "spec_or_factory(width, seed)")
             dense = [(n, m) for n, m in net.named_modules() if isinstance(m, RECORDED)]
-            names = tuple(n for n, _ in dense)
-            outs: list[torch.Tensor] = []
+            outs: list[tuple[str, torch.Tensor]] = []
             hooks = [
-                m.register_forward_hook(lambda _m, _i, o, acc=outs: acc.append(o.detach()))
-                for _, m in dense
+                m.register_forward_hook(
+                    lambda _m, _i, o, acc=outs, name=n: acc.append((name, o.detach()))
+                )
+                for n, m in dense
             ]
             opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=lr)
             record = []
@@ -187,7 +197,12 @@ def coord_check(
                             message("y", f"of the model's output shape {tuple(out.shape)}", y.shape)
                         )
                     loss = mse_loss(out, y)
-                    record.append(list(outs))
+                    record.append([h for _, h in outs])
+                    if names is None:  # a layer used twice (shared weights) is recorded twice
+                        names = tuple(
+                            n if c == 1 else f"{n} (use {c})"
+                            for n, c in _running_counts([n for n, _ in outs])
+                        )
                     opt.zero_grad()
                     loss.backward()
                     opt.step()
