@@ -52,7 +52,7 @@ def empirical_ntk(
     x2: Any = None,
     *,
     output: Literal["trace", "full"] = "trace",
-    chunk_size: int = 64,
+    chunk_size: int | None = None,
     method: Literal["auto", "jacobian", "structured", "ntvp"] = "auto",
     memory_budget: float | None = None,
 ) -> torch.Tensor:
@@ -87,7 +87,8 @@ def empirical_ntk(
         x1, x2: inputs (``x2=None``: the symmetric kernel of ``x1``).
         output: ``"trace"`` averages over outputs (N1, N2), the per-unit kernel
             that the infinite-width NTK describes; ``"full"`` gives (N1, N2, k, k).
-        chunk_size: inputs (jacobian) or products (ntvp) per vectorised block.
+        chunk_size: inputs (jacobian) or products (ntvp) per vectorised block
+            (default: as many as ``memory_budget`` allows for jacobian, 64 for ntvp).
         method: see above.
         memory_budget: bytes the call may use (default :data:`DEFAULT_MEMORY_BUDGET`,
             2 GiB); when even one input per block does not fit, a one-line
@@ -101,7 +102,8 @@ def empirical_ntk(
     fm = FunctionalModel(model)
     check_choice("output", output, ("trace", "full"))
     check_choice("method", method, ("auto", "jacobian", "structured", "ntvp"))
-    chunk_size = check_int("chunk_size", chunk_size, minimum=1)
+    if chunk_size is not None:
+        chunk_size = check_int("chunk_size", chunk_size, minimum=1)
     budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget
     budget = check_positive("memory_budget", budget)
     x1 = fm.inputs("x1", x1)
@@ -137,8 +139,10 @@ def empirical_ntk(
         return structured_ntk(layers, x1, None if same else x2, output)
     # ntvp: chunk products of (N1 + N2) k outputs and P tangents, a few copies each
     ntvp_row = 3 * ((n1 + n2) * k + p) * item
-    ntvp_chunk = int(min(chunk_size, (budget - out_bytes) // ntvp_row)) if budget > out_bytes else 0
-    chunk, cache, need = jacobian_plan(n1, n2, k, p, item, output, chunk_size, budget)
+    ntvp_want = 64 if chunk_size is None else chunk_size
+    ntvp_chunk = int(min(ntvp_want, (budget - out_bytes) // ntvp_row)) if budget > out_bytes else 0
+    jac_want = max(n1, n2) if chunk_size is None else chunk_size
+    chunk, cache, need = jacobian_plan(n1, n2, k, p, item, output, jac_want, budget)
     if method == "auto":
         method = "jacobian" if chunk >= 1 else "ntvp"
     if method == "ntvp":
