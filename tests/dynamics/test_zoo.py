@@ -174,3 +174,35 @@ def test_coord_check_and_catapult_scan_take_factories_of_zoo_models(name):
     if name == "dropout_mlp":
         with pytest.raises(ValueError, match="Dropout at '2' in train mode"):
             coord_check(lambda w, s: builder().double(), [4], 1, x=x, y=y, n_seeds=1)
+
+
+def test_bad_inputs_are_one_line_errors_naming_the_argument_and_change_nothing():
+    case = ZooCase("conv_bn", torch.float64, "train")
+    net, x, y = case.model, case.x(4), _targets(case, 4)
+    before = ModelState.of(net)
+    bad_x = x[:, :, :5]  # images the model cannot take
+
+    def fac(w, s):
+        return copy.deepcopy(net)
+
+    cases = [
+        (lambda: train(net, "img", y, lr=0.1, steps=1), TypeError, "x must be a torch.Tensor"),
+        (lambda: train(net, bad_x, y, lr=0.1, steps=1), ValueError, "x must be inputs the model"),
+        (lambda: train(net, x, y[:3], lr=0.1, steps=1), ValueError, "y must be targets with 4"),
+        (lambda: max_stable_lr(net, bad_x, y), ValueError, "x must be inputs the model accepts"),
+        (lambda: max_stable_lr(net, x, y[:, :2]), ValueError, "y must be of the model's output"),
+        (lambda: max_stable_lr(net, x, y, memory_budget=0), ValueError, "memory_budget must be"),
+        (lambda: linearized_outputs(net, bad_x, y), ValueError, "x_train must be inputs the"),
+        (lambda: linearized_outputs(net, x, y, bad_x), ValueError, "x_test must be inputs the"),
+        (lambda: linearized_outputs(net, x, y[:, :1]), ValueError, "y_train must be of the"),
+        (lambda: QuadraticModel.from_model(net, x[0]), ValueError, "x must be inputs the model"),
+        (lambda: coord_check(fac, [2], 1, x=x), ValueError, "y must be given for inputs"),
+        (lambda: coord_check(fac, [2], 1, x=x, y=y[:2]), ValueError, "y must be targets with 4"),
+        (lambda: catapult_scan(fac, x, y[:2], width=2, factors=[1.0]), ValueError, "y must be"),
+        (lambda: catapult_scan(3, x, y, width=2, factors=[1.0]), TypeError, "spec must be a"),
+    ]
+    for fn, exc, text in cases:
+        with pytest.raises(exc, match=text) as info:
+            fn()
+        assert "\n" not in str(info.value), str(info.value)
+    assert before.changes(net) == []
