@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import torch
@@ -12,7 +13,7 @@ from ..spec.layers import Serial
 from .ensemble import ensemble
 from .functional_model import FunctionalModel
 from .modules import FiniteDense
-from .ntk_jacobian import jacobian_ntk, jacobian_plan
+from .ntk_jacobian import activation_numel, jacobian_ntk, jacobian_plan
 from .ntk_structured import dense_layers, expected_in_features, structured_ntk
 from .ntk_vector_products import ntvp_ntk
 
@@ -38,10 +39,11 @@ def _refuse(need: float, budget: float, n1: int, n2: int, k: int, p: int, output
     raise ValueError(
         message(
             "memory_budget",
-            f"at least {need:.3g} bytes ({need / 2**30:.3g} GiB) for this NTK "
+            f"at least {math.ceil(need)} bytes ({need / 2**30:.3g} GiB) for this NTK "
             f"(N1={n1}, N2={n2}, k={k}, P={p}, output={output!r})",
             f"{budget:.3g}",
-            "Raise memory_budget, pass fewer inputs, or use output='trace'",
+            "Raise memory_budget or pass fewer inputs"
+            + (", or use output='trace'" if output == "full" else ""),
         )
     )
 
@@ -63,8 +65,9 @@ def empirical_ntk(
     "Fast finite width neural tangent kernel"):
 
     * ``"jacobian"``: Jacobians ``chunk_size`` inputs at a time (per-example
-      ``vmap(jacrev(...))``), contracted block by block; memory about
-      output + 2 x 3 chunk_size k P numbers (the chunk shrinks to fit ``memory_budget``);
+      ``vmap(jacrev(...))``), contracted block by block; memory about output +
+      2 chunk k (3 P + 2 A) numbers, A the activations one sample's forward produces
+      (the whole batch's for train-mode BatchNorm), the chunk sized to ``memory_budget``;
     * ``"structured"``: per dense layer, Gram of back-propagated signals times Gram of
       layer inputs (Sequentials of ``nn.Linear`` / ``FiniteDense`` and elementwise
       activations on (N, n_0) inputs, shared layers included: cross terms between
@@ -142,7 +145,8 @@ def empirical_ntk(
     ntvp_want = 64 if chunk_size is None else chunk_size
     ntvp_chunk = int(min(ntvp_want, (budget - out_bytes) // ntvp_row)) if budget > out_bytes else 0
     jac_want = max(n1, n2) if chunk_size is None else chunk_size
-    chunk, cache, need = jacobian_plan(n1, n2, k, p, item, output, jac_want, budget)
+    acts = activation_numel(fm, x1) * (max(n1, n2) if fm.batched else 1)
+    chunk, cache, need = jacobian_plan(n1, n2, k, p, item, output, jac_want, budget, acts)
     if method == "auto":
         method = "jacobian" if chunk >= 1 else "ntvp"
     if method == "ntvp":

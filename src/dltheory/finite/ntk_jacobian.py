@@ -56,16 +56,45 @@ def jacobian_blocks(
         yield i, fm.flatten(rows, lead=1).reshape(c, k, -1)
 
 
+def activation_numel(fm: FunctionalModel, x: torch.Tensor) -> int:
+    """Numbers one sample's forward pass produces (outputs of every leaf module)."""
+    total = [0]
+
+    def count(_m, _i, out):
+        for t in out if isinstance(out, tuple | list) else (out,):
+            if isinstance(t, torch.Tensor):
+                total[0] += t.numel()
+
+    leaves = [m for m in fm.model.modules() if not list(m.children())]
+    hooks = [m.register_forward_hook(count) for m in leaves]
+    try:
+        fm.outputs("x1", x[:2])
+    finally:
+        for h in hooks:
+            h.remove()
+    return max(total[0] // min(len(x), 2), 1)
+
+
 def jacobian_plan(
-    n1: int, n2: int, k: int, p: int, itemsize: int, output: str, chunk: int, budget: float
+    n1: int,
+    n2: int,
+    k: int,
+    p: int,
+    itemsize: int,
+    output: str,
+    chunk: int,
+    budget: float,
+    activations: int = 0,
 ) -> tuple[int, bool, int]:
     """(chunk that fits, whether X2's Jacobians are cached, bytes needed at chunk 1).
 
-    Memory = output + 2 blocks (chunk k P entries, times the work factor) + the cached
-    Jacobians of X2 (N2 k P) if kept.
+    Memory = output + 2 blocks of chunk k rows, each row its P Jacobian entries (times
+    the work factor) and the back-propagated activations it carries (``activations``
+    numbers: one sample's for per-example Jacobians, the batch's for the batched map),
+    + the cached Jacobians of X2 (N2 k P) if kept.
     """
     out = n1 * n2 * (k * k if output == "full" else 1) * itemsize
-    row = k * p * itemsize * _WORK_FACTOR
+    row = k * (p * _WORK_FACTOR + 2 * activations) * itemsize
     need_min = out + 2 * row
     fit = int((budget - out) // (2 * row)) if budget > out else 0
     chunk = max(min(chunk, fit, max(n1, n2)), 0)
