@@ -157,3 +157,22 @@ def test_model_state_sees_a_parameter_swapped_back_wrongly():
         params
     )
     assert any(c.startswith("identity:") for c in before.changes(net))
+
+
+def test_functional_attention_without_forward_mode_kernel_is_retried_differentiably():
+    # F.scaled_dot_product_attention's fused CPU kernel has no jvp: the first product
+    # fails inside torch, FunctionalModel switches to the math kernel and retries
+    class SelfAttn(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.q, self.out = nn.Linear(4, 4), nn.Linear(4, 2)
+
+        def forward(self, x):
+            h = self.q(x)
+            return self.out(nn.functional.scaled_dot_product_attention(h, h, h).mean(1))
+
+    torch.manual_seed(0)
+    net = SelfAttn().double()
+    x = torch.randn(3, 5, 4, dtype=torch.float64)
+    want = reference_ntk(net, x, x)
+    _close(empirical_ntk(net, x, method="ntvp", output="full"), want, torch.float64)

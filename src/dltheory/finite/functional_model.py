@@ -91,6 +91,12 @@ class FunctionalModel:
         self.shapes = [p.shape for p in self.params.values()]
         self.sizes = [p.numel() for p in self.params.values()]
         self.n_params = sum(self.sizes)
+        # attention modules need the differentiable kernels (entering that context costs
+        # about 0.5 ms a call, so only models with attention pay it)
+        self._attention = any(
+            isinstance(m, nn.MultiheadAttention) or "attention" in type(m).__name__.lower()
+            for m in model.modules()
+        )
         first = next(iter(self.params.values()))
         self.dtype, self.device = first.dtype, first.device
 
@@ -103,6 +109,13 @@ class FunctionalModel:
 
     def _call(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         bound = {slot: params[name] for slot, name in self._slots.items()}
+        if not self._attention:
+            try:
+                return functional_call(self.model, (bound, self.buffers), (x,), tie_weights=False)
+            except NotImplementedError as err:  # attention called functionally, seen now
+                if "attention" not in str(err):
+                    raise
+                self._attention = True
         with _differentiable_attention():
             return functional_call(self.model, (bound, self.buffers), (x,), tie_weights=False)
 
