@@ -66,8 +66,8 @@ def empirical_ntk(
 
     * ``"jacobian"``: Jacobians ``chunk_size`` inputs at a time (per-example
       ``vmap(jacrev(...))``), contracted block by block; memory about output +
-      2 chunk k (3 P + 2 A) numbers, A the activations one sample's forward produces
-      (the whole batch's for train-mode BatchNorm), the chunk sized to ``memory_budget``;
+      2 chunk k 3 P numbers (+ 2 chunk k A, A the activations of the whole batch's
+      forward, for train-mode BatchNorm), the chunk sized to ``memory_budget``;
     * ``"structured"``: per dense layer, Gram of back-propagated signals times Gram of
       layer inputs (Sequentials of ``nn.Linear`` / ``FiniteDense`` and elementwise
       activations on (N, n_0) inputs, shared layers included: cross terms between
@@ -116,8 +116,9 @@ def empirical_ntk(
     _check_width("x1", x1, width)
     if not same:
         _check_width("x2", x2, width)
-    k = fm.outputs("x1", x1).shape[1]
-    if not same and fm.outputs("x2", x2).shape[1] != k:
+    # two rows check that the model takes inputs of this shape and give k, cheaply
+    k = fm.outputs("x1", x1[:2]).shape[1]
+    if not same and fm.outputs("x2", x2[:2]).shape[1] != k:
         raise ValueError(message("x2", f"inputs giving {k} outputs per row, as x1", x2.shape))
     plain = x1.ndim == 2 and x1.is_floating_point()
     layers = dense_layers(model) if method in ("auto", "structured") and plain else None
@@ -145,7 +146,9 @@ def empirical_ntk(
     ntvp_want = 64 if chunk_size is None else chunk_size
     ntvp_chunk = int(min(ntvp_want, (budget - out_bytes) // ntvp_row)) if budget > out_bytes else 0
     jac_want = max(n1, n2) if chunk_size is None else chunk_size
-    acts = activation_numel(fm, x1) * (max(n1, n2) if fm.batched else 1)
+    # per-example rows carry one sample's activations (small beside P, in the work
+    # factor); a row of the batched map carries the whole batch's: counted
+    acts = activation_numel(fm, x1) * max(n1, n2) if fm.batched else 0
     chunk, cache, need = jacobian_plan(n1, n2, k, p, item, output, jac_want, budget, acts)
     if method == "auto":
         method = "jacobian" if chunk >= 1 else "ntvp"

@@ -126,6 +126,10 @@ def jacobian_ntk(
     n1, n2 = x1.shape[0], x2.shape[0]
     shape = (n1, n2, k, k) if output == "full" else (n1, n2)
     theta = torch.empty(shape, dtype=fm.dtype, device=fm.device)
+    if chunk >= max(n1, n2) and (same or cache):  # one block each: no assembly copy
+        (_, j1), *_ = jacobian_blocks(fm, x1, k, chunk)
+        j2 = j1 if same else next(iter(jacobian_blocks(fm, x2, k, chunk)))[1]
+        return _contract(j1, j2, output)
     kept = list(jacobian_blocks(fm, x2, k, chunk)) if cache else None
     rows = kept if same and kept is not None else jacobian_blocks(fm, x1, k, chunk)
     for i, j1 in rows:
