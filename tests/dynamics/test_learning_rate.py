@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dltheory import MLP
-from dltheory.dynamics import learning_rate, max_stable_lr, train
+from dltheory.dynamics import max_stable_lr, train
 
 
 def _data(n=8, d=4, seed=0):
@@ -81,7 +81,9 @@ def test_wide_net_top_mode_contracts_below_and_grows_above():
         (("net", np.eye(2), np.zeros(2)), TypeError, "model must be a torch.nn.Module"),
         ((None, np.eye(2), None), ValueError, "y must be the (N, k) targets"),
         ((None, np.eye(2), np.zeros(3)), ValueError, "y must be of the model's output shape"),
-        ((None, np.ones(2), np.zeros(2)), ValueError, "x must be a 2-D array"),
+        ((None, np.ones(2), np.zeros(2)), ValueError, "x must be inputs the model maps"),
+        ((None, np.ones((2, 3)), np.zeros(2)), ValueError, "x must be inputs the model accepts"),
+        ((None, "ab", np.zeros(2)), TypeError, "x must be a torch.Tensor or NumPy array"),
         ((None, [[np.nan, 0.0]], np.zeros(1)), ValueError, "x must be finite"),
     ],
 )
@@ -97,15 +99,15 @@ def test_loss_must_be_mse():
         max_stable_lr(torch.nn.Linear(2, 1), np.eye(2), np.zeros(2), loss="hinge")
 
 
-def test_matrix_free_ntk_path_matches_dense(monkeypatch):
+def test_matrix_free_ntk_path_matches_dense():
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2))
     net = net.double()
     x, g = _data(n=12, d=3)
     y = torch.randn(12, 2, generator=g, dtype=torch.float64)
     dense = max_stable_lr(net, x, y, hessian=False)
-    monkeypatch.setattr(learning_rate, "_DENSE_LIMIT", 4)  # 24 outputs > 4: Lanczos on J J^T v
-    lanczos = max_stable_lr(net, x, y, tol=1e-10, hessian=False)
+    # a budget below the (24, 82) Jacobian: Lanczos on J (J^T v)
+    lanczos = max_stable_lr(net, x, y, tol=1e-10, hessian=False, memory_budget=1000)
     assert dense.ntk_method.startswith("dense") and lanczos.ntk_method.startswith("Lanczos")
     # Lanczos certifies |theta - lambda| <= residual: within its reported relative error
     assert lanczos.ntk_lambda_max == pytest.approx(dense.ntk_lambda_max, rel=1e-9)

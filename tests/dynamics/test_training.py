@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
 import pytest
 import torch
+from tests.conftest import ZOO, ConvBN
 from torch import nn
 
 from dltheory import MLP, TrainState, Trajectory, train
 from dltheory.dynamics import mse_loss
+from dltheory.dynamics.trackers import Tracker
 
 
 def _data(n=6, d=3, seed=0):
@@ -101,7 +104,9 @@ def test_errors():
     _err(lambda: train(net, x[:, :2], y, lr=0.1, steps=1), ValueError, "x must be inputs the model")
     _err(lambda: train(net, x, y[:3], lr=0.1, steps=1), ValueError, "y must be targets with 6 rows")
     _err(
-        lambda: train(net, torch.zeros(0, 3), y, lr=0.1, steps=1), ValueError, "x must be non-empty"
+        lambda: train(net, torch.zeros(0, 3), y, lr=0.1, steps=1),
+        ValueError,
+        "x must be at least 1 sample",
     )
     _err(
         lambda: train(net, x, y, lr=0.1, steps=1, optimizer="lbfgs"),
@@ -170,3 +175,111 @@ def test_ntk_drift_shrinks_in_ntk_and_stays_order_one_in_mean_field_and_mup():
     for p in ("mean_field", "mup"):
         slope, se = _drift_slope(p)
         assert abs(slope) < 0.1 + 3 * se, (p, slope, se)
+
+
+def _dense_ntk(model: nn.Module, params: dict, x: torch.Tensor) -> torch.Tensor:
+    """(N k, N k) NTK of a copy of ``model`` holding ``params``, one autograd row per output."""
+    ref = copy.deepcopy(model)
+    with torch.no_grad():
+        for name, p in ref.named_parameters():
+            p.copy_(params[name])
+    ps = list(ref.parameters())
+    out = ref(x).reshape(len(x), -1)
+    rows = [
+        torch.cat([g.reshape(-1) for g in torch.autograd.grad(o, ps, retain_graph=True)])
+        for o in out.reshape(-1)
+    ]
+    j = torch.stack(rows)
+    return j @ j.T
+
+
+def test_trackers_after_step_zero_match_independent_calculations():
+    x, y = _data()
+    net = MLP(1, "tanh", c_w=1.5).sample(32, in_dim=3, seed=0, dtype=torch.float64)
+    model0 = copy.deepcopy(net)
+    snaps = []
+    keep = Tracker(
+        "snap", lambda s: snaps.append({k: v.clone() for k, v in s.params().items()}) or 0
+    )
+    names = ("ntk_drift", "ntk_lambda_min", "ntk_lambda_max", "weight_movement")
+    lr, steps = 1.0, 8
+    traj = train(
+        net, x, y, lr=lr, steps=steps, every=3, track=(*names, "linearized_distance", keep)
+    )
+    assert traj.steps.tolist() == [0, 3, 6, 8] and len(snaps) == 4
+    theta0 = _dense_ntk(model0, snaps[0], x)
+    # the linearised network by explicit GD iterations on its outputs (not the closed form)
+    with torch.no_grad():
+        f_lin = model0(x).reshape(-1).clone()
+    lin, t = {0: f_lin.clone()}, 0
+    for step in traj.steps[1:]:
+        while t < step:
+            f_lin = f_lin - (lr / len(x)) * theta0 @ (f_lin - y.reshape(-1))
+            t += 1
+        lin[int(step)] = f_lin.clone()
+    for i, step in enumerate(traj.steps):
+        theta = _dense_ntk(model0, snaps[i], x)
+        lam = torch.linalg.eigvalsh(theta)
+        # Lanczos certifies |theta - lambda| <= tol |theta| with tol = 1e-8 (float64)
+        assert traj["ntk_lambda_max"][i] == pytest.approx(float(lam[-1]), rel=1e-7)
+        assert traj["ntk_lambda_min"][i] == pytest.approx(float(lam[0]), rel=1e-6)
+        drift = float(torch.linalg.norm(theta - theta0) / torch.linalg.norm(theta0))
+        assert traj["ntk_drift"][i] == pytest.approx(drift, rel=1e-9, abs=1e-14)
+        moves = [
+            float(torch.linalg.norm(snaps[i][k] - w0) / torch.linalg.norm(w0))
+            for k, w0 in snaps[0].items()
+            if w0.ndim == 2
+        ]
+        assert traj["weight_movement"][i] == pytest.approx(max(moves), rel=1e-12, abs=1e-15)
+        ref = copy.deepcopy(model0)
+        with torch.no_grad():
+            for k, p in ref.named_parameters():
+                p.copy_(snaps[i][k])
+            dist = float(torch.sqrt(torch.mean((ref(x).reshape(-1) - lin[int(step)]) ** 2)))
+        assert traj["linearized_distance"][i] == pytest.approx(dist, rel=1e-6, abs=1e-12)
+    # the values move after step 0, so the comparisons above can fail
+    assert traj["weight_movement"][-1] > 1e-3 and traj["ntk_drift"][-1] > 1e-4
+    assert traj["linearized_distance"][-1] > 1e-8
+
+
+def test_trackers_leave_batch_norm_training_exactly_as_a_plain_loop():
+    torch.manual_seed(0)
+    net = ConvBN().double()
+    plain = copy.deepcopy(net)
+    x = torch.randn(6, 1, 8, 8, dtype=torch.float64)
+    y = torch.randn(6, 3, dtype=torch.float64)
+    track = ("loss", "ntk_lambda_max", "ntk_drift", "weight_movement", "linearized_distance")
+    traj = train(net, x, y, lr=0.05, steps=3, track=track)
+    opt = torch.optim.SGD(plain.parameters(), lr=0.05)
+    for _ in range(3):
+        opt.zero_grad()
+        mse_loss(plain(x), y).backward()
+        opt.step()
+    want, got = plain.state_dict(), net.state_dict()  # parameters, running stats, counter
+    assert want.keys() == got.keys()
+    for key in want:
+        assert torch.equal(want[key], got[key]), key
+    assert int(net[1].num_batches_tracked) == 3
+    assert np.all(np.isfinite(traj["ntk_lambda_max"]))
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_train_and_trackers_run_on_the_zoo(name):
+    builder, sample, k = ZOO[name]
+    torch.manual_seed(0)
+    net = builder().double()
+    g = torch.Generator().manual_seed(0)
+    x = sample(5, g)
+    y = torch.randn(5, k, generator=g, dtype=torch.float64)
+    if name == "dropout_mlp":  # trains with dropout; measuring trackers refuse it
+        assert train(net, x, y, lr=0.01, steps=2).values["loss"].shape == (3,)
+        with pytest.raises(ValueError, match="Dropout at '2' in train mode"):
+            train(net, x, y, lr=0.01, steps=2, track=("ntk_lambda_max",))
+        net.eval()
+    traj = train(net, x, y, lr=0.01, steps=2, track=("loss", "ntk_lambda_max", "weight_movement"))
+    assert np.all(np.isfinite(traj["ntk_lambda_max"])) and traj["weight_movement"][-1] > 0
+    labels = torch.tensor([0, 1, 0, 1, 1])
+    ce = train(
+        net, x, labels, loss="cross_entropy", lr=0.01, steps=1, optimizer="sgd", batch_size=2
+    )
+    assert np.all(np.isfinite(ce["loss"]))

@@ -31,7 +31,7 @@ from .learning_rate import StableLearningRate, max_stable_lr
 from .linearized import LinearizedPrediction, linearized_outputs, linearized_prediction
 from .ntk_gp import NTKGPPrediction, ntk_gp_prediction
 from .quadratic import FirstOrderSolution, QuadraticModel, QuadraticTrajectory
-from .trackers import BUILTIN_TRACKERS, Tracker
+from .trackers import BUILTIN_TRACKERS, NTKEigenvalue, Tracker
 from .training import train
 from .trajectory import Divergence, TrainState, Trajectory, mse_loss
 
@@ -47,6 +47,7 @@ __all__ = [
     "EdgeOfStability",
     "FirstOrderSolution",
     "LinearizedPrediction",
+    "NTKEigenvalue",
     "NTKGPPrediction",
     "QuadraticModel",
     "QuadraticTrajectory",

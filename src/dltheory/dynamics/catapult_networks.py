@@ -13,11 +13,13 @@ uncertainty; the growth phase lasts about log(width) / (2 log|2c - 1|) steps.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from .._checks import as_float_tensor, check_int, check_positive, message
 from ..finite import Estimate
@@ -100,7 +102,7 @@ def _boundary(factors: np.ndarray, phases_by_seed: list[list[str]], to: set[str]
 
 
 def catapult_scan(
-    spec: Serial,
+    spec: Serial | Callable[[int, int], nn.Module],
     x: Any,
     y: Any,
     *,
@@ -118,8 +120,11 @@ def catapult_scan(
     steps. Phases follow Lewkowycz et al. (2020): divergence is an outcome.
 
     Args:
-        spec: the architecture (e.g. ``MLP(depth=1, activation="relu", c_w=2.0)``).
-        x: (N, n_0) inputs; y: (N, k) targets.
+        spec: the architecture (e.g. ``MLP(depth=1, activation="relu", c_w=2.0)``), or
+            a factory ``(width, seed) -> nn.Module`` (conv nets, transformers, ...;
+            trained in the module's dtype and mode, Dropout in train mode refused).
+        x: (N, n_0) inputs for a spec; with a factory, batch-first inputs of any shape
+            and dtype, passed to the model as given. y: (N, k) targets.
         width: hidden width.
         factors: increasing grid of c > 0.
         steps: GD steps per run.
@@ -127,10 +132,25 @@ def catapult_scan(
         seed: root seed (independent streams spawned from it).
         conv_tol: converged means final loss <= conv_tol * initial loss.
     """
-    if not isinstance(spec, Serial):
-        raise TypeError(message("spec", "a Serial spec (e.g. MLP(...))", type(spec).__name__))
-    x = as_float_tensor("x", x, ndim=2, dtype=torch.float64)
-    y = as_float_tensor("y", y, dtype=torch.float64).reshape(x.shape[0], -1)
+    if isinstance(spec, Serial):
+        x = as_float_tensor("x", x, ndim=2, dtype=torch.float64)
+
+        def build(w: int, s: int) -> nn.Module:
+            return spec.sample(width=w, in_dim=x.shape[1], seed=s).double()
+    elif callable(spec):
+        build = spec
+    else:
+        raise TypeError(
+            message(
+                "spec",
+                "a Serial spec (e.g. MLP(...)) or a factory (width, seed) -> nn.Module",
+                type(spec).__name__,
+            )
+        )
+    y = as_float_tensor("y", y, dtype=torch.float64)
+    if y.shape[0] != len(x):
+        raise ValueError(message("y", f"targets with {len(x)} rows", tuple(y.shape)))
+    y = y.reshape(len(x), -1)
     width = check_int("width", width, minimum=1)
     steps = check_int("steps", steps, minimum=1)
     seeds = check_int("seeds", seeds, minimum=1)
@@ -142,11 +162,11 @@ def catapult_scan(
     all_runs, phases = [], []
     for stream in streams:
         net_seed = int(stream.generate_state(1)[0])
-        net0 = spec.sample(width=width, in_dim=x.shape[1], seed=net_seed).double()
+        net0 = build(width, net_seed)
         thr0 = max_stable_lr(net0, x, y, hessian=False).ntk_lr
         runs = []
         for c in grid:
-            net = spec.sample(width=width, in_dim=x.shape[1], seed=net_seed).double()
+            net = build(width, net_seed)
             traj = train(net, x, y, lr=float(c * thr0), steps=steps, track=("loss",))
             losses = np.asarray(traj.values["loss"], dtype=np.float64)
             phase = _classify(losses, traj.diverged, conv_tol)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .._checks import as_float_tensor, check_int, check_positive, check_widths, message
+from ..finite.model_function import check_no_random_modules, model_inputs
 from ..finite.modules import FiniteDense
 from ..spec.layers import Serial
 from .trajectory import mse_loss
@@ -69,6 +70,30 @@ class CoordCheck:
         return fig
 
 
+#: the layers whose outputs are recorded: dense, convolution and embedding layers
+RECORDED = (FiniteDense, nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Embedding)
+
+
+class _DTypeOnly(nn.Module):
+    """A parameter-free stand-in carrying only a dtype, for input validation."""
+
+    def __init__(self, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.register_buffer("anchor", torch.zeros((), dtype=dtype))
+
+
+_DTYPE_ONLY = {d: _DTypeOnly(d) for d in (torch.float32, torch.float64)}
+
+
+def _running_counts(names: list[str]) -> list[tuple[str, int]]:
+    counts: dict[str, int] = {}
+    out = []
+    for n in names:
+        counts[n] = counts.get(n, 0) + 1
+        out.append((n, counts[n]))
+    return out
+
+
 def _seeds(seed: int, n: int) -> list[int]:
     return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
 
@@ -93,7 +118,14 @@ def coord_check(
         widths: the widths to compare.
         steps: full-batch GD steps on the MSE L = 1/(2N) sum ||f - y||^2.
         x, y: data (default: 16 seeded standard-normal inputs of dimension 8 and
-            targets of their first coordinate's sign).
+            targets of their first coordinate's sign). With a factory, ``x`` may be
+            batch-first inputs of any shape and dtype (images, integer tokens), passed
+            to the models as given; ``y`` (N, k) must then be given.
+
+    Recorded layers: every ``nn.Linear``, ``FiniteDense``, ``nn.Conv1d/2d/3d`` and
+    ``nn.Embedding`` (:data:`RECORDED`), in module order. The networks train in their
+    own mode (BatchNorm in train mode uses batch statistics); Dropout in train mode is
+    refused, since it would make |h_t - h_0| noise.
         lr: the global learning rate eta (the same at every width).
         n_seeds: networks averaged per width (independent spawned seeds).
 
@@ -109,8 +141,10 @@ def coord_check(
     if x is None:
         gen = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
         x = torch.randn(16, 8, generator=gen, dtype=dtype)
-    x = as_float_tensor("x", x, ndim=2, dtype=dtype)
+    x = model_inputs("x", x, _DTYPE_ONLY[dtype])
     if y is None:
+        if x.ndim != 2 or not x.is_floating_point():
+            raise ValueError(message("y", "given for inputs that are not (N, n_0) vectors", None))
         y = torch.sign(x[:, :1])
     y = as_float_tensor("y", y, dtype=dtype)
     if y.ndim == 1:
@@ -119,6 +153,8 @@ def coord_check(
         raise ValueError(message("y", f"targets with {x.shape[0]} rows", tuple(y.shape)))
     if isinstance(spec_or_factory, Serial):
         spec = spec_or_factory
+        if x.ndim != 2:
+            raise ValueError(message("x", "(N, n_0) inputs for a spec", f"shape {tuple(x.shape)}"))
 
         def factory(width: int, s: int) -> nn.Module:
             return spec.sample(width, in_dim=x.shape[1], seed=s, dtype=dtype)
@@ -137,22 +173,36 @@ def coord_check(
         s_w, c_w = [], []
         for s in _seeds(seed, n_seeds):
             net = factory(width, s)
-            dense = [
-                (n, m) for n, m in net.named_modules() if isinstance(m, FiniteDense | nn.Linear)
-            ]
-            names = tuple(n for n, _ in dense)
-            outs: list[torch.Tensor] = []
+            if not isinstance(net, nn.Module):
+                raise TypeError(
+                    message("spec_or_factory", "a factory returning an nn.Module", type(net))
+                )
+            check_no_random_modules(net, "spec_or_factory(width, seed)")
+            dense = [(n, m) for n, m in net.named_modules() if isinstance(m, RECORDED)]
+            outs: list[tuple[str, torch.Tensor]] = []
             hooks = [
-                m.register_forward_hook(lambda _m, _i, o, acc=outs: acc.append(o.detach()))
-                for _, m in dense
+                m.register_forward_hook(
+                    lambda _m, _i, o, acc=outs, name=n: acc.append((name, o.detach()))
+                )
+                for n, m in dense
             ]
             opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=lr)
             record = []
             try:
                 for _ in range(steps + 1):
                     outs.clear()
-                    loss = mse_loss(net(x), y)
-                    record.append(list(outs))
+                    out = net(x).reshape(x.shape[0], -1)
+                    if out.shape != y.shape:
+                        raise ValueError(
+                            message("y", f"of the model's output shape {tuple(out.shape)}", y.shape)
+                        )
+                    loss = mse_loss(out, y)
+                    record.append([h for _, h in outs])
+                    if names is None:  # a layer used twice (shared weights) is recorded twice
+                        names = tuple(
+                            n if c == 1 else f"{n} (use {c})"
+                            for n, c in _running_counts([n for n, _ in outs])
+                        )
                     opt.zero_grad()
                     loss.backward()
                     opt.step()

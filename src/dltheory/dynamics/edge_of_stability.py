@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from .._checks import check_int, check_positive, message
-from ..curvature import hessian_eigenvalues
+from ..finite.functional_model import FunctionalModel
+from .curvature_products import loss_hessian_eigenvalues
 
 __all__ = ["EdgeOfStability", "Sharpness", "edge_of_stability_summary"]
 
@@ -31,7 +32,10 @@ class Sharpness:
     Usable as ``train(..., track=("loss", Sharpness(every=10)))``. On recorded
     steps that are not multiples of ``every`` it returns NaN (not a stale value).
     Each computation starts Lanczos from the previous top eigenvector (``v0``), so
-    later calls need few Hessian-vector products.
+    later calls need few Hessian-vector products (forward-over-reverse, about 2-3
+    gradients each). The model is measured without being changed: inputs of any
+    shape, BatchNorm in train mode by the batch's statistics (the Hessian of the loss
+    full-batch GD descends), Dropout in train mode refused.
 
     Args:
         every: compute at steps that are multiples of this (>= 1).
@@ -59,14 +63,8 @@ class Sharpness:
     def __call__(self, state: Any) -> float:
         if state.step % self.every:
             return math.nan
-        res = hessian_eigenvalues(
-            state.model,
-            state.loss_fn,
-            (state.x, state.y),
-            k=1,
-            tol=self.tol,
-            v0=self._v0,
-            return_eigenvectors=True,
+        res = loss_hessian_eigenvalues(
+            FunctionalModel(state.model), state.loss_fn, state.x, state.y, tol=self.tol, v0=self._v0
         )
         self._v0 = res.eigenvectors[:, 0].detach().clone()
         self.n_matvecs += int(res.n_matvecs)

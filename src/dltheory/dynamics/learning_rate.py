@@ -18,17 +18,17 @@ from typing import Any, Literal
 
 import torch
 from torch import nn
-from torch.func import functional_call, jvp, vjp
 
 from .._checks import as_float_tensor, check_choice, check_positive, message
-from ..curvature import hessian_eigenvalues, lanczos_eigenpairs
+from ..finite.functional_model import FunctionalModel
 from ..spec import Serial
+from .curvature_products import default_tol, loss_hessian_eigenvalues, ntk_eigenvalues
 from .trajectory import mse_loss
 
 __all__ = ["StableLearningRate", "max_stable_lr"]
 
-# Above this many (point, output) pairs the NTK is not formed: Lanczos on J J^T v.
-_DENSE_LIMIT = 2048
+#: bytes the dense route (the (N k, P) Jacobian) may take; above, Lanczos on J (J^T v)
+DENSE_JACOBIAN_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -60,43 +60,21 @@ class StableLearningRate:
     hessian_converged: bool
 
 
-def _flat_model(model: nn.Module, x: torch.Tensor):
-    names, tensors = zip(
-        *[(n, p.detach()) for n, p in model.named_parameters() if p.requires_grad], strict=True
-    )
-    sizes = [t.numel() for t in tensors]
-    buffers = dict(model.named_buffers())
-
-    def fn(flat):
-        parts = torch.split(flat, sizes)
-        ps = {n: t.reshape(p.shape) for n, t, p in zip(names, parts, tensors, strict=True)}
-        return functional_call(model, (ps, buffers), (x,)).reshape(-1)
-
-    return fn, torch.cat([t.reshape(-1) for t in tensors])
-
-
-def _ntk_lambda_max(model: nn.Module, x: torch.Tensor, tol: float) -> tuple[float, str, float]:
-    fn, theta = _flat_model(model, x)
-    with torch.no_grad():
-        n_out = fn(theta).numel()
-    eps = torch.finfo(theta.dtype).eps
-    if n_out <= _DENSE_LIMIT:
-        jac = torch.func.jacrev(fn)(theta)  # (N k, P)
-        gram = jac @ jac.T
-        top = float(torch.linalg.eigvalsh(gram)[-1])
+def _ntk_lambda_max(
+    fm: FunctionalModel, x: torch.Tensor, n_out: int, tol: float, budget: float
+) -> tuple[float, str, float]:
+    eps = torch.finfo(fm.dtype).eps
+    item = torch.empty((), dtype=fm.dtype).element_size()
+    if n_out * fm.n_params * item * 3 <= budget:  # J, its transpose product, workspace
+        fn = fm.flat_fn(x)
+        jac = torch.func.jacrev(fn)(fm.flat())  # (N k, P)
+        top = float(torch.linalg.eigvalsh(jac @ jac.T)[-1])
         # LAPACK's symmetric eigensolver is backward stable: |error| <= c n eps ||Theta||
         return top, "dense eigvalsh of the empirical NTK J J^T", float(n_out * eps)
-    _, pullback = vjp(fn, theta)
-
-    def matvec(v):  # J (J^T v), never forming Theta
-        return jvp(fn, (theta,), (pullback(v)[0],))[1]
-
-    res = lanczos_eigenpairs(
-        matvec, n_out, k=1, tol=tol, dtype=theta.dtype, return_eigenvectors=False
-    )
+    res = ntk_eigenvalues(fm, x, tol=tol, max_matvecs=min(n_out, 1000))
     top = float(res.eigenvalues[0])
     err = float(res.residuals[0]) / abs(top)
-    return top, f"Lanczos on J J^T v ({res.n_matvecs} products)", err
+    return top, f"Lanczos on NTK-vector products J (J^T v) ({res.n_matvecs} products)", err
 
 
 def max_stable_lr(
@@ -105,8 +83,9 @@ def max_stable_lr(
     y: Any = None,
     loss: Literal["mse"] = "mse",
     *,
-    tol: float = 1e-8,
+    tol: float | None = None,
     hessian: bool = True,
+    memory_budget: float | None = None,
 ) -> StableLearningRate:
     """Largest learning rates for which full-batch GD on the MSE is stable.
 
@@ -119,11 +98,22 @@ def max_stable_lr(
 
     Args:
         model: a ``torch.nn.Module`` or a spec.
-        x: (N, n_0) training inputs.
+        x: batch-first training inputs of any shape and dtype ((N, n_0) vectors,
+            (N, C, H, W) images, (N, T) integer tokens), passed to the model as given;
+            (N, n_0) for a spec.
         y: (N, k) or (N,) targets (needed for the Hessian; ignored for a spec).
         loss: only "mse", L = ||f - y||^2 / (2N), for which the NTK threshold is exact.
-        tol: relative accuracy asked of Lanczos.
+        tol: relative accuracy asked of Lanczos (default 1e-8 in float64, 1e-4 in
+            float32: what the working precision can certify).
         hessian: also compute the Hessian threshold (else its fields are NaN).
+        memory_budget: bytes the dense NTK route may use (default 256 MiB): when the
+            (N k, P) Jacobian fits, lambda_max(Theta) comes from its dense Gram; else
+            from Lanczos on NTK-vector products, memory O(N k + P) per product. The
+            Hessian is always matrix-free (Lanczos on Hessian-vector products).
+
+    The model is measured as it is and never modified: BatchNorm in train mode with
+    the batch's statistics (the threshold of full-batch GD in train mode), in eval
+    mode with its running statistics; Dropout in train mode is refused.
 
     >>> lin = torch.nn.Linear(2, 1, bias=False).double()
     >>> x = torch.tensor([[1.0, 0.0], [0.0, 3.0]], dtype=torch.float64)
@@ -132,7 +122,8 @@ def max_stable_lr(
     (0.4444444444, 0.4444444444)
     """
     check_choice("loss", loss, ("mse",))
-    tol = check_positive("tol", tol)
+    if tol is not None:
+        tol = check_positive("tol", tol)
     if isinstance(model, Serial):
         x = as_float_tensor("x", x, ndim=2, dtype=torch.float64)
         ntk = model.kernel(x).ntk
@@ -152,23 +143,22 @@ def max_stable_lr(
         )
     if not isinstance(model, nn.Module):
         raise TypeError(message("model", "a torch.nn.Module or a spec", type(model).__name__))
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError(message("model", "a module with trainable parameters", model))
-    dtype = params[0].dtype
-    x = as_float_tensor("x", x, ndim=2, dtype=dtype)
+    fm = FunctionalModel(model)
+    budget = DENSE_JACOBIAN_BYTES if memory_budget is None else memory_budget
+    budget = check_positive("memory_budget", budget)
+    tol = default_tol(fm.dtype) if tol is None else tol
+    x = fm.inputs("x", x)
     if y is None:
         raise ValueError(message("y", "the (N, k) targets", y, "The loss Hessian needs them"))
-    with torch.no_grad():
-        out = model(x)
-    y = as_float_tensor("y", y, dtype=dtype)
+    out = fm.outputs("x", x)
+    y = as_float_tensor("y", y, dtype=fm.dtype, device=fm.device)
     if y.numel() != out.numel() or y.shape[0] != x.shape[0]:
         raise ValueError(
             message("y", f"of the model's output shape {tuple(out.shape)}", tuple(y.shape))
         )
     y = y.reshape(out.shape)
     n = x.shape[0]
-    ntk_top, ntk_method, ntk_error = _ntk_lambda_max(model, x, tol)
+    ntk_top, ntk_method, ntk_error = _ntk_lambda_max(fm, x, out.numel(), tol, budget)
     if not hessian:
         return StableLearningRate(
             2 * n / ntk_top,
@@ -182,7 +172,7 @@ def max_stable_lr(
             math.nan,
             False,
         )
-    res = hessian_eigenvalues(model, mse_loss, (x, y), k=1, tol=tol)
+    res = loss_hessian_eigenvalues(fm, mse_loss, x, y, tol=tol)
     h_top = float(res.eigenvalues[0])
     return StableLearningRate(
         ntk_lr=2 * n / ntk_top,

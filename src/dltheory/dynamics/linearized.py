@@ -233,6 +233,10 @@ def linearized_outputs(
 
     Computes the empirical NTK (``output="full"``) and the initial outputs, then
     :func:`linearized_prediction`. Loss: L = 1/(2N) sum_i ||f(x_i) - y_i||^2.
+    Inputs are batch-first of any shape and dtype (passed to the model as given);
+    outputs (N, k). The model is not modified; BatchNorm in train mode is linearised
+    as the batched map (the training batch's statistics for x_train, the test batch's
+    own for x_test), Dropout in train mode is refused.
 
     >>> from dltheory import MLP
     >>> net = MLP(depth=1, activation="tanh").sample(width=8, in_dim=2, seed=0,
@@ -243,27 +247,24 @@ def linearized_outputs(
     True
     """
     from ..finite.empirical import empirical_ntk
+    from ..finite.functional_model import FunctionalModel
 
-    if not isinstance(model, nn.Module):
-        raise TypeError(message("model", "a torch.nn.Module", type(model).__name__))
-    ntk = empirical_ntk(model, x_train, output="full", method=method)
-    param = next(iter(model.parameters()))
-    xtr = as_float_tensor("x_train", x_train, ndim=2, dtype=param.dtype, device=param.device)
-    with torch.no_grad():
-        f0 = model(xtr)
+    fm = FunctionalModel(model)
+    xtr = fm.inputs("x_train", x_train)
+    f0 = fm.outputs("x_train", xtr)
+    ntk = empirical_ntk(model, xtr, output="full", method=method)
     y = as_float_tensor("y_train", y_train, dtype=torch.float64)
-    if y.ndim == 1 and f0.shape[1] == 1:
-        y = y[:, None]
+    if y.shape != f0.shape and y.numel() == f0.numel() and y.shape[:1] == f0.shape[:1]:
+        y = y.reshape(f0.shape)
     if y.shape != f0.shape:
         raise ValueError(
             message("y_train", f"of the model's output shape {tuple(f0.shape)}", tuple(y.shape))
         )
     kt = f0t = None
     if x_test is not None:
-        kt = empirical_ntk(model, x_test, x_train, output="full", method=method)
-        xte = as_float_tensor("x_test", x_test, ndim=2, dtype=param.dtype, device=param.device)
-        with torch.no_grad():
-            f0t = model(xte)
+        xte = fm.inputs("x_test", x_test)
+        f0t = fm.outputs("x_test", xte)
+        kt = empirical_ntk(model, xte, xtr, output="full", method=method)
     return linearized_prediction(
         ntk, y, f0, ntk_test_train=kt, f0_test=f0t, lr=lr, t=t, dynamics=dynamics
     )

@@ -24,11 +24,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
-from torch.func import functional_call, jacrev, jvp
+from torch.func import jacrev, jvp
 
 from .._checks import as_float_tensor, check_int, check_positive, check_real, message
+from ..finite.functional_model import FunctionalModel
 
 __all__ = ["FirstOrderSolution", "QuadraticModel", "QuadraticTrajectory"]
 
@@ -138,27 +140,31 @@ class QuadraticModel:
         formed (N x P); Psi is used only through Hessian-vector products.
 
         Args:
-            model: a module with one output per input row (output shape (N,) or (N, 1)).
-            x: (N, d) inputs.
+            model: a module with one output per input row (output shape (N,) or (N, 1)),
+                never modified (BatchNorm in train mode: the batched map, with the
+                batch's statistics; Dropout in train mode refused).
+            x: batch-first inputs of any shape and dtype (integer tokens stay integer).
             eps: scale of the second-order term.
         """
         if not isinstance(model, nn.Module):
             raise TypeError(message("model", "a torch.nn.Module", type(model).__name__))
-        x = as_float_tensor("x", x, dtype=torch.float64)
-        names = [name for name, _ in model.named_parameters()]
-        if not names:
-            raise ValueError(message("model", "a module with parameters", type(model).__name__))
-        params = {n: p.detach().to(torch.float64) for n, p in model.named_parameters()}
-        shapes = [params[n].shape for n in names]
-        sizes = [params[n].numel() for n in names]
-        theta0 = torch.cat([params[n].reshape(-1) for n in names])
-        buffers = {n: b.to(torch.float64) for n, b in model.named_buffers()}
+        fm = FunctionalModel(model)
+        checked = fm.inputs("x", x)
+        fm.outputs("x", checked)  # a clear error for inputs the model refuses
+        if checked.is_floating_point():  # the caller's values, not their model-dtype copy
+            x = torch.as_tensor(np.asarray(x) if isinstance(x, list | tuple) else x)
+            x = x.detach().to(device=checked.device, dtype=torch.float64)
+        else:
+            x = checked
+        # the expansion in float64, whatever the model's dtype (buffers cast alike)
+        fm.buffers = {
+            n: b.to(torch.float64) if b is not None and b.is_floating_point() else b
+            for n, b in fm.buffers.items()
+        }
+        theta0 = fm.flat().to(torch.float64)
 
         def fn(flat):
-            pieces = torch.split(flat, sizes)
-            ps = {n: t.reshape(s) for n, t, s in zip(names, pieces, shapes, strict=True)}
-            out = functional_call(model, (ps, buffers), (x.to(flat.dtype),))
-            return out.reshape(-1)
+            return fm(fm.unflatten(flat), x).reshape(-1)
 
         with torch.no_grad():
             out = fn(theta0)

@@ -14,8 +14,10 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import nn
+from torch.func import functional_call
 
 from .._checks import as_float_tensor, check_choice, check_int, check_positive, message
+from ..finite.model_function import functional_buffers, model_inputs
 from .trackers import resolve_trackers
 from .trajectory import Divergence, TrainState, Trajectory, mse_loss
 
@@ -47,6 +49,13 @@ def _record(trackers, state) -> dict[str, np.ndarray]:
     return row
 
 
+def _measure(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """model(x) without gradients and without touching its buffers (BatchNorm in train
+    mode uses the batch's statistics and updates nothing)."""
+    with torch.no_grad():
+        return functional_call(model, functional_buffers(model), (x,), tie_weights=False)
+
+
 def train(
     model: nn.Module,
     x: Any,
@@ -72,8 +81,21 @@ def train(
     mini-batches of ``batch_size`` without replacement each epoch from ``seed``;
     ``"adam"`` is ``torch.optim.Adam`` (full batch unless ``batch_size`` is given).
 
+    Inputs ``x`` are batch-first of any shape and dtype ((N, n_0), images
+    (N, C, H, W), integer tokens (N, T)); only the leading dimension is the batch and
+    x goes to the model as given (floating inputs in the model's dtype). The model
+    trains in its own mode (BatchNorm in train mode updates its running statistics
+    once per optimizer step, Dropout draws its masks); trackers measure without
+    touching parameters or buffers (see :mod:`dltheory.finite.model_function`).
+
     Trackers (see :mod:`dltheory.dynamics.trackers`) run at step 0, every ``every``
-    steps and at the last step, on a :class:`TrainState`. The run stops as soon as
+    steps and at the last step, on a :class:`TrainState`. Cost per recorded step:
+    ``"loss"`` free; ``"weight_movement"`` O(P); ``"ntk_lambda_max"`` /
+    ``"ntk_lambda_min"`` a Lanczos run on NTK-vector products warm-started from the
+    previous eigenvector (each product about 3 forward passes over x; typically
+    5-30 products for lambda_max, up to min(N k, 300) for lambda_min), memory
+    O(N k + P); ``"ntk_drift"`` and ``"linearized_distance"`` a full NTK
+    (see :func:`dltheory.empirical_ntk`), memory (N k)^2. The run stops as soon as
     the full-batch loss is non-finite or exceeds ``divergence_factor`` times its
     initial value (or a parameter becomes non-finite); the trajectory then says so
     (``diverged``, ``divergence = (step, reason)``) and holds only finite values.
@@ -102,7 +124,7 @@ def train(
         loss_name = check_choice("loss", loss, tuple(LOSSES))
         loss_fn = LOSSES[loss_name]
     dtype, device = params[0].dtype, params[0].device
-    x = as_float_tensor("x", x, ndim=2, dtype=dtype, device=device)
+    x = model_inputs("x", x, model)
     n = x.shape[0]
     if loss_name == "cross_entropy":
         y = torch.as_tensor(y, device=device)
@@ -114,17 +136,19 @@ def train(
         y = as_float_tensor("y", y, dtype=dtype, device=device)
         if y.ndim == 1:
             y = y[:, None]
-        if y.ndim != 2 or y.shape[0] != n:
+        if y.ndim == 0 or y.shape[0] != n:
             raise ValueError(
                 message("y", f"targets with {n} rows, (N,) or (N, k)", f"shape {tuple(y.shape)}")
             )
-    with torch.no_grad():
-        try:
-            out = model(x)
-        except RuntimeError as err:
-            raise ValueError(
-                message("x", "inputs the model accepts", f"shape {tuple(x.shape)}", str(err))
-            ) from err
+    try:
+        out = _measure(model, x)
+    except (RuntimeError, ValueError, TypeError, IndexError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            message("x", "inputs the model accepts", f"shape {tuple(x.shape)}", first)
+        ) from err
+    if loss_name == "mse" and out.shape != y.shape and y.numel() == out.numel():
+        y = y.reshape(out.shape)  # e.g. (N,) outputs with (N,) targets
     if loss_name == "mse" and out.shape != y.shape:
         raise ValueError(
             message("y", f"of the model's output shape {tuple(out.shape)}", tuple(y.shape))
@@ -145,9 +169,8 @@ def train(
     initial = {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
     cache: dict = {}
 
-    def full_loss() -> float:
-        with torch.no_grad():
-            return float(loss_fn(model(x), y))
+    def full_loss() -> float:  # a measurement: BatchNorm statistics untouched
+        return float(loss_fn(_measure(model, x), y))
 
     def state(step: int, value: float) -> TrainState:
         return TrainState(
@@ -162,8 +185,9 @@ def train(
     try:
         for step in range(steps + 1):
             # one forward serves both the full-batch loss at `step` and, for full-batch
-            # methods, the gradient of the update to step + 1
-            if batch_size is None:
+            # methods, the gradient of the update to step + 1 (after the last update the
+            # loss is measured: BatchNorm statistics see exactly one forward per update)
+            if batch_size is None and step < steps:
                 objective = loss_fn(model(x), y)
                 value = float(objective.detach())
             else:

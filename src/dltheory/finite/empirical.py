@@ -2,58 +2,50 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import torch
 from torch import nn
-from torch.func import functional_call, jacrev, vmap
 
-from .._checks import as_float_tensor, check_choice, check_int, message
+from .._checks import as_float_tensor, check_choice, check_int, check_positive, message
 from ..spec.layers import Serial
 from .ensemble import ensemble
+from .functional_model import FunctionalModel
 from .modules import FiniteDense
+from .ntk_jacobian import activation_numel, jacobian_ntk, jacobian_plan
 from .ntk_structured import dense_layers, expected_in_features, structured_ntk
 from .ntk_vector_products import ntvp_ntk
 
-__all__ = ["empirical_ntk", "preactivations", "sample_outputs"]
+__all__ = ["DEFAULT_MEMORY_BUDGET", "empirical_ntk", "preactivations", "sample_outputs"]
+
+#: bytes ``empirical_ntk`` may use by default (output plus work memory): 2 GiB
+DEFAULT_MEMORY_BUDGET = 2 * 2**30
 
 
-def _inputs(name: str, x: Any, model: nn.Module) -> torch.Tensor:
-    param = next(iter(model.parameters()), None)
-    if param is None:
-        param = next(iter(model.buffers()), None)
-    dtype = param.dtype if param is not None else None
-    device = param.device if param is not None else None
-    return as_float_tensor(name, x, ndim=2, dtype=dtype, device=device)
-
-
-def _check_width(model: nn.Module, name: str, x: torch.Tensor) -> None:
+def _check_width(name: str, x: torch.Tensor, width: int | None) -> None:
     """A clear error for inputs of the wrong width (instead of a torch shape error)."""
-    width = expected_in_features(model)
-    if width is not None:
-        if x.shape[1] != width:
-            raise ValueError(
-                message(
-                    name,
-                    f"inputs with {width} features (the model's input width)",
-                    f"shape {tuple(x.shape)}",
-                )
-            )
-        return
-    try:
-        with torch.no_grad():
-            model(x[:1])
-    except RuntimeError as err:
+    if width is not None and (x.ndim != 2 or x.shape[1] != width):
         raise ValueError(
-            message(name, "inputs the model accepts", f"shape {tuple(x.shape)}", str(err))
-        ) from err
+            message(
+                name,
+                f"inputs with {width} features (the model's input width)",
+                f"shape {tuple(x.shape)}",
+            )
+        )
 
 
-def _jacobian(model: nn.Module, x: torch.Tensor, params, buffers) -> dict[str, torch.Tensor]:
-    def f(p, xi):
-        return functional_call(model, (p, buffers), (xi[None],))[0]
-
-    return vmap(jacrev(f), in_dims=(None, 0))(params, x)
+def _refuse(need: float, budget: float, n1: int, n2: int, k: int, p: int, output: str):
+    raise ValueError(
+        message(
+            "memory_budget",
+            f"at least {math.ceil(need)} bytes ({need / 2**30:.3g} GiB) for this NTK "
+            f"(N1={n1}, N2={n2}, k={k}, P={p}, output={output!r})",
+            f"{budget:.3g}",
+            "Raise memory_budget or pass fewer inputs"
+            + (", or use output='trace'" if output == "full" else ""),
+        )
+    )
 
 
 def empirical_ntk(
@@ -62,82 +54,111 @@ def empirical_ntk(
     x2: Any = None,
     *,
     output: Literal["trace", "full"] = "trace",
-    chunk_size: int = 64,
+    chunk_size: int | None = None,
     method: Literal["auto", "jacobian", "structured", "ntvp"] = "auto",
+    memory_budget: float | None = None,
 ) -> torch.Tensor:
     """Empirical NTK Theta_ab = sum_p dz(x_a)/dtheta_p dz(x_b)/dtheta_p.
 
-    Sums over every trainable parameter (``requires_grad``), identity metric.
-    Methods (Novak et al. 2022, "Fast finite width neural tangent kernel"):
-    ``"jacobian"``: per-example Jacobians from ``torch.func.vmap(jacrev(...))`` in
-    chunks of ``chunk_size`` inputs, contracted; ``"structured"``: per dense layer,
-    Gram of back-propagated signals times Gram of layer inputs (for Sequentials of
-    ``nn.Linear`` / ``FiniteDense`` and elementwise activations; see
-    :mod:`dltheory.finite.ntk_structured`); ``"ntvp"``: NTK-vector products
-    (vjp then jvp) against basis vectors, any model; ``"auto"``: structured when
-    the model supports it, else jacobian.
+    Sums over every trainable parameter (``requires_grad``; a tied parameter once, with
+    the contributions of all its uses), identity metric. Methods (Novak et al. 2022,
+    "Fast finite width neural tangent kernel"):
+
+    * ``"jacobian"``: Jacobians ``chunk_size`` inputs at a time (per-example
+      ``vmap(jacrev(...))``), contracted block by block; memory about output +
+      2 chunk k 3 P numbers (+ 2 chunk k A, A the activations of the whole batch's
+      forward, for train-mode BatchNorm), the chunk sized to ``memory_budget``;
+    * ``"structured"``: per dense layer, Gram of back-propagated signals times Gram of
+      layer inputs (Sequentials of ``nn.Linear`` / ``FiniteDense`` and elementwise
+      activations on (N, n_0) inputs, shared layers included: cross terms between
+      uses are summed; see :mod:`dltheory.finite.ntk_structured`);
+    * ``"ntvp"``: NTK-vector products (vjp then jvp) against basis vectors, any model,
+      N2 k products, memory O(chunk_size (N k + P)) beside the output;
+    * ``"auto"``: structured when the model supports it, else jacobian (ntvp when the
+      jacobian blocks do not fit the budget).
+
+    Inputs are batch-first of any shape and dtype (images (N, C, H, W), integer token
+    ids (N, T), ...), passed to the model as given (floating ones in the model's
+    dtype). The model is never modified (buffers are copied). BatchNorm in train
+    mode: every method returns the NTK of the batched map, Theta = J_{f(X1)}
+    J_{f(X2)}^T with each batch normalised by its own statistics (jacobian: rows of
+    the batched Jacobian by vector-Jacobian products, chunk k per block). Dropout in
+    train mode is refused (``model.eval()``).
 
     Args:
-        model: maps (N, n_0) -> (N, out).
+        model: maps (N, ...) inputs to (N,) or (N, k) outputs (others are flattened).
         x1, x2: inputs (``x2=None``: the symmetric kernel of ``x1``).
         output: ``"trace"`` averages over outputs (N1, N2), the per-unit kernel
-            that the infinite-width NTK describes; ``"full"`` gives (N1, N2, out, out).
+            that the infinite-width NTK describes; ``"full"`` gives (N1, N2, k, k).
+        chunk_size: inputs (jacobian) or products (ntvp) per vectorised block
+            (default: as many as ``memory_budget`` allows for jacobian, 64 for ntvp).
+        method: see above.
+        memory_budget: bytes the call may use (default :data:`DEFAULT_MEMORY_BUDGET`,
+            2 GiB); when even one input per block does not fit, a one-line
+            ``ValueError`` gives the bytes needed.
 
     >>> from dltheory import MLP
     >>> net = MLP(depth=1, activation="identity").sample(width=4, in_dim=2, seed=0)
     >>> empirical_ntk(net, torch.eye(2)).shape
     torch.Size([2, 2])
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(message("model", "a torch.nn.Module", type(model).__name__))
+    fm = FunctionalModel(model)
     check_choice("output", output, ("trace", "full"))
     check_choice("method", method, ("auto", "jacobian", "structured", "ntvp"))
-    chunk_size = check_int("chunk_size", chunk_size, minimum=1)
-    x1 = _inputs("x1", x1, model)
+    if chunk_size is not None:
+        chunk_size = check_int("chunk_size", chunk_size, minimum=1)
+    budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget
+    budget = check_positive("memory_budget", budget)
+    x1 = fm.inputs("x1", x1)
     same = x2 is None
-    x2 = x1 if same else _inputs("x2", x2, model)
-    params = {k: v.detach() for k, v in model.named_parameters() if v.requires_grad}
-    if not params:
-        raise ValueError(message("model", "a module with trainable parameters", model))
-    _check_width(model, "x1", x1)
+    x2 = x1 if same else fm.inputs("x2", x2)
+    width = expected_in_features(model)
+    _check_width("x1", x1, width)
     if not same:
-        _check_width(model, "x2", x2)
-    if x2.shape[1] != x1.shape[1]:
-        raise ValueError(message("x2", f"inputs with {x1.shape[1]} features", tuple(x2.shape)))
-    layers = dense_layers(model) if method in ("auto", "structured") else None
+        _check_width("x2", x2, width)
+    # two rows check that the model takes inputs of this shape and give k, cheaply
+    k = fm.outputs("x1", x1[:2]).shape[1]
+    if not same and fm.outputs("x2", x2[:2]).shape[1] != k:
+        raise ValueError(message("x2", f"inputs giving {k} outputs per row, as x1", x2.shape))
+    plain = x1.ndim == 2 and x1.is_floating_point()
+    layers = dense_layers(model) if method in ("auto", "structured") and plain else None
     if method == "structured" and layers is None:
         raise ValueError(
             message(
                 "method",
                 "'structured' only for Sequentials of nn.Linear / FiniteDense and "
-                "parameter-free elementwise activations",
+                "parameter-free elementwise activations on (N, n_0) inputs",
                 type(model).__name__,
                 "Use method='jacobian' or 'ntvp' (or 'auto')",
             )
         )
+    n1, n2, p = x1.shape[0], x2.shape[0], fm.n_params
+    item = torch.empty((), dtype=fm.dtype).element_size()
+    out_bytes = n1 * n2 * (k * k if output == "full" else 1) * item
     if layers is not None:
+        widest = max(getattr(m, "out_features", 0) for m in layers)
+        need = out_bytes + 2 * (n1 + n2) * k * widest * item * len(layers)
+        if need > budget:
+            _refuse(need, budget, n1, n2, k, p, output)
         return structured_ntk(layers, x1, None if same else x2, output)
+    # ntvp: chunk products of (N1 + N2) k outputs and P tangents, a few copies each
+    ntvp_row = 3 * ((n1 + n2) * k + p) * item
+    ntvp_want = 64 if chunk_size is None else chunk_size
+    ntvp_chunk = int(min(ntvp_want, (budget - out_bytes) // ntvp_row)) if budget > out_bytes else 0
+    jac_want = max(n1, n2) if chunk_size is None else chunk_size
+    # per-example rows carry one sample's activations (small beside P, in the work
+    # factor); a row of the batched map carries the whole batch's: counted
+    acts = activation_numel(fm, x1) * max(n1, n2) if fm.batched else 0
+    chunk, cache, need = jacobian_plan(n1, n2, k, p, item, output, jac_want, budget, acts)
+    if method == "auto":
+        method = "jacobian" if chunk >= 1 else "ntvp"
     if method == "ntvp":
-        return ntvp_ntk(model, x1, None if same else x2, output, chunk_size)
-    buffers = dict(model.named_buffers())
-
-    def flat(x):
-        return torch.cat(
-            [j.flatten(2) for j in _jacobian(model, x, params, buffers).values()], dim=2
-        )
-
-    rows = []
-    for i in range(0, len(x1), chunk_size):
-        j1 = flat(x1[i : i + chunk_size])
-        cols = []
-        for j in range(0, len(x2), chunk_size):
-            j2 = j1 if x2 is x1 and i == j else flat(x2[j : j + chunk_size])
-            cols.append(torch.einsum("aop,bqp->aboq", j1, j2))
-        rows.append(torch.cat(cols, dim=1))
-    full = torch.cat(rows, dim=0)
-    if output == "full":
-        return full
-    return full.diagonal(dim1=2, dim2=3).mean(-1)
+        if ntvp_chunk < 1:
+            _refuse(out_bytes + ntvp_row, budget, n1, n2, k, p, output)
+        return ntvp_ntk(fm, x1, None if same else x2, output, ntvp_chunk)
+    if chunk < 1:
+        _refuse(need, budget, n1, n2, k, p, output)
+    return jacobian_ntk(fm, x1, None if same else x2, k, output, chunk, cache)
 
 
 def sample_outputs(

@@ -68,6 +68,8 @@ def model_inputs(name: str, x: Any, model: nn.Module, *, min_rows: int = 1) -> t
     string inputs, non-finite floating entries, 0-d inputs and fewer than ``min_rows``
     samples are refused in one line naming ``name``.
     """
+    if isinstance(x, list | tuple):  # nested lists of numbers: an array at the edge
+        x = np.asarray(x)
     if isinstance(x, np.ndarray):
         if x.dtype.kind not in "biuf":
             raise TypeError(
@@ -146,13 +148,18 @@ class ModelState:
 
     tensors: dict[str, torch.Tensor]
     modes: dict[str, bool]
+    identities: dict[str, int] = None  # type: ignore[assignment]
 
     @classmethod
     def of(cls, model: nn.Module) -> ModelState:
-        tensors = {f"param:{n}": p.detach().clone() for n, p in model.named_parameters()}
+        named = list(model.named_parameters(remove_duplicate=False))
+        tensors = {f"param:{n}": p.detach().clone() for n, p in named}
         tensors.update({f"buffer:{n}": b.detach().clone() for n, b in model.named_buffers()})
         modes = {n: m.training for n, m in model.named_modules()}
-        return cls(tensors, modes)
+        # which object each slot holds: a measurement that swaps parameters (functional_call)
+        # and restores the wrong object leaves equal values but a different tensor
+        identities = {n: (id(p), isinstance(p, nn.Parameter)) for n, p in named}
+        return cls(tensors, modes, identities)
 
     def changes(self, model: nn.Module) -> list[str]:
         """Names of the parameters, buffers or modes that differ from the snapshot."""
@@ -165,6 +172,9 @@ class ModelState:
             or not _same(self.tensors[n], now.tensors[n])
         ]
         changed += [f"mode:{n}" for n in self.modes if now.modes.get(n) != self.modes[n]]
+        changed += [
+            f"identity:{n}" for n in self.identities if now.identities.get(n) != self.identities[n]
+        ]
         return sorted(changed)
 
 

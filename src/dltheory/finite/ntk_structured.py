@@ -10,6 +10,12 @@ delta_o^(l) = d f_o / d z^(l) the back-propagated signal. Hence
 a Gram of signals times a Gram of layer inputs per layer (the "structured
 derivatives" view of Novak et al. 2022, "Fast finite width neural tangent kernel",
 Sec. 4). Costs O(N^2 n) per layer instead of O(N^2 P).
+
+Shared parameters (one ``nn.Linear`` used at several places, or one weight tensor in
+two modules): the gradient with respect to a shared W is the sum over its uses u of
+w_mult_u delta^(u) h^(u)^T, so its kernel term is the double sum over pairs of uses,
+sum_{u, v} w_mult_u w_mult_v (delta_a^(u) . delta_b^(v)) (h_a^(u) . h_b^(v)), cross
+terms u != v included (and likewise for a shared bias).
 """
 
 from __future__ import annotations
@@ -85,23 +91,21 @@ def expected_in_features(model: nn.Module) -> int | None:
     return None
 
 
-def _factors(m: nn.Module) -> tuple[torch.Tensor, float, float]:
-    """(effective weight, squared multiplier of the weight's gradient, of the bias's)."""
+def _factors(m: nn.Module) -> tuple[torch.Tensor, float, float, int | None, int | None]:
+    """(effective weight, weight multiplier, bias multiplier, id of the trainable weight
+    and bias parameters (None when frozen or absent))."""
     if isinstance(m, FiniteDense):
         w_mult, b_mult, weight, bias = m.w_mult, m.b_mult, m.weight, m.bias
     else:
         w_mult, b_mult, weight, bias = 1.0, 1.0, m.weight, m.bias
-    w2 = w_mult**2 if isinstance(weight, nn.Parameter) and weight.requires_grad else 0.0
-    b2 = (
-        b_mult**2
-        if isinstance(bias, nn.Parameter) and bias is not None and bias.requires_grad
-        else 0.0
-    )
-    return weight.detach() * w_mult, w2, b2
+    wid = id(weight) if isinstance(weight, nn.Parameter) and weight.requires_grad else None
+    bid = id(bias) if isinstance(bias, nn.Parameter) and bias.requires_grad else None
+    return weight.detach() * w_mult, float(w_mult), float(b_mult), wid, bid
 
 
 def _signals(layers: list[nn.Module], x: torch.Tensor):
-    """Per dense layer: (input h (N, n_in), signal delta (N, k, n_out), w2, b2)."""
+    """Per use of a dense layer: (input h (N, n_in), signal delta (N, k, n_out), w_mult,
+    b_mult, weight id, bias id)."""
     h, records = x, []
     with torch.no_grad():
         for m in layers:
@@ -117,41 +121,52 @@ def _signals(layers: list[nn.Module], x: torch.Tensor):
                 h = out.detach()
     n, k = h.shape
     delta = torch.eye(k, dtype=h.dtype, device=h.device).expand(n, k, k)
-    per_layer = []
+    uses = []
     first_dense = next(i for i, r in enumerate(records) if r[0] == "dense")
     for i in range(len(records) - 1, first_dense - 1, -1):
         kind, obj, inp = records[i]
         if kind == "act":
             delta = delta * obj[:, None, :]
             continue
-        weight, w2, b2 = _factors(obj)
-        if w2 or b2:
-            per_layer.append((inp, delta, w2, b2))
+        weight, w_mult, b_mult, wid, bid = _factors(obj)
+        if wid is not None or bid is not None:
+            uses.append((inp, delta, w_mult, b_mult, wid, bid))
         if i > first_dense:  # the signal below the first dense layer is never used
             delta = delta @ weight
-    return per_layer
+    return uses
+
+
+def _signal_gram(d1: torch.Tensor, d2: torch.Tensor, output: str) -> torch.Tensor:
+    if output == "full":
+        return torch.einsum("aon,bpn->abop", d1, d2)
+    k = d1.shape[1]
+    return d1[:, 0, :] @ d2[:, 0, :].T if k == 1 else torch.einsum("aon,bon->ab", d1, d2) / k
 
 
 def structured_ntk(
     layers: list[nn.Module], x1: torch.Tensor, x2: torch.Tensor | None, output: str
 ) -> torch.Tensor:
-    """Theta (N1, N2) (mean over outputs) or (N1, N2, k, k) from per-layer Grams."""
+    """Theta (N1, N2) (mean over outputs) or (N1, N2, k, k) from per-layer Grams.
+
+    Sums over pairs of uses (u, v) that share a trainable weight or bias; without
+    sharing only u = v pairs remain (one term per layer).
+    """
     s1 = _signals(layers, x1)
     s2 = s1 if x2 is None else _signals(layers, x2)
     total = None
-    for (h1, d1, w2, b2), (h2, d2, _, _) in zip(s1, s2, strict=True):
-        feat = (
-            h1 @ h2.T * w2 + b2
-            if w2
-            else torch.full((h1.shape[0], h2.shape[0]), b2, dtype=h1.dtype, device=h1.device)
-        )
-        if output == "full":
-            term = torch.einsum("aon,bpn->abop", d1, d2) * feat[:, :, None, None]
-        else:
-            k = d1.shape[1]
-            grams = (
-                d1[:, 0, :] @ d2[:, 0, :].T if k == 1 else (torch.einsum("aon,bon->ab", d1, d2) / k)
-            )
-            term = grams * feat
-        total = term if total is None else total + term
+    for h1, d1, w1, b1, wid1, bid1 in s1:
+        for h2, d2, w2, b2, wid2, bid2 in s2:
+            shared_w = wid1 is not None and wid1 == wid2
+            shared_b = bid1 is not None and bid1 == bid2
+            if not (shared_w or shared_b):
+                continue
+            if shared_w:
+                feat = (h1 @ h2.T) * (w1 * w2) + (b1 * b2 if shared_b else 0.0)
+            else:
+                feat = torch.full(
+                    (h1.shape[0], h2.shape[0]), b1 * b2, dtype=h1.dtype, device=h1.device
+                )
+            gram = _signal_gram(d1, d2, output)
+            term = gram * (feat[:, :, None, None] if output == "full" else feat)
+            total = term if total is None else total + term
     return total

@@ -4,6 +4,10 @@ Novak et al. 2022 ("Fast finite width neural tangent kernel", Sec. 3.2): a
 vector-Jacobian product (reverse mode) followed by a Jacobian-vector product
 (forward mode) costs about three forward passes over the data, so Theta can be
 multiplied (Lanczos, CG) at memory O(N k + P) when N is too large to store it.
+
+The products differentiate the batched map f(X) (N, k), so they are right for models
+whose samples interact (BatchNorm in train mode: the NTK of the batched map, with the
+batch's statistics) as for any other model; tied parameters count once, with every use.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.func import functional_call, jvp, vjp, vmap
+from torch.func import jvp, vjp, vmap
+
+from .functional_model import FunctionalModel
 
 __all__ = ["NTKOperator", "ntvp_ntk"]
 
@@ -33,26 +39,26 @@ class NTKOperator:
     tensor([1., 1.], dtype=torch.float64)
     """
 
-    def __init__(self, model: nn.Module, x: torch.Tensor, x2: torch.Tensor | None = None):
-        self.model = model
-        self.params = {k: v.detach() for k, v in model.named_parameters() if v.requires_grad}
-        self.buffers = dict(model.named_buffers())
-        self.x1 = x
-        self.x2 = x if x2 is None else x2
-        with torch.no_grad():
-            out1 = model(self.x1)
+    def __init__(self, model: nn.Module, x: Any, x2: Any = None):
+        self.fm = model if isinstance(model, FunctionalModel) else FunctionalModel(model)
+        self.model = self.fm.model
+        self.params = self.fm.params
+        self.x1 = self.fm.inputs("x", x)
+        self.x2 = self.x1 if x2 is None else self.fm.inputs("x2", x2)
+        out1 = self.fm.outputs("x", self.x1)
+        if x2 is not None:
+            self.fm.outputs("x2", self.x2)
         self.k = out1.shape[1]
         self.shape = (out1.shape[0] * self.k, self.x2.shape[0] * self.k)
         self.dtype, self.device = out1.dtype, out1.device
         self.n_matvecs = 0
-
-    def _f(self, x: torch.Tensor):
-        return lambda p: functional_call(self.model, (p, self.buffers), (x,))
+        self._pullback = None
 
     def _apply(self, cot: torch.Tensor) -> torch.Tensor:
-        _, pullback = vjp(self._f(self.x2), self.params)
-        (tangent,) = pullback(cot)
-        _, out = jvp(self._f(self.x1), (self.params,), (tangent,))
+        if self._pullback is None:  # one linearisation of f(X2), reused by every product
+            _, self._pullback = vjp(lambda p: self.fm(p, self.x2), self.params)
+        (tangent,) = self._pullback(cot)
+        _, out = jvp(lambda p: self.fm(p, self.x1), (self.params,), (tangent,))
         return out
 
     def matvec(self, v: Any) -> torch.Tensor:
@@ -71,26 +77,42 @@ class NTKOperator:
         """Theta applied to the columns of vs (N2 k, m), vectorised over columns."""
         m = vs.shape[1]
         cots = vs.T.reshape(m, self.x2.shape[0], self.k)
-        outs = [vmap(self._apply)(cots[i : i + chunk_size]) for i in range(0, m, chunk_size)]
-        self.n_matvecs += m
-        return torch.cat(outs).reshape(m, -1).T
+        out = torch.cat([self._batch(cots[i : i + chunk_size]) for i in range(0, m, chunk_size)])
+        return out.reshape(m, -1).T
+
+    def _batch(self, cots: torch.Tensor) -> torch.Tensor:
+        """(m, N2, k) cotangents -> (m, N1, k) products."""
+        if self._pullback is None:
+            self._apply(cots[0])  # linearise outside vmap
+        self.n_matvecs += cots.shape[0]
+        return vmap(self._apply)(cots)
 
 
 def ntvp_ntk(
-    model: nn.Module, x1: torch.Tensor, x2: torch.Tensor | None, output: str, chunk_size: int
+    model: nn.Module | FunctionalModel,
+    x1: torch.Tensor,
+    x2: torch.Tensor | None,
+    output: str,
+    chunk_size: int,
 ) -> torch.Tensor:
-    """Theta (N1, N2) or (N1, N2, k, k), by NTK-vector products against basis vectors."""
+    """Theta (N1, N2) or (N1, N2, k, k), by NTK-vector products against basis vectors.
+
+    Columns (b, o) of Theta, ``chunk_size`` at a time: N2 k products in all, memory
+    O(chunk_size (N k + P)) beside the output.
+    """
     op = NTKOperator(model, x1, x2)
-    n1, k = x1.shape[0], op.k
-    n2 = op.x2.shape[0]
-    if output == "full":
-        eye = torch.eye(n2 * k, dtype=op.dtype, device=op.device)
-        full = op.matmat(eye, chunk_size=chunk_size)  # (n1 k, n2 k)
-        return full.reshape(n1, k, n2, k).permute(0, 2, 1, 3)
-    # trace: for each output o, Theta^{oo} from cotangents e_b (x) e_o
-    cols = []
-    for o in range(k):
-        basis = torch.zeros(n2 * k, n2, dtype=op.dtype, device=op.device)
-        basis[torch.arange(n2) * k + o, torch.arange(n2)] = 1.0
-        cols.append(op.matmat(basis, chunk_size=chunk_size).reshape(n1, k, n2)[:, o, :])
-    return torch.stack(cols).mean(0)
+    n1, k, n2 = op.x1.shape[0], op.k, op.x2.shape[0]
+    full = output == "full"
+    theta = torch.zeros((n1, n2, k, k) if full else (n1, n2), dtype=op.dtype, device=op.device)
+    cols = torch.arange(n2 * k, device=op.device)
+    for start in range(0, n2 * k, chunk_size):
+        idx = cols[start : start + chunk_size]
+        b, o = idx // k, idx % k
+        cot = torch.zeros(len(idx), n2, k, dtype=op.dtype, device=op.device)
+        cot[torch.arange(len(idx)), b, o] = 1.0
+        out = op._batch(cot)  # (m, n1, k): Theta[(a, p), (b, o)]
+        if full:
+            theta[:, b, :, o] = out  # advanced indices first: (m, n1, k)
+        else:
+            theta.index_add_(1, b, out[torch.arange(len(idx)), :, o].T / k)
+    return theta

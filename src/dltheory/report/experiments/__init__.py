@@ -25,6 +25,7 @@ MODULES = (
     "regions",  # linear regions: density at init, sawtooth, 2-D region map
     "bayes_linear",  # deep linear Bayesian nets, random matrices, JL and covering numbers
     "large_learning_rates",  # 2/lambda threshold, catapult, quadratic models, edge of stability
+    "edge_of_stability_conv",  # edge of stability on a conv net with BatchNorm (digits images)
     "curvature",  # loss Hessian outliers, neural collapse, gradient in the top subspace
     "kernel_methods",  # NNGP/NTK kernel machines on real data; trained nets vs NTK
     "residual",  # residual nets and LayerNorm: branch scaling, pre-LN criticality, LN kernel
