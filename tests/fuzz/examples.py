@@ -97,6 +97,11 @@ EXEMPT = {
     "kernels.PairState.k11": "state of the graph interpreter, built by the library",
     "kernels.PairState.k22": "state of the graph interpreter, built by the library",
     "kernels.PairState.with_": "state of the graph interpreter, built by the library",
+    "kernels.PairState.own_pairs": "state of the graph interpreter, built by the library",
+    "parallel.Pool.persist": "scale-out plumbing (keeps user data on the workers); "
+    "tests/test_parallel.py",
+    "report.check_text": "report bookkeeping (formats a Result); exercised by tests/report",
+    "report.report_problems": "report lint of a rendered page; exercised by tests/report",
     "spec.Layer": "abstract base of the layer kinds (each kind is fuzzed)",
     "kernels.KernelState.to": "torch's Tensor.to signature, forwarded to each field",
     "estimators.InfiniteNetworkEstimator": "abstract base class of the four estimators",
@@ -126,6 +131,12 @@ def model(d: int = 3, h: int = 4, out: int = 2, act: type = nn.Tanh) -> nn.Modul
 
 def relu_model(d: int = 3, h: int = 4, out: int = 1) -> nn.Module:
     return model(d, h, out, nn.ReLU)
+
+
+def residual_spec() -> dltheory.Serial:
+    """Dense, a residual ReLU block with alpha = 1/2, ReLU, readout."""
+    block = spec.Residual((spec.Nonlinearity("relu"), spec.Dense(2.0, 0.0)), alpha=0.5)
+    return spec.Serial(spec.Dense(2.0, 0.0), block, spec.Nonlinearity("relu"), spec.Dense(2.0, 0.0))
 
 
 def mlp_spec() -> dltheory.Serial:
@@ -629,6 +640,18 @@ EXAMPLES: dict[str, Callable[[], Call]] = {
     "regions.zaslavsky_count": _c(2, 3),
     # spec
     "spec.MLP": _c(2, "relu", 2.0, 0.1),
+    "spec.Conv": _c(4, 3),
+    "spec.Conv.learning_rates": _c(27, instance=lambda: spec.Conv(4, 3)),
+    "spec.AvgPool": _c(2),
+    "spec.LayerNorm": _c(),
+    "spec.LayerNorm.ntk_shift": _c(instance=lambda: spec.LayerNorm()),
+    "spec.Residual": _c((spec.Nonlinearity("relu"), spec.Dense(2.0, 0.0)), 0.5),
+    "spec.conv_layer_from_module": _c(nn.Conv2d(3, 4, 3)),
+    "criticality.spec_criticality": _mk(lambda: ((residual_spec(),), {})),
+    "criticality.measured_apjn": _mk(
+        lambda: (([residual_spec().sample(8, in_dim=3, seed=s) for s in (0, 1)], x_data(4, 3)), {})
+    ),
+    "dynamics.NTKEigenvalue": _c("largest", every=1),
     "spec.Dense": _c(2.0, 0.1),
     "spec.Dense.learning_rates": _c(4, instance=lambda: spec.Dense(2.0, 0.1)),
     "spec.Serial.check_network": _c(instance=mlp_spec),
