@@ -127,7 +127,6 @@ def test_round_trip_of_a_sampled_spec():
     [
         nn.Hardtanh(),
         nn.Softplus(threshold=5.0),  # torch's linear switch differs by e^-5
-        nn.BatchNorm1d(4),
     ],
 )
 def test_unsupported_modules_are_refused_naming_model(module):
@@ -138,6 +137,15 @@ def test_unsupported_modules_are_refused_naming_model(module):
     assert text.startswith("model must be made of Linear layers and supported activations. ")
     assert f"Got {type(module).__name__!r}." in text
     assert "Supported: ReLU, Tanh" in text and "\n" not in text
+
+
+def test_layers_without_a_closed_form_kernel_are_refused_naming_model():
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 1))
+    with pytest.raises(ValueError) as info:
+        spec_from_module(model)
+    text = str(info.value)
+    assert text.startswith("model must be made of layers with a closed-form infinite-width ")
+    assert "Got 'BatchNorm1d'." in text and "Monte Carlo over finite networks" in text
 
 
 def test_non_module_is_refused_and_a_bare_linear_is_a_network():

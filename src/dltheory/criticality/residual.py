@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from .._checks import check_nonnegative, message
+from .._checks import check_int, check_nonnegative, message
 from ..spec.layers import Dense, Layer, Nonlinearity, Serial
 from ..spec.normalization import LayerNorm
 from ..spec.residual import Residual
@@ -229,15 +229,26 @@ def measured_apjn(
     Returns:
         (apjn, variance): two ``Estimate`` of shape (L,), l = 1..L (J^(1,1) = 1).
     """
+    from ..finite.model_function import model_inputs
     from ..stats import Estimate
 
     nets = [nets] if isinstance(nets, torch.nn.Sequential) else list(nets)
-    generator = torch.Generator().manual_seed(seed)
+    if len(nets) < 2 or not all(isinstance(net, torch.nn.Sequential) for net in nets):
+        raise ValueError(
+            message(
+                "nets",
+                "at least 2 torch.nn.Sequential networks (the standard errors are over nets)",
+                f"{len(nets)} object(s)",
+                "Sample several: [spec.sample(width, seed=s) for s in range(8)]",
+            )
+        )
+    n_probes = check_int("n_probes", n_probes, minimum=1)
+    generator = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
     per_net_j, per_net_k = [], []
     with torch.no_grad():
         for net in nets:
             modules = list(net)
-            h1 = modules[0](x)
+            h1 = modules[0](model_inputs("x", x, net))
             eps = 1e-6 * float(h1.square().mean().sqrt()) + 1e-300
             js = torch.zeros(len(modules), dtype=torch.float64)
             ks = [float(h1.square().mean())]

@@ -126,8 +126,8 @@ class InfiniteNetworkEstimator(BaseEstimator):
         _param(
             self,
             "n_restarts_optimizer",
-            "an integer >= 0",
-            _is_int(self.n_restarts_optimizer) and self.n_restarts_optimizer >= 0,
+            "an integer in [0, 10000] (each restart is one optimisation)",
+            _is_int(self.n_restarts_optimizer) and 0 <= self.n_restarts_optimizer <= 10_000,
         )
         grid = self.depth_grid
         _param(

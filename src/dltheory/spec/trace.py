@@ -81,6 +81,23 @@ def _conv_hook():
     return conv_layer_from_module
 
 
+def _conv_kind(name: str) -> type[Layer]:
+    from . import conv
+
+    return getattr(conv, name)
+
+
+def _spatial(value: _Value) -> bool:
+    """Whether the representation is still an image (a conv or average pool last)."""
+    for _, layer, _ in reversed(value.items):
+        kind = type(layer).__name__
+        if kind in ("Conv", "AvgPool"):
+            return True
+        if kind in ("GlobalAvgPool", "Flatten", "Dense"):
+            return False
+    return False
+
+
 def _is_conv(module: nn.Module) -> bool:
     """A module of the conv engine (``dltheory.spec.conv``), where present."""
     if _conv_hook() is None:
@@ -221,6 +238,17 @@ class _Lifter:
         layer = LayerNorm(affine=affine, bias=bias, eps=float(module.eps))
         return self.append(node, value, layer, value.features, node.target)
 
+    def no_closed_form(self, node: fx.Node, module: nn.Module) -> ValueError:
+        """The refusal of a layer whose infinite-width kernel has no closed form."""
+        name = type(module).__name__
+        return self.refuse(
+            node,
+            "made of layers with a closed-form infinite-width kernel",
+            name,
+            f"{name} has none; estimate its NNGP / NTK by Monte Carlo over finite "
+            "networks (outputs of torch models over seeds, dltheory.empirical_ntk)",
+        )
+
     def conv(self, node: fx.Node, module: nn.Module) -> Layer:
         """A conv-engine kind (``conv_layer_from_module``), PyTorch's init by default."""
         layer = getattr(module, "spec", None)
@@ -233,7 +261,9 @@ class _Lifter:
         if isinstance(module, nn.Conv1d | nn.Conv2d):
             fan_in = module.in_channels // module.groups * math.prod(module.kernel_size)
             c_w, c_b = self.variances(fan_in, module.bias is not None)
-        # The conv engine's own refusals (max pooling, ...) pass through: they name the module.
+        if isinstance(module, nn.MaxPool1d | nn.MaxPool2d):
+            raise self.no_closed_form(node, module)
+        # The conv engine's other refusals (groups, padding modes) name the module.
         kind = _conv_hook()(module, c_w, c_b, self.parametrization)
         if kind is None:
             raise self.refuse(node, "made of layers with a kernel rule", type(module).__name__,
@@ -248,9 +278,13 @@ class _Lifter:
             return self.linear(node, value, module)
         if isinstance(module, nn.LayerNorm):
             return self.layer_norm(node, value, module)
+        if isinstance(module, nn.Flatten) and _spatial(value):  # images -> feature vectors
+            return self.append(node, value, _conv_kind("Flatten")(), None, node.target)
         if isinstance(module, _DROPOUT) or is_pass_through(module):
             return value
         if _is_conv(module):
+            if self.in_dim is None:  # the input's channels: the network's n_0
+                self.in_dim = getattr(module, "in_channels", None)
             return self.append(node, value, self.conv(node, module), None, node.target)
         try:
             act = module_activation(module)
@@ -258,8 +292,11 @@ class _Lifter:
             act = None
         if act is None:
             hook = _conv_hook()
-            if hook is not None:
-                hook(module)  # the conv engine's own refusal (MaxPool, BatchNorm, Softmax, ...)
+            try:
+                if hook is not None:
+                    hook(module)  # the conv engine refuses MaxPool, BatchNorm, Softmax, ...
+            except ValueError:
+                raise self.no_closed_form(node, module) from None
             raise self.refuse(
                 node,
                 "made of Linear layers and supported activations",
