@@ -186,17 +186,22 @@ def _finite_width(
 
 
 def plot_analysis(analysis: Analysis) -> Any:
-    """Figure: variance and correlation through depth, theory and measurement."""
-    from matplotlib.figure import Figure
+    """Figure: variance and correlation through depth, theory and measurement.
 
-    fig = Figure(figsize=(10, 3.8))
+    Legends sit below the axes (never over the data), titles are mathtext and the
+    layer axis has integer ticks.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    fig = Figure(figsize=(10, 4.2), layout="constrained")
     layers = torch.arange(1, analysis.profile.variance.shape[0] + 1)
     for ax, (name, theory, mean, se) in zip(
         fig.subplots(1, 2),
         [
-            ("variance K^(l)_aa", analysis.profile.variance[:, 0],
+            (r"variance $K^{(\ell)}_{aa}$", analysis.profile.variance[:, 0],
              analysis.measured.variance[:, 0], analysis.measured.variance_se[:, 0]),
-            ("correlation rho^(l)", analysis.profile.correlation,
+            (r"correlation $\rho^{(\ell)}$", analysis.profile.correlation,
              analysis.measured.correlation, analysis.measured.correlation_se),
         ],
         strict=True,
@@ -204,9 +209,10 @@ def plot_analysis(analysis: Analysis) -> Any:
         ax.plot(layers, theory, "-", label="infinite width")
         label = f"width {analysis.width} ({analysis.measured.n_networks} nets)"
         ax.errorbar(layers, mean, yerr=se, fmt="o", ms=3, label=label)
-        ax.set_xlabel("layer l")
+        ax.set_xlabel(r"layer $\ell$")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(name)
-        ax.legend()
-    fig.suptitle(f"{analysis.activation}, depth {analysis.depth}, C_w={analysis.c_w:.4g}, "
-                 f"C_b={analysis.c_b:.4g}: {analysis.verdict}", fontsize=9)  # fmt: skip
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+    fig.suptitle(f"{analysis.activation}, depth {analysis.depth}, $C_w$={analysis.c_w:.4g}, "
+                 f"$C_b$={analysis.c_b:.4g}: {analysis.verdict}", fontsize=9)  # fmt: skip
     return fig
