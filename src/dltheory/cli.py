@@ -442,14 +442,16 @@ def report(
         raise CliError(f"interrupted; finished reproductions are saved in {out}", 130) from None
     console = Console()
     table = Table(title=f"dltheory report ({'quick' if quick else 'full'}, seed {seed})")
-    for column in ("reproduction", "verdict", "max |z|", "seconds", "summary"):
+    from .report import check_text
+
+    for column in ("reproduction", "verdict", "check", "seconds", "summary"):
         table.add_column(column, overflow="fold")
     ran = [r for r in run.results if r.name in set(run.ran)]
     for result in ran:
         style = {"pass": "green", "fail": "red", "error": "magenta"}[result.status]
         summary = result.error if result.error else result.summary
         table.add_row(escape(result.name), f"[{style}]{result.status}[/]",
-                      "-" if result.max_z is None else f"{result.max_z:.2f}",
+                      escape(check_text(result)),
                       f"{result.seconds:.1f}", escape(summary))  # fmt: skip
     console.print(table)
     kept = len(run.results) - len(ran)
