@@ -20,3 +20,12 @@ def test_readme_python_example_runs(capsys):
 def test_readme_gives_the_two_commands():
     text = README.read_text()
     assert "make report" in text and "make test" in text
+
+
+def test_readme_counts_the_registered_reproductions():
+    from dltheory.report import registered
+
+    text = README.read_text()
+    counts = {int(n) for n in re.findall(r"all (\d+)(?: reproductions| in small versions)", text)}
+    counts |= {int(a) for a, b in re.findall(r"(\d+) of (\d+) pass", text) if a == b}
+    assert counts == {len(registered())}, counts
