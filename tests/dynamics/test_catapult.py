@@ -119,5 +119,5 @@ def test_errors(kwargs, exc, text):
 
 
 def test_phase_diagram_grid_error():
-    with pytest.raises(ValueError, match="eta_lambda0 must be a non-empty 1-D array"):
+    with pytest.raises(ValueError, match="eta_lambda0 must be a 1-D array of values > 0"):
         catapult_phase_diagram(0.5, 2.0, 10, eta_lambda0=np.array([1.0, -1.0]))

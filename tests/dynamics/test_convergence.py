@@ -112,3 +112,12 @@ def test_closed_forms_and_errors():
         width_condition_paper(3, 0.5, 1.5)
     with pytest.raises(ValueError, match="in_dim must be given"):
         du_two_layer_spec(None)
+
+
+def test_width_conditions_overflow_is_an_error():
+    # 16 m^2 L / lambda^2 = 16e600 is not a float: an error naming lambda0, not inf or a crash
+    with pytest.raises(ValueError, match="lambda0 must be large enough for the width"):
+        width_condition_notes(n_train=1, loss0=1.0, lambda0=1e-300)
+    with pytest.raises(ValueError, match="lambda0 or delta must be large enough"):
+        width_condition_paper(n_train=2, lambda0=1.0, delta=1e-300)
+    assert width_condition_notes(n_train=1, loss0=1.0, lambda0=1e-150) == pytest.approx(16e300)

@@ -65,3 +65,20 @@ def test_ensemble_refuses_mean_field_and_mup():
 
     with pytest.raises(ValueError, match="spec must be in 'ntk' or 'standard' parametrisation"):
         ensemble(MLP(1, parametrization="mup"), width=8, n_networks=2, in_dim=2)
+
+
+def test_slopes_and_sizes_are_checked():
+    cc = coord_check(MLP(2, "relu", c_w=2.0, parametrization="mup"), [16, 32], 1, n_seeds=1)
+    assert cc.slopes(step=1).shape == cc.slopes(step=-1).shape == (len(cc.layers),)
+    with pytest.raises(ValueError, match="which must be one of 'size', 'change'"):
+        cc.slopes(which="bogus")
+    with pytest.raises(ValueError, match=r"step must be a recorded step index in \[-2, 1\]"):
+        cc.slopes(step=2)
+    with pytest.raises(TypeError, match="step must be an integer"):
+        cc.slopes(step=1.5)
+    spec = MLP(2, "relu")
+    for kwargs, name in (({"steps": 10**12}, "steps"), ({"n_seeds": 10**12}, "n_seeds")):
+        with pytest.raises(ValueError, match=f"{name} must be small enough for the memory"):
+            coord_check(spec, [16], **kwargs)
+    with pytest.raises(ValueError, match="widths must be small enough for the memory budget"):
+        coord_check(spec, [10**9], 1)

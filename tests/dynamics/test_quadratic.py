@@ -152,3 +152,19 @@ def test_divergence_is_an_outcome():
     phi, psi, y = _random_problem()
     run = QuadraticModel(phi, psi, eps=1.0).gradient_descent(y, 50.0, 200)
     assert run.diverged and run.loss.numel() < 201
+
+
+def test_overflow_and_hopeless_runs_are_refused_in_one_line():
+    phi, psi, y = _random_problem()
+    qm = QuadraticModel(phi, psi, eps=1e-2)
+    big = torch.full((phi.shape[1],), 1e300, dtype=torch.float64)
+    for call in (qm.outputs, qm.ntk, lambda t: qm.gradient(t, y)):
+        with pytest.raises(ValueError, match="small enough for the quadratic expansion"):
+            call(big)
+    with pytest.raises(ValueError, match="y or theta0 must be small enough"):
+        qm.gradient_descent(y * 1e300, 0.1, 3)
+    with pytest.raises(ValueError, match="steps must be small enough for the memory budget"):
+        qm.gradient_descent(y, 0.1, 10**12)
+    # lr = 1e-300: linear GD would need ~1e301 steps; refused before the loop
+    with pytest.raises(ValueError, match="lr must be large enough for linear GD to converge"):
+        qm.first_order_solution(y, 1e-300)

@@ -283,3 +283,21 @@ def test_train_and_trackers_run_on_the_zoo(name):
         net, x, labels, loss="cross_entropy", lr=0.01, steps=1, optimizer="sgd", batch_size=2
     )
     assert np.all(np.isfinite(ce["loss"]))
+
+
+def test_mse_loss_and_trajectory_json_refuse_bad_input():
+    out = torch.ones(4, 2, dtype=torch.float64)
+    assert float(mse_loss(out, torch.zeros(4, 2, dtype=torch.float64))) == 1.0  # 8 / (2 * 4)
+    with pytest.raises(ValueError, match=r"target must be the shape of output \(4, 2\)"):
+        mse_loss(out, torch.zeros(3, 2, dtype=torch.float64))
+    with pytest.raises(TypeError, match="output must be a floating-point tensor"):
+        mse_loss(out.bool(), out)
+    with pytest.raises(TypeError, match=r"target must be a torch\.Tensor"):
+        mse_loss(out, np.zeros((4, 2)))
+    for text, exc in ((None, TypeError), ("bogus", ValueError), ("[1, 2]", ValueError)):
+        with pytest.raises(exc, match=r"text must be a JSON string from Trajectory\.to_json"):
+            Trajectory.from_json(text)
+    net = nn.Linear(3, 1)
+    x, y = _data()
+    with pytest.raises(ValueError, match="steps must be small enough for the memory budget"):
+        train(net, x, y, lr=0.1, steps=10**12)

@@ -95,3 +95,14 @@ def test_errors():
         jl_distortion(torch.eye(3), torch.eye(2))
     with pytest.raises(ValueError, match="m must be an integer >= 1"):
         random_projection(torch.eye(3), 0)
+
+
+def test_distortion_at_extreme_scales_and_projection_size():
+    x = torch.eye(3, dtype=torch.float64)
+    # a uniform scale c has distortion |c - 1| (distances) exactly, even near the float limit
+    assert jl_distortion(x, 1e300 * x) == pytest.approx(1e300, rel=1e-15)
+    assert jl_distortion(1e-300 * x, x) == pytest.approx(1e300, rel=1e-15)
+    with pytest.raises(ValueError, match="projected must be at a scale whose distortion"):
+        jl_distortion(x, 1e300 * x, preserve="squared_distances")
+    with pytest.raises(ValueError, match="m must be small enough for the memory budget"):
+        random_projection(x, 10**12)

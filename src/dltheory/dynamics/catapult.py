@@ -37,7 +37,7 @@ from typing import Literal
 
 import numpy as np
 
-from .._checks import check_int, check_positive, check_real, message
+from .._checks import as_float_array, check_bytes, check_int, check_positive, check_real, message
 
 __all__ = [
     "CatapultPhaseDiagram",
@@ -46,6 +46,12 @@ __all__ = [
     "catapult_phase_diagram",
     "catapult_recursion",
 ]
+
+__fuzz_exempt__ = {
+    "catapult_recursion:nan": "final_lambda is NaN for a diverged run (documented)",
+    "catapult_phase_diagram:nan": "NaN marks diverged points and thresholds not on the grid "
+    "(documented)",
+}
 
 Outcome = Literal["converged", "diverged", "not_converged"]
 Phase = Literal["lazy", "catapult", "divergent"]
@@ -124,6 +130,7 @@ def _validate(f0, lam0, m, x, y, steps):
         raise ValueError(message("x", "non-zero", x, "With x = 0 the model is constant"))
     y = check_real("y", y)
     steps = check_int("steps", steps, minimum=1)
+    check_bytes("steps", 16.0 * (steps + 1), fix="Use fewer steps")
     bound = lam0 * math.sqrt(m) / (2 * abs(x))
     if abs(f0) > bound * (1 + 1e-12):
         raise ValueError(
@@ -255,9 +262,13 @@ def catapult_phase_diagram(
     """
     f0, lam0, m, x, y, steps = _validate(f0, lam0, m, x, y, steps)
     tol = check_positive("tol", tol)
-    grid = np.linspace(0.5, 6.0, 111) if eta_lambda0 is None else np.asarray(eta_lambda0, float)
-    if grid.ndim != 1 or grid.size == 0 or not np.all(np.isfinite(grid)) or np.any(grid <= 0):
-        raise ValueError(message("eta_lambda0", "a non-empty 1-D array of finite values > 0", grid))
+    if eta_lambda0 is None:
+        grid = np.linspace(0.5, 6.0, 111)
+    else:
+        grid = as_float_array("eta_lambda0", eta_lambda0, ndim=1)
+        if np.any(grid <= 0):
+            raise ValueError(message("eta_lambda0", "a 1-D array of values > 0", grid))
+    check_bytes("steps", 16.0 * (steps + 1) * grid.size, fix="Use fewer steps or grid points")
     eta = grid / lam0
     f, lam, div = _run(f0, lam0, eta, x * x / m, y, steps)
     outcomes, phases = [], []
@@ -303,6 +314,8 @@ def catapult_divergence_threshold(
     """
     f0, lam0, m, x, y, steps = _validate(f0, lam0, m, x, y, steps)
     rtol = check_positive("rtol", rtol)
+    if not 1e-15 <= rtol < 1:
+        raise ValueError(message("rtol", "in [1e-15, 1) (a float64 bisection stops there)", rtol))
     c = x * x / m
 
     def diverges(eta: float) -> bool:

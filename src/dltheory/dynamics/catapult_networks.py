@@ -21,13 +21,28 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._checks import as_float_tensor, check_int, check_positive, message
+from .._checks import (
+    as_float_array,
+    as_float_tensor,
+    check_bytes,
+    check_int,
+    check_positive,
+    message,
+)
 from ..finite import Estimate
 from ..spec import Serial
 from .learning_rate import max_stable_lr
 from .training import train
 
 __all__ = ["CatapultRun", "CatapultScan", "catapult_scan"]
+
+__fuzz_exempt__ = {
+    "catapult_scan:nan": "NaN boundaries where no run reached the phase on the grid, and "
+    "inf / NaN loss ratio and factor for diverged runs (documented)",
+    "catapult_scan:cases": {
+        "steps:1e12": "trains for as many steps as asked (time linear in steps)",
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -66,6 +81,9 @@ class CatapultScan:
             the midpoint of the grid cell where the phase changes; mean +- stderr over
             seeds (stderr includes the half-cell width in quadrature).
         upper: the catapult/divergent boundary, same conventions.
+
+    A boundary that no seed's run reached on the grid is NaN (mean and stderr); a
+    boundary reached by only some seeds is NaN too: widen the grid of factors.
     """
 
     factors: np.ndarray
@@ -148,16 +166,25 @@ def catapult_scan(
             )
         )
     y = as_float_tensor("y", y, dtype=torch.float64)
-    if y.shape[0] != len(x):
+    if y.ndim == 0 or y.shape[0] != len(x):
         raise ValueError(message("y", f"targets with {len(x)} rows", tuple(y.shape)))
     y = y.reshape(len(x), -1)
     width = check_int("width", width, minimum=1)
     steps = check_int("steps", steps, minimum=1)
     seeds = check_int("seeds", seeds, minimum=1)
+    seed = check_int("seed", seed, minimum=0)
     conv_tol = check_positive("conv_tol", conv_tol)
-    grid = np.asarray(factors, dtype=np.float64)
-    if grid.ndim != 1 or grid.size == 0 or np.any(grid <= 0) or np.any(np.diff(grid) <= 0):
-        raise ValueError(message("factors", "a non-empty increasing 1-D grid of values > 0", grid))
+    if not conv_tol < 1:
+        raise ValueError(
+            message("conv_tol", "in (0, 1): converged is a loss below conv_tol x L0", conv_tol)
+        )
+    grid = as_float_array("factors", factors, ndim=1)
+    if np.any(grid <= 0) or np.any(np.diff(grid) <= 0):
+        raise ValueError(message("factors", "an increasing 1-D grid of values > 0", grid))
+    check_bytes("seeds", 8.0 * seeds * grid.size * (steps + 1), fix="Use fewer seeds or steps")
+    if isinstance(spec, Serial):
+        n_in = x.shape[1]
+        check_bytes("width", 8.0 * width * (width * max(spec.depth - 1, 0) + n_in + y.shape[1] + 2))
     streams = np.random.SeedSequence(seed).spawn(seeds)
     all_runs, phases = [], []
     for stream in streams:

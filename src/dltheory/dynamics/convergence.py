@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from .._checks import as_float_tensor, check_int, check_positive, check_real, message
+from .._checks import as_float_tensor, check_bytes, check_int, check_positive, check_real, message
 from ..spec.layers import Dense, Nonlinearity, Serial
 
 __all__ = [
@@ -137,6 +137,7 @@ def du_prediction(
     width = check_int("width", width, minimum=1)
     lr = check_positive("lr", lr)
     steps = check_int("steps", steps, minimum=0)
+    check_bytes("steps", 8.0 * (steps + 1), fix="Use fewer steps")
     rate = 1 - lr * lambda0 / (2 * n_train)
     if rate <= 0:
         raise ValueError(
@@ -166,7 +167,7 @@ def width_condition_notes(n_train: int, loss0: float, lambda0: float) -> float:
     n_train = check_int("n_train", n_train, minimum=1)
     loss0 = check_real("loss0", loss0)
     lambda0 = check_positive("lambda0", lambda0)
-    return 16 * n_train**2 * loss0 / lambda0**2
+    return _finite_width("lambda0", lambda0, 16 * n_train**2 * loss0 / lambda0 / lambda0)
 
 
 def width_condition_paper(n_train: int, lambda0: float, delta: float) -> float:
@@ -183,4 +184,15 @@ def width_condition_paper(n_train: int, lambda0: float, delta: float) -> float:
     delta = check_positive("delta", delta)
     if delta >= 1:
         raise ValueError(message("delta", "a probability in (0, 1)", delta))
-    return n_train**6 / (lambda0**4 * delta**3)
+    with np.errstate(over="ignore", divide="ignore"):
+        width = np.float64(n_train) ** 6 / np.float64(lambda0) ** 4 / np.float64(delta) ** 3
+    return _finite_width("lambda0 or delta", (lambda0, delta), float(width))
+
+
+def _finite_width(name: str, value, width: float) -> float:
+    """``width`` if it is a float; else a one-line error naming what made it overflow."""
+    if not math.isfinite(width):
+        raise ValueError(
+            message(name, "large enough for the width to be a float (< 1.8e308)", value)
+        )
+    return width

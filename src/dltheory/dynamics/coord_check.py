@@ -18,7 +18,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._checks import as_float_tensor, check_int, check_positive, check_widths, message
+from .._checks import (
+    as_float_tensor,
+    check_bytes,
+    check_choice,
+    check_int,
+    check_positive,
+    check_widths,
+    message,
+)
 from ..finite.model_function import check_no_random_modules, model_inputs
 from ..finite.modules import FiniteDense
 from ..spec.layers import Serial
@@ -44,6 +52,13 @@ class CoordCheck:
 
     def slopes(self, step: int = -1, which: str = "change") -> np.ndarray:
         """Least-squares slope of log(value) against log(width), per layer, at ``step``."""
+        which = check_choice("which", which, ("size", "change"))
+        n_records = self.size.shape[1]
+        step = check_int("step", step)
+        if not -n_records <= step < n_records:
+            raise ValueError(
+                message("step", f"a recorded step index in [-{n_records}, {n_records - 1}]", step)
+            )
         values = getattr(self, which)[:, step, :]
         logw = np.log(self.widths)
         return np.array(
@@ -138,6 +153,9 @@ def coord_check(
     steps = check_int("steps", steps, minimum=1)
     lr = check_positive("lr", lr)
     n_seeds = check_int("n_seeds", n_seeds, minimum=1)
+    # per width and seed, two records of (steps + 1) floats per layer; the seed list itself
+    check_bytes("n_seeds", 256.0 * n_seeds, fix="Use fewer seeds")
+    check_bytes("steps", 16.0 * len(widths) * n_seeds * (steps + 1), fix="Use fewer steps")
     if x is None:
         gen = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
         x = torch.randn(16, 8, generator=gen, dtype=dtype)
@@ -155,6 +173,11 @@ def coord_check(
         spec = spec_or_factory
         if x.ndim != 2:
             raise ValueError(message("x", "(N, n_0) inputs for a spec", f"shape {tuple(x.shape)}"))
+
+        item = torch.empty((), dtype=dtype).element_size()
+        for width in widths:  # the hidden weight matrices of the widest net
+            hidden = width * width * max(spec.depth - 1, 0) + width * (x.shape[1] + y.shape[1] + 2)
+            check_bytes("widths", float(item * hidden), fix="Use smaller widths")
 
         def factory(width: int, s: int) -> nn.Module:
             return spec.sample(width, in_dim=x.shape[1], seed=s, dtype=dtype)

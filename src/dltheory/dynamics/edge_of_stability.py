@@ -18,11 +18,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._checks import check_int, check_positive, message
+from .._checks import as_float_array, check_int, check_positive, message
 from ..finite.functional_model import FunctionalModel
 from .curvature_products import loss_hessian_eigenvalues
 
 __all__ = ["EdgeOfStability", "Sharpness", "edge_of_stability_summary"]
+
+__fuzz_exempt__ = {
+    "edge_of_stability_summary:nan": "late_mean and late_max_deviation are NaN when the "
+    "sharpness never reaches the band (documented)",
+}
 
 
 @dataclass
@@ -83,7 +88,7 @@ class EdgeOfStability:
         peak: max sharpness.
         reach_step: first recorded step with sharpness >= (1 - band) 2/eta (-1 if never).
         late_mean: mean sharpness / (2/eta) from ``reach_step + settle`` on (NaN if never).
-        late_max_deviation: max |sharpness / (2/eta) - 1| over the late phase.
+        late_max_deviation: max |sharpness / (2/eta) - 1| over the late phase (NaN if never).
         sharpened: whether the sharpness rose by more than ``band`` relative first.
         loss_decreased: final loss < loss at reach_step.
         non_monotone: whether the late loss ever increased from one record to the next.
@@ -122,9 +127,12 @@ def edge_of_stability_summary(
     lr = check_positive("lr", lr)
     band = check_positive("band", band)
     settle = check_int("settle", settle, minimum=0)
-    steps = np.asarray(steps, dtype=np.int64)
-    sharp = np.asarray(sharpness, dtype=np.float64)
-    loss = np.asarray(loss, dtype=np.float64)
+    steps = as_float_array("steps", steps, ndim=1)
+    if np.any(steps != np.round(steps)):
+        raise ValueError(message("steps", "integer step numbers", steps))
+    steps = steps.astype(np.int64)
+    sharp = _real_array("sharpness", sharpness)
+    loss = as_float_array("loss", loss, ndim=1, allow_inf=True)
     if not (steps.ndim == sharp.ndim == loss.ndim == 1 and steps.size == sharp.size == loss.size):
         raise ValueError(message("sharpness", "1-D and as long as steps and loss", sharp.shape))
     ok = np.isfinite(sharp)
@@ -155,3 +163,13 @@ def edge_of_stability_summary(
         loss_decreased=decreased,
         non_monotone=wiggle,
     )
+
+
+def _real_array(name: str, value: Any) -> np.ndarray:
+    """A 1-D float64 copy of real numbers; NaN marks records without a value."""
+    array = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value)
+    if array.dtype.kind not in "iuf":
+        raise TypeError(message(name, "1-D real numbers (NaN where not computed)", value))
+    if array.ndim != 1:
+        raise ValueError(message(name, "a 1-D array", f"shape {array.shape}"))
+    return array.astype(np.float64)

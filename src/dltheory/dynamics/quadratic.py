@@ -22,6 +22,7 @@ feature change Phi^E(theta_inf) - Phi^E(theta_0) = eps Psi (theta^F - theta_0) +
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +30,7 @@ import torch
 from torch import nn
 from torch.func import jacrev, jvp
 
-from .._checks import as_float_tensor, check_int, check_positive, check_real, message
+from .._checks import as_float_tensor, check_bytes, check_int, check_positive, check_real, message
 from ..finite.functional_model import FunctionalModel
 
 __all__ = ["FirstOrderSolution", "QuadraticModel", "QuadraticTrajectory"]
@@ -210,22 +211,22 @@ class QuadraticModel:
     def outputs(self, theta) -> torch.Tensor:
         """z(theta), shape (N,)."""
         theta = self._theta(theta)
-        return self._state(theta, 0.0)[0]
+        return _finite("theta", self._state(theta, 0.0)[0])
 
     def features(self, theta) -> torch.Tensor:
         """Tangent features dz/dtheta = Phi + eps Psi theta, shape (N, P)."""
         theta = self._theta(theta)
-        return self.phi + self.eps * self._psi.rows(theta)
+        return _finite("theta", self.phi + self.eps * self._psi.rows(theta))
 
     def ntk(self, theta) -> torch.Tensor:
         """The model's NTK at theta, features @ features^T, shape (N, N)."""
         j = self.features(theta)
-        return j @ j.T
+        return _finite("theta", j @ j.T)
 
     def gradient(self, theta, y) -> torch.Tensor:
         """grad of ||z - y||^2 / (2N): (Phi + eps Psi theta)^T r / N."""
         r, j = self._state(self._theta(theta), self._y(y))
-        return j.T @ r / self.n_points
+        return _finite("theta or y", j.T @ r / self.n_points)
 
     def gradient_descent(
         self, y, lr: float, steps: int, theta0=None, track_ntk: bool = False
@@ -238,6 +239,7 @@ class QuadraticModel:
         y = self._y(y)
         lr = check_positive("lr", lr)
         steps = check_int("steps", steps, minimum=1)
+        check_bytes("steps", 16.0 * (steps + 1), fix="Use fewer steps")
         theta = torch.zeros(self.n_params, dtype=torch.float64) if theta0 is None else theta0
         theta = self._theta(theta).clone()
         n = self.n_points
@@ -245,6 +247,8 @@ class QuadraticModel:
         for t in range(steps + 1):
             r, j = self._state(theta, y)
             loss = float(r @ r) / (2 * n)
+            if t == 0:
+                _finite("y or theta0", torch.tensor(loss))  # diverged before the first step
             losses.append(loss)
             if track_ntk:
                 tops.append(float(torch.linalg.eigvalsh(j @ j.T)[-1]))
@@ -282,6 +286,20 @@ class QuadraticModel:
         top = float(s[0] ** 2)
         if lr >= 2 * n / top:
             raise ValueError(message("lr", f"< 2N / lambda_max(Phi Phi^T) = {2 * n / top:.6g}", lr))
+        # linear GD's slowest mode contracts by (1 - lr s_min^2 / N) per step and must fall
+        # by 1e15 (ln 1e15 = 34.5) when the residual has a component along it: refuse,
+        # before looping, a run that would need 10x max_steps (the factor leaves room for
+        # residuals orthogonal to the slowest mode, which the loop then finds faster)
+        rate = lr * float(s[-1]) ** 2 / n
+        if 34.6 / -math.log1p(-min(rate, 0.5)) > 10 * max_steps:
+            raise ValueError(
+                message(
+                    "lr",
+                    f"large enough for linear GD to converge in max_steps = {max_steps} steps "
+                    f"(about {34.6 / max(rate, 1e-300):.3g} needed)",
+                    lr,
+                )
+            )
         pinv = vh.T @ torch.diag(1 / s) @ u.T  # Phi^+, (P, N)
         theta_f = theta0 + pinv @ (y - self.z0 - phi @ theta0)
         row_part = -0.5 * (pinv @ (self._psi.rows(theta_f) @ theta_f))
@@ -301,9 +319,19 @@ class QuadraticModel:
         acc = -(lr / n) * acc
         null_part = acc - vh.T @ (vh @ acc)
         theta_i = row_part + null_part
+        _finite("y", theta_f + self.eps * theta_i)
         return FirstOrderSolution(
             theta_f=theta_f,
             theta_i=theta_i,
             theta=theta_f + self.eps * theta_i,
             feature_change=self.eps * self._psi.rows(theta_f - theta0),
         )
+
+
+def _finite(name: str, value: torch.Tensor) -> torch.Tensor:
+    """``value`` if finite; else a one-line error: the expansion overflowed at these inputs."""
+    if not bool(torch.isfinite(value).all()):
+        raise ValueError(
+            message(name, "small enough for the quadratic expansion to stay finite", "overflow")
+        )
+    return value

@@ -16,7 +16,14 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from .._checks import as_float_tensor, check_choice, check_int, check_positive, message
+from .._checks import (
+    as_float_tensor,
+    check_bytes,
+    check_choice,
+    check_int,
+    check_positive,
+    message,
+)
 from ..finite.model_function import functional_buffers, model_inputs
 from .trackers import resolve_trackers
 from .trajectory import Divergence, TrainState, Trajectory, mse_loss
@@ -117,6 +124,8 @@ def train(
     lr = check_positive("lr", lr)
     steps = check_int("steps", steps, minimum=0)
     every = check_int("every", every, minimum=1)
+    # the records (step and loss at least) are kept in memory: refuse what cannot be kept
+    check_bytes("steps", 16.0 * (steps // every + 2), fix="Use fewer steps or a larger every")
     divergence_factor = check_positive("divergence_factor", divergence_factor)
     if callable(loss) and not isinstance(loss, str):
         loss_fn, loss_name = loss, "custom"

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._checks import message
+
 __all__ = ["Divergence", "TrainState", "Trajectory", "mse_loss"]
 
 
@@ -24,6 +26,21 @@ def mse_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     >>> float(mse_loss(torch.tensor([[1.0], [3.0]]), torch.zeros(2, 1)))
     2.5
     """
+    for name, value in (("output", output), ("target", target)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(message(name, "a torch.Tensor", type(value).__name__))
+        if not (value.is_floating_point() or value.is_complex()) and name == "output":
+            raise TypeError(message(name, "a floating-point tensor", f"dtype {value.dtype}"))
+        if value.dtype == torch.bool:
+            raise TypeError(message(name, "a numeric tensor, not booleans", "dtype bool"))
+    if output.shape != target.shape or output.ndim == 0 or output.shape[0] == 0:
+        raise ValueError(
+            message(
+                "target",
+                f"the shape of output {tuple(output.shape)}, with at least one row",
+                f"shape {tuple(target.shape)}",
+            )
+        )
     diff = output - target
     return 0.5 * diff.pow(2).sum() / diff.shape[0]
 
@@ -111,7 +128,16 @@ class Trajectory:
     @classmethod
     def from_json(cls, text: str) -> Trajectory:
         """Inverse of :meth:`to_json`."""
-        data = json.loads(text)
+        if not isinstance(text, str | bytes | bytearray):
+            raise TypeError(message("text", "a JSON string from Trajectory.to_json", text))
+        try:
+            data = json.loads(text)
+            if not isinstance(data, dict) or "steps" not in data or "values" not in data:
+                raise ValueError("not a trajectory")
+        except ValueError as err:  # json.JSONDecodeError is a ValueError
+            raise ValueError(
+                message("text", "a JSON string from Trajectory.to_json", text, str(err))
+            ) from None
         div = data.get("divergence")
         return cls(
             steps=np.asarray(data["steps"], dtype=np.int64),

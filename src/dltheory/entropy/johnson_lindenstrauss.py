@@ -32,7 +32,7 @@ from typing import Any, Literal
 import scipy.stats as st
 import torch
 
-from .._checks import as_float_tensor, check_int, check_real, message
+from .._checks import as_float_tensor, check_bytes, check_int, check_real, message
 
 __all__ = ["jl_dimension", "jl_distortion", "jl_failure_bound", "random_projection"]
 
@@ -118,6 +118,7 @@ def random_projection(
     """
     x = as_float_tensor("x", x, ndim=2)
     m = check_int("m", m, minimum=1)
+    check_bytes("m", float(x.element_size()) * m * (x.shape[1] + x.shape[0]), fix="Use a smaller m")
     if generator is None:
         generator = torch.Generator().manual_seed(0 if seed is None else check_int("seed", seed))
     a = torch.randn(m, x.shape[1], generator=generator, dtype=x.dtype) / math.sqrt(m)
@@ -145,7 +146,15 @@ def jl_distortion(x: Any, projected: Any, *, preserve: Preserve = "distances") -
         raise ValueError(
             message("projected", f"{x.shape[0]} >= 2 points like x", f"shape {tuple(y.shape)}")
         )
-    dx = torch.pdist(x)
+    # distances of copies rescaled by powers of 2 (exact; no overflow near the float64 limit)
+    sx, sy = (2.0 ** math.frexp(float(v.abs().max()))[1] for v in (x, y))
+    dx = torch.pdist(x / sx)
     if bool((dx == 0).any()):
         raise ValueError(message("x", "of distinct rows", "repeated points", "Remove duplicates"))
-    return float(((torch.pdist(y) / dx) ** power - 1).abs().max())
+    ratio = torch.pdist(y / sy) / dx * (sy / sx)
+    worst = float((ratio**power - 1).abs().max())
+    if not math.isfinite(worst):
+        raise ValueError(
+            message("projected", "at a scale whose distortion is a float", "distortion > 1.8e308")
+        )
+    return worst
