@@ -92,3 +92,12 @@ def test_torch_threads_restores_the_count_and_refuses_bad_counts():
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="n must be an integer >= 1"), torch_threads(bad):
             pass
+
+
+def test_task_seeds_refuses_an_impossible_count_in_one_line():
+    import pytest
+
+    from dltheory.parallel import task_seeds
+
+    with pytest.raises(ValueError, match="n must be small enough for the memory budget"):
+        task_seeds(0, 10**12)

@@ -27,9 +27,11 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from ._checks import check_choice, check_int, message
+from ._checks import check_bytes, check_choice, check_int, message
 
 __all__ = ["Pool", "configure", "grid", "pool", "sweep", "task_seeds", "torch_threads"]
+
+__fuzz_exempt__ = {"grid:nan": "passes the values it is given through (NaN included)"}
 
 Backend = Literal["serial", "dask"]
 OnResult = Callable[[int, Mapping[str, Any], Any], None]
@@ -95,12 +97,15 @@ def task_seeds(root: int, n: int) -> list[int]:
     """
     root = check_int("root", root, minimum=0)
     n = check_int("n", n, minimum=0)
+    check_bytes("n", 256.0 * n, fix="Ask for fewer seeds")  # one SeedSequence per task
     children = np.random.SeedSequence(root).spawn(n)
     return [int(c.generate_state(1, dtype=np.uint64)[0] & ((1 << 63) - 1)) for c in children]
 
 
 def grid(seed: int | None = None, **axes: Sequence[Any]) -> list[dict[str, Any]]:
     """The Cartesian product of the named axes as task dicts, each with its own seed.
+
+    The values are passed through as given (any objects, NaN included).
 
     With ``seed`` given, task i gets ``seed=task_seeds(seed, n)[i]``.
 

@@ -71,3 +71,17 @@ def test_sample_outputs_are_the_ensembles_networks_and_seeds_do_not_overlap():
     assert float(distances.min()) > 1e-6
     # A longer run extends a shorter one (split and resume by network index).
     torch.testing.assert_close(sample_outputs(spec, x, 16, 9, seed=0)[:6], f0, rtol=0, atol=0)
+
+
+def test_second_moment_checks_and_overflow():
+    from dltheory.finite import second_moment
+
+    z = torch.tensor([[[3.0, 4.0]]], dtype=torch.float64)
+    assert float(second_moment(z)) == 12.5  # (9 + 16) / 2
+    assert float(second_moment(z.numpy())) == 12.5
+    with pytest.raises(TypeError, match="z must be"):
+        second_moment(None)
+    with pytest.raises(ValueError, match="z must be finite"):
+        second_moment(torch.tensor([[float("nan")]]))
+    with pytest.raises(ValueError, match="z must be small enough that the result is finite"):
+        second_moment(z * 1e300)

@@ -370,3 +370,16 @@ def test_error_messages(call, error, text):
     with pytest.raises(error) as info:
         call()
     assert text in str(info.value)
+
+
+def test_sizes_and_overflow_are_refused_in_one_line():
+    with pytest.raises(ValueError, match="widths must be small enough for the memory budget"):
+        relu_jacobian_moments(3, (10**12,))
+    with pytest.raises(ValueError, match="x must be small enough that the result is finite"):
+        relu_ntk_mean(torch.full((3,), 1e300, dtype=torch.float64), (4,))
+    with pytest.raises(ValueError, match="x must be small enough that the result is finite"):
+        relu_ntk_second_moment(torch.full((3,), 1e200, dtype=torch.float64), (4,))
+    with pytest.raises(ValueError, match="n0 must be small enough for the memory budget"):
+        sample_relu_jacobians(10**12, (4,), 2)
+    with pytest.raises(ValueError, match="widths must be small enough for the memory budget"):
+        sample_relu_jacobians(3, (4, 10**12), 2)

@@ -8,7 +8,15 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .._checks import as_float_tensor, check_choice, check_int, check_positive, message
+from .._checks import (
+    as_float_tensor,
+    check_bytes,
+    check_choice,
+    check_finite_result,
+    check_int,
+    check_positive,
+    message,
+)
 from ..spec.layers import Serial
 from .ensemble import ensemble
 from .functional_model import FunctionalModel
@@ -185,6 +193,9 @@ def sample_outputs(
     """
     n_networks = check_int("n_networks", n_networks, minimum=1)
     x = as_float_tensor("x", x, ndim=2, dtype=dtype)
+    width = check_int("width", width, minimum=1)
+    item = torch.empty((), dtype=dtype).element_size()
+    check_bytes("width", item * float(width) * (width + x.shape[1]), fix="Use a smaller width")
     networks = ensemble(spec, width, n_networks, seed=seed, in_dim=x.shape[1], dtype=dtype)
     return networks.forward(x)
 
@@ -199,10 +210,19 @@ def preactivations(net: nn.Sequential, x: torch.Tensor) -> list[torch.Tensor]:
         raise TypeError(
             message("net", "a torch.nn.Sequential from spec.sample", type(net).__name__)
         )
+    first = next((m for m in net if isinstance(m, FiniteDense)), None)
+    if first is None:
+        raise ValueError(message("net", "a network with Dense layers (from spec.sample)", net))
+    x = as_float_tensor("x", x, ndim=2, dtype=first.weight.dtype)
+    if x.shape[1] != first.in_features:
+        raise ValueError(
+            message("x", f"(N, {first.in_features}) inputs for this net", tuple(x.shape))
+        )
     out, h = [], x
     with torch.no_grad():
         for module in net:
             h = module(h)
             if isinstance(module, FiniteDense):
                 out.append(h)
+    check_finite_result("net", tuple(out), "Check the weights and rescale x")
     return out

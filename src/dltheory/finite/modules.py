@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from .._checks import check_int, message
+from .._checks import check_bytes, check_int, message
 from ..activations import Activation
 from ..spec.conv import Conv
 from ..spec.layers import Dense, Nonlinearity, Serial
@@ -237,6 +237,12 @@ def build_module(
     dtype = torch.get_default_dtype() if dtype is None else dtype
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(message("dtype", "a floating torch.dtype", dtype))
+    # a lower bound on the weights (hidden width x width matrices, the input layer)
+    item = torch.empty((), dtype=dtype).element_size()
+    n_weights = sum(isinstance(layer, Dense | Conv) for layer in spec.layers)
+    hidden = float(width or 0) ** 2 * max(n_weights - 2, 0)
+    check_bytes("width", item * hidden, fix="Use a smaller width")
+    check_bytes("in_dim", item * float(in_dim) * (width or 1), fix="Use fewer input features")
     if generator is None:
         generator = torch.Generator(device=device or "cpu")
         generator.manual_seed(check_int("seed", seed, minimum=0))

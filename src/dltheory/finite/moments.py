@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from .._checks import as_float_tensor, check_int, message
+from .._checks import as_float_tensor, check_finite_result, check_int, message
 from ..stats import Estimate
 from .ensemble import Ensemble
 
@@ -39,7 +39,12 @@ Statistic = Callable[[torch.Tensor], torch.Tensor]
 
 def second_moment(z: torch.Tensor) -> torch.Tensor:
     """(1 / n_l) sum_i z_i^2 per network and input: (B, N, n_l) -> (B, N)."""
-    return z.square().mean(-1)
+    z = as_float_tensor("z", z)
+    if z.ndim < 1:
+        raise ValueError(message("z", "preactivations with a feature axis last", z.shape))
+    out = z.square().mean(-1)
+    check_finite_result("z", out)
+    return out
 
 
 def layer_samples(networks: Ensemble, x: Any, statistic: Statistic = second_moment) -> torch.Tensor:
@@ -72,7 +77,9 @@ def layer_samples(networks: Ensemble, x: Any, statistic: Statistic = second_mome
     for batch in networks.batches(x, keep_preactivations=True):
         layers = [statistic(z.to(torch.float64)) for z in batch.preactivations]
         parts.append(torch.stack(layers, dim=1))
-    return torch.cat(parts)
+    out = torch.cat(parts)
+    check_finite_result("x", out, "Rescale x or the networks' variances")
+    return out
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,15 @@ import torch
 from scipy.special import digamma, gammaln, logsumexp, polygamma
 from scipy.stats import binom
 
-from .._checks import as_float_tensor, check_choice, check_int, check_positive, message
+from .._checks import (
+    as_float_tensor,
+    check_bytes,
+    check_choice,
+    check_finite_result,
+    check_int,
+    check_positive,
+    message,
+)
 from .._checks import check_widths as _check_widths
 
 __all__ = [
@@ -237,6 +245,8 @@ def relu_jacobian_moments(
     n0 = check_int("n0", n0, minimum=1)
     widths = check_widths(widths)
     c_out = check_positive("c_out", c_out)
+    # the exact laws sum over K = 1..n_l: a few float64 arrays of n_l entries
+    check_bytes("widths", 40.0 * max(widths), fix="Use widths below 10^8")
     inv = sum(1.0 / n for n in widths)
     second = c_out / n0
     # log space: prod_l (1 + 5 / n_l) overflows at depth ~570 for n_l = 2
@@ -346,7 +356,9 @@ def relu_ntk_mean(
     # E T_l = kappa_l E|h^(l-1)|^2 E|delta^(l)|^2 with E|delta^(l)|^2 = c_out/2 (l <= L), 1.
     total = sum(kappa[i] * n[i] / n0 * (c_out / 2.0) for i in range(len(widths)))
     total += kappa[-1] * n[-1] / n0
-    return sq * total
+    out = sq * total
+    check_finite_result("x", out)
+    return out
 
 
 def _frobenius_fourth(widths: tuple[int, ...], first: int, last: int) -> float:
@@ -431,4 +443,6 @@ def relu_ntk_second_moment(
             frob = _frobenius_fourth(widths, l, m - 1)
             scale = (c[l - 1] / n[l - 1]) * (c[m - 1] / n[m - 1])
             total += 2.0 * kappa[l - 1] * kappa[m - 1] * scale * h4[l - 1] * d4[m] * frob
-    return x.square().sum(-1).square() * total
+    out = x.square().sum(-1).square() * total
+    check_finite_result("x", out)
+    return out

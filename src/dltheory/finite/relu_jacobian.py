@@ -19,7 +19,14 @@ from typing import Any
 
 import torch
 
-from .._checks import as_float_tensor, check_choice, check_int, check_positive, message
+from .._checks import (
+    as_float_tensor,
+    check_bytes,
+    check_choice,
+    check_int,
+    check_positive,
+    message,
+)
 from .path_counting import NtkParametrization, _layer_factors, check_widths
 
 __all__ = ["ReluJacobianSample", "sample_relu_jacobians"]
@@ -124,6 +131,11 @@ def sample_relu_jacobians(
         raise TypeError(message("ntk", "a bool", ntk))
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(message("dtype", "a floating torch.dtype", dtype))
+    item = torch.empty((), dtype=dtype).element_size()
+    check_bytes("n0", item * 3.0 * n0 * widths[0], fix="Use a smaller n0")
+    sizes = (n0, *widths)  # one network's largest weight matrix, at least
+    biggest = max(a * b for a, b in itertools.pairwise(sizes))
+    check_bytes("widths", item * float(biggest), fix="Use smaller widths")
     if device is None:
         if isinstance(x, torch.Tensor):
             device = x.device

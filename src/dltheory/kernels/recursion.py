@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .._checks import as_float_tensor, check_int, message
 from ..spec.layers import Dense, Nonlinearity, Serial
 
 __all__ = ["RULES", "Propagation", "layer_kinds", "propagate"]
@@ -75,6 +76,12 @@ def propagate(
         on_nonlinearity: called with (index, preactivation variance) before
             each nonlinearity (used by the diagonal pass).
     """
+    if not isinstance(spec, Serial):
+        raise TypeError(message("spec", "a dltheory Serial/MLP spec", type(spec).__name__))
+    gram = as_float_tensor("gram", gram)
+    if gram.ndim not in (1, 2):
+        raise ValueError(message("gram", "an (N1, N2) block or an (N,) diagonal", gram.shape))
+    fan_in = check_int("fan_in", fan_in, minimum=1)
     state = Propagation(gram, torch.zeros_like(gram), fan_in)
     i_dense = i_nonlin = 0
     for layer in spec.layers:

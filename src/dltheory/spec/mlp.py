@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-from .._checks import check_int, message
+from .._checks import check_bytes, check_int, message
 from ..activations import Activation
 from .layers import Dense, Nonlinearity, Parametrization, Serial, canonical_activation
 
@@ -122,6 +122,7 @@ def MLP(
     (3, 1, 2.0, 0.0)
     """
     depth = check_int("depth", depth, minimum=1)
+    check_bytes("depth", 400.0 * depth, fix="Use a smaller depth")  # two layer records each
     out_dim = check_int("out_dim", out_dim, minimum=1)
     act = canonical_activation(activation, **activation_params)
     c_w, c_b, _ = default_variances(act, c_w, c_b)
