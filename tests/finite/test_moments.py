@@ -85,3 +85,10 @@ def test_second_moment_checks_and_overflow():
         second_moment(torch.tensor([[float("nan")]]))
     with pytest.raises(ValueError, match="z must be small enough that the result is finite"):
         second_moment(z * 1e300)
+
+
+def test_sample_outputs_refuses_an_impossible_ensemble_in_one_line():
+    with pytest.raises(ValueError, match="n_networks must be small enough for the memory budget"):
+        sample_outputs(MLP(1), torch.ones(2, 2), 8, 10**12)
+    with pytest.raises(TypeError, match="spec must be a dltheory Serial/MLP spec"):
+        sample_outputs("mlp", torch.ones(2, 2), 8, 3)

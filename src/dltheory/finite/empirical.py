@@ -196,6 +196,10 @@ def sample_outputs(
     width = check_int("width", width, minimum=1)
     item = torch.empty((), dtype=dtype).element_size()
     check_bytes("width", item * float(width) * (width + x.shape[1]), fix="Use a smaller width")
+    if not isinstance(spec, Serial):
+        raise TypeError(message("spec", "a dltheory Serial/MLP spec", type(spec).__name__))
+    out_dim = spec.out_dim or width
+    check_bytes("n_networks", item * float(n_networks) * len(x) * out_dim, fix="Use fewer networks")
     networks = ensemble(spec, width, n_networks, seed=seed, in_dim=x.shape[1], dtype=dtype)
     return networks.forward(x)
 

@@ -136,6 +136,8 @@ def sample_relu_jacobians(
     sizes = (n0, *widths)  # one network's largest weight matrix, at least
     biggest = max(a * b for a, b in itertools.pairwise(sizes))
     check_bytes("widths", item * float(biggest), fix="Use smaller widths")
+    # the sample's per-network records: entry, ntk, gradient norm and L active counts
+    check_bytes("n_networks", 8.0 * n_networks * (len(widths) + 4), fix="Use fewer networks")
     if device is None:
         if isinstance(x, torch.Tensor):
             device = x.device
