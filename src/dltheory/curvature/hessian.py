@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 import torch
 
-from .._checks import check_choice, message
+from .._checks import check_choice, check_int, check_positive, message
 from ._data import prepare
 
 __all__ = ["HessianOperator"]
@@ -75,10 +75,25 @@ class HessianOperator:
         data: Any,
         *,
         cache: bool = True,
-        method: Literal["auto", "linearize", "vjp"] = "auto",
+        method: Literal["auto", "linearize", "vjp", "jvp", "autograd"] = "auto",
+        memory_budget: float | None = None,
+        micro_batch: int | None = None,
     ) -> None:
-        self.method = check_choice("method", method, ("auto", "linearize", "vjp"))
+        self.method = check_choice(
+            "method", method, ("auto", "linearize", "vjp", "jvp", "autograd")
+        )
         self._flat, self._batches = prepare(model, loss_fn, data)
+        if memory_budget is not None:
+            memory_budget = check_positive("memory_budget", memory_budget)
+        self.memory_budget = memory_budget
+        if micro_batch is not None:
+            micro_batch = check_int("micro_batch", micro_batch, minimum=1)
+            _check_separable(model)
+            self._batches = [
+                (x[i : i + micro_batch], y[i : i + micro_batch])
+                for x, y in self._batches
+                for i in range(0, x.shape[0], micro_batch)
+            ]
         self.loss_fn = loss_fn
         sizes = torch.tensor([x.shape[0] for x, _ in self._batches], dtype=torch.float64)
         self.n_samples = int(sizes.sum())
@@ -114,16 +129,54 @@ class HessianOperator:
         f = self._flat.output_fn(x)
         return lambda theta: self.loss_fn(f(theta), y)
 
+    def _resolve(self) -> str:
+        """The product actually used (``method``, or the choice of ``"auto"``)."""
+        if self.method != "auto":
+            return self.method
+        if self.memory_budget is not None:
+            need = self.cached_bytes_estimate()
+            self.method = "vjp" if self._cache and need <= self.memory_budget else "jvp"
+            return self.method
+        # Tracing pays off only when the linearisation is kept between products.
+        traced = _LINEARIZE_PARAMS[0] <= self._flat.dim <= _LINEARIZE_PARAMS[1]
+        return "linearize" if traced and self._cache else "vjp"
+
+    def cached_bytes_estimate(self) -> int:
+        """Bytes that cached products would hold: the tensors saved by the gradient's
+        graph for the double backward (reverse mode with ``create_graph``), counted once
+        per storage on the first batch by ``torch.autograd.graph.saved_tensors_hooks``,
+        scaled to all batches (theta itself excluded)."""
+        x, y = self._batches[0]
+        seen: dict[int, int] = {}
+
+        def pack(t: torch.Tensor) -> torch.Tensor:
+            st = t.untyped_storage()
+            seen[st.data_ptr()] = st.nbytes()
+            return t
+
+        theta = self._flat.theta.detach().requires_grad_(True)
+        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loss = self._batch_loss(x, y)(theta)
+            (grad,) = torch.autograd.grad(loss, theta, create_graph=True)
+        del loss, grad
+        seen.pop(theta.untyped_storage().data_ptr(), None)
+        per_sample = sum(seen.values()) / x.shape[0]
+        return int(per_sample * self.n_samples)
+
     def _vjp(self, b: int) -> Any:
         """v -> H_b v for batch b (built once when cached)."""
         fn = self._vjps[b]
         if fn is None:
             x, y = self._batches[b]
             g = torch.func.grad(self._batch_loss(x, y))
-            # Tracing pays off only when the linearisation is kept between products.
-            traced = _LINEARIZE_PARAMS[0] <= self._flat.dim <= _LINEARIZE_PARAMS[1]
-            use = "vjp" if self.method == "auto" and not (traced and self._cache) else self.method
-            if use != "vjp":
+            use = self._resolve()
+            if use == "jvp":  # forward-over-reverse, nothing kept between products
+
+                def fn(v: torch.Tensor, g=g) -> torch.Tensor:
+                    return torch.func.jvp(g, (self._flat.theta,), (v,))[1]
+
+                return fn
+            if use == "linearize":
                 try:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")  # torch.fx's const-folding chatter
@@ -133,6 +186,16 @@ class HessianOperator:
                     if self.method == "linearize":
                         raise
                     use = self.method = "vjp"
+            if use == "autograd":  # double backward through torch.autograd's own graph
+                theta = self._flat.theta.detach().requires_grad_(True)
+                with torch.enable_grad():
+                    loss = self._batch_loss(x, y)(theta)
+                    (grad,) = torch.autograd.grad(loss, theta, create_graph=True)
+
+                def fn(v: torch.Tensor, grad=grad, theta=theta) -> torch.Tensor:
+                    (hv,) = torch.autograd.grad(grad, theta, v, retain_graph=self._cache)
+                    return hv
+
             if use == "vjp":
                 grad, vjp_fn = torch.func.vjp(g, self._flat.theta)
 
@@ -164,6 +227,10 @@ class HessianOperator:
         """The full-batch gradient dL/dtheta (P,) (free once the operator is built)."""
         total = torch.zeros_like(self._flat.theta)
         for b, w in enumerate(self._weights):
+            if self._resolve() == "jvp":  # nothing cached: one gradient per batch
+                x, y = self._batches[b]
+                total.add_(torch.func.grad(self._batch_loss(x, y))(self._flat.theta), alpha=w)
+                continue
             if self._grads[b] is None:
                 self._vjp(b)
             total.add_(self._grads[b], alpha=w)
@@ -208,3 +275,17 @@ class HessianOperator:
             f"HessianOperator(P={self._flat.dim}, N={self.n_samples}, "
             f"batches={len(self._batches)}, dtype={self.dtype})"
         )
+
+
+def _check_separable(model: torch.nn.Module) -> None:
+    """Micro-batches are exact only when samples do not interact (no batch statistics)."""
+    for name, mod in model.named_modules():
+        if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm) and mod.training:
+            raise ValueError(
+                message(
+                    "micro_batch",
+                    "None for a model that normalises with batch statistics",
+                    f"{type(mod).__name__} {name or '(model)'} in train mode",
+                    "Call model.eval() or pass micro_batch=None",
+                )
+            )

@@ -144,17 +144,17 @@ def lanczos_eigenpairs(
         # Walk the wanted pairs in priority order; the first unconverged one expands.
         expand, n_ok, residuals = None, 0, []
         for i in order[: min(k, m)].tolist():
-            r = basis.combine(S[:, i], -float(theta[i]))
-            res = float(r.norm())
+            res = basis.residual_norm(S[:, i])
             residuals.append(res)
             if res > max(tol * abs(float(theta[i])), floor):
-                expand = r
+                expand = basis.residual(S[:, i])
                 break
             n_ok += 1
         converged = n_ok == k
         if converged or m == dim or basis.n_matvecs >= max_matvecs:
             break
-        if n_ok > n_locked or expand is None:
+        random_expand = n_ok > n_locked or expand is None
+        if random_expand:
             # A new pair converged (or all found so far did): add a random vector so
             # further copies of its eigenvalue can enter the space.
             n_locked = n_ok
@@ -162,19 +162,19 @@ def lanczos_eigenpairs(
         if m == max_basis:
             keep = order[: max(k + 1, (max_basis + k) // 2)]
             basis.restart(S[:, keep])
-        vec = basis.orthonormal(expand.to(device=basis.device))
+        # A residual is orthogonal to the basis already: one pass keeps it so.
+        passes = 1 if not random_expand else 2
+        vec = basis.orthonormal(expand.to(device=basis.device), passes)
         while vec is None:  # the residual lay in the space: restart from random
             noise = torch.randn(dim, generator=gen, dtype=dtype, device=gen.device)
             vec = basis.orthonormal(noise.to(device=basis.device))
         basis.add(vec)
     sel = order[:k]
     res_all = [
-        residuals[j]
-        if j < len(residuals)
-        else float(basis.combine(S[:, i], -float(theta[i])).norm())
+        residuals[j] if j < len(residuals) else basis.residual_norm(S[:, i])
         for j, i in enumerate(sel.tolist())
     ]
-    basis.W.clear()  # the products are no longer needed: free them before the vectors
+    basis.Q.clear()  # the residual directions are no longer needed: free them first
     vectors = None
     if return_eigenvectors:
         vectors = torch.empty(dim, len(sel), dtype=dtype, device=basis.device)
@@ -190,19 +190,28 @@ def lanczos_eigenpairs(
 
 
 class _Basis:
-    """Orthonormal vectors v_j, their products w_j = A v_j and G = V^T A V (float64)."""
+    """Orthonormal vectors V, G = V^T A V (float64) and the Lanczos relation
+    A V = V G + Q C^T, Q orthonormal and orthogonal to V (q columns, q = 1 for a plain
+    Krylov space, one more per random vector added), C (m, q) float64.
+
+    The products A v are not kept: each is folded into G and Q as it arrives, so the
+    basis costs m + q vectors of size dim, not 2 m.
+    """
 
     def __init__(self, op: Callable, dim: int, dtype: torch.dtype, device: Any) -> None:
         self.op, self.dim, self.dtype, self.device = op, dim, dtype, device
         self.V: list[torch.Tensor] = []
-        self.W: list[torch.Tensor] = []
+        self.Q: list[torch.Tensor] = []
         self.G = torch.zeros(0, 0, dtype=torch.float64)
+        self.C = torch.zeros(0, 0, dtype=torch.float64)
         self.n_matvecs = 0
+        self.eps = torch.finfo(dtype).eps
 
     def __len__(self) -> int:
         return len(self.V)
 
     def add(self, v: torch.Tensor) -> None:
+        """Append v (unit, orthogonal to V) and fold A v into G, Q, C."""
         w = self.op(v)
         self.n_matvecs += 1
         if not isinstance(w, torch.Tensor) or w.shape != (self.dim,):
@@ -211,57 +220,102 @@ class _Basis:
         w = w.detach().to(dtype=self.dtype, device=self.device)
         if not bool(torch.isfinite(w).all()):
             raise ValueError(message("matvec", "finite", "a product with NaN or inf entries"))
-        m = len(self.V)
-        # Symmetrised entries (v_i.w + v.w_i) / 2 of the projected matrix.
-        row = [0.5 * (float(vi @ w) + float(v @ wi)) for vi, wi in zip(self.V, self.W, strict=True)]
+        w = w.clone()  # reduced in place below; the caller's tensor stays intact
+        m, q = len(self.V), len(self.Q)
+        # The old relation's residual directions along v: A V_old = V_old G + Q C^T
+        # has components (Q^T v) on v, which become G's new row (= V_old^T A v).
+        a = torch.tensor([float(u @ v) for u in self.Q], dtype=torch.float64)
+        for c, u in zip(a.tolist(), self.Q, strict=True):
+            u.sub_(v, alpha=c)
+        # w = V h + alpha v + w_perp (Gram-Schmidt twice).
+        basis = [*self.V, v]
+        h = torch.zeros(m + 1, dtype=torch.float64)
+        norm = float(w.norm())
+        for _ in range(2):  # a second pass only when the first cancelled much (DGKS)
+            for i, u in enumerate(basis):
+                c = float(u @ w)
+                h[i] += c
+                w.sub_(u, alpha=c)
+            norm, before = float(w.norm()), norm
+            if norm > 0.7 * before:
+                break
+        row = h[:m] if q == 0 else 0.5 * (h[:m] + self.C @ a)
         G = torch.zeros(m + 1, m + 1, dtype=torch.float64)
         G[:m, :m] = self.G
-        G[m, :m] = G[:m, m] = torch.tensor(row, dtype=torch.float64)
-        G[m, m] = float(v @ w)
+        G[m, :m] = G[:m, m] = row
+        G[m, m] = h[m]
         self.G = G
         self.V.append(v)
-        self.W.append(w)
+        # New residual set [Q_perp, w_perp] with coefficients [[C, 0], [0, 1]],
+        # re-orthonormalised (rank-revealing Gram-Schmidt) to keep q small.
+        C = torch.zeros(m + 1, q + 1, dtype=torch.float64)
+        C[:m, :q] = self.C
+        C[m, q] = 1.0
+        cols, R = [], torch.zeros(q + 1, q + 1, dtype=torch.float64)
+        for j, x in enumerate([*self.Q, w]):
+            norm0 = float(x.norm())
+            for _ in range(2):
+                for i, u in cols:
+                    c = float(u @ x)
+                    R[i, j] += c
+                    x.sub_(u, alpha=c)
+            norm = float(x.norm())
+            if math.isfinite(norm) and norm > 1e2 * self.eps * norm0 and norm > 0:
+                R[j, j] = norm
+                cols.append((j, x.div_(norm)))
+        keep = [j for j, _ in cols]
+        self.Q = [x for _, x in cols]
+        self.C = (C @ R.T)[:, keep]
 
     def projected(self) -> torch.Tensor:
         return self.G
 
-    def combine(self, s: torch.Tensor, shift: float | None = None) -> torch.Tensor:
-        """V s (shift None) or the residual W s + shift V s."""
-        coef = s.tolist()
+    def residual_norm(self, s: torch.Tensor) -> float:
+        """||A V s - theta V s|| = ||Q C^T s|| for an eigenvector s of G."""
+        return float((self.C.T @ s).norm()) if len(self.Q) else 0.0
+
+    def residual(self, s: torch.Tensor) -> torch.Tensor | None:
+        """The residual vector Q C^T s (None when the space is invariant)."""
+        if not self.Q:
+            return None
         out = torch.zeros(self.dim, dtype=self.dtype, device=self.device)
-        if shift is None:
-            for c, v in zip(coef, self.V, strict=True):
-                out.add_(v, alpha=c)
-            return out
-        for c, v, w in zip(coef, self.V, self.W, strict=True):
-            out.add_(w, alpha=c).add_(v, alpha=c * shift)
+        for c, u in zip((self.C.T @ s).tolist(), self.Q, strict=True):
+            out.add_(u, alpha=c)
         return out
 
-    def orthonormal(self, x: torch.Tensor) -> torch.Tensor | None:
-        """x orthogonalised against the basis (Gram-Schmidt twice), normalised; None if
-        x lies in the basis' span to working precision."""
+    def combine(self, s: torch.Tensor) -> torch.Tensor:
+        """V s."""
+        out = torch.zeros(self.dim, dtype=self.dtype, device=self.device)
+        for c, v in zip(s.tolist(), self.V, strict=True):
+            out.add_(v, alpha=c)
+        return out
+
+    def orthonormal(self, x: torch.Tensor, passes: int = 2) -> torch.Tensor | None:
+        """x orthogonalised against the basis (Gram-Schmidt, ``passes`` times),
+        normalised; None if x lies in the basis' span to working precision."""
         x = x.to(self.dtype).clone()
         norm0 = float(x.norm())
-        for _ in range(2):
+        for _ in range(passes):
             for v in self.V:
                 x.sub_(v, alpha=float(v @ x))
         norm = float(x.norm())
-        if not math.isfinite(norm) or norm <= 1e3 * torch.finfo(self.dtype).eps * norm0:
+        if not math.isfinite(norm) or norm <= 1e3 * self.eps * norm0:
             return None
         return x.div_(norm)
 
     def restart(self, S: torch.Tensor) -> None:
-        """V <- V S, W <- W S (S with orthonormal columns), in place, block by block."""
+        """V <- V S (S: orthonormal eigenvectors of G), in place, block by block; the
+        relation keeps its form with C <- S^T C since G S = S Theta."""
         p = S.shape[1]
         St = S.T.to(dtype=self.dtype, device=self.device)
-        for vecs in (self.V, self.W):
-            for a in range(0, self.dim, _BLOCK):
-                block = torch.stack([u[a : a + _BLOCK] for u in vecs])
-                new = St @ block
-                for i in range(p):
-                    vecs[i][a : a + _BLOCK] = new[i]
-            del vecs[p:]
+        for a in range(0, self.dim, _BLOCK):
+            block = torch.stack([u[a : a + _BLOCK] for u in self.V])
+            new = St @ block
+            for i in range(p):
+                self.V[i][a : a + _BLOCK] = new[i]
+        del self.V[p:]
         self.G = S.T @ self.G @ S
+        self.C = S.T @ self.C
 
 
 def lanczos_tridiagonal(
