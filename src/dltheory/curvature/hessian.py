@@ -37,6 +37,13 @@ from ._data import prepare
 __all__ = ["HessianOperator"]
 
 _LINEARIZE_PARAMS = (1 << 16, 1 << 22)  # where "auto" traces (module docstring)
+# Peak memory of each product beyond one forward/backward, in units of
+# cached_bytes_estimate(), measured on the 0.96M conv net at batch 128
+# (benchmarks/resnet18_hessian.py): traced linearisation 7.3x, cached vjp 3.0x,
+# uncached forward-over-reverse (per batch) 3.6x.
+_HOLD = {"linearize": 7.5, "vjp": 3.0, "jvp": 3.6, "autograd": 3.0}
+_UNCACHED = "jvp"  # the product "auto" takes when nothing may be kept between products
+_PROBE = 16  # samples used to measure the saved tensors per sample
 
 
 class HessianOperator:
@@ -83,9 +90,14 @@ class HessianOperator:
             "method", method, ("auto", "linearize", "vjp", "jvp", "autograd")
         )
         self._flat, self._batches = prepare(model, loss_fn, data)
+        self.loss_fn = loss_fn
+        self._cache = bool(cache)
+        self.n_samples = sum(x.shape[0] for x, _ in self._batches)
         if memory_budget is not None:
             memory_budget = check_positive("memory_budget", memory_budget)
         self.memory_budget = memory_budget
+        if micro_batch is None and memory_budget is not None and self.method == "auto":
+            micro_batch = self._plan(model, memory_budget)
         if micro_batch is not None:
             micro_batch = check_int("micro_batch", micro_batch, minimum=1)
             _check_separable(model)
@@ -94,11 +106,8 @@ class HessianOperator:
                 for x, y in self._batches
                 for i in range(0, x.shape[0], micro_batch)
             ]
-        self.loss_fn = loss_fn
         sizes = torch.tensor([x.shape[0] for x, _ in self._batches], dtype=torch.float64)
-        self.n_samples = int(sizes.sum())
         self._weights = (sizes / sizes.sum()).tolist()
-        self._cache = bool(cache)
         self._vjps: list[Any] = [None] * len(self._batches)
         self._grads: list[torch.Tensor | None] = [None] * len(self._batches)
         self.n_matvecs = 0
@@ -129,13 +138,27 @@ class HessianOperator:
         f = self._flat.output_fn(x)
         return lambda theta: self.loss_fn(f(theta), y)
 
+    def _plan(self, model: torch.nn.Module, budget: float) -> int | None:
+        """``"auto"`` under a memory budget: the fastest product whose memory fits
+        (module docstring); returns the micro-batch size when batches must be split."""
+        per_sample = self.cached_bytes_estimate() / self.n_samples
+        need = per_sample * self.n_samples
+        traced = _LINEARIZE_PARAMS[0] <= self._flat.dim <= _LINEARIZE_PARAMS[1]
+        if self._cache and traced and _HOLD["linearize"] * need <= budget:
+            self.method = "linearize"
+        elif self._cache and _HOLD["vjp"] * need <= budget:
+            self.method = "vjp"
+        else:
+            self.method, self._cache = _UNCACHED, False
+            largest = max(x.shape[0] for x, _ in self._batches)
+            fits = int(budget // (_HOLD[_UNCACHED] * per_sample))
+            if fits < largest and _separable(model):
+                return max(1, fits)
+        return None
+
     def _resolve(self) -> str:
         """The product actually used (``method``, or the choice of ``"auto"``)."""
         if self.method != "auto":
-            return self.method
-        if self.memory_budget is not None:
-            need = self.cached_bytes_estimate()
-            self.method = "vjp" if self._cache and need <= self.memory_budget else "jvp"
             return self.method
         # Tracing pays off only when the linearisation is kept between products.
         traced = _LINEARIZE_PARAMS[0] <= self._flat.dim <= _LINEARIZE_PARAMS[1]
@@ -147,6 +170,7 @@ class HessianOperator:
         per storage on the first batch by ``torch.autograd.graph.saved_tensors_hooks``,
         scaled to all batches (theta itself excluded)."""
         x, y = self._batches[0]
+        x, y = x[:_PROBE], y[:_PROBE]  # a few samples, scaled per sample below
         seen: dict[int, int] = {}
 
         def pack(t: torch.Tensor) -> torch.Tensor:
@@ -275,6 +299,12 @@ class HessianOperator:
             f"HessianOperator(P={self._flat.dim}, N={self.n_samples}, "
             f"batches={len(self._batches)}, dtype={self.dtype})"
         )
+
+
+def _separable(model: torch.nn.Module) -> bool:
+    return not any(
+        isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training for m in model.modules()
+    )
 
 
 def _check_separable(model: torch.nn.Module) -> None:

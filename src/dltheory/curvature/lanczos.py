@@ -1,7 +1,7 @@
-"""Thick-restart Lanczos with deflation, certified by true residuals.
+"""Thick-restart Lanczos with deflation, certified by residuals.
 
 For a symmetric operator A, a Rayleigh-Ritz method keeps an orthonormal basis
-V_m = [v_1, ..., v_m] and the products W_m = A V_m, and takes Ritz pairs
+V_m = [v_1, ..., v_m] and takes Ritz pairs
 (theta, y = V_m s) from the projected matrix V_m^T A V_m s = theta s. Expanding the
 basis by the residual of a Ritz pair is Lanczos in exact arithmetic (every Ritz
 residual of a Krylov space points along the next Lanczos vector; Golub & Van Loan,
@@ -9,10 +9,15 @@ residual of a Krylov space points along the next Lanczos vector; Golub & Van Loa
 with the best Ritz vectors, as in thick-restart Lanczos (Wu & Simon 2000, "Thick-restart
 Lanczos method for large symmetric eigenvalue problems"; Stathopoulos & Saad 1998).
 
-Because W_m holds the operator's own products, the residual of a pair is computed as
-||W_m s - theta V_m s|| = ||A y - theta y||: the true residual, up to the rounding of
-one linear combination (about eps ||A||), never a recurrence's estimate that can fall
-below working precision. Every Ritz value lies within its residual of an eigenvalue
+The products are not stored: each A v is folded, as it arrives, into the projected
+matrix G = V_m^T A V_m and the Lanczos relation A V_m = V_m G + Q C^T (Q orthonormal,
+orthogonal to V_m, one column for a plain Krylov space and one more for each random
+vector added below). The residual of a pair (theta, y = V_m s) is then
+||A y - theta y|| = ||C^T s||: the true residual as far as the relation holds, which
+full reorthogonalisation keeps to a few eps ||A|| per column, so the certificate has
+a floor at that level and never claims a residual below working precision. The basis
+costs m + q vectors, half of what keeping the products would. Every Ritz value lies
+within its residual of an eigenvalue
 (Parlett, "The Symmetric Eigenvalue Problem", Thm. 4.5.1), and k orthonormal Ritz
 vectors with residuals r_i certify k eigenvalues, multiplicity counted, within
 sqrt(sum r_i^2) (Kahan's theorem, Parlett Thm. 11.5.1).
@@ -39,6 +44,7 @@ __all__ = ["EigenResult", "lanczos_eigenpairs", "lanczos_tridiagonal"]
 
 Which = Literal["largest", "smallest", "magnitude"]
 _BLOCK = 1 << 16  # columns per block when combining basis vectors in place
+_WORK = 4  # vectors beyond the basis: the product, residual directions, a combination
 
 
 class EigenResult(NamedTuple):
@@ -48,8 +54,8 @@ class EigenResult(NamedTuple):
         eigenvalues: (k,) Ritz values, ordered by ``which`` (largest first,
             smallest first, or largest magnitude first).
         eigenvectors: (dim, k) orthonormal Ritz vectors as columns, or None.
-        residuals: (k,) true residuals ||A y - theta y|| of each pair, computed from
-            the operator's products (not a recurrence's estimate).
+        residuals: (k,) residuals ||A y - theta y|| of each pair from the Lanczos
+            relation, which holds to a few eps ||A|| (module docstring).
         n_matvecs: operator products used.
         converged: every residual <= max(tol |theta|, floor), floor about
             eps(dtype) ||A|| (see :func:`lanczos_eigenpairs`).
@@ -76,6 +82,7 @@ def lanczos_eigenpairs(
     device: torch.device | str | None = None,
     return_eigenvectors: bool = True,
     max_basis: int | None = None,
+    memory_budget: float | None = None,
 ) -> EigenResult:
     """k extreme eigenpairs of a symmetric operator, each certified by its true residual.
 
@@ -85,8 +92,9 @@ def lanczos_eigenpairs(
     claim residuals below float32 precision. Stops unconverged when ``max_matvecs``
     is spent. Repeated eigenvalues come out with their multiplicity (module docstring).
 
-    Memory: at most ``2 max_basis`` vectors of size dim (the basis and its products),
-    grown one vector per product, never allocated up front.
+    Memory: at most ``max_basis + 4`` vectors of size dim (the basis, the product
+    being folded in, the residual directions of the Lanczos relation and one
+    combination), grown one vector per product, never allocated up front.
 
     Args:
         matvec: v (dim,) -> A v (dim,), A symmetric; or an object with ``.matvec``.
@@ -101,8 +109,12 @@ def lanczos_eigenpairs(
         dtype, device: of the basis (the operator's own, usually).
         return_eigenvectors: also return the (dim, k) Ritz vectors.
         max_basis: basis size at which the basis restarts (thick restart, keeping the
-            best Ritz vectors); default 300 vectors or fewer so that the basis and its
-            products take at most 2^25 numbers, but at least max(20, 2 k + 2).
+            best Ritz vectors); default from ``memory_budget``, else 300 vectors or
+            fewer so that the basis takes at most 2^25 numbers, but at least
+            max(20, 2 k + 2).
+        memory_budget: bytes for the basis and its work vectors: max_basis is then
+            budget / (dim * itemsize) - 4 (at most 300); a one-line error when fewer
+            than k + 2 basis vectors fit.
 
     Returns:
         :class:`EigenResult`.
@@ -124,8 +136,22 @@ def lanczos_eigenpairs(
     max_matvecs = check_int(
         "max_matvecs", max(300, 20 * k) if max_matvecs is None else max_matvecs, minimum=1
     )
+    if max_basis is None and memory_budget is not None:
+        memory_budget = check_positive("memory_budget", memory_budget)
+        vector = dim * torch.empty((), dtype=dtype).element_size()
+        max_basis = min(300, int(memory_budget // vector) - _WORK)
+        if max_basis < k + 2:
+            raise ValueError(
+                message(
+                    "memory_budget",
+                    f"at least {(k + 2 + _WORK) * vector} bytes ({k + 2} basis vectors "
+                    f"and {_WORK} work vectors of {vector} bytes)",
+                    int(memory_budget),
+                    "Raise it or ask for fewer eigenpairs",
+                )
+            )
     if max_basis is None:
-        max_basis = max(min(300, (1 << 25) // (2 * dim)), 20, 2 * k + 2)
+        max_basis = max(min(300, (1 << 25) // dim), 20, 2 * k + 2)
     max_basis = min(check_int("max_basis", max_basis, minimum=k + 2), dim)
     gen = generator_from(seed)
     if v0 is None:
