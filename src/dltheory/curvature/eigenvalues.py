@@ -72,7 +72,8 @@ def hessian_eigenvalues(
         memory_budget = check_positive("memory_budget", memory_budget)
         flat = FlatParameters(model)
         vector = flat.dim * flat.theta.element_size()
-        default = max(min(300, (1 << 25) // flat.dim), 20, 2 * k + 2) + 4
+        wanted = k if isinstance(k, int) else 1  # k itself is checked below
+        default = max(min(300, (1 << 25) // flat.dim), 20, 2 * wanted + 2) + 4
         basis_budget = min(memory_budget / 2, default * vector)
         del flat
     H = HessianOperator(

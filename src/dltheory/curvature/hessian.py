@@ -13,8 +13,22 @@ or for a model torch.func cannot trace: below 2^16 tracing (about half a second 
 more) is not repaid by the products; above 2^22 the traced constants cost more memory
 than the speed is worth (ResNet-18, 11.2M parameters: ~24 P floats beyond one
 forward/backward with ``"linearize"``, ~9 with ``"vjp"``, for a ~10 % faster product).
-Measured on the conv nets of the tests: one product costs about 1.8-2.3 gradients
-with ``"linearize"``, 2.3-2.8 with ``"vjp"`` (benchmarks/RESULTS.md).
+Two more products keep nothing between calls: ``method="jvp"``
+(``torch.func.jvp`` of the gradient, forward-over-reverse, primal recomputed each time)
+and ``method="autograd"`` (double backward through torch.autograd's own graph, kept
+when ``cache``). Measured (CPU time of one product over one gradient, batch 128,
+0.96M-parameter conv net): ``"linearize"`` 1.76, ``"vjp"`` 2.53, ``"autograd"`` 2.61
+cached / 3.37 uncached, ``"jvp"`` 3.21-3.34; only the linearisation stays within 2
+gradients, and it holds the most memory (about 7x the tensors a double backward
+saves, 330 P floats on that net against 120-140 for the cached vjp).
+
+``memory_budget`` (bytes beyond the model's own forward/backward) makes ``"auto"``
+choose by memory: the saved tensors of a double backward are counted on a few samples
+(:meth:`HessianOperator.cached_bytes_estimate`); the linearisation if it fits, else
+the cached vjp, else uncached ``"jvp"`` products, with the batches split into
+micro-batches small enough for one product's transient when the model has no batch
+statistics (``micro_batch`` sets the split by hand; splitting is exact for a
+per-sample mean loss and a model without batch coupling).
 
 The model is read through :mod:`dltheory.finite.model_function`: inputs of any
 batch-first shape (token ids stay integer), copies of the buffers (nothing in the
@@ -60,7 +74,12 @@ class HessianOperator:
             weight n_b / N, so the result is the exact full-batch Hessian.
         cache: keep each batch's linearisation between products (fast; memory grows
             with the number of batches). ``False`` rebuilds it on every product.
-        method: "auto", "linearize" or "vjp" (module docstring).
+        method: "auto", "linearize", "vjp", "jvp" or "autograd" (module docstring).
+        memory_budget: bytes the products may hold beyond one forward/backward;
+            ``"auto"`` then picks the product and micro-batches by memory (module
+            docstring). None: the fastest cached product.
+        micro_batch: split every batch into pieces of at most this many samples
+            (exact for a mean loss; refused for BatchNorm in train mode).
 
     The operator: ``H.matvec(v)`` or ``H @ v`` (v of shape (P,) or (P, k)),
     ``H.shape == (P, P)``, ``H.dtype``, ``H.device``, ``H.n_matvecs`` (products so far).
