@@ -8,6 +8,7 @@ extra memory over one forward/backward, the result). Called by ``resnet18_hessia
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -17,6 +18,17 @@ import torch
 from _resnet18_problem import baseline_gradient, peak_rss_bytes, problem
 
 TOL = 1e-3
+_T0 = [time.perf_counter(), time.process_time()]
+
+
+def progress(n: int) -> None:
+    """One JSON line per HVP to ``$DLTHEORY_PROGRESS`` (a long run's partial timings)."""
+    path = os.environ.get("DLTHEORY_PROGRESS")
+    if path:
+        wall, cpu = time.perf_counter() - _T0[0], time.process_time() - _T0[1]
+        with open(path, "a") as fh:
+            rss = peak_rss_bytes() / 2**30
+            fh.write(json.dumps({"hvps": n, "wall_s": wall, "cpu_s": cpu, "peak_gib": rss}) + "\n")
 
 
 def main() -> None:
@@ -26,6 +38,8 @@ def main() -> None:
     base = baseline_gradient(model, x, y)
     out: dict = {"task": task, "batch": batch}
     t, c = time.perf_counter(), time.process_time()
+    _T0[:] = []
+    _T0.extend((t, c))
     if task.startswith("curvlinops"):
         from curvlinops import HessianLinearOperator, hutchpp_trace
 
@@ -38,7 +52,9 @@ def main() -> None:
         def counted(self, X):
             first = X[0] if isinstance(X, list | tuple) else X
             count["n"] += first.shape[-1] if first.ndim >= 2 else 1
-            return orig(self, X)
+            out = orig(self, X)
+            progress(count["n"])
+            return out
 
         type(H)._matmat = counted
         if task == "curvlinops_eig":
@@ -60,7 +76,9 @@ def main() -> None:
 
         def counted(*a, **k):
             n["hvps"] += 1
-            return orig(*a, **k)
+            out = orig(*a, **k)
+            progress(n["hvps"])
+            return out
 
         ph.hessian_vector_product = counted
         h = ph.hessian(model, torch.nn.CrossEntropyLoss(), data=(x, y), cuda=False)

@@ -82,3 +82,42 @@ def test_bad_input():
     op = HessianOperator(net, mse, (x, y))
     with pytest.raises(ValueError, match=r"v must be of shape \(51,\)"):
         op @ torch.ones(3, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("method", ["vjp", "linearize", "jvp", "autograd"])
+@pytest.mark.parametrize("micro_batch", [None, 6])
+def test_every_product_matches_dense(problem, method, micro_batch):
+    model, loss_fn, x, y, H = problem
+    # Every product and micro-batch split (6 + 6 + 6 + 2 samples, weighted n_b / N) is
+    # the same float64 second derivative: agreement to rounding.
+    op = HessianOperator(model, loss_fn, (x, y), method=method, micro_batch=micro_batch)
+    V = torch.randn(H.shape[0], 2, dtype=torch.float64)
+    assert torch.allclose(op @ V, H @ V, atol=1e-12 * float(H.abs().max()))
+    assert torch.allclose(op @ V, H @ V, atol=1e-12 * float(H.abs().max()))  # cached again
+    model.zero_grad()
+    loss_fn(model(x), y).backward()
+    grad = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
+    assert torch.allclose(op.gradient(), grad, atol=1e-14)
+
+
+def test_memory_budget_drops_caching_and_splits_batches(problem):
+    model, loss_fn, x, y, H = problem
+    roomy = HessianOperator(model, loss_fn, (x, y), memory_budget=1e9)
+    assert roomy.method in ("vjp", "linearize")
+    per_sample = roomy.cached_bytes_estimate() / x.shape[0]
+    # Room for the transient of about 5 samples only: uncached forward-over-reverse
+    # products on micro-batches, still the exact Hessian.
+    tight = HessianOperator(model, loss_fn, (x, y), memory_budget=5.5 * 3.6 * per_sample)
+    assert tight.method == "jvp" and len(tight._batches) == 4
+    v = torch.randn(H.shape[0], dtype=torch.float64)
+    assert torch.allclose(tight @ v, H @ v, atol=1e-12 * float(H.abs().max()))
+    assert all(f is None for f in tight._vjps)  # nothing kept between products
+
+
+def test_micro_batch_refuses_batch_statistics():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4)).double()
+    x, y = torch.randn(8, 3, dtype=torch.float64), torch.randn(8, 4, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"micro_batch must be None .*'BatchNorm1d 1"):
+        HessianOperator(model, mse, (x, y), micro_batch=4)
+    with pytest.raises(ValueError, match="memory_budget must be"):
+        HessianOperator(model.eval(), mse, (x, y), memory_budget=-1.0)

@@ -95,3 +95,32 @@ def test_bad_input():
         lanczos_eigenpairs(lambda v: v[:2], 4, k=1)
     with pytest.raises(ValueError, match="matvec must be finite"):
         lanczos_eigenpairs(lambda v: v * float("nan"), 4, k=1)
+
+
+def test_memory_budget_sets_the_basis():
+    A = torch.diag(torch.linspace(0.0, 1.0, 400, dtype=torch.float64) ** 4)
+    vector = 400 * 8
+    # 16 vectors of budget: 12 basis vectors + 4 work vectors; the answer is unchanged.
+    r = lanczos_eigenpairs(lambda v: A @ v, 400, k=3, tol=1e-8, memory_budget=16 * vector)
+    top = torch.linalg.eigvalsh(A).flip(0)[:3]
+    assert r.converged and torch.allclose(r.eigenvalues, top, atol=1e-7)
+    with pytest.raises(ValueError, match="memory_budget must be at least 28800 bytes"):
+        lanczos_eigenpairs(lambda v: A @ v, 400, k=3, memory_budget=8 * vector)
+
+
+def test_residuals_are_true_residuals_in_float32():
+    g = torch.Generator().manual_seed(3)
+    Q, _ = torch.linalg.qr(torch.randn(300, 300, generator=g, dtype=torch.float64))
+    lam = torch.cat(
+        [torch.tensor([5.0, 5.0, 4.0]), torch.rand(297, generator=g, dtype=torch.float64)]
+    )
+    A = ((Q * lam) @ Q.T).float()
+    r = lanczos_eigenpairs(lambda v: A @ v, 300, k=3, tol=1e-5, dtype=torch.float32)
+    true = (A @ r.eigenvectors - r.eigenvectors * r.eigenvalues).norm(dim=0)
+    # The relation's residual equals the true one up to float32 rounding of ||A||
+    # (a few eps_32 * 5 * sqrt(300) ~ 1e-5), and neither claims below that floor.
+    assert r.converged
+    assert torch.allclose(r.residuals, true, atol=3e-5)
+    assert torch.allclose(
+        r.eigenvalues.double(), torch.tensor([5.0, 5.0, 4.0], dtype=torch.float64), atol=1e-4
+    )

@@ -7,7 +7,8 @@ from typing import Any
 
 import torch
 
-from .._checks import message
+from .._checks import check_positive, message
+from ._data import FlatParameters
 from .hessian import HessianOperator
 from .lanczos import EigenResult, Which, lanczos_eigenpairs
 
@@ -27,6 +28,7 @@ def hessian_eigenvalues(
     max_matvecs: int | None = None,
     seed: int | torch.Generator | None = 0,
     max_basis: int | None = None,
+    memory_budget: float | None = None,
 ) -> EigenResult:
     """Top (or bottom) k eigenpairs of the loss Hessian, each certified by its residual.
 
@@ -47,8 +49,12 @@ def hessian_eigenvalues(
         max_matvecs: budget of Hessian-vector products (default as
             :func:`lanczos_eigenpairs`).
         seed: random start when ``v0`` is None.
-        max_basis: basis size at which Lanczos restarts (memory: 2 max_basis vectors
-            of P numbers; default as :func:`lanczos_eigenpairs`).
+        max_basis: basis size at which Lanczos restarts (memory: max_basis + 4
+            vectors of P numbers; default as :func:`lanczos_eigenpairs`).
+        memory_budget: bytes beyond the model's own forward/backward: half (at most
+            the default basis) goes to the Lanczos basis, the rest to the products,
+            which then drop caching and split batches as needed
+            (:class:`HessianOperator`'s ``memory_budget``).
 
     Returns:
         :class:`EigenResult` (eigenvalues, eigenvectors or None, residuals, n_matvecs,
@@ -61,7 +67,21 @@ def hessian_eigenvalues(
     >>> [round(float(e), 12) for e in r.eigenvalues]  # diag(x^T x) / N = (1, 4, 9) / 3
     [3.0, 1.333333333333]
     """
-    H = HessianOperator(model, loss_fn, data)
+    basis_budget = None
+    if memory_budget is not None:
+        memory_budget = check_positive("memory_budget", memory_budget)
+        flat = FlatParameters(model)
+        vector = flat.dim * flat.theta.element_size()
+        wanted = k if isinstance(k, int) else 1  # k itself is checked below
+        default = max(min(300, (1 << 25) // flat.dim), 20, 2 * wanted + 2) + 4
+        basis_budget = min(memory_budget / 2, default * vector)
+        del flat
+    H = HessianOperator(
+        model,
+        loss_fn,
+        data,
+        memory_budget=None if basis_budget is None else memory_budget - basis_budget,
+    )
     if isinstance(k, int) and not isinstance(k, bool) and k > H.shape[0]:
         raise ValueError(
             message(
@@ -84,4 +104,5 @@ def hessian_eigenvalues(
         device=H.device,
         return_eigenvectors=return_eigenvectors,
         max_basis=max_basis,
+        memory_budget=basis_budget,
     )

@@ -13,8 +13,22 @@ or for a model torch.func cannot trace: below 2^16 tracing (about half a second 
 more) is not repaid by the products; above 2^22 the traced constants cost more memory
 than the speed is worth (ResNet-18, 11.2M parameters: ~24 P floats beyond one
 forward/backward with ``"linearize"``, ~9 with ``"vjp"``, for a ~10 % faster product).
-Measured on the conv nets of the tests: one product costs about 1.8-2.3 gradients
-with ``"linearize"``, 2.3-2.8 with ``"vjp"`` (benchmarks/RESULTS.md).
+Two more products keep nothing between calls: ``method="jvp"``
+(``torch.func.jvp`` of the gradient, forward-over-reverse, primal recomputed each time)
+and ``method="autograd"`` (double backward through torch.autograd's own graph, kept
+when ``cache``). Measured (CPU time of one product over one gradient, batch 128,
+0.96M-parameter conv net): ``"linearize"`` 1.76, ``"vjp"`` 2.53, ``"autograd"`` 2.61
+cached / 3.37 uncached, ``"jvp"`` 3.21-3.34; only the linearisation stays within 2
+gradients, and it holds the most memory (about 7x the tensors a double backward
+saves, 330 P floats on that net against 120-140 for the cached vjp).
+
+``memory_budget`` (bytes beyond the model's own forward/backward) makes ``"auto"``
+choose by memory: the saved tensors of a double backward are counted on a few samples
+(:meth:`HessianOperator.cached_bytes_estimate`); the linearisation if it fits, else
+the cached vjp, else uncached ``"jvp"`` products, with the batches split into
+micro-batches small enough for one product's transient when the model has no batch
+statistics (``micro_batch`` sets the split by hand; splitting is exact for a
+per-sample mean loss and a model without batch coupling).
 
 The model is read through :mod:`dltheory.finite.model_function`: inputs of any
 batch-first shape (token ids stay integer), copies of the buffers (nothing in the
@@ -31,12 +45,19 @@ from typing import Any, Literal
 
 import torch
 
-from .._checks import check_choice, message
+from .._checks import check_choice, check_int, check_positive, message
 from ._data import prepare
 
 __all__ = ["HessianOperator"]
 
 _LINEARIZE_PARAMS = (1 << 16, 1 << 22)  # where "auto" traces (module docstring)
+# Peak memory of each product beyond one forward/backward, in units of
+# cached_bytes_estimate(), measured on the 0.96M conv net at batch 128
+# (benchmarks/resnet18_hessian.py): traced linearisation 7.3x, cached vjp 3.0x,
+# uncached forward-over-reverse (per batch) 3.6x.
+_HOLD = {"linearize": 7.5, "vjp": 3.0, "jvp": 3.6, "autograd": 3.0}
+_UNCACHED = "jvp"  # the product "auto" takes when nothing may be kept between products
+_PROBE = 16  # samples used to measure the saved tensors per sample
 
 
 class HessianOperator:
@@ -53,7 +74,12 @@ class HessianOperator:
             weight n_b / N, so the result is the exact full-batch Hessian.
         cache: keep each batch's linearisation between products (fast; memory grows
             with the number of batches). ``False`` rebuilds it on every product.
-        method: "auto", "linearize" or "vjp" (module docstring).
+        method: "auto", "linearize", "vjp", "jvp" or "autograd" (module docstring).
+        memory_budget: bytes the products may hold beyond one forward/backward;
+            ``"auto"`` then picks the product and micro-batches by memory (module
+            docstring). None: the fastest cached product.
+        micro_batch: split every batch into pieces of at most this many samples
+            (exact for a mean loss; refused for BatchNorm in train mode).
 
     The operator: ``H.matvec(v)`` or ``H @ v`` (v of shape (P,) or (P, k)),
     ``H.shape == (P, P)``, ``H.dtype``, ``H.device``, ``H.n_matvecs`` (products so far).
@@ -75,15 +101,32 @@ class HessianOperator:
         data: Any,
         *,
         cache: bool = True,
-        method: Literal["auto", "linearize", "vjp"] = "auto",
+        method: Literal["auto", "linearize", "vjp", "jvp", "autograd"] = "auto",
+        memory_budget: float | None = None,
+        micro_batch: int | None = None,
     ) -> None:
-        self.method = check_choice("method", method, ("auto", "linearize", "vjp"))
+        self.method = check_choice(
+            "method", method, ("auto", "linearize", "vjp", "jvp", "autograd")
+        )
         self._flat, self._batches = prepare(model, loss_fn, data)
         self.loss_fn = loss_fn
-        sizes = torch.tensor([x.shape[0] for x, _ in self._batches], dtype=torch.float64)
-        self.n_samples = int(sizes.sum())
-        self._weights = (sizes / sizes.sum()).tolist()
         self._cache = bool(cache)
+        self.n_samples = sum(x.shape[0] for x, _ in self._batches)
+        if memory_budget is not None:
+            memory_budget = check_positive("memory_budget", memory_budget)
+        self.memory_budget = memory_budget
+        if micro_batch is None and memory_budget is not None and self.method == "auto":
+            micro_batch = self._plan(model, memory_budget)
+        if micro_batch is not None:
+            micro_batch = check_int("micro_batch", micro_batch, minimum=1)
+            _check_separable(model)
+            self._batches = [
+                (x[i : i + micro_batch], y[i : i + micro_batch])
+                for x, y in self._batches
+                for i in range(0, x.shape[0], micro_batch)
+            ]
+        sizes = torch.tensor([x.shape[0] for x, _ in self._batches], dtype=torch.float64)
+        self._weights = (sizes / sizes.sum()).tolist()
         self._vjps: list[Any] = [None] * len(self._batches)
         self._grads: list[torch.Tensor | None] = [None] * len(self._batches)
         self.n_matvecs = 0
@@ -114,16 +157,69 @@ class HessianOperator:
         f = self._flat.output_fn(x)
         return lambda theta: self.loss_fn(f(theta), y)
 
+    def _plan(self, model: torch.nn.Module, budget: float) -> int | None:
+        """``"auto"`` under a memory budget: the fastest product whose memory fits
+        (module docstring); returns the micro-batch size when batches must be split."""
+        per_sample = self.cached_bytes_estimate() / self.n_samples
+        need = per_sample * self.n_samples
+        traced = _LINEARIZE_PARAMS[0] <= self._flat.dim <= _LINEARIZE_PARAMS[1]
+        if self._cache and traced and _HOLD["linearize"] * need <= budget:
+            self.method = "linearize"
+        elif self._cache and _HOLD["vjp"] * need <= budget:
+            self.method = "vjp"
+        else:
+            self.method, self._cache = _UNCACHED, False
+            largest = max(x.shape[0] for x, _ in self._batches)
+            fits = int(budget // (_HOLD[_UNCACHED] * per_sample))
+            if fits < largest and _separable(model):
+                return max(1, fits)
+        return None
+
+    def _resolve(self) -> str:
+        """The product actually used (``method``, or the choice of ``"auto"``)."""
+        if self.method != "auto":
+            return self.method
+        # Tracing pays off only when the linearisation is kept between products.
+        traced = _LINEARIZE_PARAMS[0] <= self._flat.dim <= _LINEARIZE_PARAMS[1]
+        return "linearize" if traced and self._cache else "vjp"
+
+    def cached_bytes_estimate(self) -> int:
+        """Bytes that cached products would hold: the tensors saved by the gradient's
+        graph for the double backward (reverse mode with ``create_graph``), counted once
+        per storage on the first batch by ``torch.autograd.graph.saved_tensors_hooks``,
+        scaled to all batches (theta itself excluded)."""
+        x, y = self._batches[0]
+        x, y = x[:_PROBE], y[:_PROBE]  # a few samples, scaled per sample below
+        seen: dict[int, int] = {}
+
+        def pack(t: torch.Tensor) -> torch.Tensor:
+            st = t.untyped_storage()
+            seen[st.data_ptr()] = st.nbytes()
+            return t
+
+        theta = self._flat.theta.detach().requires_grad_(True)
+        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loss = self._batch_loss(x, y)(theta)
+            (grad,) = torch.autograd.grad(loss, theta, create_graph=True)
+        del loss, grad
+        seen.pop(theta.untyped_storage().data_ptr(), None)
+        per_sample = sum(seen.values()) / x.shape[0]
+        return int(per_sample * self.n_samples)
+
     def _vjp(self, b: int) -> Any:
         """v -> H_b v for batch b (built once when cached)."""
         fn = self._vjps[b]
         if fn is None:
             x, y = self._batches[b]
             g = torch.func.grad(self._batch_loss(x, y))
-            # Tracing pays off only when the linearisation is kept between products.
-            traced = _LINEARIZE_PARAMS[0] <= self._flat.dim <= _LINEARIZE_PARAMS[1]
-            use = "vjp" if self.method == "auto" and not (traced and self._cache) else self.method
-            if use != "vjp":
+            use = self._resolve()
+            if use == "jvp":  # forward-over-reverse, nothing kept between products
+
+                def fn(v: torch.Tensor, g=g) -> torch.Tensor:
+                    return torch.func.jvp(g, (self._flat.theta,), (v,))[1]
+
+                return fn
+            if use == "linearize":
                 try:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")  # torch.fx's const-folding chatter
@@ -133,6 +229,16 @@ class HessianOperator:
                     if self.method == "linearize":
                         raise
                     use = self.method = "vjp"
+            if use == "autograd":  # double backward through torch.autograd's own graph
+                theta = self._flat.theta.detach().requires_grad_(True)
+                with torch.enable_grad():
+                    loss = self._batch_loss(x, y)(theta)
+                    (grad,) = torch.autograd.grad(loss, theta, create_graph=True)
+
+                def fn(v: torch.Tensor, grad=grad, theta=theta) -> torch.Tensor:
+                    (hv,) = torch.autograd.grad(grad, theta, v, retain_graph=self._cache)
+                    return hv
+
             if use == "vjp":
                 grad, vjp_fn = torch.func.vjp(g, self._flat.theta)
 
@@ -164,6 +270,10 @@ class HessianOperator:
         """The full-batch gradient dL/dtheta (P,) (free once the operator is built)."""
         total = torch.zeros_like(self._flat.theta)
         for b, w in enumerate(self._weights):
+            if self._resolve() == "jvp":  # nothing cached: one gradient per batch
+                x, y = self._batches[b]
+                total.add_(torch.func.grad(self._batch_loss(x, y))(self._flat.theta), alpha=w)
+                continue
             if self._grads[b] is None:
                 self._vjp(b)
             total.add_(self._grads[b], alpha=w)
@@ -208,3 +318,23 @@ class HessianOperator:
             f"HessianOperator(P={self._flat.dim}, N={self.n_samples}, "
             f"batches={len(self._batches)}, dtype={self.dtype})"
         )
+
+
+def _separable(model: torch.nn.Module) -> bool:
+    return not any(
+        isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training for m in model.modules()
+    )
+
+
+def _check_separable(model: torch.nn.Module) -> None:
+    """Micro-batches are exact only when samples do not interact (no batch statistics)."""
+    for name, mod in model.named_modules():
+        if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm) and mod.training:
+            raise ValueError(
+                message(
+                    "micro_batch",
+                    "None for a model that normalises with batch statistics",
+                    f"{type(mod).__name__} {name or '(model)'} in train mode",
+                    "Call model.eval() or pass micro_batch=None",
+                )
+            )

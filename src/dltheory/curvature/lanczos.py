@@ -1,7 +1,7 @@
-"""Thick-restart Lanczos with deflation, certified by true residuals.
+"""Thick-restart Lanczos with deflation, certified by residuals.
 
 For a symmetric operator A, a Rayleigh-Ritz method keeps an orthonormal basis
-V_m = [v_1, ..., v_m] and the products W_m = A V_m, and takes Ritz pairs
+V_m = [v_1, ..., v_m] and takes Ritz pairs
 (theta, y = V_m s) from the projected matrix V_m^T A V_m s = theta s. Expanding the
 basis by the residual of a Ritz pair is Lanczos in exact arithmetic (every Ritz
 residual of a Krylov space points along the next Lanczos vector; Golub & Van Loan,
@@ -9,10 +9,15 @@ residual of a Krylov space points along the next Lanczos vector; Golub & Van Loa
 with the best Ritz vectors, as in thick-restart Lanczos (Wu & Simon 2000, "Thick-restart
 Lanczos method for large symmetric eigenvalue problems"; Stathopoulos & Saad 1998).
 
-Because W_m holds the operator's own products, the residual of a pair is computed as
-||W_m s - theta V_m s|| = ||A y - theta y||: the true residual, up to the rounding of
-one linear combination (about eps ||A||), never a recurrence's estimate that can fall
-below working precision. Every Ritz value lies within its residual of an eigenvalue
+The products are not stored: each A v is folded, as it arrives, into the projected
+matrix G = V_m^T A V_m and the Lanczos relation A V_m = V_m G + Q C^T (Q orthonormal,
+orthogonal to V_m, one column for a plain Krylov space and one more for each random
+vector added below). The residual of a pair (theta, y = V_m s) is then
+||A y - theta y|| = ||C^T s||: the true residual as far as the relation holds, which
+full reorthogonalisation keeps to a few eps ||A|| per column, so the certificate has
+a floor at that level and never claims a residual below working precision. The basis
+costs m + q vectors, half of what keeping the products would. Every Ritz value lies
+within its residual of an eigenvalue
 (Parlett, "The Symmetric Eigenvalue Problem", Thm. 4.5.1), and k orthonormal Ritz
 vectors with residuals r_i certify k eigenvalues, multiplicity counted, within
 sqrt(sum r_i^2) (Kahan's theorem, Parlett Thm. 11.5.1).
@@ -39,6 +44,7 @@ __all__ = ["EigenResult", "lanczos_eigenpairs", "lanczos_tridiagonal"]
 
 Which = Literal["largest", "smallest", "magnitude"]
 _BLOCK = 1 << 16  # columns per block when combining basis vectors in place
+_WORK = 4  # vectors beyond the basis: the product, residual directions, a combination
 
 
 class EigenResult(NamedTuple):
@@ -48,8 +54,8 @@ class EigenResult(NamedTuple):
         eigenvalues: (k,) Ritz values, ordered by ``which`` (largest first,
             smallest first, or largest magnitude first).
         eigenvectors: (dim, k) orthonormal Ritz vectors as columns, or None.
-        residuals: (k,) true residuals ||A y - theta y|| of each pair, computed from
-            the operator's products (not a recurrence's estimate).
+        residuals: (k,) residuals ||A y - theta y|| of each pair from the Lanczos
+            relation, which holds to a few eps ||A|| (module docstring).
         n_matvecs: operator products used.
         converged: every residual <= max(tol |theta|, floor), floor about
             eps(dtype) ||A|| (see :func:`lanczos_eigenpairs`).
@@ -76,6 +82,7 @@ def lanczos_eigenpairs(
     device: torch.device | str | None = None,
     return_eigenvectors: bool = True,
     max_basis: int | None = None,
+    memory_budget: float | None = None,
 ) -> EigenResult:
     """k extreme eigenpairs of a symmetric operator, each certified by its true residual.
 
@@ -85,8 +92,9 @@ def lanczos_eigenpairs(
     claim residuals below float32 precision. Stops unconverged when ``max_matvecs``
     is spent. Repeated eigenvalues come out with their multiplicity (module docstring).
 
-    Memory: at most ``2 max_basis`` vectors of size dim (the basis and its products),
-    grown one vector per product, never allocated up front.
+    Memory: at most ``max_basis + 4`` vectors of size dim (the basis, the product
+    being folded in, the residual directions of the Lanczos relation and one
+    combination), grown one vector per product, never allocated up front.
 
     Args:
         matvec: v (dim,) -> A v (dim,), A symmetric; or an object with ``.matvec``.
@@ -101,8 +109,12 @@ def lanczos_eigenpairs(
         dtype, device: of the basis (the operator's own, usually).
         return_eigenvectors: also return the (dim, k) Ritz vectors.
         max_basis: basis size at which the basis restarts (thick restart, keeping the
-            best Ritz vectors); default 300 vectors or fewer so that the basis and its
-            products take at most 2^25 numbers, but at least max(20, 2 k + 2).
+            best Ritz vectors); default from ``memory_budget``, else 300 vectors or
+            fewer so that the basis takes at most 2^25 numbers, but at least
+            max(20, 2 k + 2).
+        memory_budget: bytes for the basis and its work vectors: max_basis is then
+            budget / (dim * itemsize) - 4 (at most 300); a one-line error when fewer
+            than k + 2 basis vectors fit.
 
     Returns:
         :class:`EigenResult`.
@@ -124,8 +136,22 @@ def lanczos_eigenpairs(
     max_matvecs = check_int(
         "max_matvecs", max(300, 20 * k) if max_matvecs is None else max_matvecs, minimum=1
     )
+    if max_basis is None and memory_budget is not None:
+        memory_budget = check_positive("memory_budget", memory_budget)
+        vector = dim * torch.empty((), dtype=dtype).element_size()
+        max_basis = min(300, int(memory_budget // vector) - _WORK)
+        if max_basis < k + 2:
+            raise ValueError(
+                message(
+                    "memory_budget",
+                    f"at least {(k + 2 + _WORK) * vector} bytes ({k + 2} basis vectors "
+                    f"and {_WORK} work vectors of {vector} bytes)",
+                    int(memory_budget),
+                    "Raise it or ask for fewer eigenpairs",
+                )
+            )
     if max_basis is None:
-        max_basis = max(min(300, (1 << 25) // (2 * dim)), 20, 2 * k + 2)
+        max_basis = max(min(300, (1 << 25) // dim), 20, 2 * k + 2)
     max_basis = min(check_int("max_basis", max_basis, minimum=k + 2), dim)
     gen = generator_from(seed)
     if v0 is None:
@@ -144,17 +170,17 @@ def lanczos_eigenpairs(
         # Walk the wanted pairs in priority order; the first unconverged one expands.
         expand, n_ok, residuals = None, 0, []
         for i in order[: min(k, m)].tolist():
-            r = basis.combine(S[:, i], -float(theta[i]))
-            res = float(r.norm())
+            res = basis.residual_norm(S[:, i])
             residuals.append(res)
             if res > max(tol * abs(float(theta[i])), floor):
-                expand = r
+                expand = basis.residual(S[:, i])
                 break
             n_ok += 1
         converged = n_ok == k
         if converged or m == dim or basis.n_matvecs >= max_matvecs:
             break
-        if n_ok > n_locked or expand is None:
+        random_expand = n_ok > n_locked or expand is None
+        if random_expand:
             # A new pair converged (or all found so far did): add a random vector so
             # further copies of its eigenvalue can enter the space.
             n_locked = n_ok
@@ -162,19 +188,19 @@ def lanczos_eigenpairs(
         if m == max_basis:
             keep = order[: max(k + 1, (max_basis + k) // 2)]
             basis.restart(S[:, keep])
-        vec = basis.orthonormal(expand.to(device=basis.device))
+        # A residual is orthogonal to the basis already: one pass keeps it so.
+        passes = 1 if not random_expand else 2
+        vec = basis.orthonormal(expand.to(device=basis.device), passes)
         while vec is None:  # the residual lay in the space: restart from random
             noise = torch.randn(dim, generator=gen, dtype=dtype, device=gen.device)
             vec = basis.orthonormal(noise.to(device=basis.device))
         basis.add(vec)
     sel = order[:k]
     res_all = [
-        residuals[j]
-        if j < len(residuals)
-        else float(basis.combine(S[:, i], -float(theta[i])).norm())
+        residuals[j] if j < len(residuals) else basis.residual_norm(S[:, i])
         for j, i in enumerate(sel.tolist())
     ]
-    basis.W.clear()  # the products are no longer needed: free them before the vectors
+    basis.Q.clear()  # the residual directions are no longer needed: free them first
     vectors = None
     if return_eigenvectors:
         vectors = torch.empty(dim, len(sel), dtype=dtype, device=basis.device)
@@ -190,19 +216,28 @@ def lanczos_eigenpairs(
 
 
 class _Basis:
-    """Orthonormal vectors v_j, their products w_j = A v_j and G = V^T A V (float64)."""
+    """Orthonormal vectors V, G = V^T A V (float64) and the Lanczos relation
+    A V = V G + Q C^T, Q orthonormal and orthogonal to V (q columns, q = 1 for a plain
+    Krylov space, one more per random vector added), C (m, q) float64.
+
+    The products A v are not kept: each is folded into G and Q as it arrives, so the
+    basis costs m + q vectors of size dim, not 2 m.
+    """
 
     def __init__(self, op: Callable, dim: int, dtype: torch.dtype, device: Any) -> None:
         self.op, self.dim, self.dtype, self.device = op, dim, dtype, device
         self.V: list[torch.Tensor] = []
-        self.W: list[torch.Tensor] = []
+        self.Q: list[torch.Tensor] = []
         self.G = torch.zeros(0, 0, dtype=torch.float64)
+        self.C = torch.zeros(0, 0, dtype=torch.float64)
         self.n_matvecs = 0
+        self.eps = torch.finfo(dtype).eps
 
     def __len__(self) -> int:
         return len(self.V)
 
     def add(self, v: torch.Tensor) -> None:
+        """Append v (unit, orthogonal to V) and fold A v into G, Q, C."""
         w = self.op(v)
         self.n_matvecs += 1
         if not isinstance(w, torch.Tensor) or w.shape != (self.dim,):
@@ -211,57 +246,102 @@ class _Basis:
         w = w.detach().to(dtype=self.dtype, device=self.device)
         if not bool(torch.isfinite(w).all()):
             raise ValueError(message("matvec", "finite", "a product with NaN or inf entries"))
-        m = len(self.V)
-        # Symmetrised entries (v_i.w + v.w_i) / 2 of the projected matrix.
-        row = [0.5 * (float(vi @ w) + float(v @ wi)) for vi, wi in zip(self.V, self.W, strict=True)]
+        w = w.clone()  # reduced in place below; the caller's tensor stays intact
+        m, q = len(self.V), len(self.Q)
+        # The old relation's residual directions along v: A V_old = V_old G + Q C^T
+        # has components (Q^T v) on v, which become G's new row (= V_old^T A v).
+        a = torch.tensor([float(u @ v) for u in self.Q], dtype=torch.float64)
+        for c, u in zip(a.tolist(), self.Q, strict=True):
+            u.sub_(v, alpha=c)
+        # w = V h + alpha v + w_perp (Gram-Schmidt twice).
+        basis = [*self.V, v]
+        h = torch.zeros(m + 1, dtype=torch.float64)
+        norm = float(w.norm())
+        for _ in range(2):  # a second pass only when the first cancelled much (DGKS)
+            for i, u in enumerate(basis):
+                c = float(u @ w)
+                h[i] += c
+                w.sub_(u, alpha=c)
+            norm, before = float(w.norm()), norm
+            if norm > 0.7 * before:
+                break
+        row = h[:m] if q == 0 else 0.5 * (h[:m] + self.C @ a)
         G = torch.zeros(m + 1, m + 1, dtype=torch.float64)
         G[:m, :m] = self.G
-        G[m, :m] = G[:m, m] = torch.tensor(row, dtype=torch.float64)
-        G[m, m] = float(v @ w)
+        G[m, :m] = G[:m, m] = row
+        G[m, m] = h[m]
         self.G = G
         self.V.append(v)
-        self.W.append(w)
+        # New residual set [Q_perp, w_perp] with coefficients [[C, 0], [0, 1]],
+        # re-orthonormalised (rank-revealing Gram-Schmidt) to keep q small.
+        C = torch.zeros(m + 1, q + 1, dtype=torch.float64)
+        C[:m, :q] = self.C
+        C[m, q] = 1.0
+        cols, R = [], torch.zeros(q + 1, q + 1, dtype=torch.float64)
+        for j, x in enumerate([*self.Q, w]):
+            norm0 = float(x.norm())
+            for _ in range(2):
+                for i, u in cols:
+                    c = float(u @ x)
+                    R[i, j] += c
+                    x.sub_(u, alpha=c)
+            norm = float(x.norm())
+            if math.isfinite(norm) and norm > 1e2 * self.eps * norm0 and norm > 0:
+                R[j, j] = norm
+                cols.append((j, x.div_(norm)))
+        keep = [j for j, _ in cols]
+        self.Q = [x for _, x in cols]
+        self.C = (C @ R.T)[:, keep]
 
     def projected(self) -> torch.Tensor:
         return self.G
 
-    def combine(self, s: torch.Tensor, shift: float | None = None) -> torch.Tensor:
-        """V s (shift None) or the residual W s + shift V s."""
-        coef = s.tolist()
+    def residual_norm(self, s: torch.Tensor) -> float:
+        """||A V s - theta V s|| = ||Q C^T s|| for an eigenvector s of G."""
+        return float((self.C.T @ s).norm()) if len(self.Q) else 0.0
+
+    def residual(self, s: torch.Tensor) -> torch.Tensor | None:
+        """The residual vector Q C^T s (None when the space is invariant)."""
+        if not self.Q:
+            return None
         out = torch.zeros(self.dim, dtype=self.dtype, device=self.device)
-        if shift is None:
-            for c, v in zip(coef, self.V, strict=True):
-                out.add_(v, alpha=c)
-            return out
-        for c, v, w in zip(coef, self.V, self.W, strict=True):
-            out.add_(w, alpha=c).add_(v, alpha=c * shift)
+        for c, u in zip((self.C.T @ s).tolist(), self.Q, strict=True):
+            out.add_(u, alpha=c)
         return out
 
-    def orthonormal(self, x: torch.Tensor) -> torch.Tensor | None:
-        """x orthogonalised against the basis (Gram-Schmidt twice), normalised; None if
-        x lies in the basis' span to working precision."""
+    def combine(self, s: torch.Tensor) -> torch.Tensor:
+        """V s."""
+        out = torch.zeros(self.dim, dtype=self.dtype, device=self.device)
+        for c, v in zip(s.tolist(), self.V, strict=True):
+            out.add_(v, alpha=c)
+        return out
+
+    def orthonormal(self, x: torch.Tensor, passes: int = 2) -> torch.Tensor | None:
+        """x orthogonalised against the basis (Gram-Schmidt, ``passes`` times),
+        normalised; None if x lies in the basis' span to working precision."""
         x = x.to(self.dtype).clone()
         norm0 = float(x.norm())
-        for _ in range(2):
+        for _ in range(passes):
             for v in self.V:
                 x.sub_(v, alpha=float(v @ x))
         norm = float(x.norm())
-        if not math.isfinite(norm) or norm <= 1e3 * torch.finfo(self.dtype).eps * norm0:
+        if not math.isfinite(norm) or norm <= 1e3 * self.eps * norm0:
             return None
         return x.div_(norm)
 
     def restart(self, S: torch.Tensor) -> None:
-        """V <- V S, W <- W S (S with orthonormal columns), in place, block by block."""
+        """V <- V S (S: orthonormal eigenvectors of G), in place, block by block; the
+        relation keeps its form with C <- S^T C since G S = S Theta."""
         p = S.shape[1]
         St = S.T.to(dtype=self.dtype, device=self.device)
-        for vecs in (self.V, self.W):
-            for a in range(0, self.dim, _BLOCK):
-                block = torch.stack([u[a : a + _BLOCK] for u in vecs])
-                new = St @ block
-                for i in range(p):
-                    vecs[i][a : a + _BLOCK] = new[i]
-            del vecs[p:]
+        for a in range(0, self.dim, _BLOCK):
+            block = torch.stack([u[a : a + _BLOCK] for u in self.V])
+            new = St @ block
+            for i in range(p):
+                self.V[i][a : a + _BLOCK] = new[i]
+        del self.V[p:]
         self.G = S.T @ self.G @ S
+        self.C = S.T @ self.C
 
 
 def lanczos_tridiagonal(
