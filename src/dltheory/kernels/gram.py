@@ -85,7 +85,10 @@ def gram_matrix(
         x: (N, n_0) inputs.
         kind: ``"nngp"`` (K) or ``"ntk"`` (Theta).
         out: an (N, N) float64 Fortran-ordered buffer to fill (``None``: allocate).
-        block_rows: rows per panel (default: :func:`panel_rows`).
+        block_rows: rows per panel (default: :func:`panel_rows`); for chains whose
+            activations all have scalar closed forms, the side of a tile of the one
+            tiled pass (default 64): x x^T by BLAS into ``out``, then each tile on and
+            below the diagonal through all layers and written with its mirror.
 
     Returns:
         ``out`` (or a new Fortran-ordered array), symmetric, both triangles filled.
