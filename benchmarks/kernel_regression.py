@@ -73,6 +73,11 @@ def _job(spec_json: str) -> dict:
     base = _rss_mb()
     out = {**job, "load_start": os.getloadavg()[0]}
     cpu0, t0 = time.process_time(), time.perf_counter()
+    if job["kind"] == "gram":  # --gram-only: the Gram of the exact fit, nothing else
+        gram_matrix(spec, tx)
+        out["t_gram"], out["cpu"] = time.perf_counter() - t0, time.process_time() - cpu0
+        out["threads"] = [torch.get_num_threads(), __import__("numba").get_num_threads()]
+        return {**out, "load_end": os.getloadavg()[0], "peak_mb": _rss_mb() - base}
     if job["kind"] == "exact":
         buf = gram_matrix(spec, tx)
         out["t_gram"] = time.perf_counter() - t0
@@ -215,9 +220,14 @@ if __name__ == "__main__":
     parser.add_argument("--render", nargs="*", help="JSONL files of earlier jobs to tabulate")
     parser.add_argument("--notes", help="markdown file appended to the section")
     parser.add_argument("--no-record", action="store_true", help="print, do not write RESULTS")
+    parser.add_argument("--gram-only", action="store_true", help="time gram_matrix per size")
     args = parser.parse_args()
     if args.job:
         print(json.dumps(_job(args.job)))
+        sys.exit(0)
+    if args.gram_only:  # one process per size; prints one JSON line per run
+        for n in args.sizes:
+            print(json.dumps(_run({"kind": "gram", "n": n}, args.timeout)), flush=True)
         sys.exit(0)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from results_file import run_and_record

@@ -29,6 +29,7 @@ import sys
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
 import torch
 from torch import nn
@@ -107,23 +108,28 @@ def main(quick: bool) -> None:
 
     print("## Residual and LayerNorm MLP kernels (issue 21)\n")
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.machine()}, "
-          f"{os.cpu_count()} cores shared with other jobs (timings are noisy: CPU time "
-          f"beside wall time), torch {torch.__version__}. N = {n}, d = {d}, depth {depth}, "
+          f"{os.cpu_count()} cores shared with other jobs (load average "
+          f"{os.getloadavg()[0]:.1f} at the end; timings are noisy: CPU time beside wall "
+          f"time; our loops run on {numba.get_num_threads()} numba threads, torch "
+          f"{torch.get_num_threads()} threads), torch {torch.__version__}. "
+          f"N = {n}, d = {d}, depth {depth}, "
           "C_w = 2, C_b = 0.1, float64, NNGP + NTK; median (best) of the timed calls; "
           "the plain MLP row (the blocked fused engine) calibrates "
           "the load.\n")  # fmt: skip
     print("| network | ours, fused: wall s | CPU s | ours, graph rules: wall s | "
-          "neural-tangents: wall s | CPU s | speed-up (median wall) |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
+          "neural-tangents: wall s | CPU s | speed-up (median wall) | "
+          "speed-up (median CPU) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
     for name, fused, rules, theirs in rows:
         med = lambda r, key="wall": r[key][len(r[key]) // 2]  # noqa: E731
         if "error" in theirs:
-            peer_cells, ratio = f"{theirs['error']} | |", "n/a"
+            peer_cells, ratio, cpu_ratio = f"{theirs['error']} | |", "n/a", "n/a"
         else:
             peer_cells = f"{med(theirs):.3f} ({theirs['wall'][0]:.3f}) | {med(theirs, 'cpu'):.3f}"
             ratio = f"{med(theirs) / med(fused):.1f}x"
+            cpu_ratio = f"{med(theirs, 'cpu') / med(fused, 'cpu'):.1f}x"
         print(f"| {name} | {med(fused):.4f} ({fused['wall'][0]:.4f}) | {med(fused, 'cpu'):.4f} | "
-              f"{med(rules):.3f} | {peer_cells} | {ratio} |")  # fmt: skip
+              f"{med(rules):.3f} | {peer_cells} | {ratio} | {cpu_ratio} |")  # fmt: skip
     print(f"\nTracing and lifting a 50-block pre-LN residual `nn.Module` (width 256): "
           f"{lift['wall'][len(lift['wall']) // 2]:.3f} s median wall "
           f"({lift['cpu'][len(lift['cpu']) // 2]:.3f} s CPU); first call in the process "

@@ -28,6 +28,7 @@ import math
 import numpy as np
 import torch
 
+from .. import _fastmath
 from ..activations import quadrature
 from ..spec.layers import Dense, Nonlinearity, Serial
 
@@ -36,7 +37,14 @@ try:  # numba is a dependency, but the library works (slower) without it
 except ImportError:  # pragma: no cover
     nb = None
 
-__all__ = ["available", "fused_kernel", "mirror_upper"]
+__all__ = [
+    "available",
+    "closed_forms_only",
+    "fused_kernel",
+    "gram_in_place",
+    "keep_torch_threads",
+    "mirror_upper",
+]
 
 _DEGENERATE = 64 * np.finfo(np.float64).eps
 _DEGREES = (48, 128)  # try a short series first; retry longer where pairs need it
@@ -46,6 +54,30 @@ _DENSE, _CLOSED, _SERIES = 0, 1, 2
 def available(spec: Serial, device: torch.device) -> bool:
     """Whether the fused backend can run this spec on this device."""
     return nb is not None and device.type == "cpu"
+
+
+def closed_forms_only(spec: Serial) -> bool:
+    """Whether every nonlinearity of the chain ``spec`` has a scalar closed form."""
+    return all(
+        layer.activation.pair_code for layer in spec.layers if isinstance(layer, Nonlinearity)
+    )
+
+
+class keep_torch_threads:
+    """Restore torch's thread count after numba's parallel loops.
+
+    numba's OpenMP threading layer sets the process's OpenMP thread count when it
+    launches a parallel loop (to NUMBA_NUM_THREADS, the cores, whatever
+    OMP_NUM_THREADS says); torch reads the same OpenMP state, so without this
+    ``torch.get_num_threads()`` goes from 1 to 2 after a kernel.
+    """
+
+    def __enter__(self) -> None:
+        self.threads = torch.get_num_threads()
+
+    def __exit__(self, *exc) -> None:
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
 
 
 def _program(spec: Serial, fan_in: int) -> np.ndarray:
@@ -109,7 +141,7 @@ if nb is not None:
         return total, False
 
     @nb.njit(parallel=True, cache=True)
-    def mirror_upper(a):
+    def _mirror_upper(a):
         """a[j, i] = a[i, j] for j > i, in 64 x 64 tiles (cache-friendly transpose)."""
         n = a.shape[0]
         tile = 64
@@ -120,7 +152,9 @@ if nb is not None:
                     for j in range(max(bj * tile, i + 1), min((bj + 1) * tile, n)):
                         a[j, i] = a[i, j]
 
-    @nb.njit(parallel=True, cache=True)
+    # error_model="numpy": Python's zero-division checks (a branch per division) keep
+    # LLVM from vectorising the pair loops; every division there is guarded anyway.
+    @nb.njit(parallel=True, cache=True, error_model="numpy")
     def _run(
         gram,
         var1,
@@ -207,6 +241,81 @@ if nb is not None:
                     ns += 1
         return failed
 
+    @nb.njit(inline="always", error_model="numpy")
+    def relu_row(k, t, sd1, isd1, sd2, isd2):
+        """ReLU's arc-cosine maps over a row of pairs, in place (k <- E[s s],
+        t <- t E[s' s']; Cho & Saul 2009), from each input's standard deviation sd
+        and its inverse isd (0 where sd = 0): multiplications where the closed form
+        of ``closed_form`` divides, and fdlibm's rational arccos, so the loop
+        vectorises. Rounding differs from ``closed_pair_row`` by a few ulps."""
+        snap = 1 - 64 * 2.220446049250313e-16
+        inv_2pi = 0.15915494309189535  # 1 / (2 pi), correctly rounded
+        for j in range(k.shape[0]):
+            rho = k[j] * isd1 * isd2[j]
+            rho = min(1.0, max(-1.0, rho))
+            rho = 1.0 if rho >= snap else rho
+            rho = -1.0 if rho <= -snap else rho
+            angle = math.pi - _fastmath.acos_rational(rho)
+            sin = math.sqrt(max((1 - rho) * (1 + rho), 0.0))
+            k[j] = (sd1 * sd2[j]) * (sin + angle * rho) * inv_2pi
+            t[j] *= angle * inv_2pi
+
+    @nb.njit(parallel=True, cache=True, error_model="numpy")
+    def gram_in_place(a, n0, program, var, sd, isd, ntk, tiles_i, tiles_j, tile):
+        """K (or Theta with ``ntk``) of a closed-form chain, in place over a C-ordered
+        square ``a`` whose upper triangle holds the inputs' x_a . x_b.
+
+        Each tile (tiles_i[p], tiles_j[p]) on or above the diagonal runs through the
+        program in a small buffer (a row of pairs at a time, in cache), then is written
+        back with its transpose into the mirror tile: one pass over the matrix, both
+        triangles filled, exactly symmetric. The diagonal is left to the caller (the
+        exact 1-D recursion).
+        """
+        n = a.shape[0]
+        for p in nb.prange(tiles_i.shape[0]):
+            r0, c0 = tiles_i[p] * tile, tiles_j[p] * tile
+            r1, c1 = min(r0 + tile, n), min(c0 + tile, n)
+            diagonal = r0 == c0
+            buf = np.empty((r1 - r0, c1 - c0))
+            t = np.empty(c1 - c0)
+            for i in range(r0, r1):
+                j0 = i if diagonal else c0
+                m = c1 - j0
+                k = buf[i - r0, j0 - c0 :]
+                for j in range(m):
+                    k[j] = a[i, j0 + j] / n0
+                    t[j] = 0.0
+                tt = t[:m]
+                nl = 0
+                for row in range(program.shape[0]):
+                    if program[row, 0] == 0:
+                        c_w, c_b = program[row, 1], program[row, 2]
+                        lr_w, lr_b = program[row, 3], program[row, 4]
+                        for j in range(m):
+                            tt[j] = lr_b + lr_w * k[j] + c_w * tt[j]
+                            k[j] = c_b + c_w * k[j]
+                    else:
+                        code, param = np.int64(program[row, 5]), program[row, 6]
+                        if code == 1:
+                            relu_row(k, tt, sd[nl, i], isd[nl, i], sd[nl, j0:c1], isd[nl, j0:c1])
+                        else:
+                            closed_pair_row(code, param, var[nl, i], k, var[nl, j0:c1], tt)
+                        nl += 1
+                if ntk:
+                    for j in range(m):
+                        k[j] = tt[j]
+                for j in range(m):
+                    a[i, j0 + j] = k[j]
+            for j in range(c0, c1):  # the mirror tile, row by row of a
+                for i in range(r0, min(r1, j)):
+                    a[j, i] = buf[i - r0, j - c0]
+
+
+def mirror_upper(a: np.ndarray) -> None:
+    """a[j, i] = a[i, j] for j > i (C-ordered square ``a``), by a parallel tiled copy."""
+    with keep_torch_threads():
+        _mirror_upper(a)
+
 
 def fused_kernel(
     spec: Serial,
@@ -240,8 +349,9 @@ def fused_kernel(
         t1 = _Tables(spec, var1, degree)
         t2 = t1 if symmetric else _Tables(spec, var2, degree)
         tables = (t1.f, t2.f, t1.g, t2.g, t1.tail_f, t2.tail_f, t1.tail_g, t2.tail_g)
-        failed = _run(g, v1, v2, program, *tables, t1.m_f, t1.m_g, t2.m_f, t2.m_g, symmetric, tol,
-                      out_k, out_t, layers_k, layers_t, collect)  # fmt: skip
+        with keep_torch_threads():
+            failed = _run(g, v1, v2, program, *tables, t1.m_f, t1.m_g, t2.m_f, t2.m_g, symmetric,
+                          tol, out_k, out_t, layers_k, layers_t, collect)  # fmt: skip
         # A few failed rows are cheaper to recompute than a longer series for all.
         if failed.sum() <= 0.05 * n1:
             break

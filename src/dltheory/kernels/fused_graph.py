@@ -30,6 +30,7 @@ import torch
 from ..spec.layers import Dense, Layer, Nonlinearity, Serial
 from ..spec.normalization import LayerNorm
 from ..spec.residual import Residual
+from .fused import keep_torch_threads
 
 try:
     import numba as nb
@@ -98,7 +99,8 @@ class _Compiler:
             else:  # Residual
                 self.ops.append((_DUP, 0, 0, 0, 0))
                 s_var, s_mean, _, s_gauss = self.run(layer.skip, var, mean, fan_in, gaussian)
-                self.ops.append((_SWAP, 0, 0, 0, 0))
+                if layer.skip:  # an identity skip leaves two equal copies: no swap
+                    self.ops.append((_SWAP, 0, 0, 0, 0))
                 f_var, _, fan_in, _ = self.run(layer.branch, var, mean, fan_in, gaussian)
                 g2, a2 = layer.gamma**2, layer.alpha**2
                 self.ops.append((_MIX, g2, a2, 0, 0))
@@ -124,61 +126,97 @@ def _tables(spec: Serial, x: torch.Tensor):
 
 if nb is not None:
     from ..activations.closed_form import closed_pair_row
-    from .fused import mirror_upper
+    from .fused import relu_row
 
-    @nb.njit(parallel=True, cache=True)
-    def _loop(
-        gram, program, act1, act2, mean1, mean2, scale1, scale2, depth, symmetric, out_k, out_t
-    ):
-        n1 = gram.shape[0]
-        for r in nb.prange(n1):
-            # Interleave short and long rows of the triangle across threads.
-            half = np.int64(r) // 2
-            i = half if np.int64(r) % 2 == 0 else np.int64(n1) - 1 - half
-            j0 = i if symmetric else 0
-            k = out_k[i, j0:]
-            t = out_t[i, j0:]
-            m = k.shape[0]
-            k[:] = gram[i, j0:]
-            t[:] = 0.0
-            stack_k = np.empty((max(depth, 1), m))
-            stack_t = np.empty((max(depth, 1), m))
-            top = 0
-            for row in range(program.shape[0]):
-                op = program[row, 0]
-                if op == 0:
-                    c_w, c_b = program[row, 1], program[row, 2]
-                    lr_w, lr_b = program[row, 3], program[row, 4]
-                    for j in range(m):
-                        t[j] = lr_b + lr_w * k[j] + c_w * t[j]
-                        k[j] = c_b + c_w * k[j]
-                elif op == 1:
-                    slot = np.int64(program[row, 3])
-                    code = np.int64(program[row, 1])
-                    closed_pair_row(code, program[row, 2], act1[slot, i], k, act2[slot, j0:], t)
-                elif op == 2:  # DUP
-                    stack_k[top] = k
-                    stack_t[top] = t
-                    top += 1
-                elif op == 3:  # SWAP current and the top of the stack
-                    for j in range(m):
-                        a, b = stack_k[top - 1, j], stack_t[top - 1, j]
-                        stack_k[top - 1, j], stack_t[top - 1, j] = k[j], t[j]
-                        k[j], t[j] = a, b
-                elif op == 4:  # MIX: current = g2 * skip (stack top) + a2 * current
-                    g2, a2 = program[row, 1], program[row, 2]
-                    top -= 1
-                    for j in range(m):
-                        k[j] = g2 * stack_k[top, j] + a2 * k[j]
-                        t[j] = g2 * stack_t[top, j] + a2 * t[j]
-                else:  # NORM
-                    slot = np.int64(program[row, 1])
-                    w_k, const = program[row, 2], program[row, 3]
-                    m1, s1 = mean1[slot, i], scale1[slot, i]
-                    for j in range(m):
-                        s = s1 * scale2[slot, j0 + j]
-                        k[j] = (k[j] - m1 * mean2[slot, j0 + j]) * s
-                        t[j] = t[j] * s + w_k * k[j] + const
+    @nb.njit(inline="always", error_model="numpy")
+    def _row(k, t, sk, st, program, i, j0, j1, tab1, tab2):
+        """One row of pairs k[j] = (x_i, x_{j0 + j}) through the program, in place."""
+        act1, act2, sd1, sd2, isd1, isd2, mean1, mean2, scale1, scale2 = (
+            tab1[0], tab2[0], tab1[1], tab2[1], tab1[2], tab2[2],
+            tab1[3], tab2[3], tab1[4], tab2[4],
+        )  # fmt: skip
+        m = k.shape[0]
+        top = 0
+        for row in range(program.shape[0]):
+            op = program[row, 0]
+            if op == 0:
+                c_w, c_b = program[row, 1], program[row, 2]
+                lr_w, lr_b = program[row, 3], program[row, 4]
+                for j in range(m):
+                    t[j] = lr_b + lr_w * k[j] + c_w * t[j]
+                    k[j] = c_b + c_w * k[j]
+            elif op == 1:
+                slot = np.int64(program[row, 3])
+                code = np.int64(program[row, 1])
+                if code == 1:
+                    relu_row(k, t, sd1[slot, i], isd1[slot, i], sd2[slot, j0:j1],
+                             isd2[slot, j0:j1])  # fmt: skip
+                else:
+                    closed_pair_row(code, program[row, 2], act1[slot, i], k, act2[slot, j0:j1], t)
+            elif op == 2:  # DUP
+                for j in range(m):
+                    sk[top, j] = k[j]
+                    st[top, j] = t[j]
+                top += 1
+            elif op == 3:  # SWAP current and the top of the stack
+                for j in range(m):
+                    a, b = sk[top - 1, j], st[top - 1, j]
+                    sk[top - 1, j], st[top - 1, j] = k[j], t[j]
+                    k[j], t[j] = a, b
+            elif op == 4:  # MIX: current = g2 * skip (stack top) + a2 * current
+                g2, a2 = program[row, 1], program[row, 2]
+                top -= 1
+                for j in range(m):
+                    k[j] = g2 * sk[top, j] + a2 * k[j]
+                    t[j] = g2 * st[top, j] + a2 * t[j]
+            else:  # NORM
+                slot = np.int64(program[row, 1])
+                w_k, const = program[row, 2], program[row, 3]
+                m1, s1 = mean1[slot, i], scale1[slot, i]
+                for j in range(m):
+                    s = s1 * scale2[slot, j0 + j]
+                    k[j] = (k[j] - m1 * mean2[slot, j0 + j]) * s
+                    t[j] = t[j] * s + w_k * k[j] + const
+
+    @nb.njit(parallel=True, cache=True, error_model="numpy")
+    def _loop(out_k, out_t, n0, program, tab1, tab2, depth, symmetric, tiles_i, tiles_j, tile):
+        """In place: out_k holds x_a . x_b (its upper triangle with ``symmetric``) and
+        gets K, out_t gets Theta. Tile by tile (a row of pairs at a time through the
+        whole program, in cache); with ``symmetric`` tiles on and above the diagonal,
+        each written back with its mirror."""
+        n1, n2 = out_k.shape
+        for p in nb.prange(tiles_i.shape[0]):
+            r0, c0 = tiles_i[p] * tile, tiles_j[p] * tile
+            r1, c1 = min(r0 + tile, n1), min(c0 + tile, n2)
+            diagonal = symmetric and r0 == c0
+            bk = np.empty((r1 - r0, c1 - c0))
+            bt = np.empty((r1 - r0, c1 - c0))
+            sk = np.empty((max(depth, 1), c1 - c0))
+            st = np.empty((max(depth, 1), c1 - c0))
+            for i in range(r0, r1):
+                j0 = i if diagonal else c0
+                k = bk[i - r0, j0 - c0 :]
+                t = bt[i - r0, j0 - c0 :]
+                for j in range(c1 - j0):
+                    k[j] = out_k[i, j0 + j] / n0
+                    t[j] = 0.0
+                _row(k, t, sk, st, program, i, j0, c1, tab1, tab2)
+                for j in range(c1 - j0):
+                    out_k[i, j0 + j] = k[j]
+                    out_t[i, j0 + j] = t[j]
+            if symmetric:
+                for j in range(c0, c1):  # the mirror tile, row by row
+                    for i in range(r0, min(r1, j)):
+                        out_k[j, i] = bk[i - r0, j - c0]
+                        out_t[j, i] = bt[i - r0, j - c0]
+
+
+def _pack(act, mean, scale):
+    """The per-input tables the loop reads: variances, their square roots and inverse
+    square roots (0 where the variance is 0), LayerNorm means and scales."""
+    sd = np.sqrt(act)
+    isd = np.divide(1.0, sd, out=np.zeros_like(sd), where=sd > 0)
+    return act, sd, isd, mean, scale
 
 
 def fused_graph_kernel(spec: Serial, x1: torch.Tensor, x2: torch.Tensor | None):
@@ -192,15 +230,20 @@ def fused_graph_kernel(spec: Serial, x1: torch.Tensor, x2: torch.Tensor | None):
         act2, mean2, scale2, var2 = act1, mean1, scale1, var1
     else:
         _, act2, mean2, scale2, var2, _ = _tables(spec, x2)
-    gram = (x1 @ x2.T / x1.shape[1]).numpy()
+    n1, n2, tile = len(x1), len(x2), 64
+    out_k = np.empty((n1, n2))
+    out_t = np.empty((n1, n2))
+    torch.mm(x1, x2.T, out=torch.from_numpy(out_k))  # x_a . x_b; the loop divides by n_0
+    if symmetric:  # the exact squared norms on the diagonal
+        np.fill_diagonal(out_k, x1.square().sum(-1).numpy())
+    n_t1, n_t2 = -(-n1 // tile), -(-n2 // tile)
     if symmetric:
-        np.fill_diagonal(gram, (x1.square().sum(-1) / x1.shape[1]).numpy())
-    out_k = np.empty(gram.shape)
-    out_t = np.empty(gram.shape)
-    _loop(gram, program, act1, act2, mean1, mean2, scale1, scale2, depth, symmetric, out_k, out_t)
-    if symmetric:  # rows computed j >= i only
-        mirror_upper(out_k)
-        mirror_upper(out_t)
+        ti, tj = np.triu_indices(n_t1)
+    else:
+        ti, tj = np.divmod(np.arange(n_t1 * n_t2), n_t2)
+    with keep_torch_threads():
+        _loop(out_k, out_t, float(x1.shape[1]), program, _pack(act1, mean1, scale1),
+              _pack(act2, mean2, scale2), depth, symmetric, ti, tj, tile)  # fmt: skip
     nngp, ntk = torch.from_numpy(out_k), torch.from_numpy(out_t)
     if symmetric:
         nngp.diagonal().copy_(var1)

@@ -23,7 +23,7 @@ from .._checks import as_float_tensor, check_choice, check_int, message
 from ..parallel import Pool
 from ..spec.layers import Serial
 from . import fused
-from .blocked import kernel
+from .blocked import _diagonal_pass, kernel
 
 __all__ = [
     "KernelKind",
@@ -85,7 +85,10 @@ def gram_matrix(
         x: (N, n_0) inputs.
         kind: ``"nngp"`` (K) or ``"ntk"`` (Theta).
         out: an (N, N) float64 Fortran-ordered buffer to fill (``None``: allocate).
-        block_rows: rows per panel (default: :func:`panel_rows`).
+        block_rows: rows per panel (default: :func:`panel_rows`); for chains whose
+            activations all have scalar closed forms, the side of a tile of the one
+            tiled pass (default 64): x x^T by BLAS into ``out``, then each tile on and
+            below the diagonal through all layers and written with its mirror.
 
     Returns:
         ``out`` (or a new Fortran-ordered array), symmetric, both triangles filled.
@@ -116,6 +119,9 @@ def gram_matrix(
                 "Allocate it with np.empty((n, n), order='F')",
             )
         )
+    if _tiled(spec, x):
+        _tiled_gram(spec, x, kind, out, 64 if block_rows is None else block_rows)
+        return out
     if block_rows is None:
         # Panels under glibc's largest mmap threshold are recycled from the heap instead
         # of being mapped (and page-faulted) afresh for every panel: twice as fast.
@@ -129,6 +135,40 @@ def gram_matrix(
             out[j:, i:j] = _pick(kernel(spec, x[i:j], x[j:]), kind).numpy().T
     _mirror_lower(out)
     return out
+
+
+def _tiled(spec: Serial, x: torch.Tensor) -> bool:
+    return (
+        fused.nb is not None
+        and spec.is_chain
+        and x.device.type == "cpu"
+        and fused.closed_forms_only(spec)
+        and len(x) > 0
+    )
+
+
+def _tiled_gram(spec: Serial, x: torch.Tensor, kind: str, out: np.ndarray, tile: int) -> None:
+    """The whole Gram in one buffer: x x^T by BLAS into ``out``, then one parallel pass
+    of the fused loop over tiles of the lower triangle that also writes their mirrors."""
+    tile = check_int("block_rows", tile, minimum=1)
+    n, n0 = x.shape
+    spec.check_network()
+    if spec.in_dim is not None and n0 != spec.in_dim:
+        raise ValueError(
+            message("x", f"inputs with in_dim={spec.in_dim} features", f"shape {tuple(x.shape)}")
+        )
+    diag = _diagonal_pass(spec, x, n0)
+    a = torch.from_numpy(out.T)  # C-ordered: its upper triangle is out's lower one
+    torch.mm(x, x.T, out=a)  # written by torch's BLAS threads (the first touch of out)
+    program = fused._program(spec, n0)
+    var = torch.stack(diag.variances).numpy() if diag.variances else np.zeros((1, n))
+    n_tiles = -(-n // tile)
+    ti, tj = np.triu_indices(n_tiles)
+    sd = np.sqrt(var)
+    isd = np.divide(1.0, sd, out=np.zeros_like(sd), where=sd > 0)
+    with fused.keep_torch_threads():
+        fused.gram_in_place(out.T, float(n0), program, var, sd, isd, kind == "ntk", ti, tj, tile)
+    np.fill_diagonal(out, (diag.nngp if kind == "nngp" else diag.ntk)[-1].numpy())
 
 
 def _mirror_lower(a: np.ndarray) -> None:
