@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.stats
 import torch
 
-from dltheory.kernels import cholesky
+from dltheory import MLP
+from dltheory.kernels import cholesky, fit_exact, fit_falkon, fit_pcg
 from dltheory.kernels.cholesky import as_fortran_copy, cholesky_in_place, jitter_schedule
 
 EPS = np.finfo(np.float64).eps
@@ -166,3 +168,158 @@ def test_non_finite_entries_in_the_last_panel_are_found(monkeypatch):
     k[9, 8] = k[8, 9] = np.inf  # only in the last two columns, off the diagonal
     with pytest.raises(ValueError, match=r"kernel must be finite\. Got 'non-finite entries'"):
         cholesky_in_place(np.array(k, order="F"), max_tries=2)
+
+
+# ------------------------------------------------------------------- solvers.py
+SPEC = MLP(depth=1, activation="relu", c_w=2.0, c_b=0.1)
+
+
+def _problem(n, d=3, seed=0, cols=1):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d))
+    y = np.column_stack([np.sin(x[:, j % d]) + 0.1 * rng.standard_normal(n) for j in range(cols)])
+    return x, y
+
+
+def _k(x1, x2=None, kind="nngp", spec=SPEC):
+    t2 = None if x2 is None else torch.as_tensor(x2)
+    return getattr(spec.kernel(torch.as_tensor(x1), t2), kind).numpy()
+
+
+@pytest.mark.parametrize("kind", ["nngp", "ntk"])
+def test_exact_weighted_fit_and_its_evidence_equal_repeated_samples(kind):
+    x, y = _problem(12, cols=2)
+    w = np.array([1, 2, 3, 1, 1, 2, 1, 1, 4, 1, 1, 2])
+    ridge = 0.05
+    fit = fit_exact(SPEC, x, y, kind=kind, ridge=ridge, weights=w.astype(float))
+    k = _k(x, kind=kind)
+    ref = np.linalg.solve(k + np.diag(ridge / w), y)  # (K + ridge W^-1)^-1 y, dense
+    np.testing.assert_allclose(fit.alpha, ref, rtol=1e-9, atol=1e-9 * np.abs(ref).max())
+    # Evidence of the data set with sample i repeated w_i times: a Gaussian density.
+    xr, yr = np.repeat(x, w, 0), np.repeat(y, w, 0)
+    cov = _k(xr, kind=kind) + ridge * np.eye(len(xr))
+    expected = sum(scipy.stats.multivariate_normal(np.zeros(len(xr)), cov).logpdf(c) for c in yr.T)
+    assert fit.log_marginal_likelihood == pytest.approx(expected, rel=1e-10)
+    plain = fit_exact(SPEC, x, y, kind=kind, ridge=ridge)
+    cov = k + ridge * np.eye(len(x))
+    expected = sum(scipy.stats.multivariate_normal(np.zeros(len(x)), cov).logpdf(c) for c in y.T)
+    assert plain.log_marginal_likelihood == pytest.approx(expected, rel=1e-10)
+    assert fit.factor is not None and fit.iterations == 0 and fit.residuals == ()
+
+
+def test_pcg_with_a_full_rank_preconditioner_converges_at_once():
+    # rank = N: the Nystrom approximation is K itself, P^-1 (K + ridge I) is a multiple of
+    # I (Frangella et al. 2023, Eq. 5.3), so CG needs one step (two in floating point).
+    x, y = _problem(40, cols=2)
+    fit = fit_pcg(SPEC, x, y, ridge=0.1, rank=40, tol=1e-10)
+    assert fit.converged and fit.iterations <= 2 and len(fit.residuals) == fit.iterations
+    ref = np.linalg.solve(_k(x) + 0.1 * np.eye(40), y)
+    np.testing.assert_allclose(fit.alpha, ref, rtol=0, atol=1e-8 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("kind", ["nngp", "ntk"])
+def test_pcg_weighted_and_ntk_equal_the_dense_solve(kind):
+    x, y = _problem(40, cols=2)
+    w = np.random.default_rng(1).uniform(0.3, 3.0, 40)
+    fit = fit_pcg(SPEC, x, y, kind=kind, ridge=0.05, rank=40, tol=1e-12, weights=w)
+    ref = np.linalg.solve(_k(x, kind=kind) + np.diag(0.05 / w), y)
+    # ||alpha - ref|| <= ||(K + ridge W^-1)^-1|| tol ||y|| <= tol ||y|| max(w) / ridge.
+    bound = 1e-12 * np.linalg.norm(y, axis=0).max() * 3.0 / 0.05
+    assert np.abs(fit.alpha - ref).max() <= bound
+    assert fit.converged and fit.residuals[-1] <= 1e-12
+    # Residuals: the relative residual of the worst column after each step.
+    assert list(fit.residuals) == sorted(fit.residuals, reverse=True) or fit.iterations > 0
+
+
+def test_cg_keeps_a_zero_target_column_at_zero():
+    x, y = _problem(30)
+    y = np.column_stack([y[:, 0], np.zeros(30)])
+    for fit in (
+        fit_pcg(SPEC, x, y, ridge=0.1, rank=5, tol=1e-10),
+        fit_falkon(SPEC, x, y, ridge=0.1, n_inducing=10, tol=1e-10),
+    ):
+        assert fit.converged and np.isfinite(fit.residuals).all()
+        np.testing.assert_array_equal(fit.alpha[:, 1], 0.0)
+
+
+def test_pcg_stops_at_max_iter_and_says_so():
+    x, y = _problem(80)
+    fit = fit_pcg(SPEC, x, y, ridge=1e-6, rank=2, tol=1e-14, max_iter=3)
+    assert not fit.converged and fit.iterations == 3 and len(fit.residuals) == 3
+    r = y - (_k(x) + 1e-6 * np.eye(80)) @ fit.alpha  # the reported residual, recomputed
+    assert fit.residuals[-1] == pytest.approx(np.linalg.norm(r) / np.linalg.norm(y), rel=1e-6)
+
+
+def test_pcg_defaults_are_the_documented_ones():
+    # Small N (kernels of <= 50,000 pairs x layers stay on the torch path, no compilation).
+    x, y = _problem(60)
+    default = fit_pcg(SPEC, x, y, ridge=1e-3)
+    given = fit_pcg(SPEC, x, y, ridge=1e-3, kind="nngp", tol=1e-8, max_iter=500, seed=0)
+    np.testing.assert_array_equal(default.alpha, given.alpha)
+    assert default.residuals == given.residuals
+
+
+@pytest.mark.parametrize("kind", ["nngp", "ntk"])
+def test_falkon_with_every_centre_converges_at_once(kind):
+    # m = N: n T^T A^T A T = K^2 + ridge K = H, so B^T H B = I (Rudi et al. 2017): one step.
+    x, y = _problem(50, cols=2)
+    fit = fit_falkon(SPEC, x, y, kind=kind, ridge=0.1, n_inducing=50, tol=1e-10)
+    assert fit.converged and 1 <= fit.iterations <= 2 and fit.jitter == 0.0
+    k = _k(x, kind=kind)
+    ref = np.linalg.solve(k + 0.1 * np.eye(50), y)  # exact kernel ridge
+    k_nc = _k(x, fit.centres.numpy(), kind=kind)
+    np.testing.assert_allclose(k_nc @ fit.alpha, k @ ref, rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("keep_cross", [True, False])
+def test_falkon_in_blocks_equals_the_dense_weighted_nystrom_solve(keep_cross):
+    x, y = _problem(70, cols=2)
+    m, ridge = 12, 0.2
+    w = None if not keep_cross else np.random.default_rng(2).uniform(0.5, 2.0, 70)
+    fit = fit_falkon(SPEC, x, y, ridge=ridge, n_inducing=m, tol=1e-13, max_iter=200, seed=4,
+                     block_rows=16, keep_cross=keep_cross, weights=w)  # fmt: skip
+    c = fit.centres.numpy()
+    k_nm, k_mm = _k(x, c), _k(c)
+    ww = np.ones(70) if w is None else w
+    # Normal equations of min sum_i w_i (K_nm a - y)_i^2 + ridge a^T K_mm a, dense.
+    ref = np.linalg.solve(k_nm.T @ (ww[:, None] * k_nm) + ridge * k_mm, k_nm.T @ (ww[:, None] * y))
+    np.testing.assert_allclose(k_nm @ fit.alpha, k_nm @ ref, rtol=0, atol=1e-8)
+    assert fit.converged and len(c) == m
+    # The centres are m distinct training points drawn by the seed.
+    assert len({tuple(r) for r in c}) == m and all((x == r).all(1).any() for r in c)
+
+
+def test_falkon_defaults_are_the_documented_ones():
+    x, y = _problem(60)
+    default = fit_falkon(SPEC, x, y, ridge=0.1, n_inducing=20)
+    given = fit_falkon(SPEC, x, y, ridge=0.1, n_inducing=20, kind="nngp", tol=1e-8,
+                       max_iter=100, seed=0, keep_cross=True)  # fmt: skip
+    np.testing.assert_array_equal(default.alpha, given.alpha)
+    assert default.residuals == given.residuals and default.converged
+
+
+def test_solver_argument_errors_in_full():
+    x, y = _problem(10)
+    with pytest.raises(ValueError) as err:
+        fit_exact(SPEC, x, y, weights=np.ones(9))
+    assert str(err.value) == "weights must be of shape (10,) with entries > 0. Got (9,)."
+    with pytest.raises(ValueError) as err:
+        fit_pcg(SPEC, x, y, ridge=0.1, weights=np.r_[np.ones(9), 0.0])
+    assert str(err.value) == "weights must be of shape (10,) with entries > 0. Got (10,)."
+    with pytest.raises(ValueError) as err:
+        fit_exact(SPEC, x, np.ones((10, 2, 2)))
+    assert str(err.value) == "y must be of shape (10,) or (10, k) like x. Got (10, 2, 2)."
+    with pytest.raises(TypeError) as err:
+        fit_falkon(SPEC, x, y, ridge=0.1, n_inducing=3, keep_cross=1)
+    assert str(err.value) == "keep_cross must be True or False. Got 1."
+    with pytest.raises(ValueError) as err:
+        fit_falkon(SPEC, x, y, ridge=0.1, n_inducing=3, keep_cross=False, weights=np.ones(10))
+    assert str(err.value) == "weights must be None with keep_cross=False. Got 'weights'."
+    for kw in ({"tol": 0.0}, {"max_iter": 0}, {"seed": -1}, {"rank": 0}):
+        with pytest.raises(ValueError, match=f"{next(iter(kw))} must be"):
+            fit_pcg(SPEC, x, y, ridge=0.1, **kw)
+    for kw in ({"tol": 0.0}, {"max_iter": 0}, {"seed": -1}):
+        with pytest.raises(ValueError, match=f"{next(iter(kw))} must be"):
+            fit_falkon(SPEC, x, y, ridge=0.1, n_inducing=3, **kw)
+    with pytest.raises(ValueError, match="ridge must be a variance >= 0"):
+        fit_exact(SPEC, x, y, ridge=-1.0)
