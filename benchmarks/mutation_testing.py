@@ -70,6 +70,9 @@ def _setup(target: str, work: Path) -> None:
     lines += [f"    {m}" for m in mutate]
     lines += ["pytest_add_cli_args_test_selection ="] + [f"    {t}" for t in tests]
     lines += ["pytest_add_cli_args ="] + [f"    {a}" for a in PYTEST_ARGS]
+    # A mutant times out after 15 x its tests' clean duration + 30 s: the first kernel call
+    # in a fresh child costs seconds, more on a loaded machine.
+    lines += ["timeout_constant = 30.0"]
     (work / "setup.cfg").write_text("\n".join(lines) + "\n")
 
 
