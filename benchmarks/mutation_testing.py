@@ -73,6 +73,9 @@ def _setup(target: str, work: Path) -> None:
     # A mutant times out after 15 x its tests' clean duration + 30 s: the first kernel call
     # in a fresh child costs seconds, more on a loaded machine.
     lines += ["timeout_constant = 30.0"]
+    # Fork from a server that only collected the tests: a child forked from a process
+    # whose torch / BLAS thread pools have run can hang on a lock copied while held.
+    lines += ["process_isolation = forkserver"]
     (work / "setup.cfg").write_text("\n".join(lines) + "\n")
 
 

@@ -9,6 +9,8 @@ against numbers printed by the code itself.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import scipy.stats
@@ -323,3 +325,36 @@ def test_solver_argument_errors_in_full():
             fit_falkon(SPEC, x, y, ridge=0.1, n_inducing=3, **kw)
     with pytest.raises(ValueError, match="ridge must be a variance >= 0"):
         fit_exact(SPEC, x, y, ridge=-1.0)
+
+
+# ------------------------------------------------------------------------ gp.py
+def test_maximize_evidence_stops_at_its_documented_noise_bounds():
+    from dltheory.kernels import maximize_evidence
+
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((15, 2))
+    # Noise-free targets: the evidence keeps growing as the noise falls, to exp(-9).
+    fit = maximize_evidence(x, np.sin(x[:, 0]), depths=(1,), max_iter=30)
+    assert fit.noise == pytest.approx(math.exp(-9.0), rel=1e-12)
+    # White noise of variance 1e6: the best noise variance is ~1e6, beyond exp(5).
+    fit = maximize_evidence(x, 1e3 * rng.standard_normal(15), depths=(1,), max_iter=30)
+    assert fit.noise == pytest.approx(math.exp(5.0), rel=1e-12)
+
+
+def test_maximize_evidence_keeps_the_best_depth_and_its_defaults():
+    from dltheory.kernels import log_marginal_likelihood, maximize_evidence
+
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((12, 2))
+    y = np.sin(2 * x[:, 0]) + 0.1 * rng.standard_normal(12)
+    fit = maximize_evidence(x, y, max_iter=5)
+    given = maximize_evidence(x, y, activation="relu", depths=(1, 2, 3), c_w=1.0, c_b=0.1,
+                              noise=0.1, max_iter=5)  # fmt: skip
+    assert fit == given  # the documented defaults
+    assert set(fit.by_depth) == {1, 2, 3}
+    best = max(fit.by_depth, key=lambda d: fit.by_depth[d][3])
+    assert fit.depth == best and fit.log_marginal_likelihood == fit.by_depth[best][3]
+    assert (fit.c_w, fit.c_b, fit.noise) == pytest.approx(fit.by_depth[best][:3], rel=1e-12)
+    for depth, (c_w, c_b, noise, lml) in fit.by_depth.items():  # each entry recomputed
+        k = MLP(depth, "relu", c_w=c_w, c_b=c_b).kernel(torch.from_numpy(x)).nngp
+        assert lml == pytest.approx(log_marginal_likelihood(k, y, noise=noise), rel=1e-9)
