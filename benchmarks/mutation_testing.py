@@ -93,34 +93,54 @@ def _score(work: Path) -> dict[str, dict[str, int]]:
     return out
 
 
-def run(target: str, out: Path, max_children: int) -> dict:
-    work = (out / target).resolve()
-    _setup(target, work)
+def _mutmut(work: Path, *args: str, log: Path | None = None) -> str:
     mutmut = Path(sys.executable).parent / "mutmut"
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+    if log is None:
+        res = subprocess.run([str(mutmut), *args], cwd=work, env=env, capture_output=True,
+                             text=True, check=False)  # fmt: skip
+        return res.stdout
+    with open(log, "a") as out:
+        subprocess.run([str(mutmut), *args], cwd=work, env=env, stdout=out,
+                       stderr=subprocess.STDOUT, check=False)  # fmt: skip
+    return ""
+
+
+def _not_killed(work: Path) -> list[str]:
+    """Names of the mutants ``mutmut results`` lists (all but the killed ones)."""
+    return [line.split(":")[0].strip() for line in _mutmut(work, "results").splitlines()
+            if ":" in line]  # fmt: skip
+
+
+def run(target: str, out: Path, max_children: int, rescore: bool = False) -> dict:
+    """Mutate ``target``; with ``rescore``, rerun only the mutants not yet killed, against
+    the current tests (copied over the scratch copy's)."""
+    work = (out / target).resolve()
     start = time.time()
     cpu = resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
-    with open(work / "mutmut.log", "w") as log:
-        subprocess.run(
-            [str(mutmut), "run", "--max-children", str(max_children)],
-            cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, check=False,
-        )  # fmt: skip
+    if rescore:
+        for dest in (work / "tests", work / "mutants" / "tests"):
+            shutil.copytree(ROOT / "tests", dest, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+        names = _not_killed(work)
+        if names:
+            _mutmut(work, "run", "--max-children", str(max_children), *names,
+                    log=work / "mutmut.log")  # fmt: skip
+    else:
+        _setup(target, work)
+        _mutmut(work, "run", "--max-children", str(max_children), log=work / "mutmut.log")
     wall = time.time() - start
-    res = subprocess.run(
-        [str(mutmut), "results"], cwd=work, env=env, capture_output=True, text=True, check=False
-    )
-    survivors = [line.split(":")[0].strip() for line in res.stdout.splitlines() if ":" in line]
-    diffs = []
-    for name in survivors:
-        shown = subprocess.run(
-            [str(mutmut), "show", name], cwd=work, env=env, capture_output=True, text=True
-        )
-        diffs.append(shown.stdout)
+    survivors = _not_killed(work)
+    diffs = [_mutmut(work, "show", name) for name in survivors]
     (work / "survivors.diff").write_text("\n".join(diffs))
-    score = {"target": target, "wall_s": round(wall, 1),
-             "cpu_s": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime - cpu, 1),
-             "files": _score(work), "not_killed": res.stdout.splitlines()}  # fmt: skip
-    (work / "score.json").write_text(json.dumps(score, indent=1))
+    score = {
+        "target": target,
+        "wall_s": round(wall, 1),
+        "cpu_s": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime - cpu, 1),
+        "files": _score(work),
+        "not_killed": _mutmut(work, "results").splitlines(),
+    }
+    (work / ("rescore.json" if rescore else "score.json")).write_text(json.dumps(score, indent=1))
     return score
 
 
@@ -129,9 +149,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("targets", nargs="*", default=list(TARGETS), choices=list(TARGETS))
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "_mutmut")
     parser.add_argument("--max-children", type=int, default=2)
+    parser.add_argument(
+        "--rescore", action="store_true", help="rerun the mutants not killed, current tests"
+    )
     args = parser.parse_args(argv)
     for target in args.targets:
-        score = run(target, args.out, args.max_children)
+        score = run(target, args.out, args.max_children, args.rescore)
         print(json.dumps({k: score[k] for k in ("target", "wall_s", "files")}), flush=True)
 
 
