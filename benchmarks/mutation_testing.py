@@ -119,6 +119,7 @@ def run(target: str, out: Path, max_children: int, rescore: bool = False) -> dic
     start = time.time()
     cpu = resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
     if rescore:
+        _setup(target, work)  # the current configuration
         for dest in (work / "tests", work / "mutants" / "tests"):
             shutil.copytree(ROOT / "tests", dest, dirs_exist_ok=True,
                             ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
