@@ -74,7 +74,7 @@ def test_buffer_must_be_a_square_fortran_float64_array(bad):
         cholesky_in_place(bad)
 
 
-@pytest.mark.parametrize("fail_panel", [1, 9])
+@pytest.mark.parametrize("fail_panel", [1, 9, 10])
 def test_failure_in_a_late_panel_restores_every_earlier_panel(monkeypatch, fail_panel):
     # Panels of 4 columns; rows/columns 4 * fail_panel + (0, 1) are duplicates with the
     # second diagonal lowered by 1e-8 (eigenvalue ~ -5e-9), so K is indefinite only from
