@@ -358,3 +358,34 @@ def test_maximize_evidence_keeps_the_best_depth_and_its_defaults():
     for depth, (c_w, c_b, noise, lml) in fit.by_depth.items():  # each entry recomputed
         k = MLP(depth, "relu", c_w=c_w, c_b=c_b).kernel(torch.from_numpy(x)).nngp
         assert lml == pytest.approx(log_marginal_likelihood(k, y, noise=noise), rel=1e-9)
+
+
+def test_gp_posterior_default_noise_is_zero_and_errors_in_full():
+    from dltheory.kernels import gp_posterior, log_marginal_likelihood
+
+    k = np.array([[2.0, 0.5], [0.5, 1.0]])
+    k_sn = np.array([[0.3, 0.2]])
+    post = gp_posterior(k, k_sn, [1.0, -1.0], k_test_test=[1.5])
+    alpha = np.linalg.solve(k, [1.0, -1.0])  # noise-free interpolation, dense
+    np.testing.assert_allclose(post.mean, k_sn @ alpha, rtol=1e-14)
+    np.testing.assert_allclose(post.var, 1.5 - k_sn @ np.linalg.solve(k, k_sn.T)[:, 0], rtol=1e-14)
+    expected = scipy.stats.multivariate_normal(np.zeros(2), k).logpdf([1.0, -1.0])
+    assert log_marginal_likelihood(k, [1.0, -1.0]) == pytest.approx(expected, rel=1e-13)
+    cases = [
+        (lambda: gp_posterior(np.ones((2, 3)), k_sn, [1.0, 2.0]),
+         "k_train_train must be a square matrix. Got (2, 3)."),
+        (lambda: gp_posterior(k, np.ones((1, 3)), [1.0, 2.0]),
+         "k_test_train must be of shape (M, 2). Got (1, 3)."),
+        (lambda: gp_posterior(k, np.ones(2), [1.0, 2.0]),
+         "k_test_train must be a 2-D array. Got 'shape (2,)'."),
+        (lambda: gp_posterior(k, k_sn, [1.0, 2.0], k_test_test=np.ones(3)),
+         "k_test_test must be of shape (1,) or (1, 1). Got (3,)."),
+        (lambda: gp_posterior(k, k_sn, [1.0, 2.0, 3.0]),
+         "y_train must be of length 2 like k_train_train. Got (3,)."),
+        (lambda: log_marginal_likelihood(np.ones((2, 3)), [1.0, 2.0]),
+         "k_train_train must be a square matrix. Got (2, 3)."),
+    ]  # fmt: skip
+    for call, text in cases:
+        with pytest.raises(ValueError) as err:
+            call()
+        assert str(err.value) == text
