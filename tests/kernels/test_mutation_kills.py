@@ -389,3 +389,30 @@ def test_gp_posterior_default_noise_is_zero_and_errors_in_full():
         with pytest.raises(ValueError) as err:
             call()
         assert str(err.value) == text
+
+
+def test_gp_posterior_reports_evidence_and_the_blocks_it_was_given():
+    from dltheory.kernels import gp_posterior, maximize_evidence
+
+    k = np.array([[2.0, 0.5], [0.5, 1.0]])
+    k_sn = np.array([[0.3, 0.2], [0.1, 0.4]])
+    k_ss = np.array([[1.5, 0.2], [0.2, 1.1]])
+    y = np.array([1.0, -1.0])
+    expected = scipy.stats.multivariate_normal(np.zeros(2), k + 0.1 * np.eye(2)).logpdf(y)
+    post = gp_posterior(k, k_sn, y, noise=0.1)
+    assert post.var is None and post.cov is None
+    assert post.log_marginal_likelihood == pytest.approx(expected, rel=1e-13)
+    full = gp_posterior(k, k_sn, y, k_test_test=k_ss, noise=0.1)
+    cov = k_ss - k_sn @ np.linalg.solve(k + 0.1 * np.eye(2), k_sn.T)  # dense
+    np.testing.assert_allclose(full.cov, cov, rtol=1e-13)
+    np.testing.assert_allclose(full.var, np.diagonal(cov), rtol=1e-13)
+    with pytest.raises(ValueError) as err:
+        gp_posterior(k, k_sn, y, k_test_test=np.ones((2, 2, 2)))
+    assert str(err.value) == "k_test_test must be a (1, 2)-D array. Got 'shape (2, 2, 2)'."
+    # The activation is the one asked for (erf here, not the default relu).
+    x = np.random.default_rng(2).standard_normal((10, 2))
+    fit = maximize_evidence(x, np.sin(x[:, 0]), activation="erf", depths=(1,), max_iter=3)
+    kx = MLP(1, "erf", c_w=fit.c_w, c_b=fit.c_b).kernel(torch.from_numpy(x)).nngp.numpy()
+    cov = kx + fit.noise * np.eye(10)
+    expected = scipy.stats.multivariate_normal(np.zeros(10), cov).logpdf(np.sin(x[:, 0]))
+    assert fit.log_marginal_likelihood == pytest.approx(expected, rel=1e-9)
