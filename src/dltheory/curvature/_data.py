@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .._checks import check_int, message
+from ..finite.functional_model import FunctionalModel
 from ..finite.model_function import check_no_random_modules, functional_buffers, model_inputs
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -79,6 +80,8 @@ def as_batches(data: Any, model: nn.Module) -> list[Batch]:
                     message("data targets", "finite (no NaN or inf)", "non-finite entries")
                 )
         batches.append((x, y.to(device=x.device)))
+    # a model that refuses these inputs: one line naming them, before any product
+    FunctionalModel(model).outputs("data inputs", batches[0][0])
     return batches
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from .._checks import as_float_tensor, check_int, check_positive, message
+from .._checks import as_float_tensor, check_bytes, check_int, check_positive, message
 from ._data import generator_from
 from .hessian import HessianOperator
 from .lanczos import lanczos_eigenpairs, lanczos_tridiagonal
@@ -57,6 +57,8 @@ class SpectralDensity:
         """(estimate, stderr) of (1/P) tr(A^p): exact per probe for p <= 2m - 1."""
         p = check_int("p", p, minimum=0)
         samples = (self.weights * self.nodes**p).sum(1)
+        if not bool(torch.isfinite(samples).all()):
+            raise ValueError(message("p", "small enough that tr(A^p) / P is a float", p))
         n = samples.numel()
         se = float(samples.std() / math.sqrt(n)) if n > 1 else float("nan")
         return float(samples.mean()), se
@@ -111,6 +113,10 @@ def spectral_density(
         raise ValueError(message("deflate", f"smaller than dim = {dim}", deflate))
     gen = generator_from(seed)
     m = min(n_steps, dim - deflate)
+    item = torch.empty((), dtype=dtype).element_size()
+    check_bytes("dim", float(item) * dim * (m + deflate + 2), fix="Use a smaller operator")
+    check_bytes("n_probes", 16.0 * n_probes * (m + deflate), fix="Use fewer probes")
+    check_bytes("n_grid", 8.0 * n_grid * (m + deflate + 2), fix="Use a coarser grid")
     nodes = torch.zeros(n_probes, m + deflate, dtype=torch.float64)
     weights = torch.zeros(n_probes, m + deflate, dtype=torch.float64)
     count = [0]

@@ -151,6 +151,9 @@ class HessianOperator:
 
     def unflatten(self, v: torch.Tensor) -> dict[str, torch.Tensor]:
         """A flat vector (P,) -> {parameter name: tensor of that parameter's shape}."""
+        v = self._check_vector(v)
+        if v.ndim != 1:
+            raise ValueError(message("v", f"a flat vector of shape ({self._flat.dim},)", v.shape))
         return self._flat.unflatten(v)
 
     def _batch_loss(self, x: torch.Tensor, y: torch.Tensor) -> Callable[[torch.Tensor], Any]:

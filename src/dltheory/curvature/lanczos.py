@@ -37,7 +37,14 @@ from typing import Any, Literal, NamedTuple
 
 import torch
 
-from .._checks import check_choice, check_int, check_positive, message
+from .._checks import (
+    as_float_tensor,
+    check_bytes,
+    check_choice,
+    check_int,
+    check_positive,
+    message,
+)
 from ._data import generator_from
 
 __all__ = ["EigenResult", "lanczos_eigenpairs", "lanczos_tridiagonal"]
@@ -153,6 +160,8 @@ def lanczos_eigenpairs(
     if max_basis is None:
         max_basis = max(min(300, (1 << 25) // dim), 20, 2 * k + 2)
     max_basis = min(check_int("max_basis", max_basis, minimum=k + 2), dim)
+    item = torch.empty((), dtype=dtype).element_size()
+    check_bytes("dim", float(item) * dim * (k + 2 + _WORK), fix="Use a smaller operator")
     gen = generator_from(seed)
     if v0 is None:
         start = torch.randn(dim, generator=gen, dtype=dtype, device=gen.device).to(device)
@@ -360,6 +369,11 @@ def lanczos_tridiagonal(
     2.0
     """
     steps = check_int("steps", steps, minimum=1)
+    if not callable(matvec):
+        raise TypeError(message("matvec", "a callable v -> A v", matvec))
+    v0 = as_float_tensor("v0", v0, ndim=1)
+    if not bool(v0.any()):
+        raise ValueError(message("v0", "a non-zero start vector", "all zeros"))
     dim = v0.shape[0]
     steps = min(steps, dim)
     Q = [v0 / v0.norm()]
@@ -367,7 +381,7 @@ def lanczos_tridiagonal(
     betas: list[float] = []
     eps = torch.finfo(v0.dtype).eps
     for j in range(steps):
-        w = matvec(Q[j])
+        w = matvec(Q[j]) if j else _first_product(matvec, Q[0])
         if not bool(torch.isfinite(w).all()):
             raise ValueError(message("matvec", "finite", "a product with NaN or inf entries"))
         alpha = float(Q[j] @ w)
@@ -404,3 +418,24 @@ def _check_v0(v0: Any, dim: int, dtype: torch.dtype, device: Any) -> torch.Tenso
     if not math.isfinite(norm) or norm == 0.0:
         raise ValueError(message("v0", "a finite non-zero vector", norm))
     return v0
+
+
+def _first_product(matvec: Callable[[torch.Tensor], torch.Tensor], v: torch.Tensor) -> torch.Tensor:
+    """matvec(v), with a one-line error naming v0 when matvec refuses it or answers in
+    another shape (a start vector of the wrong length or dtype)."""
+    try:
+        w = matvec(v)
+    except (RuntimeError, ValueError, TypeError, IndexError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            message(
+                "v0",
+                "a vector that matvec accepts",
+                f"shape {tuple(v.shape)}, dtype {v.dtype}",
+                f"matvec raised: {first}",
+            )
+        ) from err
+    if not isinstance(w, torch.Tensor) or w.shape != v.shape:
+        got = tuple(w.shape) if isinstance(w, torch.Tensor) else type(w).__name__
+        raise ValueError(message("matvec", f"products of shape {tuple(v.shape)}", got))
+    return w

@@ -20,6 +20,7 @@ module keeps the paper's order (NC3 self-duality, NC4 nearest centre).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,6 +89,10 @@ def neural_collapse(
     if isinstance(features, torch.Tensor | np.ndarray) and features.ndim > 2:
         features = features.reshape(features.shape[0], -1)  # batch-first, any shape
     h = as_float_tensor("features", features, ndim=2, dtype=torch.float64)
+    # every metric is invariant under h -> h / s (the bias scales with it below): a power
+    # of 2 near max |h| keeps covariances of features near the float64 limit finite
+    scale = 2.0 ** math.frexp(float(h.abs().max()))[1] if bool(h.any()) else 1.0
+    h = h / scale
     y = _labels(labels, h.shape[0])
     C = int(y.max()) + 1
     counts = torch.bincount(y, minlength=C)
@@ -119,7 +124,7 @@ def neural_collapse(
                 raise ValueError(message("classifier_bias", f"of shape ({C},)", tuple(b.shape)))
         eq_w, ang_w, max_w = _norms_angles(W)
         dual = float(((W / W.norm() - M / M.norm()) ** 2).sum())
-        decision = (h @ W.T + b).argmax(1)
+        decision = (h @ W.T + b / scale).argmax(1)
         nearest = torch.cdist(h, mu_c).argmin(1)
         mismatch = float((decision != nearest).to(torch.float64).mean())
     return NeuralCollapse(nc1, eq_m, ang_m, max_m, eq_w, ang_w, max_w, dual, mismatch, C)
@@ -136,6 +141,8 @@ def _norms_angles(rows: torch.Tensor) -> tuple[float, float, float]:
 
 
 def _labels(labels: Any, n: int) -> torch.Tensor:
+    if labels is None or isinstance(labels, str | bytes):
+        raise TypeError(message("labels", "a 1-D array of integer classes", labels))
     y = torch.as_tensor(labels)
     if y.dtype.is_floating_point or y.dtype == torch.bool or y.is_complex() or y.ndim != 1:
         raise TypeError(

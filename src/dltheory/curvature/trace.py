@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from .._checks import check_int, message
+from .._checks import check_bytes, check_int, message
 from ._data import generator_from
 from .hessian import HessianOperator
 
@@ -64,6 +64,7 @@ def hutchpp_trace(
     n_matvecs = check_int("n_matvecs", n_matvecs, minimum=6)
     gen = generator_from(seed)
     k = min(n_matvecs // 3, dim)
+    check_bytes("dim", 8.0 * dim * (k + 2), fix="Use a smaller operator or fewer products")
     n_g = n_matvecs - 2 * k
 
     def rademacher() -> torch.Tensor:
