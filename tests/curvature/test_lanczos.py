@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -124,3 +125,33 @@ def test_residuals_are_true_residuals_in_float32():
     assert torch.allclose(
         r.eigenvalues.double(), torch.tensor([5.0, 5.0, 4.0], dtype=torch.float64), atol=1e-4
     )
+
+
+def test_tridiagonal_start_vector_is_checked_in_one_line():
+    from dltheory.curvature import lanczos_tridiagonal
+
+    a = torch.diag(torch.arange(1.0, 7.0, dtype=torch.float64))
+    for v0, exc, text in (
+        (None, TypeError, "v0 must be"),
+        (torch.ones(5, dtype=torch.float64), ValueError, "v0 must be a vector that matvec accepts"),
+        (torch.ones(6, 1, dtype=torch.float64), ValueError, "v0 must be a 1-D array"),
+        (torch.zeros(6, dtype=torch.float64), ValueError, "v0 must be a non-zero start vector"),
+        (torch.ones(6, dtype=torch.bool), TypeError, "v0 must be an array of real numbers"),
+    ):
+        with pytest.raises(exc, match=text):
+            lanczos_tridiagonal(lambda v: a @ v, v0, 3)
+    # a NumPy start vector works like the tensor: alpha_1 = v^T A v / v^T v = 3.5
+    alphas, _ = lanczos_tridiagonal(lambda v: a @ v, np.ones(6), 3)
+    assert float(alphas[0]) == pytest.approx(3.5, rel=1e-14)
+
+
+def test_sizes_are_refused_before_allocating():
+    from dltheory.curvature import hutchpp_trace, lanczos_eigenpairs, spectral_density
+
+    for call in (
+        lambda: lanczos_eigenpairs(lambda v: v, 10**12, k=1),
+        lambda: hutchpp_trace(lambda v: v, 10**12, n_matvecs=30),
+        lambda: spectral_density(lambda v: v, 10**12),
+    ):
+        with pytest.raises(ValueError, match="dim must be small enough for the memory budget"):
+            call()

@@ -113,3 +113,17 @@ def test_features_of_any_batch_first_shape_are_flattened():
     a = neural_collapse(h, y)
     b = neural_collapse(h.reshape(12, 6), y)
     assert a.nc1 == b.nc1 and a.equinorm_means == b.equinorm_means
+
+
+def test_metrics_are_scale_free_up_to_the_float64_limit():
+    gen = torch.Generator().manual_seed(0)
+    h = torch.randn(30, 4, generator=gen, dtype=torch.float64)
+    y = torch.arange(3).repeat(10)
+    w = torch.randn(3, 4, generator=gen, dtype=torch.float64)
+    small = neural_collapse(h, y, classifier_weight=w)
+    # NC metrics are ratios: h -> 1e300 h changes none of them (within rounding)
+    big = neural_collapse(h * 1e300, y, classifier_weight=w)
+    for name in ("nc1", "equinorm_means", "max_angle_means", "self_duality"):
+        assert getattr(big, name) == pytest.approx(getattr(small, name), rel=1e-12)
+    with pytest.raises(TypeError, match="labels must be a 1-D array of integer classes"):
+        neural_collapse(h, None)
