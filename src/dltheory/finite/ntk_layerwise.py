@@ -17,11 +17,16 @@ derivatives"). Per layer, the cheaper of two evaluations is taken by operation c
 * ``"grad"``: the per-example weight gradients formed from (delta, h) by one einsum and
   contracted like Jacobians, O(N k S d_out d_in + N1 N2 k^2 d_out d_in).
 
-The signals come from one ``vmap(jacrev(...))`` pass that differentiates each sample's
-outputs with respect to a zero added to every such layer's output (and, in the same
-pass, with respect to the remaining parameters: normalisation affines, embeddings,
-attention, ...), whose Jacobian blocks are contracted as in
-:mod:`dltheory.finite.ntk_jacobian`. A layer is taken this way only if its parameters
+Normalisation affines (BatchNorm with running statistics, GroupNorm, LayerNorm) are
+taken the same way: d f / d gamma = sum_pos delta x_hat, d f / d beta = sum_pos delta.
+
+The signals are derivatives with respect to a zero added to every such layer's output.
+When these layers hold all the parameters they come from k backward passes of the
+batched map (per-example model: the sum over the batch separates); otherwise from one
+``vmap(jacrev(...))`` pass that also differentiates each sample's outputs with respect
+to the remaining parameters (embeddings, attention, ...), whose Jacobian blocks are
+contracted as in :mod:`dltheory.finite.ntk_jacobian`. A layer is taken this way only if
+its parameters
 are used by it alone, once per forward pass; the plan checks this on one sample (the
 weight gradient assembled from signals equals autograd's), else the layer's
 parameters join the Jacobian blocks. Per-example maps only (BatchNorm in train mode couples
@@ -52,6 +57,15 @@ __all__ = [
 #: modules whose NTK term is computed from signals and inputs (exact types: a subclass
 #: may change ``forward``)
 LAYER_TYPES: tuple[type, ...] = (nn.Linear, nn.Conv1d, nn.Conv2d)
+#: normalisations whose affine parameters (gamma, beta) are taken from signals and the
+#: normalised input x_hat: d f / d gamma = sum_pos delta x_hat, d f / d beta = sum_pos delta
+#: (BatchNorm only with running statistics in eval mode: then a per-example map)
+AFFINE_TYPES: tuple[type, ...] = (
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.GroupNorm,
+    nn.LayerNorm,
+)
 
 
 @dataclass
@@ -59,6 +73,7 @@ class _Layer:
     module: nn.Module
     weight: str  # parameter name in fm.params
     bias: str | None  # trainable bias name, or None
+    kind: str = "dense"  # "dense" (Linear / conv) or "affine" (a normalisation)
     positions: int = 0  # S
     d_in: int = 0  # with the bias column
     d_out: int = 0
@@ -75,6 +90,13 @@ class LayerwisePlan:
 
 
 def _supported(m: nn.Module) -> bool:
+    if type(m) in AFFINE_TYPES:
+        w = getattr(m, "weight", None)
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and (
+            m.training or m.running_mean is None
+        ):
+            return False
+        return isinstance(w, nn.Parameter) and w.requires_grad
     if type(m) not in LAYER_TYPES:
         return False
     if isinstance(m, nn.Conv1d | nn.Conv2d):
@@ -139,19 +161,28 @@ def _verified(fm: FunctionalModel, layers: list[_Layer], x0: torch.Tensor) -> li
         c.d_out = c.module.weight.shape[0]
         c.d_in = c.module.weight[0].numel() + (c.bias is not None)
         c.positions = out[0].numel() // c.d_out
-        h = _inputs(c, seen[id(c.module)][0][0])[0]
+        h = _inputs(c, seen[id(c.module)][0][0])
         d = torch.zeros_like(out) if d is None else d
-        assembled = _signals(c, d[:, None])[0, 0].T @ h  # (d_out, d_in)
-        parts = [c.weight] + ([c.bias] if c.bias is not None else [])
-        want = torch.cat(
-            [
-                torch.zeros(c.d_out, (fm.params[n].numel() // c.d_out), dtype=y.dtype)
-                if g[n] is None
-                else g[n].reshape(c.d_out, -1)
-                for n in parts
-            ],
-            dim=1,
-        )
+        assembled = _grads(c, h, _signals(c, d[:, None]))[0, 0]
+        if c.kind == "dense":
+            parts = [c.weight] + ([c.bias] if c.bias is not None else [])
+            want = torch.cat(
+                [
+                    torch.zeros_like(fm.params[n]).reshape(c.d_out, -1)
+                    if g[n] is None
+                    else g[n].reshape(c.d_out, -1)
+                    for n in parts
+                ],
+                dim=1,
+            ).reshape(-1)
+        else:
+            parts = [c.weight] + ([c.bias] if c.bias is not None else [])
+            want = torch.cat(
+                [
+                    torch.zeros_like(fm.params[n]).reshape(-1) if g[n] is None else g[n].reshape(-1)
+                    for n in parts
+                ]
+            )
         scale = float(want.norm()) + float(assembled.norm())
         if float((assembled - want).norm()) <= 1e3 * eps * scale:
             kept.append(c)
@@ -178,7 +209,8 @@ def layerwise_plan(fm: FunctionalModel, x: torch.Tensor) -> LayerwisePlan | None
         bias = name_of.get(id(b)) if b is not None and b.requires_grad else None
         if b is not None and slots[id(b)] != 1:
             continue
-        candidates.append(_Layer(m, name_of[id(m.weight)], bias))
+        kind = "affine" if type(m) in AFFINE_TYPES else "dense"
+        candidates.append(_Layer(m, name_of[id(m.weight)], bias, kind))
     layers = _verified(fm, candidates, x[:1]) if candidates else []
     if not layers:
         return None
@@ -191,6 +223,12 @@ def layerwise_plan(fm: FunctionalModel, x: torch.Tensor) -> LayerwisePlan | None
 def _inputs(layer: _Layer, inp: torch.Tensor) -> torch.Tensor:
     """The layer's input at each of its S positions, (N, S, d_in) (bias column: 1)."""
     m, n = layer.module, inp.shape[0]
+    if layer.kind == "affine":  # x_hat, the normalised input (N, *out)
+        if isinstance(m, nn.GroupNorm):
+            return F.group_norm(inp, m.num_groups, None, None, m.eps)
+        if isinstance(m, nn.LayerNorm):
+            return F.layer_norm(inp, m.normalized_shape, None, None, m.eps)
+        return F.batch_norm(inp, m.running_mean, m.running_var, None, None, False, 0.0, m.eps)
     if isinstance(m, nn.Linear):
         h = inp.reshape(n, -1, m.in_features)
     else:
@@ -214,14 +252,33 @@ def _inputs(layer: _Layer, inp: torch.Tensor) -> torch.Tensor:
 
 
 def _signals(layer: _Layer, d: torch.Tensor) -> torch.Tensor:
-    """(N, k, 1, *out_shape) signals -> (N, k, S, d_out)."""
+    """(N, k, 1, *out_shape) signals -> (N, k, S, d_out) ((N, k, *out) for affine)."""
     n, k = d.shape[:2]
+    if layer.kind == "affine":
+        return d.reshape(n, k, *layer.out_shape)
     if isinstance(layer.module, nn.Linear):
         return d.reshape(n, k, -1, layer.d_out)
     return d.reshape(n, k, layer.d_out, -1).transpose(2, 3)
 
 
+def _grads(layer: _Layer, h: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """Per-example gradients (N, k, n_params) of the layer's weight (and bias)."""
+    n, k = d.shape[:2]
+    if layer.kind == "dense":
+        return torch.einsum("aosc,asi->aoci", d, h).flatten(2)
+    size = layer.module.weight.numel()
+    if isinstance(layer.module, nn.LayerNorm):  # parameters over the trailing dims
+        g = (d * h[:, None]).reshape(n, k, -1, size).sum(2)
+        b = d.reshape(n, k, -1, size).sum(2)
+    else:  # one parameter per channel, dim 1 of the output
+        g = (d * h[:, None]).reshape(n, k, size, -1).sum(-1)
+        b = d.reshape(n, k, size, -1).sum(-1)
+    return torch.cat([g, b], dim=2) if layer.bias is not None else g
+
+
 def _mode(layer: _Layer, n1: int, n2: int, k: int, output: str, item: int, budget: float):
+    if layer.kind == "affine":
+        return "grad"
     kk = k * k if output == "full" else k
     s, di, do = layer.positions, layer.d_in, layer.d_out
     gram = n1 * n2 * s * s * (kk * do + di)
@@ -230,8 +287,49 @@ def _mode(layer: _Layer, n1: int, n2: int, k: int, output: str, item: int, budge
     return "gram" if gram < grads and fits else "grad"
 
 
+def _batched_signals(fm, plan, x):
+    """{layer: (h, delta)} by k backward passes of the batched map (no vmap): for a
+    per-example model, d (sum_b f_o(x_b)) / d z_a = d f_o(x_a) / d z_a."""
+    layers = plan.layers
+    eps = {
+        id(c.module): torch.zeros(
+            x.shape[0], *c.out_shape, dtype=fm.dtype, device=fm.device, requires_grad=True
+        )
+        for c in layers
+    }
+    inputs: dict[int, torch.Tensor] = {}
+
+    def hook(m, args, out):
+        inputs[id(m)] = args[0].detach()
+        return out + eps[id(m)]
+
+    hooks = [c.module.register_forward_hook(hook) for c in layers]
+    leaves = list(eps.values())
+    try:
+        with torch.enable_grad():
+            y = fm(fm.params, x)
+            k = y.shape[1]
+            d = [t.new_zeros(t.shape[0], k, *t.shape[1:]) for t in leaves]
+            for o in range(k):
+                grads = torch.autograd.grad(
+                    y[:, o].sum(), leaves, retain_graph=o < k - 1, allow_unused=True
+                )
+                for di, g in zip(d, grads, strict=True):
+                    if g is not None:
+                        di[:, o] = g
+    finally:
+        for h in hooks:
+            h.remove()
+    return {
+        id(c.module): (_inputs(c, inputs[id(c.module)]), _signals(c, di[:, :, None]))
+        for c, di in zip(layers, d, strict=True)
+    }
+
+
 def _features(fm, plan, x, chunk):
     """Per example: rest-parameter Jacobian (N, k, P_rest), {layer: (h, delta)}."""
+    if not plan.rest:
+        return None, _batched_signals(fm, plan, x)
     layers = plan.layers
     state: dict[str, Any] = {"eps": None}
 
@@ -327,9 +425,9 @@ def layerwise_ntk(
             term = _gram(h1, d1, h2, d2, output)
             total = term if total is None else total + term
         else:  # per-example gradients, (N, k, d_out d_in), contracted with the rest
-            f1.append(torch.einsum("aosc,asi->aoci", d1, h1).flatten(2))
+            f1.append(_grads(c, h1, d1))
             if x2 is not None:
-                f2.append(torch.einsum("aosc,asi->aoci", d2, h2).flatten(2))
+                f2.append(_grads(c, h2, d2))
     if f1:
         g1 = torch.cat(f1, dim=2) if len(f1) > 1 else f1[0]
         g2 = g1 if x2 is None else (torch.cat(f2, dim=2) if len(f2) > 1 else f2[0])
