@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from torch import nn
 
 from ..curvature import HessianOperator
 from ..curvature.lanczos import EigenResult, lanczos_eigenpairs
@@ -70,6 +71,26 @@ def ntk_eigenvalues(
     )
 
 
+class _PolicyModule(nn.Module):
+    """``fm`` as a module holding each trainable parameter once (a ParameterList in
+    ``fm.names`` order, so flat vectors match the model's ``named_parameters``).
+
+    HessianOperator evaluates its model by ``functional_call``, which on a module used
+    twice (tied weights) restores the wrong tensor afterwards (torch 2.13); evaluated
+    through this wrapper the user's model is bound slot by slot by
+    :class:`~dltheory.finite.functional_model.FunctionalModel` and never changed.
+    """
+
+    def __init__(self, fm: FunctionalModel) -> None:
+        super().__init__()
+        self.fm = [fm]  # a list: not registered as a submodule
+        self.theta = nn.ParameterList([nn.Parameter(fm.params[n].clone()) for n in fm.names])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fm = self.fm[0]
+        return fm(dict(zip(fm.names, self.theta, strict=True)), x)
+
+
 class LossHessian:
     """The Hessian of L(theta) = loss_fn(f(x; theta), y) as a (P, P) operator.
 
@@ -93,7 +114,7 @@ class LossHessian:
                 out = out.reshape(target.shape)
             return loss_fn(out, target)
 
-        self._op = HessianOperator(fm.model, loss, (x, y))
+        self._op = HessianOperator(_PolicyModule(fm), loss, (x, y))
         self.theta = self._op.theta
         self.shape = self._op.shape
         self.dtype, self.device = self._op.dtype, self._op.device
