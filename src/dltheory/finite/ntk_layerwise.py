@@ -388,9 +388,8 @@ def _gram(h1, d1, h2, d2, output):
     hg = torch.einsum("asi,bti->abst", h1, h2)
     if h1.shape[1] == 1:  # one position: a product of two Grams
         if output == "full":
-            return (
-                torch.einsum("aoc,bpc->abop", d1[:, :, 0], d2[:, :, 0]) * hg[:, :, 0, 0, None, None]
-            )
+            gram = torch.einsum("aoc,bpc->abop", d1[:, :, 0], d2[:, :, 0])
+            return gram.mul_(hg[:, :, 0, 0, None, None])  # in place: one (N1, N2, k, k)
         k = d1.shape[1]
         return (
             (d1[:, :, 0].reshape(len(d1), -1) @ d2[:, :, 0].reshape(len(d2), -1).T)
@@ -423,7 +422,8 @@ def layerwise_ntk(
         (h1, d1), (h2, d2) = p1[id(c.module)], p2[id(c.module)]
         if _mode(c, n1, n2, k, output, item, budget) == "gram":
             term = _gram(h1, d1, h2, d2, output)
-            total = term if total is None else total + term
+            total = term if total is None else total.add_(term)
+            del term
         else:  # per-example gradients, (N, k, d_out d_in), contracted with the rest
             f1.append(_grads(c, h1, d1))
             if x2 is not None:
@@ -432,7 +432,7 @@ def layerwise_ntk(
         g1 = torch.cat(f1, dim=2) if len(f1) > 1 else f1[0]
         g2 = g1 if x2 is None else (torch.cat(f2, dim=2) if len(f2) > 1 else f2[0])
         term = _contract(g1, g2, output)
-        total = term if total is None else total + term
+        total = term if total is None else total.add_(term)
     return total
 
 
