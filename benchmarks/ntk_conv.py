@@ -11,6 +11,11 @@ the zoo's GroupNorm conv net likewise widened. For N = 64 and 256 it compares
 * BatchNorm in train mode (batched map): ``empirical_ntk`` with ``jacrev`` of the
   batched map f(X) (the (N k, P) Jacobian at once), contracted.
 
+In eval mode ``empirical_ntk`` takes its layerwise structured path (conv and Linear
+layers from back-propagated signals and unfolded inputs, BatchNorm / GroupNorm affines
+from signals and normalised inputs: :mod:`dltheory.finite.ntk_layerwise`); in train
+mode (batch statistics) the blocked Jacobian contraction.
+
 Target: empirical_ntk never slower than the torch.func contraction. Each measurement
 runs in a fresh subprocess (one torch thread): the median of 3 timed calls (wall and
 CPU) after one warm call, and the peak resident-memory growth of that call over the
@@ -142,6 +147,7 @@ def main(quick: bool) -> None:
         ("conv_bn", "eval", "trace"),
         ("conv_bn", "train", "full"),
         ("groupnorm_conv", "eval", "full"),
+        ("groupnorm_conv", "eval", "trace"),
     ]
     print("## Empirical NTK on conv nets (benchmarks/ntk_conv.py)\n")
     print(

@@ -101,9 +101,20 @@ def test_unsupported_model_structured_refused_auto_falls_back():
 
     net = Net().double()
     x = torch.randn(4, 3, dtype=torch.float64)
-    with pytest.raises(ValueError, match="method must be 'structured' only for Sequentials"):
-        empirical_ntk(net, x, method="structured")
+
+    class Raw(nn.Module):  # a bare parameter: no layer the structured path knows
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(3, 2, dtype=torch.float64))
+
+        def forward(self, x):
+            return torch.tanh(x @ self.w)
+
+    with pytest.raises(ValueError, match="method must be 'structured' only for models with"):
+        empirical_ntk(Raw(), x, method="structured")
     ref = empirical_ntk(net, x, method="jacobian")
+    # any module with a Linear: the layerwise structured path
+    assert float((empirical_ntk(net, x, method="structured") - ref).abs().max()) < 1e-12
     assert float((empirical_ntk(net, x) - ref).abs().max()) < 1e-12
     assert float((empirical_ntk(net, x, method="ntvp") - ref).abs().max()) < 1e-10
 

@@ -128,6 +128,7 @@ def test_ntk_operator_on_images_and_tokens_matches_reference(zoo64):
 
 def test_bad_inputs_are_one_line_errors_naming_the_argument():
     net = ConvBN().double().eval()
+    train = copy.deepcopy(net).train()  # batch statistics: no layerwise path
     x = torch.randn(3, 1, 8, 8, dtype=torch.float64)
     cases = [
         (lambda: empirical_ntk(net, x[:, :, :5]), ValueError, "x1 must be inputs the model"),
@@ -136,7 +137,7 @@ def test_bad_inputs_are_one_line_errors_naming_the_argument():
         (lambda: empirical_ntk(net, torch.tensor(1.0)), ValueError, "x1 must be batch-first"),
         (lambda: empirical_ntk(net, x * float("nan")), ValueError, "x1 must be finite"),
         (lambda: empirical_ntk(net, x, memory_budget=-1), ValueError, "memory_budget must be"),
-        (lambda: empirical_ntk(net, x, method="structured"), ValueError, "method must be"),
+        (lambda: empirical_ntk(train, x, method="structured"), ValueError, "method must be"),
         (lambda: empirical_ntk(nn.ReLU(), x), ValueError, "model must be a module with"),
     ]
     for fn, exc, text in cases:

@@ -7,8 +7,9 @@ Jacobian:
 * NTK-vector products Theta v = J (J^T v): one vjp of f(X) (linearised once and reused)
   and one jvp, about 3 forward passes each, memory O(N k + P)
   (:class:`dltheory.finite.ntk_vector_products.NTKOperator`);
-* Hessian-vector products of the training loss, forward-over-reverse
-  (``jvp(grad(L))``), about 2-3 gradients each, memory O(P) beside the graph.
+* Hessian-vector products of the training loss by
+  :class:`dltheory.curvature.HessianOperator` (its linearised or cached-graph products,
+  about 2-3 gradients each, memory O(P) beside the graph).
 
 Models are measured per :mod:`dltheory.finite.model_function` (inputs of any shape,
 copies of buffers, BatchNorm in train mode by its batch statistics, random modules
@@ -20,8 +21,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch.func import grad, jvp
+from torch import nn
 
+from ..curvature import HessianOperator
 from ..curvature.lanczos import EigenResult, lanczos_eigenpairs
 from ..finite.functional_model import FunctionalModel
 from ..finite.ntk_vector_products import NTKOperator
@@ -69,10 +71,33 @@ def ntk_eigenvalues(
     )
 
 
+class _PolicyModule(nn.Module):
+    """``fm`` as a module holding each trainable parameter once (a ParameterList in
+    ``fm.names`` order, so flat vectors match the model's ``named_parameters``).
+
+    HessianOperator evaluates its model by ``functional_call``, which on a module used
+    twice (tied weights) restores the wrong tensor afterwards (torch 2.13); evaluated
+    through this wrapper the user's model is bound slot by slot by
+    :class:`~dltheory.finite.functional_model.FunctionalModel` and never changed.
+    """
+
+    def __init__(self, fm: FunctionalModel) -> None:
+        super().__init__()
+        self.fm = [fm]  # a list: not registered as a submodule
+        self.theta = nn.ParameterList([nn.Parameter(fm.params[n].clone()) for n in fm.names])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fm = self.fm[0]
+        return fm(dict(zip(fm.names, self.theta, strict=True)), x)
+
+
 class LossHessian:
     """The Hessian of L(theta) = loss_fn(f(x; theta), y) as a (P, P) operator.
 
-    ``matvec(v)`` = H v by forward-over-reverse differentiation (jvp of the gradient).
+    A thin view of :class:`dltheory.curvature.HessianOperator` (the project's one
+    implementation of Hessian-vector products) on the full batch (x, y); the model's
+    output is reshaped to the targets' shape when they hold as many numbers.
+    ``matvec(v)`` = H v.
     """
 
     def __init__(
@@ -83,20 +108,23 @@ class LossHessian:
         y: torch.Tensor,
     ) -> None:
         self.fm, self.x, self.y = fm, x, y
-        self.theta = fm.flat()
-        self.shape = (fm.n_params, fm.n_params)
-        self.dtype, self.device = fm.dtype, fm.device
-        self.n_matvecs = 0
 
-        def loss(theta):
-            out = fm(fm.unflatten(theta), x)
-            return loss_fn(out.reshape(y.shape) if out.numel() == y.numel() else out, y)
+        def loss(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            if out.numel() == target.numel():
+                out = out.reshape(target.shape)
+            return loss_fn(out, target)
 
-        self._grad = grad(loss)
+        self._op = HessianOperator(_PolicyModule(fm), loss, (x, y))
+        self.theta = self._op.theta
+        self.shape = self._op.shape
+        self.dtype, self.device = self._op.dtype, self._op.device
+
+    @property
+    def n_matvecs(self) -> int:
+        return self._op.n_matvecs
 
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
-        self.n_matvecs += 1
-        return jvp(self._grad, (self.theta,), (v.to(self.dtype),))[1]
+        return self._op.matvec(v)
 
 
 def loss_hessian_eigenvalues(

@@ -22,6 +22,7 @@ from .ensemble import ensemble
 from .functional_model import FunctionalModel
 from .modules import FiniteDense
 from .ntk_jacobian import activation_numel, jacobian_ntk, jacobian_plan
+from .ntk_layerwise import layerwise_bytes, layerwise_ntk, layerwise_plan
 from .ntk_structured import dense_layers, expected_in_features, structured_ntk
 from .ntk_vector_products import ntvp_ntk
 
@@ -79,11 +80,16 @@ def empirical_ntk(
     * ``"structured"``: per dense layer, Gram of back-propagated signals times Gram of
       layer inputs (Sequentials of ``nn.Linear`` / ``FiniteDense`` and elementwise
       activations on (N, n_0) inputs, shared layers included: cross terms between
-      uses are summed; see :mod:`dltheory.finite.ntk_structured`);
+      uses are summed; see :mod:`dltheory.finite.ntk_structured`); on other models
+      (images, tokens, any ``nn.Module`` evaluated per example) the ``nn.Linear`` /
+      ``nn.Conv1d`` / ``nn.Conv2d`` layers used once each by signals and inputs
+      (unfolded patches for convs) and the other parameters by Jacobian blocks (see
+      :mod:`dltheory.finite.ntk_layerwise`);
     * ``"ntvp"``: NTK-vector products (vjp then jvp) against basis vectors, any model,
       N2 k products, memory O(chunk_size (N k + P)) beside the output;
-    * ``"auto"``: structured when the model supports it, else jacobian (ntvp when the
-      jacobian blocks do not fit the budget).
+    * ``"auto"``: structured when the model supports it (layerwise: when those layers
+      hold at least a quarter of the parameters and it fits the budget), else jacobian
+      (ntvp when the jacobian blocks do not fit the budget).
 
     Inputs are batch-first of any shape and dtype (images (N, C, H, W), integer token
     ids (N, T), ...), passed to the model as given (floating ones in the model's
@@ -130,16 +136,6 @@ def empirical_ntk(
         raise ValueError(message("x2", f"inputs giving {k} outputs per row, as x1", x2.shape))
     plain = x1.ndim == 2 and x1.is_floating_point()
     layers = dense_layers(model) if method in ("auto", "structured") and plain else None
-    if method == "structured" and layers is None:
-        raise ValueError(
-            message(
-                "method",
-                "'structured' only for Sequentials of nn.Linear / FiniteDense and "
-                "parameter-free elementwise activations on (N, n_0) inputs",
-                type(model).__name__,
-                "Use method='jacobian' or 'ntvp' (or 'auto')",
-            )
-        )
     n1, n2, p = x1.shape[0], x2.shape[0], fm.n_params
     item = torch.empty((), dtype=fm.dtype).element_size()
     out_bytes = n1 * n2 * (k * k if output == "full" else 1) * item
@@ -149,6 +145,28 @@ def empirical_ntk(
         if need > budget:
             _refuse(need, budget, n1, n2, k, p, output)
         return structured_ntk(layers, x1, None if same else x2, output)
+    plan = layerwise_plan(fm, x1) if method in ("auto", "structured") else None
+    if method == "structured" and plan is None:
+        raise ValueError(
+            message(
+                "method",
+                "'structured' only for models with trainable nn.Linear / nn.Conv1d / "
+                "nn.Conv2d layers (groups=1) used once each, without BatchNorm in train "
+                "mode, or Sequentials of FiniteDense and elementwise activations",
+                type(model).__name__,
+                "Use method='jacobian' or 'ntvp' (or 'auto')",
+            )
+        )
+    # auto: the layerwise path when its layers hold a real share of the parameters
+    if plan is not None and (method == "structured" or plan.n_structured * 4 >= p):
+        acts = activation_numel(fm, x1)
+        need = layerwise_bytes(fm, plan, n1, n2, k, output) + 2 * k * acts * max(n1, n2) * item
+        if need <= budget:
+            chunk = max(n1, n2) if chunk_size is None else chunk_size
+            return layerwise_ntk(fm, plan, x1, None if same else x2, output, budget, chunk)
+        if method == "structured":
+            _refuse(need, budget, n1, n2, k, p, output)
+        method = "auto"  # over budget: the blocked contraction
     # ntvp: chunk products of (N1 + N2) k outputs and P tangents, a few copies each
     ntvp_row = 3 * ((n1 + n2) * k + p) * item
     ntvp_want = 64 if chunk_size is None else chunk_size
