@@ -141,6 +141,10 @@ class FlatParameters:
         frozen = {n: p.detach() for n, p in model.named_parameters() if not p.requires_grad}
         self.buffers = {**functional_buffers(model), **frozen}
         self.dim = int(self.theta.numel())
+        # calls go through FunctionalModel's slots: torch 2.13's functional_call with
+        # tie_weights=True leaves a tied model's parameters swapped (changed) afterwards
+        self._functional = FunctionalModel(model)
+        self._functional.buffers = self.buffers
 
     def unflatten(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
         """Flat vector -> {name: tensor} in the model's parameter shapes."""
@@ -152,9 +156,7 @@ class FlatParameters:
 
         def f(theta: torch.Tensor) -> torch.Tensor:
             with _differentiable_attention():
-                return torch.func.functional_call(
-                    self.model, (self.unflatten(theta), self.buffers), (x,)
-                )
+                return self._functional._call(self.unflatten(theta), x)
 
         return f
 
