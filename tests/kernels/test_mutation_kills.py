@@ -345,11 +345,11 @@ def test_maximize_evidence_keeps_the_best_depth_and_its_defaults():
     from dltheory.kernels import log_marginal_likelihood, maximize_evidence
 
     rng = np.random.default_rng(9)
-    x = rng.standard_normal((12, 2))
-    y = np.sin(2 * x[:, 0]) + 0.1 * rng.standard_normal(12)
-    fit = maximize_evidence(x, y, max_iter=5)
+    x = rng.standard_normal((8, 2))
+    y = np.sin(2 * x[:, 0]) + 0.1 * rng.standard_normal(8)
+    fit = maximize_evidence(x, y, max_iter=2)
     given = maximize_evidence(x, y, activation="relu", depths=(1, 2, 3), c_w=1.0, c_b=0.1,
-                              noise=0.1, max_iter=5)  # fmt: skip
+                              noise=0.1, max_iter=2)  # fmt: skip
     assert fit == given  # the documented defaults
     assert set(fit.by_depth) == {1, 2, 3}
     best = max(fit.by_depth, key=lambda d: fit.by_depth[d][3])
