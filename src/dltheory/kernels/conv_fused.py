@@ -123,7 +123,7 @@ def _window(sk, st, dk, dt, g, c, bk, bt, mask):
     """
     kh, kw, sh, sw, dh, dw = g[0], g[1], g[2], g[3], g[4], g[5]
     lh, lw, oh, ow, h, w = g[6], g[7], g[8], g[9], g[10], g[11]
-    c0, c1, c2, c3, c4 = c[0], c[1], c[2], c[3], c[4]
+    c0, c2 = c[0], c[2]
     ww, oww = w * w, ow * ow
     margin = (bk.shape[0] // 3) if bk.shape[0] >= 3 * ww else 0
     fast = sw == 1 and ow == w and margin >= ww
@@ -142,45 +142,52 @@ def _window(sk, st, dk, dt, g, c, bk, bt, mask):
             zt[n] = 0.0
     ak = bk[margin : margin + ww]
     at = bt[margin : margin + ww]
+    bases = np.empty(kh, dtype=np.int64)
+    shifts = np.empty(kw, dtype=np.int64)
+    for b in range(kw):  # where tap b reads the block buffer (a zero mask when outside)
+        off = b * dw - lw
+        shifts[b] = margin + off * (w + 1) if -w < off < w else margin
     for o1 in range(oh):
         for r1 in range(oh):
             taps = 0
             for a in range(kh):  # pass A: whole blocks
                 i1 = o1 * sh + a * dh - lh
                 j1 = r1 * sh + a * dh - lh
-                if i1 < 0 or i1 >= h or j1 < 0 or j1 >= h:
-                    continue
-                base = (i1 * h + j1) * ww
-                xk = sk[base : base + ww]
-                xt = st[base : base + ww]
-                if taps == 0:
-                    for n in range(ww):
-                        ak[n] = xk[n]
-                        at[n] = xt[n]
-                else:
-                    for n in range(ww):
-                        ak[n] += xk[n]
-                        at[n] += xt[n]
-                taps += 1
+                if 0 <= i1 < h and 0 <= j1 < h:
+                    bases[taps] = (i1 * h + j1) * ww
+                    taps += 1
+            if taps == 3:
+                _add3(sk, st, bases[0], bases[1], bases[2], bk, bt, margin, ww)
+            elif taps > 0:
+                _copy(sk, st, bases[0], bk, bt, margin, ww)
+                for m in range(1, taps):
+                    _add_into(sk, st, bases[m], bk, bt, margin, ww)
             out = (o1 * oh + r1) * oww
+            if taps > 0 and fast and kw == 3:  # pass B: three masked shifts, scaled
+                _shift3(bk, bt, shifts, mask, dk, dt, out, ww, c)
+                continue
             ok = dk[out : out + oww]
             ot = dt[out : out + oww]
-            for n in range(oww):
-                ok[n] = 0.0
-                ot[n] = 0.0
-            if taps > 0 and fast:  # pass B: masked shifts of the block
+            if taps == 0:
+                for n in range(oww):
+                    ok[n] = c0
+                    ot[n] = c2
+            elif fast:  # pass B: masked shifts of the block
+                for n in range(oww):
+                    ok[n] = 0.0
+                    ot[n] = 0.0
                 for b in range(kw):
-                    off = b * dw - lw
-                    if off <= -w or off >= w:
-                        continue
-                    d = margin + off * (w + 1)
-                    yk = bk[d : d + ww]
-                    yt = bt[d : d + ww]
+                    yk = bk[shifts[b] : shifts[b] + ww]
+                    yt = bt[shifts[b] : shifts[b] + ww]
                     mb = mask[b * ww : (b + 1) * ww]
                     for n in range(ww):
                         ok[n] += yk[n] * mb[n]
                         ot[n] += yt[n] * mb[n]
-            elif taps > 0:  # pass B: any stride
+                _affine(ok, ot, c)
+            else:  # pass B: any stride
+                for n in range(oww):
+                    ok[n] = 0.0
+                    ot[n] = 0.0
                 for b in range(kw):
                     off = b * dw - lw
                     lo = 0
@@ -194,10 +201,79 @@ def _window(sk, st, dk, dt, g, c, bk, bt, mask):
                         for r2 in range(lo, hi):
                             ok[o2 * ow + r2] += ak[row + r2 * sw]
                             ot[o2 * ow + r2] += at[row + r2 * sw]
-            for n in range(oww):
-                s = ok[n]
-                ok[n] = c0 + c1 * s
-                ot[n] = c2 + (c3 * s + c4 * ot[n])
+                _affine(ok, ot, c)
+
+
+def _add3(sk, st, b0, b1, b2, ak, at, a0, ww):
+    """ak = the sum of three blocks of sk (at: of st). Unsigned offsets, no slices (see
+    :func:`_relu_block`)."""
+    b0, b1, b2, a0 = np.uint64(b0), np.uint64(b1), np.uint64(b2), np.uint64(a0)
+    for m in range(ww):
+        n = np.uint64(m)
+        ak[a0 + n] = sk[b0 + n] + sk[b1 + n] + sk[b2 + n]
+        at[a0 + n] = st[b0 + n] + st[b1 + n] + st[b2 + n]
+
+
+def _copy(sk, st, b0, ak, at, a0, ww):
+    b0, a0 = np.uint64(b0), np.uint64(a0)
+    for m in range(ww):
+        n = np.uint64(m)
+        ak[a0 + n] = sk[b0 + n]
+        at[a0 + n] = st[b0 + n]
+
+
+def _add_into(sk, st, b0, ak, at, a0, ww):
+    b0, a0 = np.uint64(b0), np.uint64(a0)
+    for m in range(ww):
+        n = np.uint64(m)
+        ak[a0 + n] += sk[b0 + n]
+        at[a0 + n] += st[b0 + n]
+
+
+def _shift3(bk, bt, shifts, mask, dk, dt, out, ww, c):
+    """A block of dk, dt = the affine map c of three masked shifts of the block buffers."""
+    c0, c1, c2, c3, c4 = c[0], c[1], c[2], c[3], c[4]
+    s0, s1, s2 = np.uint64(shifts[0]), np.uint64(shifts[1]), np.uint64(shifts[2])
+    w1, w2, out = np.uint64(ww), np.uint64(2 * ww), np.uint64(out)
+    for m in range(ww):
+        n = np.uint64(m)
+        m0, m1, m2 = mask[n], mask[w1 + n], mask[w2 + n]
+        sk_ = bk[s0 + n] * m0 + bk[s1 + n] * m1 + bk[s2 + n] * m2
+        st_ = bt[s0 + n] * m0 + bt[s1 + n] * m1 + bt[s2 + n] * m2
+        dk[out + n] = c0 + c1 * sk_
+        dt[out + n] = c2 + (c3 * sk_ + c4 * st_)
+
+
+def _affine(ok, ot, c):
+    c0, c1, c2, c3, c4 = c[0], c[1], c[2], c[3], c[4]
+    for n in range(ok.shape[0]):
+        s = ok[n]
+        ok[n] = c0 + c1 * s
+        ot[n] = c2 + (c3 * s + c4 * ot[n])
+
+
+def _gram_row(fa, fb, p, q0, n_pix, channels, k, o, n):
+    """k[o:o + n] = sum_c x_a[c, p] x_b[c, q0:q0 + n] (flat (C, P) images)."""
+    q0, o, n_pix = np.uint64(q0), np.uint64(o), np.uint64(n_pix)
+    a = fa[p]
+    for m in range(n):
+        j = np.uint64(m)
+        k[o + j] = a * fb[q0 + j]
+    for c in range(1, channels):
+        a = fa[c * n_pix + p]
+        cq = np.uint64(c) * n_pix + q0
+        for m in range(n):
+            j = np.uint64(m)
+            k[o + j] += a * fb[cq + j]
+
+
+def _sum2(k, t, m):
+    """(sum k[:m], sum t[:m]), vectorised (reassociated)."""
+    acc, tacc = 0.0, 0.0
+    for o in range(m):
+        acc += k[o]
+        tacc += t[o]
+    return acc, tacc
 
 
 def _shift_diag(src, dst, r, t_src, t_dst):
@@ -265,19 +341,24 @@ def _pool(sk, st, dk, dt, g, bk, bt):
                     dt[out + o2 * ow + r2] = tacc * inv
 
 
-def _relu_block(kb, tb, xa, ya, xb, yb):
+def _relu_block(k, t, base, xa, ya, a0, xb, yb, b0, n):
     """ReLU on a block of pixel pairs (Cho & Saul 2009): with cos th = rho = K / (s_a s_b),
     K <- s_a s_b (sin th + (pi - th) rho) / 2 pi, Theta <- Theta (pi - th) / 2 pi.
-    x: 1 / s, y: s of the block's two pixels; pi - th = acos(-rho)."""
-    for j in range(kb.shape[0]):
-        rho = kb[j] * (xa[j] * xb[j])
+    x: 1 / s, y: s of the block's two pixels (from a0, b0); pi - th = acos(-rho).
+    Unsigned indices: no negative-index wraparound, so the loop vectorises without
+    slicing (a slice costs two atomic reference counts)."""
+    base, a0, b0 = np.uint64(base), np.uint64(a0), np.uint64(b0)
+    for m in range(n):
+        j = np.uint64(m)
+        o = base + j
+        rho = k[o] * (xa[a0 + j] * xb[b0 + j])
         rho = min(1.0, max(-1.0, rho))
         # |rho| within 64 eps of 1 is the diagonal (a, a): exactly +-1 (a select, no branch)
         rho = (1.0 if rho > 0 else -1.0) if abs(rho) >= 1 - _SNAP else rho
         phi = acos_rational(-rho)
         sin = math.sqrt(max((1.0 - rho) * (1.0 + rho), 0.0))
-        kb[j] = (ya[j] * yb[j]) * ((sin + phi * rho) / (2 * math.pi))
-        tb[j] *= phi / (2 * math.pi)
+        k[o] = (ya[a0 + j] * yb[b0 + j]) * ((sin + phi * rho) / (2 * math.pi))
+        t[o] *= phi / (2 * math.pi)
 
 
 def _expand(v, h, w, ys, xs, rows):
@@ -304,14 +385,7 @@ def _act_full(k, t, h, w, code, param, va, vb, ws):
         for p1 in range(h):
             for q1 in range(h):
                 base = (p1 * h + q1) * ww
-                _relu_block(
-                    k[base : base + ww],
-                    t[base : base + ww],
-                    xa[p1 * ww : (p1 + 1) * ww],
-                    ya[p1 * ww : (p1 + 1) * ww],
-                    xb[q1 * ww : (q1 + 1) * ww],
-                    yb[q1 * ww : (q1 + 1) * ww],
-                )
+                _relu_block(k, t, base, xa, ya, p1 * ww, xb, yb, q1 * ww, ww)
         return
     for p1 in range(h):
         for q1 in range(h):
@@ -352,17 +426,18 @@ def _run_pair(xa, xb, prog, iprog, va, vb, record, full0, ws):
     h, w = int(r[13]), int(r[14])  # the first conv's output
     n_pix = h * w
     if full0:
-        # the first conv from the images' patches (rows: output pixels, scaled by
-        # 1 / sqrt(C k)): A(x_a . x_b / C)(o, q) = patch_a(o) . patch_b(q) / (C k)
-        g = np.dot(xa, xb.T)
-        for p1 in range(h):
-            for q1 in range(h):
-                for p2 in range(w):
-                    o = ((p1 * h + q1) * w + p2) * w
-                    for q2 in range(w):
-                        v = g[p1 * w + p2, q1 * w + q2]
-                        k[o + q2] = c_b + c_w * v
-                        t[o + q2] = lr_b + lr_w * v
+        # the input covariance x_a(p) . x_b(q) / C (x: (C, P), scaled by 1 / sqrt(C)) in
+        # the block layout, then the first conv as any other (Theta_0 = 0: c4 = 0)
+        hi, wi = iprog[0, 15], iprog[0, 16]
+        fa, fb = xa.ravel(), xb.ravel()
+        for p1 in range(hi):
+            for p2 in range(wi):
+                for q1 in range(hi):
+                    o = ((p1 * hi + q1) * wi + p2) * wi
+                    _gram_row(fa, fb, p1 * wi + p2, q1 * wi, hi * wi, xa.shape[0], k2, o, wi)
+        inv = 1.0 / (iprog[0, 5] * iprog[0, 6])
+        coef[0], coef[1], coef[2], coef[3], coef[4] = c_b, c_w * inv, lr_b, lr_w * inv, 0.0
+        _window(k2, k2, k, t, iprog[0, 5:17], coef, ws[8], ws[9], ws[10])
         layout = 1
     else:
         for i in range(n_pix):
@@ -409,10 +484,7 @@ def _run_pair(xa, xb, prog, iprog, va, vb, record, full0, ws):
                     )
         elif op == _GAP:
             m = n_pix * n_pix
-            acc, tacc = 0.0, 0.0
-            for o in range(m):
-                acc += k[o]
-                tacc += t[o]
+            acc, tacc = _sum2(k, t, m)
             k[0], t[0] = acc / m, tacc / m
             n_pix, layout = 1, 2
         elif op == _FLAT or op == _DIAG:
@@ -467,6 +539,14 @@ if nb is not None:
     _opts = {"cache": True, "nogil": True, "error_model": "numpy", "fastmath": False}
     _window = nb.njit(**{**_opts, "fastmath": True})(_window)
     _pool = nb.njit(**_opts)(_pool)
+    _fm = {**_opts, "fastmath": True}
+    _add3 = nb.njit(**_fm)(_add3)
+    _copy = nb.njit(**_fm)(_copy)
+    _add_into = nb.njit(**_fm)(_add_into)
+    _shift3 = nb.njit(**_fm)(_shift3)
+    _affine = nb.njit(**_fm)(_affine)
+    _gram_row = nb.njit(**_fm)(_gram_row)
+    _sum2 = nb.njit(**_fm)(_sum2)
     _relu_block = nb.njit(**{**_opts, "fastmath": True})(_relu_block)
     _expand = nb.njit(**_opts)(_expand)
     _act_full = nb.njit(**_opts)(_act_full)
@@ -487,6 +567,12 @@ def _dims(prog: np.ndarray, size: int) -> np.ndarray:
                 pw, wwm = max(pw, h * w * w), max(wwm, w * w)
             kwm = max(kwm, int(r[6]))
     return np.array([size, pw, wwm, kwm], dtype=np.int64)
+
+
+def _pixels(layer: Conv, x: torch.Tensor) -> np.ndarray:
+    """(N, C, P) images scaled by 1 / sqrt(C): x_a(p) . x_b(q) is the input covariance."""
+    x = x.reshape(x.shape[0], x.shape[1], -1) / math.sqrt(x.shape[1])
+    return np.ascontiguousarray(x.numpy())
 
 
 def _patches(layer: Conv, x: torch.Tensor) -> np.ndarray:
@@ -526,9 +612,10 @@ def fused_image_kernel(
     full0 = bool(plan.pixels[0]) and plan.full_input[0]
     size = max(plan.entries, 1)
     max_pix = max([math.prod(p) for p in plan.pixels] + [1])
-    a = _patches(spec.layers[0], x1)
+    inputs = _pixels if full0 else _patches
+    a = inputs(spec.layers[0], x1)
     symmetric = x2 is None
-    b = a if symmetric else _patches(spec.layers[0], x2)
+    b = a if symmetric else inputs(spec.layers[0], x2)
     iprog = prog.astype(np.int64)
     dims = _dims(prog, size)
     n_tasks = 4 * nb.get_num_threads()
