@@ -210,7 +210,47 @@ def table(results: dict) -> str:
             f"~{per_nt * 1797**2 / 60:.0f} CPU min batched (unbatched it would hold "
             f"{1797**2 * 64**2 * 8 / 2**40:.1f} TiB per pixel-pair array).",
         ]
+    lines += ["", *_verdicts(results)]
     return "\n".join(lines) + "\n"
+
+
+def _verdicts(results: dict) -> list[str]:
+    """The issue's targets against the stored numbers (CPU time: the machine is shared)."""
+    dls, nts = results.get("dltheory", {}), results.get("nt", {})
+    out = ["Targets (issue 20):"]
+    dl, nt = dls.get("gap_64_8", {}), nts.get("gap_64_8", {})
+    if "cpu_s" in dl and "cpu_s" in nt:
+        ratio = nt["cpu_s"][0] / dl["cpu_s"]
+        mem = f"{dl['peak_above_mb']:.1f} MB vs {nt['peak_above_mb']:.0f} MB"
+        out.append(
+            f"- GAP, 64 images 8 x 8 x 3, >= 10x faster with <= 1/10 of the memory: "
+            f"{'reached' if ratio >= 10 else 'not reached'} in CPU time ({ratio:.0f}x, one "
+            f"thread against neural-tangents' second call), memory {mem}."
+        )
+    dl = dls.get("gap_64_16", {})
+    if "cpu_s" in dl:
+        ok = dl["cpu_s"] <= 6 and dl["peak_above_mb"] <= 1536
+        out.append(
+            f"- GAP, 64 images 16 x 16 x 3, <= 6 s and 1.5 GiB: {dl['cpu_s']:.1f} s CPU on "
+            f"one thread, {dl['peak_above_mb']:.0f} MB: {'reached' if ok else 'not reached'} "
+            f"in CPU time; the wall time here ({dl['wall_s']:.0f} s at load {dl['load']}) is "
+            "the shared machine's (one core's share is ~1/8 of a core)."
+        )
+    done = [name for name in ("gap_128_16", "gap_256_16") if "cpu_s" in dls.get(name, {})]
+    out.append(
+        f"- 128 and 256 images of 16 x 16: {', '.join(done) or 'none'} ran (table); "
+        "neural-tangents cannot (57 GiB projected at 128)."
+    )
+    if "cpu_s" in dls.get("digits", {}):
+        out.append("- All 1,797 digits, GAP CNTK with a progress bar: ran (above).")
+    dl, nt = dls.get("flatten_64_8", {}), nts.get("flatten_64_8", {})
+    if "cpu_s" in dl and "cpu_s" in nt:
+        ratio = nt["cpu_s"][0] / dl["cpu_s"]
+        out.append(
+            f"- Flattened readout at least as fast as neural-tangents: {ratio:.1f}x in CPU "
+            f"time at 8 x 8 ({'reached' if ratio >= 1 else 'not reached'})."
+        )
+    return out
 
 
 def main() -> None:
