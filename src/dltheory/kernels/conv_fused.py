@@ -2,12 +2,22 @@
 
 The torch rules of :mod:`dltheory.kernels.conv` make a dozen passes over a block's
 N1 N2 P^2 numbers per layer; on a CPU the time goes to memory traffic. Here one
-compiled loop (numba, threads over rows of image pairs) carries a single pair's
-pixel-pair covariance (P^2 numbers, or P on the pixel diagonal) through the whole
-network in a few buffers that stay in cache, and writes two numbers per pair. The
-recursion is the same (the shift averages of :mod:`dltheory.kernels.conv`, the
-activations' scalar closed forms ``closed_pair_row`` tested against their torch forms);
-each image's own pixel variances at every activation come first, from the pairs (a, a).
+compiled loop (numba; the pairs of the upper triangle split evenly over the threads)
+carries a single pair's pixel-pair covariance (P^2 numbers, or P on the pixel diagonal)
+through the whole network in a few buffers that stay in cache, and writes two numbers
+per pair. The recursion is the same (the shift averages of :mod:`dltheory.kernels.conv`,
+the activations' scalar closed forms ``closed_pair_row`` tested against their torch
+forms); each image's own pixel variances at every activation come first, from the pairs
+(a, a).
+
+The full covariance of pixels p = (p1, p2), q = (q1, q2) is stored in the block layout
+(p1, q1, p2, q2): a conv's sum over aligned shifts (Novak et al. 2019;
+Arora et al. 2019) factorises into shifts of whole w x w blocks along the rows
+and masked shifts inside a block along the columns (3 + 3 vector passes for 3 x 3, not
+9), and the first conv reads the input covariance x_a(p) . x_b(q) / C the same way. The
+ReLU map is one vectorised loop per block (the arc-cosine kernel of Cho & Saul 2009 with
+the rational arccos ``acos_rational``); inner loops index with unsigned offsets rather
+than slices (a numba slice costs two atomic reference counts).
 
 The spec is compiled to a program of rows (op, parameters...) by :func:`program`;
 specs outside it (activations without a scalar closed form, layer kinds of other
