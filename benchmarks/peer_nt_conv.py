@@ -1,7 +1,8 @@
 """Time neural-tangents' CNN-GP + CNTK on the conv benchmark problem (runs in the peer venv).
 
 Run by ``conv_kernels.py`` as ``PEER_PYTHON peer_nt_conv.py JOB`` where JOB is a JSON object
-{"n": 64, "size": 8, "head": "gap" | "flatten", "repeats": 1, "out": "path.npz" or null}.
+{"n": 64, "size": 8, "head": "gap" | "flatten", "repeats": 1, "out": "path.npz" or null,
+"inputs": "images.npy" (optional: NHWC images to use instead of the random ones)}.
 The network is PEERS' ``stax.serial(*[stax.Conv(16, (3, 3), padding='SAME',
 W_std=sqrt(2), b_std=sqrt(0.1)), stax.Relu()] * 3, stax.GlobalAvgPool() (or Flatten()),
 stax.Dense(1, W_std=sqrt(2), b_std=sqrt(0.1)))`` in float64 on
@@ -43,7 +44,10 @@ def main(job: dict) -> dict:
         stax.Dense(1, W_std=w, b_std=b),
     )
     kernel_fn = jax.jit(kernel_fn, static_argnames="get")
-    x = np.random.default_rng(0).standard_normal((job["n"], job["size"], job["size"], 3))
+    if job.get("inputs"):
+        x = np.load(job["inputs"])[: job["n"]]
+    else:
+        x = np.random.default_rng(0).standard_normal((job["n"], job["size"], job["size"], 3))
     rss_before = _rss_mb("VmRSS:")
     start, start_cpu = time.perf_counter(), time.process_time()
     out = kernel_fn(x, None, ("nngp", "ntk"))
