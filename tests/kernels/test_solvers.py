@@ -188,3 +188,20 @@ def test_exact_and_falkon_targets_near_the_float64_limit():
     assert np.array_equal(fh.alpha, fb.alpha * 2.0**996) and np.isfinite(fh.alpha).all()
     with pytest.raises(ValueError, match="coefficients overflow"):
         fit_exact(SPEC, x, np.full(120, 1.7e308), ridge=1e-9)
+
+
+def test_estimator_reports_precision_and_its_std_equals_float64(monkeypatch):
+    from dltheory.estimators import NNGPRegressor
+    from dltheory.kernels import solvers
+
+    x, y = _data(300, d=4, seed=8)
+    kw = {"depth": 3, "c_w": 2.0, "c_b": 0.1, "alpha": 0.25, "optimizer": None}
+    f64 = NNGPRegressor(**kw).fit(x, y)
+    monkeypatch.setattr(solvers, "MIXED_MIN_SIZE", 100)
+    mixed = NNGPRegressor(**kw).fit(x, y)
+    assert (f64.precision_, mixed.precision_) == ("float64", "mixed")
+    mean64, std64 = f64.predict(x[:20], return_std=True)
+    mean, std = mixed.predict(x[:20], return_std=True)
+    # cond(K + 0.25 I) < 1e3 here: both solves' forward errors are <= ~1e3 * 1e-13.
+    np.testing.assert_allclose(mean, mean64, rtol=0, atol=1e-9 * np.abs(mean64).max())
+    np.testing.assert_allclose(std, std64, rtol=1e-9)
