@@ -3,6 +3,8 @@
     python benchmarks/kernel_regression.py                # N = 2,000 / 20,000 / 200,000
     python benchmarks/kernel_regression.py --quick        # N = 2,000 only; prints only
     python benchmarks/kernel_regression.py --sizes 2000 20000 --timeout 1500
+    python benchmarks/kernel_regression.py --sizes 20000 --kinds exact-mixed \
+        --section kernel_regression-mixed             # float32 factor + float64 refinement
 
 Data: x ~ N(0, I_64), f*(x) = tanh(2 x.w1 / 8) + (x.w2 / 8)^2 / 2, y = f* + N(0, 0.5^2)
 (seeded); 2,000 test points; the error is the test MSE against f* relative to Var f*.
@@ -286,6 +288,8 @@ if __name__ == "__main__":
     parser.add_argument("--render", nargs="*", help="JSONL files of earlier jobs to tabulate")
     parser.add_argument("--notes", help="markdown file appended to the section")
     parser.add_argument("--no-record", action="store_true", help="print, do not write RESULTS")
+    parser.add_argument("--section", default="kernel_regression",
+                        help="RESULTS.md section (e.g. kernel_regression-mixed for exact-mixed)")  # fmt: skip
     args = parser.parse_args()
     if args.job:
         print(json.dumps(_job(args.job)))
@@ -309,7 +313,7 @@ if __name__ == "__main__":
                 with open(args.jsonl, "a") as fh:
                     fh.write(json.dumps(res) + "\n")
     run_and_record(
-        "kernel_regression",
+        args.section,
         lambda: main(results, seconds, open(args.notes).read() if args.notes else ""),
         quick=args.quick or args.no_record,
     )
