@@ -289,7 +289,7 @@ if __name__ == "__main__":
     parser.add_argument("--notes", help="markdown file appended to the section")
     parser.add_argument("--no-record", action="store_true", help="print, do not write RESULTS")
     parser.add_argument("--section", default="kernel_regression",
-                        help="RESULTS.md section (e.g. kernel_regression-mixed for exact-mixed)")  # fmt: skip
+                        help="RESULTS.md section, e.g. kernel_regression-mixed")  # fmt: skip
     args = parser.parse_args()
     if args.job:
         print(json.dumps(_job(args.job)))
