@@ -3,6 +3,8 @@
     python benchmarks/kernel_regression.py                # N = 2,000 / 20,000 / 200,000
     python benchmarks/kernel_regression.py --quick        # N = 2,000 only; prints only
     python benchmarks/kernel_regression.py --sizes 2000 20000 --timeout 1500
+    python benchmarks/kernel_regression.py --sizes 20000 --kinds exact-mixed \
+        --section kernel_regression-mixed             # float32 factor + float64 refinement
 
 Data: x ~ N(0, I_64), f*(x) = tanh(2 x.w1 / 8) + (x.w2 / 8)^2 / 2, y = f* + N(0, 0.5^2)
 (seeded); 2,000 test points; the error is the test MSE against f* relative to Var f*.
@@ -17,6 +19,14 @@ next to the Gram's 8 N^2 bytes. Jobs:
   N = 5,000 the same job then builds the dense reference (``spec.kernel`` +
   ``numpy.linalg.solve``) after the peak was recorded, and reports the largest
   prediction difference relative to the largest prediction.
+* ``exact-mixed``: the path of ``fit_exact(precision="mixed")``, timed by parts:
+  ``gram_matrix``, ``mixed_cholesky`` (float32 copy and torch's float32 LAPACK
+  Cholesky, in place), then CG in float64 preconditioned by it (``refine``).
+  After its peak memory is recorded, the same process times
+  ``torch.linalg.cholesky`` on the same float64 Gram (+ ridge) alone, the issue's
+  yardstick (as ``cholesky_ex`` with the Gram as its output: the same LAPACK
+  ``potrf`` without the copy, so no second N x N array on a shared machine), and
+  compares predictions and log-determinants with that float64 solve.
 * ``sklearn``: ``KernelRidge(kernel="precomputed")`` fitted on the same Gram
   (its build not timed), the peer the issue names.
 * ``falkon``: ``fit_falkon`` with m centres, serially (the process's threads) or on
@@ -61,6 +71,7 @@ def _job(spec_json: str) -> dict:
 
     from dltheory import MLP
     from dltheory.kernels import cholesky_in_place, fit_falkon, gram_matrix, kernel_product
+    from dltheory.kernels.cholesky import mixed_cholesky
     from dltheory.parallel import pool
 
     job = json.loads(spec_json)
@@ -94,6 +105,35 @@ def _job(spec_json: str) -> dict:
             ref_alpha = np.linalg.solve(k + RIDGE * np.eye(n), y)
             ref = spec.kernel(txs, tx).nngp.numpy() @ ref_alpha
             out["max_rel_diff"] = float(np.abs(pred - ref).max() / np.abs(ref).max())
+    elif job["kind"] == "exact-mixed":
+        buf = gram_matrix(spec, tx)
+        out["t_gram"], out["cpu_gram"] = time.perf_counter() - t0, time.process_time() - cpu0
+        c1, t1 = time.process_time(), time.perf_counter()
+        mixed = mixed_cholesky(buf, shift=RIDGE)
+        out["t_factor"], out["cpu_factor"] = time.perf_counter() - t1, time.process_time() - c1
+        c1, t1 = time.process_time(), time.perf_counter()
+        refined = mixed.refine(y)
+        out["t_refine"], out["cpu_refine"] = time.perf_counter() - t1, time.process_time() - c1
+        out["t_fit"] = time.perf_counter() - t0
+        out["iterations"], out["converged"] = refined.iterations, refined.converged
+        out["backward_error"], out["condition_est"] = refined.residuals[-1], mixed.condition
+        alpha = refined.x
+        pred = kernel_product(spec, txs, tx, torch.from_numpy(alpha)).numpy()
+        out["peak_mb"] = _rss_mb() - base
+        out["cpu"] = time.process_time() - cpu0
+        logdet = mixed.logdet()
+        del mixed, refined
+        buf[np.diag_indices(n)] += RIDGE
+        load0, c1, t1 = os.getloadavg()[0], time.process_time(), time.perf_counter()
+        low, info = torch.from_numpy(buf), torch.empty((), dtype=torch.int32)
+        torch.linalg.cholesky_ex(low, out=(low, info))  # potrf in place: no 2nd N x N array
+        out["t_chol64"], out["cpu_chol64"] = time.perf_counter() - t1, time.process_time() - c1
+        out["load_chol64"] = (load0, os.getloadavg()[0])
+        alpha64 = torch.cholesky_solve(torch.from_numpy(y[:, None]), low).numpy()
+        out["logdet_diff"] = logdet - 2.0 * float(torch.log(low.diagonal()).sum())
+        pred64 = kernel_product(spec, txs, tx, torch.from_numpy(alpha64)).numpy()
+        pred, pred64 = pred.reshape(-1), pred64.reshape(-1)
+        out["max_rel_diff"] = float(np.abs(pred - pred64).max() / np.abs(pred64).max())
     elif job["kind"] == "sklearn":
         from sklearn.kernel_ridge import KernelRidge
 
@@ -116,10 +156,41 @@ def _job(spec_json: str) -> dict:
         out["peak_mb"] = _rss_mb() - base
     pred = pred.reshape(-1)
     out["test_error"] = float(np.mean((pred - fs) ** 2) / np.var(fs))
-    out["cpu"] = time.process_time() - cpu0
+    out.setdefault("cpu", time.process_time() - cpu0)
     out["load_end"] = os.getloadavg()[0]
     out["gram_mb"] = 8 * n * n / 2**20
     return out
+
+
+def _mixed_table(rows: list[dict]) -> None:
+    """Mixed precision against torch.linalg.cholesky on the same float64 Gram (same run)."""
+    if not rows:
+        return
+    print(
+        "\nExact fit in mixed precision (float32 Cholesky, float64 CG preconditioned by it), "
+        "against `torch.linalg.cholesky` of the same float64 Gram alone, timed in the same "
+        "process. Wall (CPU) seconds; 'ratio' = (Gram + factor + refine) / float64 Cholesky; "
+        "'f+r ratio' leaves the Gram out.\n"
+    )
+    print(
+        "| N | Gram (s) | f32 factor (s) | refine (s) | iters | backward error | float64 "
+        "Cholesky (s) | ratio | f+r ratio | peak / Gram | vs float64 | logdet diff | "
+        "test error | load start/end |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        if "error" in r:
+            print(f"| {r['n']} | {r['error']} |" + " |" * 12)
+            continue
+        fr = r["t_factor"] + r["t_refine"]
+        print(f"| {r['n']} | {r['t_gram']:.2f} ({r['cpu_gram']:.1f}) "
+              f"| {r['t_factor']:.2f} ({r['cpu_factor']:.1f}) "
+              f"| {r['t_refine']:.2f} ({r['cpu_refine']:.1f}) | {r['iterations']} "
+              f"| {r['backward_error']:.1e} | {r['t_chol64']:.2f} ({r['cpu_chol64']:.1f}) "
+              f"| {r['t_fit'] / r['t_chol64']:.2f} | {fr / r['t_chol64']:.2f} "
+              f"| {r['peak_mb'] / r['gram_mb']:.2f} | {r['max_rel_diff']:.1e} "
+              f"| {r['logdet_diff']:.1e} | {r['test_error']:.4f} "
+              f"| {r['load_start']:.1f} / {r['load_end']:.1f} |")  # fmt: skip
 
 
 def _run(job: dict, timeout: float) -> dict:
@@ -146,6 +217,8 @@ def _jobs(sizes: list[int], m: int, kinds: list[str], big_iters: int) -> list[di
     for n in sizes:
         if n <= 40_000 and "exact" in kinds:
             jobs.append({"kind": "exact", "n": n})
+        if n <= 40_000 and "exact-mixed" in kinds:
+            jobs.append({"kind": "exact-mixed", "n": n})
         if n <= 20_000 and "sklearn" in kinds:
             jobs.append({"kind": "sklearn", "n": n})
     for backend in ("serial", "dask"):
@@ -182,6 +255,8 @@ def main(results: list[dict], seconds: float, notes: str = "") -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
+        if r["kind"] == "exact-mixed":
+            continue
         method = {"exact": "dltheory exact (in place)", "sklearn": "sklearn KernelRidge",
                   "falkon": f"dltheory Falkon m={r.get('m')}"}[r["kind"]]  # fmt: skip
         if "error" in r:
@@ -202,6 +277,7 @@ def main(results: list[dict], seconds: float, notes: str = "") -> None:
         "and memory only: their test error is not converged. 'peak' excludes the "
         "process's imports and the data."
     )
+    _mixed_table([r for r in results if r["kind"] == "exact-mixed"])
     if notes:
         print("\n" + notes.strip())  # fmt: skip
 
@@ -214,13 +290,15 @@ if __name__ == "__main__":
     parser.add_argument("--timeout", type=float, default=3600.0)
     parser.add_argument("--m", type=int, default=2000)
     parser.add_argument("--big-iters", type=int, default=30, help="Falkon iterations at N > 20k")
-    parser.add_argument("--kinds", nargs="*", default=["exact", "sklearn", "falkon-serial",
-                        "falkon-dask"])  # fmt: skip
+    parser.add_argument("--kinds", nargs="*", default=["exact", "exact-mixed", "sklearn",
+                        "falkon-serial", "falkon-dask"])  # fmt: skip
     parser.add_argument("--jsonl", help="append each job's result to this file")
     parser.add_argument("--render", nargs="*", help="JSONL files of earlier jobs to tabulate")
     parser.add_argument("--notes", help="markdown file appended to the section")
     parser.add_argument("--no-record", action="store_true", help="print, do not write RESULTS")
     parser.add_argument("--gram-only", action="store_true", help="time gram_matrix per size")
+    parser.add_argument("--section", default="kernel_regression",
+                        help="RESULTS.md section, e.g. kernel_regression-mixed")  # fmt: skip
     args = parser.parse_args()
     if args.job:
         print(json.dumps(_job(args.job)))
@@ -248,7 +326,7 @@ if __name__ == "__main__":
                 with open(args.jsonl, "a") as fh:
                     fh.write(json.dumps(res) + "\n")
     run_and_record(
-        "kernel_regression",
+        args.section,
         lambda: main(results, seconds, open(args.notes).read() if args.notes else ""),
         quick=args.quick or args.no_record,
     )

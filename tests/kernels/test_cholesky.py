@@ -98,3 +98,75 @@ def test_scale_is_checked(scale):
         cholesky_in_place(a, scale=scale)
     with pytest.raises((ValueError, TypeError), match="scale must be"):
         jitter_schedule(scale, 3)
+
+
+# ------------------------------------------------ mixed precision: float32 factor, float64 CG
+U32, U64 = 2.0**-24, 2.0**-53
+
+
+def _conditioned(n, kappa, seed=0):
+    """Q diag(geomspace(1, 1/kappa)) Q^T: condition number kappa exactly (up to rounding)."""
+    q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((n, n)))
+    a = (q * np.geomspace(1.0, 1.0 / kappa, n)) @ q.T
+    return np.asfortranarray((a + a.T) / 2)
+
+
+@pytest.mark.parametrize("kappa", [1e2, 1e4])
+def test_mixed_solve_equals_the_float64_solve(kappa):
+    n = 300
+    a = _conditioned(n, kappa, seed=int(kappa))
+    b = np.random.default_rng(1).standard_normal((n, 3))
+    b[:, 2] = 0.0  # a zero right-hand side stays zero
+    ref = scipy.linalg.cho_solve(scipy.linalg.cho_factor(a, lower=True), b)
+    m = cholesky.mixed_cholesky(a)
+    out = m.refine(b)
+    assert out.converged and out.residuals[-1] <= m.tol
+    assert m.condition <= kappa * (1 + 1e-6)  # the estimate is a lower bound
+    # Both solutions have backward error <= tol (ours, checked) and <= ~n u64 (float64
+    # Cholesky, Higham 2002 Thm. 10.4 normwise): forward errors <= 2 kappa eta each.
+    bound = 2 * kappa * (m.tol + n * U64) * 2
+    assert bound <= 1e-8
+    err = np.abs(out.x - ref).max() / np.abs(ref).max()
+    assert err <= bound
+    assert np.array_equal(out.x[:, 2], np.zeros(n))
+    assert np.allclose(m.solve(b[:, 0]), out.x[:, 0], rtol=0, atol=bound * np.abs(ref).max())
+    # V^T V = B^T A^-1 B from the exact series, to the same forward-error bound.
+    kt = np.random.default_rng(2).standard_normal((n, 4))
+    v = m.solve_lower(kt)
+    quad = kt.T @ scipy.linalg.cho_solve(scipy.linalg.cho_factor(a, lower=True), kt)
+    assert np.abs(v.T @ v - quad).max() <= bound * np.abs(quad).max()
+    # log det from the float32 factor: |log det(I + F)| <= n ||F|| / (1 - ||F||), ||F|| of
+    # order (n u32) kappa for a float32 Cholesky (Higham Thm. 10.3): a float32-accurate value.
+    f_norm = n * U32 * kappa
+    assert abs(m.logdet() - np.linalg.slogdet(a)[1]) <= n * f_norm / (1 - min(f_norm, 0.5))
+
+
+def test_mixed_cholesky_reads_k_and_applies_the_shift():
+    a = _spd(40, seed=3)
+    k = np.array(a, order="F")
+    m = cholesky.mixed_cholesky(k, shift=0.5)
+    assert np.array_equal(k, a)  # K is not written
+    b = np.arange(40.0)
+    ref = np.linalg.solve(a + 0.5 * np.eye(40), b)
+    assert np.allclose(m.solve(b), ref, rtol=0, atol=1e-12 * np.abs(ref).max())
+    assert m.lower.dtype == np.float32 and m.lower.flags.f_contiguous and m.jitter == 0.0
+
+
+def test_mixed_cholesky_refuses_what_float32_cannot_precondition():
+    with pytest.raises(cholesky.MixedPrecisionError):
+        cholesky.mixed_cholesky(_conditioned(200, 1e10))  # breaks down in float32
+    with pytest.raises(cholesky.MixedPrecisionError, match="conditioned for float32"):
+        # kappa 1e5 is fine for float32 but not under a stricter u32 kappa <= 1e-6
+        cholesky.mixed_cholesky(_conditioned(200, 1e5), max_u_kappa=1e-6)
+    with pytest.raises(ValueError, match="Fortran"):
+        cholesky.mixed_cholesky(np.eye(3))  # C order
+
+
+def test_mixed_refinement_stops_when_float32_is_not_enough():
+    # max_iter 1: not converged, reported rather than returned as an answer.
+    a = _conditioned(200, 1e4)
+    m = cholesky.MixedCholesky(**{**cholesky.mixed_cholesky(a).__dict__, "max_iter": 1})
+    out = m.refine(np.ones(200))
+    assert not out.converged and out.iterations == 1
+    with pytest.raises(cholesky.MixedPrecisionError, match="refinement"):
+        m.solve(np.ones(200))

@@ -102,3 +102,19 @@ def test_reported_evidence_gradient_matches_central_differences():
     fd = [(lml(p + h * e) - lml(p - h * e)) / (2 * h) for e in np.eye(3)]
     assert max(abs(g) for g in fd) > 0.1  # a real test of the gradient's scale
     np.testing.assert_allclose(fit.gradient, fd, rtol=1e-4, atol=1e-6)
+
+
+def test_targets_near_the_float64_limit(problem):
+    # The mean is linear in y and y is scaled by a power of two inside: 2^996 is exact.
+    k, k_sn, k_ss, y = problem
+    base = gp_posterior(k, k_sn, y, k_test_test=k_ss, noise=0.05)
+    big = gp_posterior(k, k_sn, y * 2.0**996, k_test_test=k_ss, noise=0.05)
+    assert np.array_equal(big.mean, base.mean * 2.0**996)
+    assert np.array_equal(big.cov, base.cov)  # the covariance does not depend on y
+    assert big.log_marginal_likelihood == -np.inf  # -y^T K_y^-1 y / 2 ~ -2^1992
+    assert log_marginal_likelihood(k, y * 2.0**996, noise=0.05) == -np.inf
+    huge = gp_posterior(k, k_sn, y * 1e300, noise=0.05)
+    np.testing.assert_allclose(huge.mean / 1e300, base.mean, rtol=0, atol=1e-12)
+    mid = log_marginal_likelihood(k, y * 2.0**400, noise=0.05)
+    quad = float((y * np.linalg.solve(k + 0.05 * np.eye(len(k)), y)).sum())
+    assert mid == pytest.approx(-0.5 * quad * 2.0**800, rel=1e-10)  # cond ~ 1e3 * eps

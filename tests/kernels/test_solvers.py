@@ -115,3 +115,93 @@ def test_falkon_on_a_local_dask_cluster_equals_serial():
     # found), which ~45 CG iterations at cond ~1e5 amplify to ~1e-10 relative.
     np.testing.assert_allclose(distributed.alpha, serial.alpha, rtol=1e-9)
     np.testing.assert_allclose(recomputed.alpha, serial.alpha, rtol=0, atol=1e-9)
+
+
+# ------------------------------------------- mixed precision (float32 factor, float64 CG)
+DEEP = MLP(depth=3, activation="relu", c_w=2.0, c_b=0.1)  # the benchmark's kernel
+
+
+def _predict(spec, fit, xs):
+    return spec.kernel(torch.from_numpy(xs), fit.centres).nngp.numpy() @ fit.alpha
+
+
+def test_mixed_precision_predictions_equal_the_float64_solve():
+    x, y = _data(600, d=8, seed=4)
+    xs, _ = _data(50, d=8, seed=5)
+    k = DEEP.kernel(torch.from_numpy(x)).nngp.numpy() + 0.25 * np.eye(600)
+    ref = np.linalg.solve(k, y)  # independent dense float64 solve
+    kappa = np.linalg.cond(k)
+    mixed = fit_exact(DEEP, x, y, ridge=0.25, precision="mixed")
+    assert mixed.precision == "mixed" and mixed.converged and 1 <= mixed.iterations <= 10
+    assert mixed.jitter == 0.0 and mixed.residuals[-1] <= mixed.factor.tol
+    # Forward error <= 2 kappa eta for each of the two backward-stable solves (ours:
+    # eta <= tol = 2^-46 as checked; numpy's LU: eta <= ~n u64): a 1e-8 bound here.
+    bound = 2 * kappa * (mixed.factor.tol + 600 * 2.0**-53) * 2
+    assert bound <= 1e-8
+    np.testing.assert_allclose(mixed.alpha[:, 0], ref, rtol=0, atol=bound * np.abs(ref).max())
+    pm = _predict(DEEP, mixed, xs)
+    pd = DEEP.kernel(torch.from_numpy(xs), torch.from_numpy(x)).nngp.numpy() @ ref
+    assert np.abs(pm[:, 0] - pd).max() <= bound * np.abs(pd).max()
+    # Weights: the same (K + ridge W^-1) system in either precision.
+    w = np.linspace(0.5, 2.0, 600)
+    wm = fit_exact(DEEP, x, y, ridge=0.25, weights=w, precision="mixed")
+    wf = fit_exact(DEEP, x, y, ridge=0.25, weights=w, precision="float64")
+    assert np.abs(wm.alpha - wf.alpha).max() <= bound * np.abs(wf.alpha).max()
+
+
+def test_auto_precision_picks_float64_when_small_or_ill_conditioned(monkeypatch):
+    from dltheory.kernels import solvers
+
+    x, y = _data(300, d=2, seed=6)
+    fit = fit_exact(DEEP, x, y, ridge=0.25)
+    assert fit.precision == "float64"  # N < MIXED_MIN_SIZE
+    monkeypatch.setattr(solvers, "MIXED_MIN_SIZE", 100)
+    assert fit_exact(DEEP, x, y, ridge=0.25).precision == "mixed"
+    # Ridge 1e-10 on 300 points in 2-D: kappa ~ 1e12, beyond float32 (u32 kappa >> 1).
+    auto = fit_exact(DEEP, x, y, ridge=1e-10)
+    f64 = fit_exact(DEEP, x, y, ridge=1e-10, precision="float64")
+    assert auto.precision == "float64" and np.array_equal(auto.alpha, f64.alpha)
+    with pytest.raises(ValueError, match="float32"):
+        fit_exact(DEEP, x, y, ridge=1e-10, precision="mixed")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        fit_exact(DEEP, x, y, precision="half")
+
+
+def test_exact_and_falkon_targets_near_the_float64_limit():
+    # The coefficients are linear in y; 2^996 scales exactly, so the fits must be
+    # bit-identical multiples (each solver scales y by a power of two internally).
+    x, y = _data(120, seed=7)
+    base = fit_exact(SPEC, x, y, ridge=1e-3)
+    big = fit_exact(SPEC, x, y * 2.0**996, ridge=1e-3)
+    assert np.array_equal(big.alpha, base.alpha * 2.0**996)
+    # y^T K_y^-1 y ~ 2^1992 overflows: log p(y) = -inf is the float64 answer.
+    assert big.log_marginal_likelihood == -np.inf
+    huge = fit_exact(SPEC, x, y * 1e300, ridge=1e-3)
+    assert np.allclose(
+        huge.alpha / 1e300, base.alpha, rtol=0, atol=1e-12 * np.abs(base.alpha).max()
+    )
+    mid = fit_exact(SPEC, x, y * 2.0**400, ridge=1e-3)  # log p finite: -y^T a / 2 scaled by 2^800
+    quad = float(y @ base.alpha[:, 0])
+    assert mid.log_marginal_likelihood == pytest.approx(-0.5 * quad * 2.0**800, rel=1e-12)
+    fb = fit_falkon(SPEC, x, y, ridge=1e-3, n_inducing=40)
+    fh = fit_falkon(SPEC, x, y * 2.0**996, ridge=1e-3, n_inducing=40)
+    assert np.array_equal(fh.alpha, fb.alpha * 2.0**996) and np.isfinite(fh.alpha).all()
+    with pytest.raises(ValueError, match="coefficients overflow"):
+        fit_exact(SPEC, x, np.full(120, 1.7e308), ridge=1e-9)
+
+
+def test_estimator_reports_precision_and_its_std_equals_float64(monkeypatch):
+    from dltheory.estimators import NNGPRegressor
+    from dltheory.kernels import solvers
+
+    x, y = _data(300, d=4, seed=8)
+    kw = {"depth": 3, "c_w": 2.0, "c_b": 0.1, "alpha": 0.25, "optimizer": None}
+    f64 = NNGPRegressor(**kw).fit(x, y)
+    monkeypatch.setattr(solvers, "MIXED_MIN_SIZE", 100)
+    mixed = NNGPRegressor(**kw).fit(x, y)
+    assert (f64.precision_, mixed.precision_) == ("float64", "mixed")
+    mean64, std64 = f64.predict(x[:20], return_std=True)
+    mean, std = mixed.predict(x[:20], return_std=True)
+    # cond(K + 0.25 I) < 1e3 here: both solves' forward errors are <= ~1e3 * 1e-13.
+    np.testing.assert_allclose(mean, mean64, rtol=0, atol=1e-9 * np.abs(mean64).max())
+    np.testing.assert_allclose(std, std64, rtol=1e-9)

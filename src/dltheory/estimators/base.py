@@ -259,6 +259,7 @@ class InfiniteNetworkEstimator(BaseEstimator):
         self.centres_ = fit.centres.numpy()
         self.jitter_ = fit.jitter
         self.solver_ = solver
+        self.precision_ = fit.precision  # exact solver: "float64" or "mixed" (float32 factor)
         self.n_iter_ = max(fit.iterations, 1)  # a direct solve counts as one iteration
         self.converged_ = fit.converged
         self.factor_ = fit.factor if self._keeps_factor else None

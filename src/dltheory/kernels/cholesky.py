@@ -14,6 +14,19 @@ N x 512 panels.
 LAPACK ``potrf`` of SciPy's bundled OpenBLAS is not used: SciPy 1.17's OpenBLAS
 (0.3.31) segfaults in multithreaded ``dpotrf`` at N ~ 16,500, and one BLAS
 thread is twice as slow on two cores.
+
+Mixed precision (:func:`mixed_cholesky`, :class:`MixedCholesky`): torch's
+LAPACK Cholesky of a float32 copy of K + shift I, in place, runs at up to twice
+the float64 flop rate, and the float64 system (K + shift I) x = b is then solved to float64
+accuracy by conjugate gradients in float64 preconditioned by the float32 factor
+(iterative refinement with a Krylov solver, as GMRES-IR in Carson & Higham 2018,
+"Accelerating the solution of linear systems by iterative refinement in three
+precisions", SIAM J. Sci. Comput. 40(2); for SPD systems, CG, Higham & Pranesh
+2021, SIAM J. Sci. Comput. 43(1)). Refinement with a factor of precision u_f
+converges when u_f kappa(A) is safely below 1 (Higham 2002, "Accuracy and
+Stability of Numerical Algorithms", 2nd ed., Sec. 12.1-12.2; Carson & Higham
+2018, Thm. 2.1), at the rate ~ u_f kappa(A) per step. Memory: K (float64) and
+the float32 factor, 1.5x the float64 Gram.
 """
 
 from __future__ import annotations
@@ -27,9 +40,16 @@ import torch
 
 from .._checks import as_float_tensor, check_int, check_nonnegative, check_positive, message
 
-__all__ = ["Cholesky", "cholesky_in_place", "jitter_schedule"]
+__all__ = ["Cholesky", "MixedCholesky", "cholesky_in_place", "jitter_schedule", "mixed_cholesky"]
 
 _PANEL = 512  # columns per factorised panel, and copied at a time when restoring
+U32 = float(np.finfo(np.float32).eps) / 2  # unit roundoff of float32, 2^-24
+U64 = float(np.finfo(np.float64).eps) / 2  # unit roundoff of float64, 2^-53
+# Mixed precision is tried only while u32 * kappa_est <= this (kappa_est a lower bound
+# of kappa(K + shift I) from the float32 factor's diagonal, see mixed_cholesky):
+# refinement contracts the error by ~ u32 kappa per step (Higham 2002, Sec. 12.1).
+MIXED_MAX_U_KAPPA = 0.1
+REFINE_TOL = 2.0**-46  # normwise backward error at which refinement stops (~1.4e-14)
 
 
 def jitter_schedule(scale: float, max_tries: int) -> list[float]:
@@ -201,3 +221,271 @@ def as_fortran_copy(k: Any) -> np.ndarray:
     if k.shape[0] != k.shape[1]:
         raise ValueError(message("k", "a square matrix", f"shape {k.shape}"))
     return np.array(k, dtype=np.float64, order="F", copy=True)
+
+
+class MixedPrecisionError(ValueError):
+    """The float32 factor cannot precondition K + shift I (not positive definite in
+    float32, or conditioning beyond what refinement from float32 can recover)."""
+
+
+@dataclass(frozen=True)
+class Refinement:
+    """The result of :meth:`MixedCholesky.refine`.
+
+    Attributes:
+        x: (N, k) the solution.
+        iterations: CG iterations (matrix products with the float64 K).
+        residuals: normwise backward error after each iteration (worst column),
+            ||b - A x|| / (||A|| ||x|| + ||b||) (Rigal & Gaches; Higham 2002, Thm. 7.1).
+        converged: whether it reached ``tol`` (the last residual, from b - A x afresh).
+    """
+
+    x: np.ndarray
+    iterations: int
+    residuals: tuple[float, ...]
+    converged: bool
+
+
+@dataclass(frozen=True)
+class MixedCholesky:
+    """A = K + shift I solved in float64, preconditioned by a float32 Cholesky factor.
+
+    Built by :func:`mixed_cholesky`. ``solve`` returns the float64 solution to a
+    normwise backward error ``tol`` (2^-46 by default, the forward error is then at
+    most ~2 kappa(A) tol, Higham 2002, Thm. 7.2), as a float64 Cholesky solve would;
+    ``solve_lower`` returns V with V^T V = B^T A^-1 B to float64 accuracy. Only
+    ``logdet`` is float32-accurate: it is log det(L32 L32^T) = log det A - log det(I + F),
+    F = L32^-1 A L32^-T - I, and |log det(I + F)| can reach N ||F||, ||F|| ~ u32 kappa(A).
+
+    Attributes:
+        matrix: (N, N) float64 K, both triangles (read, never written).
+        lower: (N, N) float32 Fortran-ordered; its lower triangle L32 with
+            L32 L32^T ~ (K + shift I) / scale.
+        diagonal: (N,) the diagonal of K (before the shift).
+        shift: the noise / ridge term on the diagonal.
+        scale: the power of two K was divided by before the float32 cast (range).
+        norm: an estimate (a lower bound) of ||A||_2, for the backward error.
+        condition: a lower bound of kappa_2(A): norm / min_i (L32_ii^2 scale).
+        tol, max_iter: refinement stops at backward error ``tol`` or after ``max_iter``.
+        jitter: always 0.0: A itself is solved (interface of :class:`Cholesky`).
+    """
+
+    matrix: np.ndarray
+    lower: np.ndarray
+    diagonal: np.ndarray
+    shift: float
+    scale: float
+    norm: float
+    condition: float
+    tol: float = REFINE_TOL
+    max_iter: int = 50
+    jitter: float = 0.0
+
+    def apply(self, v: np.ndarray) -> np.ndarray:
+        """A v in float64 (torch's BLAS on the float64 K)."""
+        kv = torch.from_numpy(self.matrix) @ torch.from_numpy(np.ascontiguousarray(v))
+        return kv.numpy() + self.shift * v
+
+    def precondition(self, r: np.ndarray) -> np.ndarray:
+        """(L32 L32^T)^-1 r scaled back, by two float32 triangular solves (r (N, k))."""
+        s = np.abs(r).max(0)
+        s[~(s > 0)] = 1.0
+        r32 = (r / s).astype(np.float32)
+        solve = scipy.linalg.solve_triangular  # LAPACK strtrs on the Fortran buffer, no copy
+        z = solve(self.lower, r32, lower=True, check_finite=False, overwrite_b=True)
+        z = solve(self.lower, z, lower=True, trans="T", check_finite=False, overwrite_b=True)
+        return z.astype(np.float64) * (s / self.scale)
+
+    def _backward_error(self, r: np.ndarray, x: np.ndarray, norm_b: np.ndarray) -> np.ndarray:
+        denom = self.norm * np.linalg.norm(x, axis=0) + norm_b
+        return np.linalg.norm(r, axis=0) / np.where(denom > 0, denom, 1.0)
+
+    def refine(self, b: np.ndarray) -> Refinement:
+        """Solve A x = b by CG in float64 preconditioned with the float32 factor.
+
+        Flexible (Polak-Ribiere) CG, as the float32 preconditioner is applied with
+        rounding (Golub & Ye 1999, "Inexact preconditioned conjugate gradient method
+        with inner-outer iteration"); the residual is recomputed from b - A x before
+        stopping. Stops at backward error ``tol``, after ``max_iter`` iterations, or
+        when the error stops falling (halved at most once in three iterations).
+        """
+        b = np.asarray(b, dtype=np.float64)
+        rhs = b.reshape(len(b), -1)
+        norm_b = np.linalg.norm(rhs, axis=0)
+        x = np.zeros_like(rhs)
+        r = rhs.copy()
+        eta = self._backward_error(r, x, norm_b)
+        residuals: list[float] = []
+        z = self.precondition(r)
+        p = z.copy()
+        rz = (r * z).sum(0)
+        iterations = 0
+        while float(eta.max()) > self.tol and iterations < self.max_iter:
+            q = self.apply(p)
+            pq = (p * q).sum(0)
+            step = np.where(pq > 0, rz / np.where(pq > 0, pq, 1.0), 0.0)
+            x += step * p
+            r -= step * q
+            iterations += 1
+            eta = self._backward_error(r, x, norm_b)
+            if float(eta.max()) <= self.tol:  # confirm with the true residual
+                r = rhs - self.apply(x)
+                eta = self._backward_error(r, x, norm_b)
+            residuals.append(float(eta.max()))
+            if len(residuals) > 3 and residuals[-1] > 0.5 * residuals[-4]:
+                break  # stagnation: float32 cannot precondition this system well enough
+            z_new = self.precondition(r)
+            beta = np.where(rz > 0, (r * (z_new - z)).sum(0) / np.where(rz > 0, rz, 1.0), 0.0)
+            rz = (r * z_new).sum(0)
+            z = z_new
+            p = z + beta * p
+        x = x.reshape(b.shape)
+        return Refinement(x, iterations, tuple(residuals), float(eta.max()) <= self.tol)
+
+    def solve(self, b: np.ndarray) -> np.ndarray:
+        """A^-1 b to float64 accuracy (b (N,) or (N, k)); see :meth:`refine`."""
+        out = self.refine(b)
+        if not out.converged:
+            raise MixedPrecisionError(
+                message(
+                    "refinement",
+                    f"converged to backward error {self.tol:.1e}",
+                    f"{out.residuals[-1] if out.residuals else float('nan'):.1e} after "
+                    f"{out.iterations} iterations",
+                    "Solve with a float64 factor (precision='float64')",
+                )
+            )
+        return out.x
+
+    def _triangular64(self, b: np.ndarray, transpose: bool) -> np.ndarray:
+        """L32^-1 b (or L32^-T b) in float64 with L32's entries exactly, by 512-column panels."""
+        low = torch.from_numpy(self.lower)
+        x = torch.from_numpy(np.array(b, dtype=np.float64, order="C", copy=True))
+        n = len(low)
+        starts = list(range(0, n, _PANEL))
+        for j in reversed(starts) if transpose else starts:
+            e = min(j + _PANEL, n)
+            panel = low[j:, j:e].to(torch.float64)  # (n - j, e - j), diagonal block on top
+            diag = panel[: e - j].tril()
+            if transpose:
+                if e < n:
+                    x[j:e] -= panel[e - j :].T @ x[e:]
+                x[j:e] = torch.linalg.solve_triangular(diag.T, x[j:e], upper=True)
+            else:
+                x[j:e] = torch.linalg.solve_triangular(diag, x[j:e], upper=False)
+                if e < n:
+                    x[e:] -= panel[e - j :] @ x[j:e]
+        return x.numpy()
+
+    def solve_lower(self, b: np.ndarray) -> np.ndarray:
+        """V = G^-1/2 M^-1 b, M = L32 sqrt(scale), G = M^-1 A M^-T: V^T V = b^T A^-1 b.
+
+        G^-1/2 = (I + F)^-1/2 by its binomial series, summed until a term is below
+        2^-56 of the sum (converges as ||F||^k, ||F|| ~ u32 kappa(A)); every product
+        with F is float64 (A in float64, M's float32 entries used exactly).
+        """
+        root = np.sqrt(self.scale)
+        b = np.asarray(b, dtype=np.float64)
+        w = self._triangular64(b.reshape(len(b), -1), False) / root
+        v, term = w.copy(), w
+        for k in range(1, 200):
+            f_term = self._triangular64(self.apply(self._triangular64(term, True) / root), False)
+            term = (f_term / root - term) * (-(2 * k - 1) / (2 * k))
+            v += term
+            size, total = np.linalg.norm(term), np.linalg.norm(v)
+            if size <= 2.0**-56 * total:
+                return v.reshape(b.shape)
+            if not np.isfinite(size) or (k > 20 and size > total):
+                break
+        raise MixedPrecisionError(
+            message(
+                "solve_lower",
+                "a convergent series (||F|| < 1)",
+                "a diverging one",
+                "Solve with a float64 factor (precision='float64')",
+            )
+        )
+
+    def logdet(self) -> float:
+        """log det(L32 L32^T scale): float32-accurate (see the class docstring)."""
+        d = np.diagonal(self.lower).astype(np.float64)
+        return float(2.0 * np.log(d).sum() + len(d) * np.log(self.scale))
+
+
+def mixed_cholesky(
+    k: np.ndarray, *, shift: float = 0.0, max_u_kappa: float = MIXED_MAX_U_KAPPA
+) -> MixedCholesky:
+    """Factorise (K + shift I) in float32 (a second, half-size buffer) for a float64 solve.
+
+    K is read, not written: the float32 copy K / scale + (shift / scale) I (scale a
+    power of two near the mean diagonal, so float32's range holds it) is factorised
+    in place by LAPACK ``potrf`` through torch (``torch.linalg.cholesky_ex`` with the
+    buffer as its output: no third N x N array; its strict upper triangle is
+    zeroed). The float32
+    factor is refused (:class:`MixedPrecisionError`) if it breaks down, or if the
+    condition estimate kappa_est = ||A||_est / min_i L_ii^2 (a lower bound of
+    kappa_2(A): L_ii^2 >= lambda_min and ||A||_est <= lambda_max) exceeds
+    ``max_u_kappa`` / u32: refinement from a precision-u32 factor converges at the
+    rate ~ u32 kappa (Higham 2002, Sec. 12.1), and not at all near u32 kappa ~ 1.
+
+    Args:
+        k: (N, N) float64 Fortran-ordered K, both triangles filled.
+        shift: noise / ridge (>= 0).
+        max_u_kappa: the largest u32 * kappa_est accepted.
+
+    >>> import numpy as np
+    >>> k = np.asfortranarray([[4.0, 2.0], [2.0, 2.0]])
+    >>> m = mixed_cholesky(k)
+    >>> np.round(m.solve(np.array([6.0, 4.0])), 12).tolist()
+    [1.0, 1.0]
+    """
+    if (
+        not isinstance(k, np.ndarray)
+        or k.ndim != 2
+        or k.shape[0] != k.shape[1]
+        or k.dtype != np.float64
+        or not k.flags.f_contiguous
+    ):
+        raise ValueError(
+            message(
+                "k",
+                "a square Fortran-ordered float64 array",
+                getattr(k, "shape", type(k).__name__),
+                "Use np.asfortranarray(k, dtype=np.float64)",
+            )
+        )
+    shift = check_nonnegative("shift", shift)
+    n = len(k)
+    diagonal = np.diagonal(k).copy()
+    mean = float(np.abs(diagonal).mean()) + shift if n else 1.0
+    if not np.isfinite(diagonal).all() or not mean > 0 or not np.isfinite(mean):
+        raise MixedPrecisionError(message("kernel", "a finite positive diagonal", "otherwise"))
+    scale = 2.0 ** round(np.log2(mean))
+    low = np.empty((n, n), dtype=np.float32, order="F")
+    for j in range(0, n, _PANEL):  # cast panel by panel: no N x N float64 temporary
+        low[:, j : j + _PANEL] = k[:, j : j + _PANEL] / scale
+    low[np.diag_indices(n)] = ((diagonal + shift) / scale).astype(np.float32)
+    info = torch.empty((), dtype=torch.int32)  # LAPACK potrf in place (column-major view)
+    torch.linalg.cholesky_ex(torch.from_numpy(low), out=(torch.from_numpy(low), info))
+    if info.item() != 0 or not np.isfinite(np.diagonal(low)).all():
+        raise MixedPrecisionError(
+            message("kernel", "positive definite in float32", "a float32 Cholesky breakdown")
+        )
+    ones = np.full((n, 1), 1.0 / np.sqrt(max(n, 1)))
+    norm = float(
+        max(
+            np.linalg.norm(torch.from_numpy(k) @ torch.from_numpy(ones)) + shift,
+            diagonal.max() + shift,
+        )
+    )
+    pivot = float(np.diagonal(low).astype(np.float64).min()) ** 2 * scale
+    condition = norm / pivot if pivot > 0 else float("inf")
+    if not U32 * condition <= max_u_kappa:
+        raise MixedPrecisionError(
+            message(
+                "kernel",
+                f"conditioned for float32 (u32 kappa <= {max_u_kappa})",
+                f"kappa >= {condition:.2e}",
+            )
+        )
+    return MixedCholesky(k, low, diagonal, shift, scale, norm, condition)

@@ -20,6 +20,7 @@ import torch
 from .._checks import as_float_tensor, check_int, check_nonnegative, check_positive, message
 from ..spec.mlp import MLP
 from .cholesky import as_fortran_copy, cholesky_in_place
+from .solvers import _scale_targets, _scaled_evidence, _unscale
 
 __all__ = [
     "EvidenceFit",
@@ -82,6 +83,10 @@ def gp_posterior(
             prior covariance (gives ``var`` and ``cov``).
         noise: observation-noise variance sigma^2 (>= 0).
 
+    y is divided by a power of two near max |y| before the solve (exact; the mean is
+    linear in y), so targets near float64's range give the right mean; a mean that
+    itself overflows float64 raises ValueError, an evidence below float64's range is -inf.
+
     >>> import numpy as np
     >>> post = gp_posterior([[1.0]], [[0.5]], [2.0], k_test_test=[1.0], noise=1.0)
     >>> round(float(post.mean[0]), 12), round(float(post.var[0]), 12)  # 0.5*2/2, 1 - 0.25/2
@@ -96,10 +101,11 @@ def gp_posterior(
         raise ValueError(message("k_test_train", f"of shape (M, {n})", k_sn.shape))
     y, flat = _targets(y_train, n)
     noise = check_nonnegative("noise", noise)
+    y, scale = _scale_targets(y)  # the mean is linear in y: solve with y / scale
     chol = cholesky_in_place(as_fortran_copy(k), shift=noise)
     alpha = chol.solve(y)
-    mean = k_sn @ alpha
-    lml = _evidence(y, alpha, chol.logdet())
+    mean = _unscale(k_sn @ alpha, scale)
+    lml = _scaled_evidence(y, alpha, chol.logdet(), scale)
     var = cov = None
     if k_test_test is not None:
         k_ss = _as_numpy("k_test_test", k_test_test, (1, 2))
@@ -131,8 +137,9 @@ def log_marginal_likelihood(k_train_train: Any, y_train: Any, *, noise: float = 
     if k.shape != (len(k), len(k)):
         raise ValueError(message("k_train_train", "a square matrix", k.shape))
     y, _ = _targets(y_train, len(k))
+    y, scale = _scale_targets(y)  # y^T K_y^-1 y = scale^2 (y / scale)^T K_y^-1 (y / scale)
     chol = cholesky_in_place(as_fortran_copy(k), shift=check_nonnegative("noise", noise))
-    return _evidence(y, chol.solve(y), chol.logdet())
+    return _scaled_evidence(y, chol.solve(y), chol.logdet(), scale)
 
 
 class EvidenceFit(NamedTuple):

@@ -40,7 +40,14 @@ from .._checks import (
 from ..parallel import Pool
 from ..spec.layers import Serial
 from .blocked import kernel
-from .cholesky import Cholesky, as_fortran_copy, cholesky_in_place
+from .cholesky import (
+    Cholesky,
+    MixedCholesky,
+    MixedPrecisionError,
+    as_fortran_copy,
+    cholesky_in_place,
+    mixed_cholesky,
+)
 from .gram import (
     PRODUCT_MEMORY,
     KernelKind,
@@ -61,12 +68,17 @@ class KernelRidgeFit:
         alpha: (M, k) coefficients (M = N for exact / PCG, m for Falkon).
         centres: (M, n_0) the points the coefficients sit on.
         jitter: diagonal jitter the Cholesky factorisations needed.
-        iterations: CG iterations (0 for the exact solver).
-        residuals: relative residual norms per iteration (worst output column).
+        iterations: CG iterations (0 for the exact solver in float64; its refinement
+            iterations in mixed precision).
+        residuals: relative residual norms per iteration (worst output column); for
+            the exact solver in mixed precision, normwise backward errors.
         converged: whether the CG residual reached ``tol`` (always True when exact).
-        factor: the exact solver's Cholesky (kept for posterior variances), else None.
+        factor: the exact solver's Cholesky (kept for posterior variances): a
+            :class:`Cholesky` (float64) or :class:`MixedCholesky`; else None.
         log_marginal_likelihood: the exact solver's GP evidence log p(y) (summed over
             the output columns; sample weights count as repeated samples), else None.
+        precision: what the exact solver ran: ``"float64"`` or ``"mixed"`` (float32
+            factor, float64 refinement); ``"float64"`` for the CG solvers.
     """
 
     alpha: np.ndarray
@@ -75,8 +87,9 @@ class KernelRidgeFit:
     iterations: int
     residuals: tuple[float, ...]
     converged: bool
-    factor: Cholesky | None = None
+    factor: Cholesky | MixedCholesky | None = None
     log_marginal_likelihood: float | None = None
+    precision: str = "float64"
 
 
 def _weights(weights: Any, n: int) -> np.ndarray | None:
@@ -99,6 +112,47 @@ def _inputs(x: Any, y: Any) -> tuple[torch.Tensor, np.ndarray]:
     return x, y.reshape(len(x), -1).numpy()
 
 
+MIXED_MIN_SIZE = 4096  # precision="auto" tries float32 + refinement from this N on
+
+
+def _scale_targets(y: np.ndarray) -> tuple[np.ndarray, float]:
+    """y / s with s a power of two near max |y|: the solve is linear in y, and scaling
+    by a power of two is exact, so y up to float64's limit neither overflows the
+    solve nor changes the result's bits."""
+    top = float(np.abs(y).max()) if y.size else 0.0
+    if not np.isfinite(top):
+        raise ValueError(message("y", "finite", "non-finite entries"))
+    if top == 0.0:
+        return y, 1.0
+    s = 2.0 ** int(np.floor(np.log2(top)))
+    return y / s, s
+
+
+def _unscale(alpha: np.ndarray, s: float) -> np.ndarray:
+    """alpha s, refused if the coefficients themselves overflow float64."""
+    with np.errstate(over="ignore"):
+        out = alpha * s
+    if not np.isfinite(out).all():
+        raise ValueError(
+            message(
+                "y",
+                "small enough that the coefficients (K + ridge I)^-1 y fit in float64",
+                f"max |y| = {s:.1e} (coefficients overflow)",
+                "Rescale y, or raise the ridge",
+            )
+        )
+    return out
+
+
+def _scaled_evidence(y: np.ndarray, coef: np.ndarray, logdet: float, s: float) -> float:
+    """log p(y) from y / s and its coefficients: the quadratic term scaled by s^2
+    (overflowing to -inf when log p is below float64's range)."""
+    n, k = y.shape
+    with np.errstate(over="ignore"):
+        quad = float((y * coef).sum()) * s * s if s != 1.0 else float((y * coef).sum())
+    return float(-0.5 * quad - 0.5 * k * logdet - 0.5 * k * n * np.log(2 * np.pi))
+
+
 def fit_exact(
     spec: Serial,
     x: Any,
@@ -108,17 +162,34 @@ def fit_exact(
     ridge: float = 0.0,
     block_rows: int | None = None,
     weights: Any = None,
+    precision: str = "auto",
 ) -> KernelRidgeFit:
     """alpha = (K + ridge W^-1)^-1 y, the kernel written and factorised in one buffer.
 
     With sample weights W = diag(w) this minimises sum_i w_i (y_i - f_i)^2 + ridge |f|_K^2
     (weight w is w repeated samples); without, W = I.
 
+    ``precision``: ``"float64"`` factorises the Gram in place in float64
+    (:func:`cholesky_in_place`). ``"mixed"`` factorises a float32 copy (half the
+    Gram's memory more, twice the flop rate) and solves the float64 system by CG
+    preconditioned with it, to the backward error of a float64 solve
+    (:func:`mixed_cholesky`; Carson & Higham 2018); it raises if the float32 factor
+    breaks down. ``"auto"`` (default) uses float64 below N = ``MIXED_MIN_SIZE``,
+    and above it tries mixed precision, falling back to float64 (same buffer) when
+    the float32 factor breaks down, when the condition estimate from its diagonal
+    says u32 kappa > 0.1, or when refinement stagnates. ``precision`` of the result
+    says which ran. In mixed precision the evidence's log-determinant is the float32
+    factor's (float32-accurate, see :class:`MixedCholesky`); the coefficients are not.
+
+    y is scaled internally by a power of two (exact), so y near float64's range gives
+    the right coefficients, or a ValueError if they overflow.
+
     Args:
         spec: the network; x: (N, n_0) inputs; y: (N,) or (N, k) targets.
         kind: ``"nngp"`` or ``"ntk"``; ridge: noise variance / ridge (>= 0).
         block_rows: rows per kernel panel (see :func:`gram_matrix`).
         weights: None or (N,) sample weights > 0.
+        precision: ``"auto"``, ``"float64"`` or ``"mixed"``.
 
     >>> import torch
     >>> from dltheory import MLP
@@ -126,20 +197,44 @@ def fit_exact(
     >>> fit = fit_exact(MLP(depth=1, activation="relu", c_w=2.0), x, [1.0, 1.0])
     >>> [round(float(a), 12) for a in fit.alpha[:, 0]]  # K = [[1, 1/pi], [1/pi, 1]]: pi/(pi+1)
     [0.758546992995, 0.758546992995]
+    >>> fit.precision
+    'float64'
     """
     check_choice("kind", kind, ("nngp", "ntk"))
+    check_choice("precision", precision, ("auto", "float64", "mixed"))
     x, y = _inputs(x, y)
+    y, y_scale = _scale_targets(y)
     ridge = check_nonnegative("ridge", ridge)
     w = _weights(weights, len(x))
     buffer = gram_matrix(spec, x, kind=kind, block_rows=block_rows)
     if w is not None:  # ridge / w_i on the diagonal: ridge below, the rest here
         buffer[np.diag_indices(len(x))] += ridge * (1.0 / w - 1.0)
-    factor = cholesky_in_place(buffer, shift=ridge)
-    coef = factor.solve(y)
-    lml = _evidence(y, coef, factor.logdet())
+    factor: Cholesky | MixedCholesky | None = None
+    iterations, residuals = 0, ()
+    if precision == "mixed" or (precision == "auto" and len(x) >= MIXED_MIN_SIZE):
+        try:
+            factor = mixed_cholesky(buffer, shift=ridge)
+        except MixedPrecisionError:
+            if precision == "mixed":
+                raise
+        if factor is not None:
+            out = factor.refine(y)
+            coef, iterations, residuals = out.x, out.iterations, out.residuals
+            if not out.converged and precision == "auto":
+                factor = None  # the float32 copy is freed before the float64 factor
+    if factor is None:
+        factor = cholesky_in_place(buffer, shift=ridge)
+        coef, iterations, residuals, converged = factor.solve(y), 0, (), True
+        used = "float64"
+    else:
+        converged, used = out.converged, "mixed"
+    lml = _scaled_evidence(y, coef, factor.logdet(), y_scale)
+    coef = _unscale(coef, y_scale)
     if w is not None and ridge > 0:  # w copies of a sample: their (w - 1) extra noise factors
         lml -= 0.5 * y.shape[1] * float(((w - 1.0) * np.log(2 * np.pi * ridge) + np.log(w)).sum())
-    return KernelRidgeFit(coef, x, factor.jitter, 0, (), True, factor, lml)
+    return KernelRidgeFit(
+        coef, x, factor.jitter, iterations, residuals, converged, factor, lml, used
+    )
 
 
 def _evidence(y: np.ndarray, coef: np.ndarray, logdet: float) -> float:
@@ -277,6 +372,7 @@ def fit_falkon(
     """
     check_choice("kind", kind, ("nngp", "ntk"))
     x, y = _inputs(x, y)
+    y, y_scale = _scale_targets(y)  # linear in y: no overflow
     ridge = check_positive("ridge", ridge)
     n = len(x)
     m = min(check_int("n_inducing", n_inducing, minimum=1), n)
@@ -337,8 +433,8 @@ def fit_falkon(
 
     beta, residuals, converged = _cg(apply, bt_apply(rhs), lambda r: r, tol, max_iter)
     jitter = max(t.jitter, a_mat.jitter)
-    return KernelRidgeFit(b_apply(beta), centres, jitter, len(residuals), tuple(residuals),
-                          converged)  # fmt: skip
+    return KernelRidgeFit(_unscale(b_apply(beta), y_scale), centres, jitter, len(residuals),
+                          tuple(residuals), converged)  # fmt: skip
 
 
 def _transpose_block(block: np.ndarray, v: np.ndarray) -> np.ndarray:
