@@ -13,6 +13,8 @@ train / test split for all, seeds fixed):
 Peers, in the same run: ``GaussianProcessRegressor(ConstantKernel * RBF +
 WhiteKernel, n_restarts_optimizer=3, normalize_y=True)`` and
 ``GaussianProcessClassifier(ConstantKernel * RBF, n_restarts_optimizer=3)``.
+With per-feature scales: the GPR with an ARD RBF (one length scale per
+feature) against ``NNGPRegressor(feature_variances="learn")`` and the NTK's.
 Ours: ``NNGPRegressor()``, ``NTKRegressor()``, ``NNGPClassifier()``,
 ``NTKClassifier()`` with their defaults (evidence-learned c_w, c_b, noise and
 depth; calibrated temperature). Wall and CPU (``time.process_time``) seconds of
@@ -28,6 +30,7 @@ import platform
 import time
 import warnings
 
+import numpy as np
 from sklearn.datasets import load_diabetes, make_classification, make_friedman1
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process import GaussianProcessClassifier, GaussianProcessRegressor
@@ -64,6 +67,12 @@ def _gpr():
                                     random_state=0)  # fmt: skip
 
 
+def _gpr_ard(d):
+    kernel = ConstantKernel() * RBF(length_scale=np.ones(d)) + WhiteKernel()
+    return GaussianProcessRegressor(kernel, n_restarts_optimizer=3, normalize_y=True,
+                                    random_state=0)  # fmt: skip
+
+
 def _gpc():
     return GaussianProcessClassifier(ConstantKernel() * RBF(), n_restarts_optimizer=3,
                                      random_state=0)  # fmt: skip
@@ -76,6 +85,15 @@ def regression_rows(name, x, y):
         ("GaussianProcessRegressor (C*RBF+White, 3 restarts)", _gpr()),
         ("NNGPRegressor()", NNGPRegressor(random_state=0)),
         ("NTKRegressor()", NTKRegressor(random_state=0)),
+        ("GaussianProcessRegressor (C*RBF(ARD)+White, 3 restarts)", _gpr_ard(x.shape[1])),
+        (
+            'NNGPRegressor(feature_variances="learn")',
+            NNGPRegressor(random_state=0, feature_variances="learn"),
+        ),
+        (
+            'NTKRegressor(feature_variances="learn")',
+            NTKRegressor(random_state=0, feature_variances="learn"),
+        ),
     ]:
         model, wall, cpu = _timed(model, xtr, ytr)
         extra = ""

@@ -197,6 +197,8 @@ class InfiniteNetworkEstimator(BaseEstimator):
         self.c_w_, self.c_b_, self.alpha_ = float(self.c_w), float(self.c_b), float(self.alpha)
         self.log_marginal_likelihood_ = None
         self._evidence_subset = None
+        ard = self._check_feature_variances(X)
+        X = self._feature_scale(X)
         if self.optimizer is None or self.spec is not None:
             return
         n = len(X)
@@ -213,11 +215,31 @@ class InfiniteNetworkEstimator(BaseEstimator):
             xs, ys, ws, activation=self.activation, depths=grid, kind=self._kind,
             parametrization=self.parametrization, width=self.width,
             start=(max(self.c_w, 1e-3), self.c_b if self.c_b > 0 else 0.1, noise0),
-            n_restarts=self.n_restarts_optimizer, rng=rng,
+            n_restarts=self.n_restarts_optimizer, rng=rng, ard=ard,
         )  # fmt: skip
+        if ard:
+            self.feature_variances_ = fit.feature_variances
         warn_on_bounds(fit, type(self).__name__)
         self.depth_, self.c_w_, self.c_b_, self.alpha_ = fit.depth, fit.c_w, fit.c_b, fit.noise
         self.log_marginal_likelihood_ = fit.log_marginal_likelihood
+
+    def _check_feature_variances(self, X: np.ndarray) -> bool:
+        """Set ``feature_variances_`` (None, the given (n_0,) array, or ones to learn from)."""
+        fv = getattr(self, "feature_variances", None)
+        learn = isinstance(fv, str) and fv == "learn"
+        self.feature_variances_ = np.ones(X.shape[1]) if learn else None
+        if fv is not None and not learn:
+            v = np.asarray(fv, dtype=np.float64) if not isinstance(fv, str) else np.array([])
+            _param(self, "feature_variances", f"None, 'learn' or {X.shape[1]} finite "
+                   "numbers > 0", v.shape == (X.shape[1],) and bool(np.all(v > 0))
+                   and bool(np.all(np.isfinite(v))))  # fmt: skip
+            self.feature_variances_ = v
+        return learn and self.optimizer is not None and self.spec is None
+
+    def _feature_scale(self, X: np.ndarray) -> np.ndarray:
+        """X * sqrt(v): the input Gram sum_i v_i x_i x'_i / n_0 of the per-feature variances."""
+        v = getattr(self, "feature_variances_", None)
+        return X if v is None else X * np.sqrt(v)
 
     def _fit_targets(
         self, X: np.ndarray, Y: np.ndarray, w: np.ndarray | None = None, rng: Any = None
@@ -277,7 +299,7 @@ class InfiniteNetworkEstimator(BaseEstimator):
     def _latent(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
         """(validated X, (M, k) outputs K(X, centres_) @ dual_coef_)."""
         check_is_fitted(self, "dual_coef_")
-        X = validate_data(self, X, reset=False, dtype=np.float64)
+        X = self._feature_scale(validate_data(self, X, reset=False, dtype=np.float64))
         spec = self._network()
         x = torch.from_numpy(np.array(X, dtype=np.float64, order="C"))
         with self._pool() as p:

@@ -83,6 +83,7 @@ class _Classifier(ClassifierMixin, InfiniteNetworkEstimator):
         Y = np.eye(c)[index] - 1.0 / c
         rng = check_random_state(self.random_state)
         self._learn(X, Y, w, rng)
+        X = self._feature_scale(X)
         self._fit_targets(X, Y, w, rng)
         self.temperature_ = self._calibrate(X, Y, index, w, rng)
         return self
@@ -177,6 +178,7 @@ class NNGPClassifier(_Classifier):
         n_restarts_optimizer: int = 0,
         depth_grid: tuple[int, ...] = DEFAULT_DEPTH_GRID,
         max_evidence_samples: int = DEFAULT_EVIDENCE_SAMPLES,
+        feature_variances: Any = None,
     ) -> None:
         self.activation = activation
         self.depth = depth
@@ -200,6 +202,7 @@ class NNGPClassifier(_Classifier):
         self.n_restarts_optimizer = n_restarts_optimizer
         self.depth_grid = depth_grid
         self.max_evidence_samples = max_evidence_samples
+        self.feature_variances = feature_variances
 
 
 class NTKClassifier(_Classifier):

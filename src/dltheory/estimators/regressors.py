@@ -63,6 +63,7 @@ class _Regressor(RegressorMixin, InfiniteNetworkEstimator):
         self._weighted = w is not None
         rng = check_random_state(self.random_state)
         self._learn(X, Y, w, rng)
+        X = self._feature_scale(X)
         self._fit_targets(X, Y, w, rng)
         return self
 
@@ -124,6 +125,10 @@ class NNGPRegressor(_Regressor):
         normalize_y: fit the GP to targets standardised per column (and scale back).
         max_evidence_samples: hyperparameters are learned on a random subset of
             this many points when N is larger.
+        feature_variances: per-feature input variances v (the input Gram becomes
+            sum_i v_i x_i x'_i / n_0, the NNGP's analogue of ARD): ``None`` (all 1),
+            ``"learn"`` (by evidence with the other hyperparameters; a feature whose
+            v_i ends at the lower bound is irrelevant to the fit) or (n_0,) numbers.
 
     Fitted attributes: ``dual_coef_`` (coefficients on ``centres_``), ``jitter_``
     (diagonal jitter the Cholesky needed), ``solver_`` (``"exact"``, ``"pcg"`` or
@@ -131,7 +136,7 @@ class NNGPRegressor(_Regressor):
     ``c_b_``, ``alpha_`` (the hyperparameters used), ``log_marginal_likelihood_``
     (of the normalised targets; on the evidence subset if one was drawn),
     ``factor_`` (the exact solver's Cholesky, for ``return_std``),
-    ``n_features_in_``.
+    ``feature_variances_`` ((n_0,) or None), ``n_features_in_``.
 
     >>> import numpy as np
     >>> X = np.array([[1.0, 0.0], [0.0, 1.0]])
@@ -168,6 +173,7 @@ class NNGPRegressor(_Regressor):
         depth_grid: tuple[int, ...] = DEFAULT_DEPTH_GRID,
         normalize_y: bool = True,
         max_evidence_samples: int = DEFAULT_EVIDENCE_SAMPLES,
+        feature_variances: Any = None,
     ) -> None:
         self.activation = activation
         self.depth = depth
@@ -191,6 +197,7 @@ class NNGPRegressor(_Regressor):
         self.depth_grid = depth_grid
         self.normalize_y = normalize_y
         self.max_evidence_samples = max_evidence_samples
+        self.feature_variances = feature_variances
 
 
 class NTKRegressor(_Regressor):
@@ -241,6 +248,7 @@ class NTKRegressor(_Regressor):
         depth_grid: tuple[int, ...] = DEFAULT_DEPTH_GRID,
         normalize_y: bool = True,
         max_evidence_samples: int = DEFAULT_EVIDENCE_SAMPLES,
+        feature_variances: Any = None,
     ) -> None:
         self.activation = activation
         self.depth = depth
@@ -266,6 +274,7 @@ class NTKRegressor(_Regressor):
         self.depth_grid = depth_grid
         self.normalize_y = normalize_y
         self.max_evidence_samples = max_evidence_samples
+        self.feature_variances = feature_variances
 
     def _check_params(self) -> None:
         super()._check_params()

@@ -53,6 +53,7 @@ from .gram import (
     KernelKind,
     cross_blocks,
     gram_matrix,
+    kernel_block,
     kernel_product,
     stored_normal_product,
 )
@@ -350,6 +351,7 @@ def fit_falkon(
     block_rows: int | None = None,
     keep_cross: bool = True,
     weights: Any = None,
+    cross_dtype: str = "float64",
 ) -> KernelRidgeFit:
     """Nystrom kernel ridge regression on ``n_inducing`` centres by Falkon's PCG.
 
@@ -369,6 +371,14 @@ def fit_falkon(
             Dask workers with a pool); False: recompute its blocks every iteration.
         weights: None or (N,) sample weights > 0: K_nm^T W K_nm + ridge K_mm and
             K_nm^T W y (``keep_cross`` only).
+        cross_dtype: ``"float64"`` or ``"float32"``: how the kept K_nm is stored
+            (serially; float32 halves its 8 N m bytes and the memory traffic of every
+            iteration; the kernel is computed and every product accumulated in float64,
+            so only the entries' rounding, relative 6e-8, changes the system).
+
+    Serially, K_nm is one (N, m) array and every CG step's K_nm^T W K_nm u is one
+    pass over it (compiled, threads over row ranges: each row is read once from
+    memory and used twice from cache), so an iteration runs at memory bandwidth.
     """
     check_choice("kind", kind, ("nngp", "ntk"))
     x, y = _inputs(x, y)
@@ -381,6 +391,7 @@ def fit_falkon(
     if not isinstance(keep_cross, bool):
         raise TypeError(message("keep_cross", "True or False", keep_cross))
     w = _weights(weights, n)
+    check_choice("cross_dtype", cross_dtype, ("float64", "float32"))
     if w is not None and not keep_cross:
         raise ValueError(message("weights", "None with keep_cross=False", "weights"))
     centres = x[_centres(n, m, check_int("seed", seed, minimum=0))]
@@ -389,7 +400,9 @@ def fit_falkon(
     t = cholesky_in_place(k_mm, scale=float(np.abs(np.diagonal(k_mm)).mean()) or 1.0)
     t_up = np.triu(t.buffer.T)  # T upper with T^T T = K_mm + jitter I
     lam = ridge / n
-    a_mat = cholesky_in_place(np.asfortranarray(t_up @ t_up.T / m), shift=lam)
+    # T T^T / m by one triangular product (half the flops of a general one)
+    tt = scipy.linalg.blas.dtrmm(1.0 / m, t_up, np.asfortranarray(t_up), side=1, trans_a=1)
+    a_mat = cholesky_in_place(np.asfortranarray(tt), shift=lam)
     a_up = np.triu(a_mat.buffer.T)
     solve = scipy.linalg.solve_triangular
 
@@ -400,9 +413,18 @@ def fit_falkon(
         inner = solve(t_up, v, trans="T", check_finite=False)
         return solve(a_up, inner, trans="T", check_finite=False) / np.sqrt(n)
 
-    if keep_cross:
+    if keep_cross and pool is None:
         rows = block_rows or max(1, min(n, PRODUCT_MEMORY // (8 * 3 * m)))
-        if pool is not None and block_rows is None:
+        rows = check_int("block_rows", rows, minimum=1)
+        k_nm = _cross_matrix(spec, x, centres, kind, rows, np.dtype(cross_dtype))
+        w_all = np.ones(n) if w is None else w
+        rhs = _stored_normal(k_nm, None, w_all, y)
+
+        def normal(u):
+            return _stored_normal(k_nm, u, w_all)
+    elif keep_cross:
+        rows = block_rows or max(1, min(n, PRODUCT_MEMORY // (8 * 3 * m)))
+        if block_rows is None:
             rows = min(rows, max(64, -(-n // 4)))
         rows = check_int("block_rows", rows, minimum=1)
         blocks = cross_blocks(spec, x, centres, kind=kind, block_rows=rows, pool=pool)
@@ -410,8 +432,7 @@ def fit_falkon(
         w_parts = None if w is None else [w[i : i + rows] for i in starts]
         wy = y if w is None else y * w[:, None]
         tasks = [{"block": b, "v": wy[i : i + rows]} for b, i in zip(blocks, starts, strict=True)]
-        parts = [_transpose_block(**t) for t in tasks] if pool is None else pool.map(
-            _transpose_block, tasks)  # fmt: skip
+        parts = pool.map(_transpose_block, tasks)
         rhs = parts[0].copy()
         for part in parts[1:]:
             rhs += part
@@ -435,6 +456,84 @@ def fit_falkon(
     jitter = max(t.jitter, a_mat.jitter)
     return KernelRidgeFit(_unscale(b_apply(beta), y_scale), centres, jitter, len(residuals),
                           tuple(residuals), converged)  # fmt: skip
+
+
+def _cross_matrix(spec, x, centres, kind, rows: int, dtype: np.dtype) -> np.ndarray:
+    """K(x, centres) as one (N, m) C-ordered array of ``dtype``, computed in float64 row blocks."""
+    out = np.empty((len(x), len(centres)), dtype=dtype)
+    for i in range(0, len(x), rows):
+        out[i : i + rows] = kernel_block(spec, x[i : i + rows], centres, kind)
+    return out
+
+
+def _stored_normal(k_nm: np.ndarray, u: np.ndarray | None, w: np.ndarray, y=None) -> np.ndarray:
+    """K^T diag(w) K u (or, with ``y``, K^T diag(w) y): one pass over K, float64 sums.
+
+    Rows are split into one contiguous range per thread (the torch thread count);
+    each thread keeps its own (k, m) partial sum, added in thread order.
+    """
+    threads = max(1, min(torch.get_num_threads(), len(k_nm)))
+    cols = (u if y is None else y).shape[1]
+    parts = np.zeros((threads, cols, k_nm.shape[1]))
+    if y is None:
+        ut = np.ascontiguousarray(u.T, dtype=np.float64)
+    else:
+        ut = np.ascontiguousarray((y * w[:, None]).T, dtype=np.float64)
+    if _normal_rows is not None:
+        _set_numba_threads(threads)
+        _normal_rows(k_nm, ut, w, parts, y is not None)
+    else:  # pragma: no cover - numba is a dependency
+        for t in range(threads):
+            lo, hi = len(k_nm) * t // threads, len(k_nm) * (t + 1) // threads
+            block = k_nm[lo:hi].astype(np.float64)
+            s = ut[:, lo:hi].T if y is not None else (block @ ut.T) * w[lo:hi, None]
+            parts[t] = (block.T @ s).T
+    return parts.sum(0).T.copy()
+
+
+def _set_numba_threads(n: int) -> None:
+    import numba
+
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+
+
+def _compile_normal_rows():
+    try:
+        import numba
+    except ImportError:  # pragma: no cover
+        return None
+
+    @numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)
+    def normal_rows(k, ut, w, parts, transpose_only):  # pragma: no cover - compiled
+        n, m = k.shape
+        cols = ut.shape[0]
+        threads = parts.shape[0]
+        for t in numba.prange(threads):
+            lo, hi = n * t // threads, n * (t + 1) // threads
+            acc = parts[t]
+            s = np.empty(cols)
+            for i in range(lo, hi):
+                row = k[i]
+                if transpose_only:  # K^T v with v = ut[:, i]
+                    for q in range(cols):
+                        s[q] = ut[q, i]
+                else:
+                    for q in range(cols):
+                        tot = 0.0
+                        uq = ut[q]
+                        for j in range(m):
+                            tot += np.float64(row[j]) * uq[j]
+                        s[q] = tot * w[i]
+                for q in range(cols):
+                    sq = s[q]
+                    aq = acc[q]
+                    for j in range(m):
+                        aq[j] += np.float64(row[j]) * sq
+
+    return normal_rows
+
+
+_normal_rows = _compile_normal_rows()
 
 
 def _transpose_block(block: np.ndarray, v: np.ndarray) -> np.ndarray:
