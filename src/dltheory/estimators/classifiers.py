@@ -177,6 +177,7 @@ class NNGPClassifier(_Classifier):
         n_restarts_optimizer: int = 0,
         depth_grid: tuple[int, ...] = DEFAULT_DEPTH_GRID,
         max_evidence_samples: int = DEFAULT_EVIDENCE_SAMPLES,
+        architecture: Any = None,
     ) -> None:
         self.activation = activation
         self.depth = depth
@@ -200,6 +201,7 @@ class NNGPClassifier(_Classifier):
         self.n_restarts_optimizer = n_restarts_optimizer
         self.depth_grid = depth_grid
         self.max_evidence_samples = max_evidence_samples
+        self.architecture = architecture
 
 
 class NTKClassifier(_Classifier):

@@ -107,6 +107,10 @@ class NNGPRegressor(_Regressor):
             With an optimizer, c_w, c_b (and alpha) are the starting values.
         spec: a dltheory spec used instead of the architecture arguments (its
             hyperparameters are kept: no optimizer runs).
+        architecture: a torch ``nn.Module`` (lifted by ``spec_from_module``) or a spec
+            whose kernel is used; X may then be images (N, C, H, W) / (N, C, L). Not
+            with ``spec``; the optimizer learns the noise ``alpha_`` only (see
+            :mod:`dltheory.estimators.architecture`).
         alpha: observation-noise variance / ridge added to the diagonal (>= 0), of
             the normalised targets when ``normalize_y``.
         solver: ``"exact"``, ``"cg"`` or ``"auto"`` (see :mod:`dltheory.estimators.base`).
@@ -168,6 +172,7 @@ class NNGPRegressor(_Regressor):
         depth_grid: tuple[int, ...] = DEFAULT_DEPTH_GRID,
         normalize_y: bool = True,
         max_evidence_samples: int = DEFAULT_EVIDENCE_SAMPLES,
+        architecture: Any = None,
     ) -> None:
         self.activation = activation
         self.depth = depth
@@ -191,6 +196,7 @@ class NNGPRegressor(_Regressor):
         self.depth_grid = depth_grid
         self.normalize_y = normalize_y
         self.max_evidence_samples = max_evidence_samples
+        self.architecture = architecture
 
 
 class NTKRegressor(_Regressor):
@@ -241,6 +247,7 @@ class NTKRegressor(_Regressor):
         depth_grid: tuple[int, ...] = DEFAULT_DEPTH_GRID,
         normalize_y: bool = True,
         max_evidence_samples: int = DEFAULT_EVIDENCE_SAMPLES,
+        architecture: Any = None,
     ) -> None:
         self.activation = activation
         self.depth = depth
@@ -266,6 +273,7 @@ class NTKRegressor(_Regressor):
         self.depth_grid = depth_grid
         self.normalize_y = normalize_y
         self.max_evidence_samples = max_evidence_samples
+        self.architecture = architecture
 
     def _check_params(self) -> None:
         super()._check_params()
