@@ -13,6 +13,14 @@ lists that ``tests/kernels/test_conv_nt.py`` rebuilds as dltheory specs), and pe
 ``x1_i``, ``x2_i`` (may be empty: the symmetric kernel), ``nngp_i``, ``ntk_i``.
 neural-tangents' Conv has no dilation and no integer padding: those options are
 checked against the NumPy recursion of the tests instead.
+
+With ``--layernorm`` it writes the LayerNorm cases instead (tests/kernels/data/conv_ln_nt.npz,
+read by ``tests/kernels/test_conv_layernorm.py``): conv stacks with ``stax.LayerNorm``
+after each conv, over the channels of each pixel (``axis=-1``, NHWC) or over channels
+and pixels (``axis=(1, 2, 3)``), with eps 1e-12 or 0.1:
+
+    /work/peers/nt/bin/python benchmarks/peer_nt_conv_cases.py --layernorm \
+        tests/kernels/data/conv_ln_nt.npz
 """
 
 from __future__ import annotations
@@ -67,6 +75,36 @@ def random_cases(rng: np.random.Generator) -> list[dict]:
     return cases
 
 
+def layernorm_cases(rng: np.random.Generator) -> list[dict]:
+    """Conv, LayerNorm, ReLU blocks (LayerNorm reads the conv's Gaussian output, as
+    neural-tangents requires), then a head and a Dense readout."""
+    cases = []
+    heads = ["gap", "flatten", "avgpool+gap", "flatten"]
+    for index in range(8):
+        dim = 2 if index % 4 != 3 else 1
+        spatial = [int(rng.integers(3, 6)) for _ in range(dim)]
+        shape = [int(rng.integers(2, 4)), int(rng.integers(1, 4)), *spatial]
+        over = "channels" if index % 2 == 0 else "all"
+        eps = 1e-12 if index % 3 != 2 else 0.1
+        layers: list[list] = []
+        for _ in range(int(rng.integers(1, 3))):
+            k = [int(rng.integers(1, 4)) for _ in range(dim)]
+            c_w = float(rng.uniform(0.5, 2.5))
+            c_b = float(rng.uniform(0.01, 0.3))
+            layers.append(["conv", int(rng.integers(2, 9)), k, [1] * dim, "SAME", c_w, c_b])
+            layers.append(["layernorm", over, eps])
+            layers.append(["relu"])
+        head = heads[index % 4]
+        if head.startswith("avgpool"):
+            layers.append(["avgpool", [2] * dim, [1] * dim, "SAME"])
+            layers.append(["gap"])
+        else:
+            layers.append([head])
+        layers.append(["dense", float(rng.uniform(0.5, 2.0)), float(rng.uniform(0.0, 0.2))])
+        cases.append({"dim": dim, "layers": layers, "shape": shape, "cross": index % 3 == 1})
+    return cases
+
+
 def stax_layers(case: dict):
     out = []
     for layer in case["layers"]:
@@ -92,6 +130,10 @@ def stax_layers(case: dict):
             out.append(stax.AvgPool(tuple(w), strides=tuple(s), padding=padding))
         elif kind == "gap":
             out.append(stax.GlobalAvgPool())
+        elif kind == "layernorm":
+            _, over, eps = layer
+            axis = -1 if over == "channels" else tuple(range(1, case["dim"] + 2))
+            out.append(stax.LayerNorm(axis=axis, eps=eps))
         elif kind == "flatten":
             out.append(stax.Flatten())
         elif kind == "dense":
@@ -100,10 +142,10 @@ def stax_layers(case: dict):
     return out
 
 
-def main(path: str) -> None:
+def main(path: str, layernorm: bool = False) -> None:
     """Draw the cases, their inputs and neural-tangents' kernels; save one npz."""
-    rng = np.random.default_rng(20)
-    cases = random_cases(rng)
+    rng = np.random.default_rng(21 if layernorm else 20)
+    cases = layernorm_cases(rng) if layernorm else random_cases(rng)
     arrays: dict[str, np.ndarray] = {}
     for i, case in enumerate(cases):
         _, _, kernel_fn = stax.serial(*stax_layers(case))
@@ -120,4 +162,5 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    args = sys.argv[1:]
+    main(next(a for a in args if not a.startswith("--")), layernorm="--layernorm" in args)

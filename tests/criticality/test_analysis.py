@@ -76,3 +76,19 @@ def test_zero_depth_scales_never_divide(act, c_w, c_b):
     assert isinstance(a.verdict, str) and a.verdict
     if act in ("step", "sign"):
         assert a.verdict.startswith("chaotic")
+
+
+def test_analyze_of_a_spec_returns_its_criticality_with_the_shared_fields():
+    from dltheory.criticality import SpecCriticality
+    from dltheory.spec import Dense, LayerNorm, Nonlinearity, Residual, Serial
+
+    spec = Serial(Dense(1.0), *[Residual((LayerNorm(), Nonlinearity("relu"), Dense(2.0)))] * 8,
+                  Dense(1.0))  # fmt: skip
+    result = analyze(spec)
+    assert isinstance(result, SpecCriticality)
+    mlp = analyze("relu", depth=4, width=32, n_networks=2)
+    assert mlp.phase == mlp.scales.phase == "critical"
+    # Pre-LN residual nets are critical at any initialisation (Doshi, He & Gromov 2023).
+    assert result.phase == "critical" and isinstance(result.verdict, str)
+    with pytest.raises(ValueError, match=r"^depth must be None when a spec is analysed"):
+        analyze(spec, depth=3)

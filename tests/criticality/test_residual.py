@@ -122,3 +122,75 @@ def test_pre_ln_apjn_measured_beside_the_prediction():
 def test_unknown_policy_is_refused():
     with pytest.raises(ValueError, match=r"^residual must be one of"):
         critical_init_(nn.Linear(2, 2), "relu", residual="fixup")
+
+
+# measured_apjn on traced modules (not nn.Sequential) ---------------------------------------
+
+
+class _ResNet(torch.nn.Module):
+    """A for-loop of ReLU residual blocks h + alpha W2 relu(W1 h), written as a forward."""
+
+    def __init__(self, width: int, depth: int, alpha: float) -> None:
+        super().__init__()
+        self.stem = torch.nn.Linear(4, width)
+        self.blocks = torch.nn.ModuleList(
+            torch.nn.Sequential(torch.nn.Linear(width, width), torch.nn.ReLU(),
+                                torch.nn.Linear(width, width))
+            for _ in range(depth)
+        )  # fmt: skip
+        self.alpha = alpha
+        for block in self.blocks:
+            for layer in (block[0], block[2]):
+                torch.nn.init.normal_(layer.weight, std=(2.0 / width) ** 0.5)
+                torch.nn.init.zeros_(layer.bias)
+
+    def forward(self, x):
+        h = self.stem(x)
+        for block in self.blocks:
+            h = h + self.alpha * block(h)
+        return h
+
+
+def test_measured_apjn_reads_a_traced_residual_module():
+    """J^(1,l) of a for-loop ResNet (lifted by tracing) against its prediction.
+
+    For F = W2 relu(W1 h) with C_w = 2 on both weights, E||dF/dh v||^2 = C_w * (C_w / 2)
+    ||v||^2 = 2 ||v||^2, so each block multiplies J by chi = 1 + 2 alpha^2 (the skip and
+    the branch are independent at infinite width): J^(1, 1 + b) = (1 + 2 alpha^2)^b.
+    """
+    torch.manual_seed(0)
+    depth, alpha = 4, 0.5
+    nets = [_ResNet(256, depth, alpha).double() for _ in range(6)]
+    x = torch.randn(8, 4, dtype=torch.float64)
+    apjn, _ = measured_apjn(nets, x, n_probes=2)
+    # Stages: the stem, then each block's sum (the cut nodes of the traced graph).
+    assert apjn.mean.shape == (1 + depth,)
+    expected = (1 + 2 * alpha**2) ** torch.arange(depth + 1, dtype=torch.float64)
+    # O(1/width) finite-width bias (~depth / 256) and 5 standard errors over the nets.
+    tol = 5 * apjn.stderr + 0.05 * expected
+    assert bool(((apjn.mean - expected).abs() <= tol).all()), (apjn.mean, expected)
+    seq = measured_apjn([torch.nn.Sequential(n.stem, *[_Skip(b, alpha) for b in n.blocks])
+                         for n in nets], x, n_probes=2)[0]  # fmt: skip
+    torch.testing.assert_close(seq.mean, apjn.mean, rtol=1e-6, atol=0)
+
+
+class _Skip(torch.nn.Module):
+    def __init__(self, block, alpha):
+        super().__init__()
+        self.block, self.alpha = block, alpha
+
+    def forward(self, h):
+        return h + self.alpha * self.block(h)
+
+
+def test_measured_apjn_refuses_untraceable_modules():
+    class Branchy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(3, 3)
+
+        def forward(self, x):
+            return self.lin(x) if x.sum() > 0 else x
+
+    with pytest.raises(ValueError, match=r"^nets must be torch.nn.Sequential networks or modules"):
+        measured_apjn([Branchy(), Branchy()], torch.ones(2, 3))

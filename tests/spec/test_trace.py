@@ -209,3 +209,83 @@ def test_batch_norm_is_refused_naming_its_module():
     model = nn.Sequential(nn.Linear(3, 4), nn.Sequential(nn.BatchNorm1d(4)), nn.Linear(4, 1))
     text = refusal(model)
     assert "Got 'BatchNorm1d'" in text and "module '1.0': BatchNorm1d" in text
+
+
+# LayerNorm and GroupNorm inside conv nets -----------------------------------------------------
+
+
+def _conv_net(norm: nn.Module, permute: bool = False) -> nn.Module:
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.norm, self.head = nn.Conv2d(2, 6, 3, padding=1), norm, nn.Linear(6, 1)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+
+        def forward(self, x):
+            h = torch.relu(self.conv(x))
+            h = self.norm(h.permute(0, 2, 3, 1)).permute(0, 3, 1, 2) if permute else self.norm(h)
+            return self.head(self.pool(h).flatten(1))
+
+    return Net()
+
+
+def test_image_layernorms_are_lifted_with_their_axes():
+    from dltheory import spec_from_module
+
+    cases = [
+        (_conv_net(nn.LayerNorm(6), permute=True), "channels", False),
+        (_conv_net(nn.LayerNorm((6, 4, 4))), "all", True),
+        (_conv_net(nn.GroupNorm(1, 6)), "all", False),
+        (_conv_net(nn.LayerNorm((6, 4, 4), elementwise_affine=False)), "all", False),
+    ]
+    for model, over, per_pixel in cases:
+        norm = spec_from_module(model).layers[2]
+        assert isinstance(norm, LayerNorm)
+        assert (norm.over, norm.per_pixel_affine) == (over, per_pixel)
+    # GroupNorm(1, C) is LayerNorm over (C, H, W) with one gain per channel: same kernel.
+    x = torch.randn(3, 2, 4, 4, dtype=torch.float64)
+    k_gn = spec_from_module(_conv_net(nn.GroupNorm(1, 6))).kernel(x)
+    k_ln = spec_from_module(_conv_net(nn.LayerNorm((6, 4, 4)))).kernel(x)
+    torch.testing.assert_close(k_gn.nngp, k_ln.nngp, rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("norm", "permute", "text"),
+    [
+        (nn.LayerNorm(4), False, r"normalized_shape \(4,\) on an image \(channels-first\)"),
+        (nn.LayerNorm((6, 4, 4)), True, r"on an image \(channels-last\)"),
+        (nn.GroupNorm(2, 6), False, r"GroupNorm\(2, 6\).*At graph node 'norm'"),
+        (nn.LayerNorm((5, 4, 4)), False, "normalisation of 5 channels after 6"),
+    ],
+)
+def test_image_layernorm_refusals_name_the_node(norm, permute, text):
+    from dltheory import spec_from_module
+
+    with pytest.raises(ValueError, match=text):
+        spec_from_module(_conv_net(norm, permute))
+
+
+def test_channels_last_conv_and_output_are_refused():
+    from dltheory import spec_from_module
+
+    class Bad(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.conv2 = nn.Conv2d(2, 4, 3), nn.Conv2d(4, 4, 1)
+
+        def forward(self, x):
+            return self.conv2(self.conv(x).permute(0, 2, 3, 1))
+
+    with pytest.raises(ValueError, match=r"channels-first images.*At graph node 'conv2'"):
+        spec_from_module(Bad())
+
+    class Transpose(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(2, 4, 3)
+
+        def forward(self, x):
+            return self.conv(x).permute(0, 3, 2, 1)
+
+    with pytest.raises(ValueError, match=r"permutations of images to channels-last and back"):
+        spec_from_module(Transpose())

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -21,6 +21,9 @@ from ..activations import Activation, activation
 from .critical_point import CriticalPoint, critical_point
 from .depth_scales import DepthScales, depth_scales
 from .profiles import DepthProfile, MeasuredDepthProfile, depth_profile, measured_depth_profile
+
+if TYPE_CHECKING:
+    from .residual import SpecCriticality
 
 __all__ = ["Analysis", "FiniteWidthSummary", "analyze", "plot_analysis"]
 
@@ -45,7 +48,11 @@ class FiniteWidthSummary:
 
 @dataclass(frozen=True)
 class Analysis:
-    """Summary of one architecture (see :func:`analyze`)."""
+    """Summary of one MLP architecture (see :func:`analyze`).
+
+    ``phase`` and ``verdict`` are shared with
+    :class:`~dltheory.criticality.SpecCriticality`, what :func:`analyze` returns for a spec.
+    """
 
     activation: str
     depth: int
@@ -58,6 +65,11 @@ class Analysis:
     profile: DepthProfile
     measured: MeasuredDepthProfile
     finite_width: FiniteWidthSummary | None = None
+
+    @property
+    def phase(self) -> str:
+        """ "ordered", "critical" or "chaotic" (chaotic when no fixed point is stable)."""
+        return "chaotic" if self.scales is None else self.scales.phase
 
 
 def _depths(depth: int, xi: float, name: str) -> str:
@@ -109,7 +121,7 @@ def analyze(
     *,
     n_networks: int = 8,
     seed: int = 0,
-) -> Analysis:
+) -> Analysis | SpecCriticality:
     """Criticality, depth scales and depth profile of ``MLP(depth, act, c_w, c_b)``.
 
     (C_w, C_b) default to the activation's critical point. The measured profile
@@ -123,13 +135,31 @@ def analyze(
     A spec (residual, LayerNorm, any kinds with criticality rules) in place of an
     activation is analysed layer by layer: :func:`~dltheory.criticality.spec_criticality`
     (variance, susceptibilities, APJN and phase through its top-level layers).
+
+    Returns:
+        :class:`Analysis` for an activation, :class:`~dltheory.criticality.SpecCriticality`
+        for a spec: a spec has no single (C_w, C_b), fixed point or depth-scale pair to
+        report, so the two types differ; both carry ``phase`` ("ordered", "critical",
+        "chaotic") and a one-sentence ``verdict``. ``depth``, ``width``, ``c_w``,
+        ``c_b``, ``n_networks`` and ``seed`` are not read for a spec (refused when given).
     """
     from ..spec.layers import Serial
 
     if isinstance(act, Serial):
         from .residual import spec_criticality
 
-        return spec_criticality(act)  # type: ignore[return-value]
+        given = {"depth": depth, "width": width, "c_w": c_w, "c_b": c_b}
+        extra = sorted(name for name, v in given.items() if v is not None)
+        if extra:
+            raise ValueError(
+                message(
+                    extra[0],
+                    "None when a spec is analysed (the spec fixes its layers and variances)",
+                    given[extra[0]],
+                    "Build the spec with these values instead",
+                )
+            )
+        return spec_criticality(act)
     act = activation(act)
     depth = check_int("depth", depth, minimum=1)
     width = check_int("width", width, minimum=1)

@@ -210,15 +210,102 @@ def spec_criticality(spec: Serial, k0: float = 1.0) -> SpecCriticality:
     return SpecCriticality(kinds, variance, par, perp, apjn, phase, verdict)
 
 
+def _cut_nodes(graph) -> list:
+    """The graph's cut nodes: tensors that every path from the input to the output reads.
+
+    In topological order a node at position p is a cut when no edge jumps over it
+    (from before p to after p); parameters read in forward (get_attr) are constants.
+    """
+    nodes = [n for n in graph.nodes if n.op != "get_attr"]
+    pos = {n: i for i, n in enumerate(nodes)}
+    reach, cuts = -1, []
+    for i, n in enumerate(nodes):
+        if 0 < i < len(nodes) - 1 and reach <= i and n.op.startswith("call"):
+            cuts.append(n)
+        users = [pos[u] for u in n.users if u in pos]
+        reach = max(reach, *users) if users else reach
+    return cuts
+
+
+def _stages(net: torch.nn.Module):
+    """(run(x, first=None), names): the outputs of a model's stages, by tracing.
+
+    ``nn.Sequential``: its top-level modules. Any other module: the cut nodes of its
+    ``torch.fx`` graph (each residual sum, and each op of the main path).
+    ``run(x, first)`` returns the stage outputs, with the first stage's output replaced
+    by ``first`` when given.
+    """
+    if isinstance(net, torch.nn.Sequential):
+        modules = list(net)
+
+        def run_sequential(x, first=None):
+            h = modules[0](x) if first is None else first
+            out = [h]
+            for module in modules[1:]:
+                h = module(h)
+                out.append(h)
+            return out
+
+        return run_sequential
+    from torch import fx
+
+    try:
+        gm = fx.symbolic_trace(net)
+    except Exception as err:
+        raise ValueError(
+            message(
+                "nets",
+                "torch.nn.Sequential networks or modules whose forward torch.fx can trace",
+                type(net).__name__,
+                f"Tracing failed ({type(err).__name__}); data-dependent control flow cannot "
+                "be traced",
+            )
+        ) from err
+    cuts = _cut_nodes(gm.graph)
+    if len(cuts) < 2:
+        raise ValueError(
+            message(
+                "nets",
+                "modules with at least two stages on their main path",
+                type(net).__name__,
+                "The APJN compares the first stage's output with later ones",
+            )
+        )
+
+    class _Probe(fx.Interpreter):
+        def __init__(self, first):
+            super().__init__(gm)
+            self.first, self.values = first, []
+
+        def run_node(self, n):
+            out = self.first if n is cuts[0] and self.first is not None else super().run_node(n)
+            if n in cut_set:
+                self.values.append(out)
+            return out
+
+    cut_set = set(cuts)
+
+    def run_traced(x, first=None):
+        probe = _Probe(first)
+        probe.run(x)
+        return probe.values
+
+    return run_traced
+
+
 def measured_apjn(
-    nets: list[torch.nn.Sequential] | torch.nn.Sequential,
+    nets: list[torch.nn.Module] | torch.nn.Module,
     x: torch.Tensor,
     *,
     n_probes: int = 4,
     seed: int = 0,
 ):
-    """Measured J^(1,l) and second moments of each top-level module's output, with errors.
+    """Measured J^(1,l) and second moments of each stage's output, with errors.
 
+    The stages of an ``nn.Sequential`` are its top-level modules; of any other module
+    whose forward ``torch.fx`` traces (a ResNet with a for-loop of blocks), the cut
+    nodes of its graph: the values every path from the input passes through (each
+    residual sum and each op on the main path, not the ops inside a branch).
     J^(1,l) = ||d h^(l) / d h^(1)||_F^2 / n_l per input, estimated without forming the
     Jacobian: for v ~ N(0, I), E ||J v||^2 = ||J||_F^2, and J v at every layer comes
     from one pair of forward passes from h^(1) +- eps v (central differences, float64:
@@ -232,12 +319,12 @@ def measured_apjn(
     from ..finite.model_function import model_inputs
     from ..stats import Estimate
 
-    nets = [nets] if isinstance(nets, torch.nn.Sequential) else list(nets)
-    if len(nets) < 2 or not all(isinstance(net, torch.nn.Sequential) for net in nets):
+    nets = [nets] if isinstance(nets, torch.nn.Module) else list(nets)
+    if len(nets) < 2 or not all(isinstance(net, torch.nn.Module) for net in nets):
         raise ValueError(
             message(
                 "nets",
-                "at least 2 torch.nn.Sequential networks (the standard errors are over nets)",
+                "at least 2 torch.nn.Module networks (the standard errors are over nets)",
                 f"{len(nets)} object(s)",
                 "Sample several: [spec.sample(width, seed=s) for s in range(8)]",
             )
@@ -247,22 +334,25 @@ def measured_apjn(
     per_net_j, per_net_k = [], []
     with torch.no_grad():
         for net in nets:
-            modules = list(net)
-            h1 = modules[0](model_inputs("x", x, net))
+            run = _stages(net)
+            xin = model_inputs("x", x, net)
+            hs = run(xin)
+            h1 = hs[0]
+            if len({len(per) for per in per_net_k} | {len(hs)}) != 1:
+                raise ValueError(
+                    message("nets", "networks of one architecture", f"{len(hs)} stages")
+                )
             eps = 1e-6 * float(h1.square().mean().sqrt()) + 1e-300
-            js = torch.zeros(len(modules), dtype=torch.float64)
-            ks = [float(h1.square().mean())]
-            h = h1
-            for module in modules[1:]:
-                h = module(h)
-                ks.append(float(h.square().mean()))
+            js = torch.zeros(len(hs), dtype=torch.float64)
+            ks = [float(h.square().mean()) for h in hs]
             for _ in range(n_probes):
                 v = torch.randn(h1.shape, generator=generator, dtype=h1.dtype)
-                plus, minus = h1 + eps * v, h1 - eps * v
+                plus, minus = run(xin, h1 + eps * v), run(xin, h1 - eps * v)
                 rows = [float(v.square().mean())]
-                for module in modules[1:]:
-                    plus, minus = module(plus), module(minus)
-                    rows.append(float(((plus - minus) / (2 * eps)).square().mean()))
+                rows += [
+                    float(((p - m) / (2 * eps)).square().mean())
+                    for p, m in zip(plus[1:], minus[1:], strict=True)
+                ]
                 js += torch.tensor(rows, dtype=torch.float64) / n_probes
             per_net_j.append(js)
             per_net_k.append(torch.tensor(ks, dtype=torch.float64))

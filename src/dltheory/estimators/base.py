@@ -47,6 +47,7 @@ from ..kernels.solvers import KernelRidgeFit, fit_exact, fit_falkon, fit_pcg
 from ..parallel import pool
 from ..spec.layers import Serial
 from ..spec.mlp import MLP
+from .architecture import flatten_images, learn_noise, resolve_architecture, with_input_shape
 from .evidence import learn_hyperparameters, warn_on_bounds
 
 try:  # scikit-learn >= 1.6
@@ -59,7 +60,14 @@ except ImportError:  # pragma: no cover - older scikit-learn
 
 __all__ = ["InfiniteNetworkEstimator", "validate_data"]
 
-validate_data = _sk_validate
+
+def validate_data(estimator, X="no_validation", y="no_validation", **kwargs):
+    """scikit-learn's validation; images of an ``architecture`` flattened to rows first."""
+    if not isinstance(X, str):
+        X = flatten_images(estimator, X, reset=kwargs.get("reset", True))
+    return _sk_validate(estimator, X, y, **kwargs)
+
+
 DEFAULT_EXACT_MEMORY = 4 << 30  # bytes: "auto" factorises Grams up to this size
 DEFAULT_DEPTH = 2  # depth="auto" without an optimizer
 DEFAULT_DEPTH_GRID = (1, 2, 3, 4)  # depths compared by evidence with depth="auto"
@@ -155,7 +163,9 @@ class InfiniteNetworkEstimator(BaseEstimator):
         )
 
     def _network(self) -> Serial:
-        """``self.spec`` if given, else the MLP of the fitted (or given) hyperparameters."""
+        """The architecture (or spec) if given, else the MLP of the fitted hyperparameters."""
+        if getattr(self, "architecture_", None) is not None:
+            return self.architecture_
         if self.spec is not None:
             return self.spec
         return MLP(
@@ -199,7 +209,22 @@ class InfiniteNetworkEstimator(BaseEstimator):
         self._evidence_subset = None
         ard = self._check_feature_variances(X)
         X = self._feature_scale(X)
-        if self.optimizer is None or self.spec is not None:
+        arch = resolve_architecture(self)  # architecture= / spec= (estimators/architecture.py)
+        if arch is not None and self.feature_variances is not None:
+            raise ValueError(
+                message(
+                    "feature_variances",
+                    "None when an architecture or a spec is given (they set their own input layer)",
+                    self.feature_variances,
+                )
+            )
+        self.architecture_ = None
+        if arch is not None:
+            self.architecture_ = with_input_shape(arch, getattr(self, "input_shape_", None))
+            if self.architecture is not None and self.optimizer is not None and w is None:
+                k = getattr(self.architecture_.kernel(torch.from_numpy(X)), self._kind).numpy()
+                self.alpha_, self.log_marginal_likelihood_ = learn_noise(k, Y, self.alpha)
+        if self.optimizer is None or arch is not None:
             return
         n = len(X)
         idx = None

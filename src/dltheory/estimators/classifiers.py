@@ -179,6 +179,7 @@ class NNGPClassifier(_Classifier):
         depth_grid: tuple[int, ...] = DEFAULT_DEPTH_GRID,
         max_evidence_samples: int = DEFAULT_EVIDENCE_SAMPLES,
         feature_variances: Any = None,
+        architecture: Any = None,
     ) -> None:
         self.activation = activation
         self.depth = depth
@@ -203,6 +204,7 @@ class NNGPClassifier(_Classifier):
         self.depth_grid = depth_grid
         self.max_evidence_samples = max_evidence_samples
         self.feature_variances = feature_variances
+        self.architecture = architecture
 
 
 class NTKClassifier(_Classifier):

@@ -108,6 +108,10 @@ class NNGPRegressor(_Regressor):
             With an optimizer, c_w, c_b (and alpha) are the starting values.
         spec: a dltheory spec used instead of the architecture arguments (its
             hyperparameters are kept: no optimizer runs).
+        architecture: a torch ``nn.Module`` (lifted by ``spec_from_module``) or a spec
+            whose kernel is used; X may then be images (N, C, H, W) / (N, C, L). Not
+            with ``spec``; the optimizer learns the noise ``alpha_`` only (see
+            :mod:`dltheory.estimators.architecture`).
         alpha: observation-noise variance / ridge added to the diagonal (>= 0), of
             the normalised targets when ``normalize_y``.
         solver: ``"exact"``, ``"cg"`` or ``"auto"`` (see :mod:`dltheory.estimators.base`).
@@ -174,6 +178,7 @@ class NNGPRegressor(_Regressor):
         normalize_y: bool = True,
         max_evidence_samples: int = DEFAULT_EVIDENCE_SAMPLES,
         feature_variances: Any = None,
+        architecture: Any = None,
     ) -> None:
         self.activation = activation
         self.depth = depth
@@ -198,6 +203,7 @@ class NNGPRegressor(_Regressor):
         self.normalize_y = normalize_y
         self.max_evidence_samples = max_evidence_samples
         self.feature_variances = feature_variances
+        self.architecture = architecture
 
 
 class NTKRegressor(_Regressor):
@@ -249,6 +255,7 @@ class NTKRegressor(_Regressor):
         normalize_y: bool = True,
         max_evidence_samples: int = DEFAULT_EVIDENCE_SAMPLES,
         feature_variances: Any = None,
+        architecture: Any = None,
     ) -> None:
         self.activation = activation
         self.depth = depth
@@ -275,6 +282,7 @@ class NTKRegressor(_Regressor):
         self.normalize_y = normalize_y
         self.max_evidence_samples = max_evidence_samples
         self.feature_variances = feature_variances
+        self.architecture = architecture
 
     def _check_params(self) -> None:
         super()._check_params()

@@ -24,6 +24,12 @@ b ~ N(0, C_b) (the parametrisation changes the training dynamics, not the
 function at initialisation); :meth:`Ensemble.network` returns network ``i`` as
 a ``torch.nn.Sequential`` with the same weights, e.g. for
 :func:`dltheory.empirical_ntk`.
+
+Specs beyond the Dense / activation chain (conv, pooling, residual and LayerNorm layers)
+are ensembles of :func:`dltheory.build_module` networks: network ``i`` is built from the
+same generator ``network_generator(seed, i)``, so the same independence and
+reproducibility hold; a batch runs its networks one after another on the whole input
+batch (images (N, C, *pixels) as torch lays them out, or flat rows with ``input_shape``).
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ from torch import nn
 
 from .._checks import as_float_tensor, check_int, message
 from ..spec.layers import Dense, Nonlinearity, Serial
-from .modules import ActivationModule, FiniteDense
+from .modules import ActivationModule, FiniteDense, build_module
 
 __all__ = ["Ensemble", "EnsembleBatch", "ensemble", "network_generator"]
 
@@ -93,6 +99,8 @@ class Ensemble:
         seed: the root seed; network i draws from ``SeedSequence(seed, spawn_key=(i,))``.
         batch_size: networks per batch (memory only: the draws do not depend on it).
         dtype, device: of the weights and outputs.
+        input_shape: of flattened image rows (generic specs; None otherwise).
+        width: the width of weight layers without their own (generic specs; None otherwise).
     """
 
     spec: Serial
@@ -102,6 +110,13 @@ class Ensemble:
     batch_size: int
     dtype: torch.dtype
     device: torch.device
+    input_shape: tuple[int, ...] | None = None
+    width: int | None = None
+
+    @property
+    def chain(self) -> bool:
+        """Whether the spec is a Dense / activation chain (the batched-matmul path)."""
+        return all(type(layer).chain_kind for layer in self.spec.layers)
 
     @property
     def n_batches(self) -> int:
@@ -168,6 +183,15 @@ class Ensemble:
         k = check_int("k", k, minimum=0)
         if k >= self.n_batches:
             raise ValueError(message("k", f"a batch index < {self.n_batches}", k))
+        if not self.chain:
+            raise ValueError(
+                message(
+                    "ensemble",
+                    "an ensemble of a Dense / activation chain for weights(k)",
+                    "a spec with conv, pooling, residual or LayerNorm layers",
+                    "Read network(i).parameters() instead",
+                )
+            )
         gens = self._generators(*self._batch_range(k))
         return tuple(None if p is None else (p[0].mul_(p[2]), p[1]) for _, p in self._layers(gens))
 
@@ -200,6 +224,16 @@ class Ensemble:
         i = check_int("i", i, minimum=0)
         if i >= self.n_networks:
             raise ValueError(message("i", f"a network index < {self.n_networks}", i))
+        if not self.chain:
+            return build_module(
+                self.spec,
+                self.width,
+                in_dim=self.widths[0],
+                generator=network_generator(self.seed, i, self.device),
+                dtype=self.dtype,
+                device=self.device,
+                input_shape=self.input_shape,
+            )
         # FiniteDense draws its own initial values; they are overwritten below. The
         # generator must live on the ensemble's device (a CPU one fails on CUDA).
         gen = torch.Generator(device=self.device).manual_seed(0)
@@ -217,7 +251,23 @@ class Ensemble:
         return nn.Sequential(*modules)
 
     def _inputs(self, x: Any) -> torch.Tensor:
-        x = as_float_tensor("x", x, ndim=2, dtype=self.dtype, device=self.device)
+        ndim = 2 if self.chain or self.input_shape is not None else None
+        x = as_float_tensor("x", x, ndim=ndim, dtype=self.dtype, device=self.device)
+        if not self.chain and x.ndim < 2:
+            raise ValueError(
+                message("x", "a batch (N, C, *pixels) or (N, features)", f"shape {tuple(x.shape)}")
+            )
+        if not self.chain and self.input_shape is not None:
+            size = math.prod(self.input_shape)
+            if x.shape[1] != size:
+                raise ValueError(
+                    message(
+                        "x",
+                        f"rows of {size} features (flattened input_shape {self.input_shape})",
+                        f"shape {tuple(x.shape)}",
+                    )
+                )
+            return x
         if x.shape[1] != self.widths[0]:
             raise ValueError(
                 message(
@@ -229,7 +279,33 @@ class Ensemble:
         return x
 
     @torch.no_grad()
+    def _run_modules(self, k: int, x: torch.Tensor, keep: bool) -> EnsembleBatch:
+        """Batch ``k`` of a generic spec: its networks one by one (see the module docstring)."""
+        from .conv import FiniteConv
+
+        start, stop = self._batch_range(k)
+        if self.input_shape is not None and self.spec.input_shape is None:
+            x = x.reshape(len(x), *self.input_shape)  # flat rows: build_module reads images
+        outputs, kept = [], []
+        for i in range(start, stop):
+            net = self.network(i)
+            seen: list[torch.Tensor] = []
+            hooks = [
+                m.register_forward_hook(lambda _m, _a, out, seen=seen: seen.append(out))
+                for m in net.modules()
+                if keep and isinstance(m, FiniteDense | FiniteConv)
+            ]
+            outputs.append(net(x))
+            for hook in hooks:
+                hook.remove()
+            kept.append(seen)
+        pre = tuple(torch.stack(layer) for layer in zip(*kept, strict=True)) if keep else ()
+        return EnsembleBatch(start, stop, pre, torch.stack(outputs))
+
+    @torch.no_grad()
     def _run(self, k: int, x: torch.Tensor, keep: bool) -> EnsembleBatch:
+        if not self.chain:
+            return self._run_modules(k, x, keep)
         h = x.T.unsqueeze(0)  # (1, n_0, N): broadcast over the networks
         kept = []
         start, stop = self._batch_range(k)
@@ -246,8 +322,19 @@ class Ensemble:
 
 
 def _widths(spec: Serial, width: int | None, in_dim: int) -> tuple[int, ...]:
+    """(n_0, n_1, ...): features of the Dense layers (chains), or of every top-level
+    weight layer (Dense width, Conv channels) and the default width last (generic specs)."""
     widths = [in_dim]
+    chain = all(type(layer).chain_kind for layer in spec.layers)
     for layer in spec.layers:
+        if not chain and type(layer).reads_input:
+            own = getattr(layer, "width", getattr(layer, "channels", None))
+            if own is None and width is None:
+                raise ValueError(
+                    message("width", "an integer >= 1 for the hidden layers", None, "Pass width=")
+                )
+            widths.append(own if own is not None else width)
+            continue
         if isinstance(layer, Dense):
             out = layer.width if layer.width is not None else width
             if out is None:
@@ -269,6 +356,7 @@ def ensemble(
     device: torch.device | str | None = None,
     batch_size: int | None = None,
     max_elements: int = _MAX_ELEMENTS,
+    input_shape: tuple[int, ...] | None = None,
 ) -> Ensemble:
     """An ensemble of ``n_networks`` independent finite networks of ``spec``.
 
@@ -282,6 +370,11 @@ def ensemble(
         batch_size: networks drawn and run together; default: as many as fit in
             ``max_elements`` weights (at least 1). The draws do not depend on it.
         max_elements: the weight budget of one batch when ``batch_size`` is None.
+        input_shape: (C, H, W) or (C, L) of image inputs (default ``spec.input_shape``):
+            needed when a Flatten follows conv layers; with it the networks read flat
+            rows (N, C H W), as the spec's kernel does. Conv specs otherwise read images
+            (N, C, *pixels), with ``in_dim`` the input channels (default: the first
+            conv's ``in_channels``).
 
     >>> from dltheory import MLP
     >>> ens = ensemble(MLP(depth=2, activation="relu", c_w=2.0), width=64,
@@ -305,6 +398,14 @@ def ensemble(
             )
     width = spec.width if width is None else check_int("width", width, minimum=1)
     in_dim = spec.in_dim if in_dim is None else check_int("in_dim", in_dim, minimum=1)
+    if input_shape is None:
+        input_shape = getattr(spec, "input_shape", None)
+    if input_shape is not None:
+        input_shape = tuple(check_int("input_shape", n, minimum=1) for n in input_shape)
+    if in_dim is None and input_shape is not None:
+        in_dim = input_shape[0]
+    if in_dim is None:
+        in_dim = getattr(spec.layers[0], "in_channels", None)
     if in_dim is None:
         raise ValueError(message("in_dim", "an integer >= 1", None, "Pass in_dim="))
     n_networks = check_int("n_networks", n_networks, minimum=1)
@@ -313,9 +414,15 @@ def ensemble(
         raise TypeError(message("dtype", "a floating torch.dtype", dtype))
     device = torch.device(device if device is not None else "cpu")
     widths = _widths(spec, width, in_dim)
+    chain = all(type(layer).chain_kind for layer in spec.layers)
+    if batch_size is None and not chain:  # networks run one by one: batches group outputs
+        batch_size = min(n_networks, 64)
     if batch_size is None:
         per_network = sum(a * b + b for a, b in itertools.pairwise(widths))
         max_elements = check_int("max_elements", max_elements, minimum=1)
         batch_size = max(1, min(n_networks, max_elements // per_network))
     batch_size = check_int("batch_size", batch_size, minimum=1)
-    return Ensemble(spec, widths, n_networks, seed, batch_size, dtype, device)
+    return Ensemble(
+        spec, widths, n_networks, seed, batch_size, dtype, device,
+        None if chain else input_shape, None if chain else width,
+    )  # fmt: skip

@@ -22,7 +22,14 @@ from ..spec.parametrization import Role, layer_scaling
 from ..spec.residual import Residual
 from .conv import CONV_MODULE_RULES
 
-__all__ = ["MODULE_RULES", "ActivationModule", "FiniteDense", "FiniteResidual", "build_module"]
+__all__ = [
+    "MODULE_RULES",
+    "ActivationModule",
+    "FiniteDense",
+    "FiniteResidual",
+    "ImageLayerNorm",
+    "build_module",
+]
 
 
 class FiniteDense(nn.Module):
@@ -164,7 +171,59 @@ def _residual(layer: Residual, width_in: int, width: int | None, **kw):
     return FiniteResidual(layer, skip, branch), width_in
 
 
-def _layer_norm(layer: LayerNorm, width_in: int, width: int | None, **kw):
+class ImageLayerNorm(nn.Module):
+    """LayerNorm of images (N, C, *pixels): over each pixel's channels or over all axes.
+
+    ``over="channels"`` is ``nn.LayerNorm(C)`` applied channels-last (ConvNeXt's);
+    ``over="all"`` is ``nn.LayerNorm((C, *pixels))`` (``per_pixel_affine``) or
+    ``nn.GroupNorm(1, C)`` (one gain per channel). Gain 1, shift 0 at initialisation.
+    """
+
+    def __init__(self, spec: LayerNorm, channels: int, pixels, dtype, device) -> None:
+        super().__init__()
+        self.spec = spec
+        shape = (channels, *pixels) if spec.per_pixel_affine else (channels,)
+        self.channels, self.shape = channels, shape
+        kw = {"dtype": dtype, "device": device}
+        self.weight = nn.Parameter(torch.ones(shape, **kw)) if spec.affine else None
+        bias = spec.affine and spec.bias
+        self.bias = nn.Parameter(torch.zeros(shape, **kw)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = torch.nn.functional
+        eps = self.spec.eps
+        if self.spec.over == "channels":
+            y = f.layer_norm(x.movedim(1, -1), (self.channels,), self.weight, self.bias, eps)
+            return y.movedim(-1, 1)
+        if self.spec.per_pixel_affine:
+            return f.layer_norm(x, self.shape, self.weight, self.bias, eps)
+        y = f.layer_norm(x, tuple(x.shape[1:]), None, None, eps)
+        tail = (1,) * (x.ndim - 2)
+        if self.weight is not None:
+            y = y * self.weight.reshape(-1, *tail)
+        if self.bias is not None:
+            y = y + self.bias.reshape(-1, *tail)
+        return y
+
+    def extra_repr(self) -> str:
+        return f"{self.channels}, over={self.spec.over!r}, eps={self.spec.eps}"
+
+
+def _layer_norm(layer: LayerNorm, width_in, width: int | None, **kw):
+    if isinstance(width_in, tuple):  # images: (channels, pixels or None)
+        channels, pixels = width_in
+        if layer.per_pixel_affine and layer.affine and pixels is None:
+            raise ValueError(
+                message(
+                    "input_shape",
+                    "given to sample a LayerNorm with one gain per pixel",
+                    None,
+                    "Pass spec.sample(..., input_shape=(C, H, W))",
+                )
+            )
+        pix = () if pixels is None else pixels
+        module = ImageLayerNorm(layer, channels, pix, kw.get("dtype"), kw.get("device"))
+        return module, width_in
     module = nn.LayerNorm(
         width_in,
         eps=layer.eps,

@@ -59,15 +59,16 @@ class _Value:
     items: tuple[tuple[fx.Node, Layer, str], ...]  # (node, layer, module name or "")
     features: int | None
     scale: float = 1.0
+    channels_last: int = 0  # spatial axes of an image permuted channels-last (0: NCHW)
 
 
 class _Tracer(fx.Tracer):
     """torch's leaf modules, plus dltheory's sampled layers and the conv engine's modules."""
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        from ..finite.modules import ActivationModule, FiniteDense
+        from ..finite.modules import ActivationModule, FiniteDense, ImageLayerNorm
 
-        if isinstance(m, FiniteDense | ActivationModule) or _is_conv(m):
+        if isinstance(m, FiniteDense | ActivationModule | ImageLayerNorm) or _is_conv(m):
             return True
         return super().is_leaf_module(m, qualname)
 
@@ -96,6 +97,17 @@ def _spatial(value: _Value) -> bool:
         if kind in ("GlobalAvgPool", "Flatten", "Dense"):
             return False
     return False
+
+
+def _channels(value: _Value) -> int | None:
+    """The channels of an image value: the last conv's, None where unknown."""
+    for _, layer, _ in reversed(value.items):
+        kind = type(layer).__name__
+        if kind == "Conv":
+            return layer.channels
+        if kind in ("GlobalAvgPool", "Flatten", "Dense"):
+            return None
+    return None
 
 
 def _is_conv(module: nn.Module) -> bool:
@@ -167,7 +179,7 @@ class _Lifter:
                     layer.activation.name,
                     "Compose them into one activation with Activation.from_callable",
                 )
-        return _Value((*value.items, (node, layer, module)), features)
+        return _Value((*value.items, (node, layer, module)), features, 1.0, value.channels_last)
 
     def settle(self, node: fx.Node, value: _Value) -> _Value:
         """Fold a pending scalar multiple into the last layer (a Dense or a Residual)."""
@@ -202,11 +214,15 @@ class _Lifter:
                 type(last).__name__,
                 "Multiply a Linear layer's output or a residual branch",
             )
-        return _Value((*value.items[:-1], (owner, last, name)), value.features)
+        return _Value(
+            (*value.items[:-1], (owner, last, name)), value.features, 1.0, value.channels_last
+        )
 
     def linear(self, node, value: _Value, module) -> _Value:
         from ..finite.modules import FiniteDense
 
+        if value.channels_last:  # a Linear on channels-last pixels: a 1 x 1 convolution
+            return self.pointwise(node, value, module)
         if value.features is not None and value.features != module.in_features:
             raise self.refuse(
                 node,
@@ -224,7 +240,90 @@ class _Lifter:
             layer = Dense(c_w, c_b, width=module.out_features, parametrization=self.parametrization)
         return self.append(node, value, layer, module.out_features, node.target)
 
+    def pointwise(self, node, value: _Value, module: nn.Linear) -> _Value:
+        """``nn.Linear`` on a channels-last image: Conv with a 1 x ... x 1 window."""
+        channels = _channels(value)
+        if channels is not None and channels != module.in_features:
+            raise self.refuse(
+                node,
+                "made of layers whose shapes chain",
+                f"{module.in_features} input features after {channels} channels",
+                "Make the Linear's in_features the channels of the image",
+            )
+        c_w, c_b = self.variances(module.in_features, module.bias is not None)
+        layer = _conv_kind("Conv")(
+            module.out_features,
+            (1,) * value.channels_last,
+            c_w=c_w,
+            c_b=c_b,
+            parametrization=self.parametrization,
+            in_channels=module.in_features,
+        )
+        return self.append(node, value, layer, None, node.target)
+
+    def image_norm(self, node, value: _Value, module: nn.Module) -> _Value:
+        """LayerNorm / GroupNorm(1, C) of an image (``LayerNorm(over=...)``)."""
+        channels = _channels(value)
+        if isinstance(module, nn.GroupNorm):
+            if module.num_groups != 1 or value.channels_last:
+                raise self.refuse(
+                    node,
+                    "made of GroupNorms of one group on channels-first images",
+                    f"GroupNorm({module.num_groups}, {module.num_channels})",
+                    "Use GroupNorm(1, C) (LayerNorm over channels and pixels)",
+                )
+            affine, bias, per_pixel, over = module.affine, module.affine, False, "all"
+            shape: tuple[int, ...] = (module.num_channels,)
+        else:
+            shape = tuple(module.normalized_shape)
+            affine = bool(module.elementwise_affine)
+            bias = affine and module.bias is not None
+            if value.channels_last and len(shape) == 1:
+                over, per_pixel = "channels", False
+            elif not value.channels_last and len(shape) > 1:
+                over, per_pixel = "all", True
+            else:
+                raise self.refuse(
+                    node,
+                    "made of LayerNorms over the channels of channels-last pixels or over "
+                    "(C, *pixels) of channels-first images",
+                    f"normalized_shape {shape} on an image"
+                    + (" (channels-last)" if value.channels_last else " (channels-first)"),
+                    "Permute to channels-last around LayerNorm(C) (x.permute(0, 2, 3, 1)), "
+                    "or normalise over (C, H, W)",
+                )
+        if channels is not None and shape[0] != channels:
+            raise self.refuse(
+                node,
+                "made of layers whose shapes chain",
+                f"normalisation of {shape[0]} channels after {channels}",
+                "Normalise the channels the previous layer returns",
+            )
+        eps = float(module.eps)
+        layer = LayerNorm(affine, bias, eps, over=over, per_pixel_affine=per_pixel and affine)
+        return self.append(node, value, layer, None, node.target)
+
+    def permute(self, node, value: _Value, dims: tuple) -> _Value:
+        """x.permute(0, 2, 3, 1) / (0, 2, 1) to channels-last and back, around LayerNorm."""
+        dims = tuple(int(d) for d in dims) if all(isinstance(d, int) for d in dims) else ()
+        n = len(dims) - 2
+        to_last = n >= 1 and dims == (0, *range(2, n + 2), 1)
+        to_first = n >= 1 and dims == (0, n + 1, *range(1, n + 1))
+        if _spatial(value) and value.channels_last == n and to_first:
+            return replace(value, channels_last=0)
+        if _spatial(value) and not value.channels_last and to_last:
+            return replace(value, channels_last=n)
+        raise self.refuse(
+            node,
+            "made of permutations of images to channels-last and back",
+            f"permute{dims or node.args[1:]}",
+            "Only x.permute(0, 2, 3, 1) / (0, 2, 1) around LayerNorm(C) and Linear layers, "
+            "undone before the next conv, pooling or Flatten, are read",
+        )
+
     def layer_norm(self, node, value: _Value, module: nn.LayerNorm) -> _Value:
+        if _spatial(value):
+            return self.image_norm(node, value, module)
         if tuple(module.normalized_shape) != (value.features,):
             raise self.refuse(
                 node,
@@ -272,12 +371,23 @@ class _Lifter:
 
     def call_module(self, node: fx.Node, value: _Value) -> _Value:
         module = self.modules[node.target]
-        from ..finite.modules import FiniteDense
+        from ..finite.modules import FiniteDense, ImageLayerNorm
 
         if isinstance(module, nn.Linear | FiniteDense):
             return self.linear(node, value, module)
         if isinstance(module, nn.LayerNorm):
             return self.layer_norm(node, value, module)
+        if isinstance(module, nn.GroupNorm) and _spatial(value):
+            return self.image_norm(node, value, module)
+        if isinstance(module, ImageLayerNorm):
+            return self.append(node, value, module.spec, value.features, node.target)
+        if value.channels_last and (_is_conv(module) or isinstance(module, nn.Flatten)):
+            raise self.refuse(
+                node,
+                "made of conv, pooling and Flatten layers on channels-first images",
+                "a channels-last image",
+                "Permute back (x.permute(0, 3, 1, 2)) before this layer",
+            )
         if isinstance(module, nn.Flatten) and _spatial(value):  # images -> feature vectors
             return self.append(node, value, _conv_kind("Flatten")(), None, node.target)
         if isinstance(module, _DROPOUT) or is_pass_through(module):
@@ -309,6 +419,9 @@ class _Lifter:
     def call_function(self, node: fx.Node, env: dict) -> _Value:
         fn = node.target
         tensors = [a for a in node.args if isinstance(a, fx.Node)]
+        if fn is torch.permute and len(tensors) == 1:
+            dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dims", ())
+            return self.permute(node, env[tensors[0]], tuple(dims))
         numbers = [a for a in node.args if isinstance(a, int | float) and not isinstance(a, bool)]
         if fn in _ADD + _SUB and len(tensors) == 2 and not node.kwargs:
             sign = -1.0 if fn in _SUB else 1.0
@@ -352,6 +465,11 @@ class _Lifter:
             return self.append(node, value, act, value.features)
         if node.target == "flatten" and len(tensors) == 1:
             return env[tensors[0]]
+        if node.target == "permute" and len(tensors) == 1:
+            dims = node.args[1:]
+            if len(dims) == 1 and isinstance(dims[0], tuple | list):
+                dims = tuple(dims[0])
+            return self.permute(node, env[tensors[0]], tuple(dims))
         if node.target in ("add", "sub") and len(tensors) == 2:
             sign = -1.0 if node.target == "sub" else 1.0
             return self.add(node, env[tensors[0]], env[tensors[1]], sign)
@@ -363,7 +481,7 @@ class _Lifter:
         )
 
     def add(self, node: fx.Node, a: _Value, b: _Value, sign: float) -> _Value:
-        if a.features != b.features:
+        if a.features != b.features or a.channels_last != b.channels_last:
             raise self.refuse(
                 node,
                 "made of sums of arms with equal features",
@@ -412,7 +530,7 @@ class _Lifter:
         weighted = [m for _, layer, m in arm_b if m and type(layer).reads_input]
         if weighted:
             self.readouts[node] = weighted[-1]
-        return _Value((*a.items[:n], (node, block, "")), a.features)
+        return _Value((*a.items[:n], (node, block, "")), a.features, 1.0, a.channels_last)
 
 
 def lift(model: nn.Module, c_w, c_b, parametrization, *, readouts: bool = False):
@@ -472,6 +590,11 @@ def lift(model: nn.Module, c_w, c_b, parametrization, *, readouts: bool = False)
             if not isinstance(node.args[0], fx.Node):
                 raise lifter.refuse(node, "a model of one tensor output", node.args[0], "")
             out = lifter.settle(node, env[node.args[0]])
+            if out.channels_last:
+                raise lifter.refuse(
+                    node, "a model whose output is channels-first", "a channels-last image",
+                    "Permute back before the output",
+                )  # fmt: skip
         else:  # get_attr: a parameter used outside a module
             raise lifter.refuse(
                 node,
