@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -121,3 +123,36 @@ def test_micro_batch_refuses_batch_statistics():
         HessianOperator(model, mse, (x, y), micro_batch=4)
     with pytest.raises(ValueError, match="memory_budget must be"):
         HessianOperator(model.eval(), mse, (x, y), memory_budget=-1.0)
+
+
+def test_tied_weights_products_match_finite_differences_and_leave_the_model():
+    from tests.conftest import TiedMLP
+
+    from dltheory.finite.model_function import ModelState
+
+    torch.manual_seed(0)
+    model = TiedMLP().double()
+    x = torch.randn(8, 3, dtype=torch.float64)
+    y = torch.randn(8, 2, dtype=torch.float64)
+    loss_fn = torch.nn.MSELoss()
+    before = ModelState.of(model)
+    params = list(model.parameters())  # the shared Linear once
+
+    def grad_at(theta: torch.Tensor) -> torch.Tensor:
+        twin = copy.deepcopy(model)
+        torch.nn.utils.vector_to_parameters(theta, twin.parameters())
+        twin.zero_grad()
+        loss_fn(twin(x), y).backward()
+        return torch.cat([p.grad.reshape(-1) for p in twin.parameters()])
+
+    theta = torch.nn.utils.parameters_to_vector(params).detach()
+    v = torch.randn(theta.numel(), dtype=torch.float64)
+    h = 1e-5  # central differences: error ~ h^2 |g'''| ~ 1e-10, rounding ~ eps / h ~ 1e-11
+    reference = (grad_at(theta + h * v) - grad_at(theta - h * v)) / (2 * h)
+    for method in ("auto", "vjp", "autograd"):
+        op = HessianOperator(model, loss_fn, (x, y), method=method)
+        torch.testing.assert_close(op.matvec(v), reference, rtol=1e-7, atol=1e-9)
+    assert before.changes(model) == []
+    for method in ("linearize", "jvp"):  # torch 2.13: a segfault / an error on tied weights
+        with pytest.raises(ValueError, match="method must be 'auto', 'vjp' or 'autograd'"):
+            HessianOperator(model, loss_fn, (x, y), method=method)

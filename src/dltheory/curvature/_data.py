@@ -141,6 +141,9 @@ class FlatParameters:
         frozen = {n: p.detach() for n, p in model.named_parameters() if not p.requires_grad}
         self.buffers = {**functional_buffers(model), **frozen}
         self.dim = int(self.theta.numel())
+        # a parameter reached under two names (a module used twice, tied weights)
+        every = list(model.named_parameters(remove_duplicate=False))
+        self.tied = len(every) > len(list(model.named_parameters()))
         # calls go through FunctionalModel's slots: torch 2.13's functional_call with
         # tie_weights=True leaves a tied model's parameters swapped (changed) afterwards
         self._functional = FunctionalModel(model)

@@ -56,6 +56,7 @@ _LINEARIZE_PARAMS = (1 << 16, 1 << 22)  # where "auto" traces (module docstring)
 # (benchmarks/resnet18_hessian.py): traced linearisation 7.3x, cached vjp 3.0x,
 # uncached forward-over-reverse (per batch) 3.6x.
 _HOLD = {"linearize": 7.5, "vjp": 3.0, "jvp": 3.6, "autograd": 3.0}
+_FORWARD_MODE = ("linearize", "jvp")  # forward-mode products (not for tied weights)
 _UNCACHED = "jvp"  # the product "auto" takes when nothing may be kept between products
 _PROBE = 16  # samples used to measure the saved tensors per sample
 
@@ -109,6 +110,15 @@ class HessianOperator:
             "method", method, ("auto", "linearize", "vjp", "jvp", "autograd")
         )
         self._flat, self._batches = prepare(model, loss_fn, data)
+        if self._flat.tied and self.method in _FORWARD_MODE:
+            raise ValueError(
+                message(
+                    "method",
+                    "'auto', 'vjp' or 'autograd' for a model that uses a parameter twice "
+                    "(tied weights; torch 2.13's forward-mode products crash or fail there)",
+                    method,
+                )
+            )
         self.loss_fn = loss_fn
         self._cache = bool(cache)
         self.n_samples = sum(x.shape[0] for x, _ in self._batches)
@@ -166,12 +176,14 @@ class HessianOperator:
         per_sample = self.cached_bytes_estimate() / self.n_samples
         need = per_sample * self.n_samples
         traced = _LINEARIZE_PARAMS[0] <= self._flat.dim <= _LINEARIZE_PARAMS[1]
+        traced = traced and not self._flat.tied
         if self._cache and traced and _HOLD["linearize"] * need <= budget:
             self.method = "linearize"
         elif self._cache and _HOLD["vjp"] * need <= budget:
             self.method = "vjp"
         else:
-            self.method, self._cache = _UNCACHED, False
+            uncached = "autograd" if self._flat.tied else _UNCACHED
+            self.method, self._cache = uncached, False
             largest = max(x.shape[0] for x, _ in self._batches)
             fits = int(budget // (_HOLD[_UNCACHED] * per_sample))
             if fits < largest and _separable(model):
@@ -184,7 +196,7 @@ class HessianOperator:
             return self.method
         # Tracing pays off only when the linearisation is kept between products.
         traced = _LINEARIZE_PARAMS[0] <= self._flat.dim <= _LINEARIZE_PARAMS[1]
-        return "linearize" if traced and self._cache else "vjp"
+        return "linearize" if traced and self._cache and not self._flat.tied else "vjp"
 
     def cached_bytes_estimate(self) -> int:
         """Bytes that cached products would hold: the tensors saved by the gradient's
