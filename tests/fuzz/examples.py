@@ -405,7 +405,7 @@ EXAMPLES: dict[str, Callable[[], Call]] = {
         f"curvature.HessianOperator.{m}": _c(
             instance=lambda: curvature.HessianOperator(model(), _mse, curv_data())
         )
-        for m in ("gradient", "loss", "dense")
+        for m in ("gradient", "loss", "dense", "cached_bytes_estimate")
     },
     "curvature.HessianOperator.matvec": _mk(
         lambda: (

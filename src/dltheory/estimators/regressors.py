@@ -51,7 +51,7 @@ class _Regressor(RegressorMixin, InfiniteNetworkEstimator):
             keep = w > 0
             X, y, w = X[keep], y[keep], w[keep]
         self._flat = y.ndim == 1
-        Y = y.reshape(len(X), -1)
+        Y = np.asarray(y, dtype=np.float64).reshape(len(X), -1)  # float32 y: float64 fits
         if self.normalize_y:
             self._y_mean = np.average(Y, axis=0, weights=w)
             std = np.sqrt(np.average((Y - self._y_mean) ** 2, axis=0, weights=w))

@@ -117,6 +117,8 @@ def empirical_ntk(
     torch.Size([2, 2])
     """
     fm = FunctionalModel(model)
+    if not all(bool(torch.isfinite(t).all()) for t in fm.params.values()):
+        raise ValueError(message("model", "a module with finite parameters", "NaN or inf"))
     check_choice("output", output, ("trace", "full"))
     check_choice("method", method, ("auto", "jacobian", "structured", "ntvp"))
     if chunk_size is not None:
@@ -144,7 +146,7 @@ def empirical_ntk(
         need = out_bytes + 2 * (n1 + n2) * k * widest * item * len(layers)
         if need > budget:
             _refuse(need, budget, n1, n2, k, p, output)
-        return structured_ntk(layers, x1, None if same else x2, output)
+        return _finite(structured_ntk(layers, x1, None if same else x2, output))
     plan = layerwise_plan(fm, x1) if method in ("auto", "structured") else None
     if method == "structured" and plan is None:
         raise ValueError(
@@ -163,7 +165,7 @@ def empirical_ntk(
         need = layerwise_bytes(fm, plan, n1, n2, k, output) + 2 * k * acts * max(n1, n2) * item
         if need <= budget:
             chunk = max(n1, n2) if chunk_size is None else chunk_size
-            return layerwise_ntk(fm, plan, x1, None if same else x2, output, budget, chunk)
+            return _finite(layerwise_ntk(fm, plan, x1, None if same else x2, output, budget, chunk))
         if method == "structured":
             _refuse(need, budget, n1, n2, k, p, output)
         method = "auto"  # over budget: the blocked contraction
@@ -181,10 +183,10 @@ def empirical_ntk(
     if method == "ntvp":
         if ntvp_chunk < 1:
             _refuse(out_bytes + ntvp_row, budget, n1, n2, k, p, output)
-        return ntvp_ntk(fm, x1, None if same else x2, output, ntvp_chunk)
+        return _finite(ntvp_ntk(fm, x1, None if same else x2, output, ntvp_chunk))
     if chunk < 1:
         _refuse(need, budget, n1, n2, k, p, output)
-    return jacobian_ntk(fm, x1, None if same else x2, k, output, chunk, cache)
+    return _finite(jacobian_ntk(fm, x1, None if same else x2, k, output, chunk, cache))
 
 
 def sample_outputs(
@@ -248,3 +250,9 @@ def preactivations(net: nn.Sequential, x: torch.Tensor) -> list[torch.Tensor]:
                 out.append(h)
     check_finite_result("net", tuple(out), "Check the weights and rescale x")
     return out
+
+
+def _finite(ntk: torch.Tensor) -> torch.Tensor:
+    """The NTK, or a one-line error when it overflowed (inputs near the float limit)."""
+    check_finite_result("x1", ntk, "The NTK overflows at these inputs: rescale them")
+    return ntk

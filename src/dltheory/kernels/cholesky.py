@@ -60,6 +60,8 @@ def jitter_schedule(scale: float, max_tries: int) -> list[float]:
     """
     scale = check_positive("scale", scale)
     max_tries = check_int("max_tries", max_tries, minimum=1)
+    if max_tries > 100:  # the last jitter would be 1e87 times the diagonal
+        raise ValueError(message("max_tries", "an integer in [1, 100]", max_tries))
     return [0.0] + [scale * 10.0 ** (k - 12) for k in range(max_tries - 1)]
 
 
@@ -81,10 +83,12 @@ class Cholesky:
 
     def solve(self, b: np.ndarray) -> np.ndarray:
         """(K + (shift + jitter) I)^-1 b (``potrs``; b is (N,) or (N, k))."""
+        b = _right_hand_side(b, self.buffer.shape[0])
         return scipy.linalg.cho_solve((self.buffer, True), b, check_finite=False)
 
     def solve_lower(self, b: np.ndarray) -> np.ndarray:
         """L^-1 b (forward substitution)."""
+        b = _right_hand_side(b, self.buffer.shape[0])
         return scipy.linalg.solve_triangular(
             self.buffer, b, lower=True, check_finite=False, overwrite_b=False
         )
@@ -92,6 +96,17 @@ class Cholesky:
     def logdet(self) -> float:
         """log det(K + (shift + jitter) I) = 2 sum log L_ii."""
         return float(2.0 * np.log(np.diagonal(self.buffer)).sum())
+
+
+def _right_hand_side(b: Any, n: int) -> np.ndarray:
+    """b as a finite float64 (n,) or (n, k) array (no copy when it already is one)."""
+    if not (isinstance(b, np.ndarray) and b.dtype == np.float64):
+        b = as_float_tensor("b", b, dtype=torch.float64, detach=True).numpy()
+    if b.ndim not in (1, 2) or b.shape[0] != n:
+        raise ValueError(message("b", f"of shape ({n},) or ({n}, k)", f"shape {b.shape}"))
+    if not np.isfinite(b).all():
+        raise ValueError(message("b", "finite (no NaN or inf)", "non-finite entries"))
+    return b
 
 
 def _restore_lower(a: np.ndarray, diagonal: np.ndarray) -> None:

@@ -78,7 +78,7 @@ def propagate(
     """
     if not isinstance(spec, Serial):
         raise TypeError(message("spec", "a dltheory Serial/MLP spec", type(spec).__name__))
-    gram = as_float_tensor("gram", gram)
+    gram = as_float_tensor("gram", gram, allow_inf=True)  # inf: the range check names the layer
     if gram.ndim not in (1, 2):
         raise ValueError(message("gram", "an (N1, N2) block or an (N,) diagonal", gram.shape))
     fan_in = check_int("fan_in", fan_in, minimum=1)
