@@ -316,6 +316,7 @@ def measured_apjn(
     Returns:
         (apjn, variance): two ``Estimate`` of shape (L,), l = 1..L (J^(1,1) = 1).
     """
+    from ..finite.functional_model import FunctionalModel
     from ..finite.model_function import model_inputs
     from ..stats import Estimate
 
@@ -330,12 +331,19 @@ def measured_apjn(
             )
         )
     n_probes = check_int("n_probes", n_probes, minimum=1)
+    if n_probes > 100_000:  # the probes' spread falls as 1/sqrt(n_probes): more is waste
+        raise ValueError(message("n_probes", "an integer in [1, 100000]", n_probes))
     generator = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
     per_net_j, per_net_k = [], []
     with torch.no_grad():
         for net in nets:
             run = _stages(net)
             xin = model_inputs("x", x, net)
+            if not xin.is_floating_point():
+                raise TypeError(
+                    message("x", "floating inputs (the APJN is a derivative in them)", xin.dtype)
+                )
+            FunctionalModel(net).outputs("x", xin)  # a model that refuses x: one line
             hs = run(xin)
             h1 = hs[0]
             if len({len(per) for per in per_net_k} | {len(hs)}) != 1:

@@ -101,6 +101,8 @@ def gram_matrix(
     True
     """
     check_choice("kind", kind, ("nngp", "ntk"))
+    if not isinstance(spec, Serial):
+        raise TypeError(message("spec", "a dltheory Serial/MLP spec", type(spec).__name__))
     x = as_float_tensor("x", x, ndim=2, dtype=torch.float64).detach()
     n = len(x)
     if out is None:

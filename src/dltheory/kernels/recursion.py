@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._checks import as_float_tensor, check_int, message
+from .._checks import as_float_tensor, check_finite_result, check_int, message
 from ..spec.layers import Dense, Nonlinearity, Serial
 
 __all__ = ["RULES", "Propagation", "layer_kinds", "propagate"]
@@ -98,6 +98,7 @@ def propagate(
             if on_dense is not None:
                 on_dense(i_dense, state)
             i_dense += 1
+    check_finite_result("gram", (state.nngp, state.ntk), "The kernel leaves float64's range")
     return state
 
 
