@@ -73,7 +73,9 @@ def _ntk_lambda_max(
     if n_out * fm.n_params * item * 3 <= budget:  # J, its transpose product, workspace
         fn = fm.flat_fn(x)
         jac = torch.func.jacrev(fn)(fm.flat())  # (N k, P)
-        top = float(torch.linalg.eigvalsh(jac @ jac.T)[-1])
+        ntk = jac @ jac.T
+        check_finite_result("x", ntk, "The NTK overflows at these inputs: rescale them")
+        top = float(torch.linalg.eigvalsh(ntk)[-1])
         # LAPACK's symmetric eigensolver is backward stable: |error| <= c n eps ||Theta||
         return top, "dense eigvalsh of the empirical NTK J J^T", float(n_out * eps)
     res = ntk_eigenvalues(fm, x, tol=tol, max_matvecs=min(n_out, 1000))

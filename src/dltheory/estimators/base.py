@@ -74,6 +74,11 @@ DEFAULT_DEPTH_GRID = (1, 2, 3, 4)  # depths compared by evidence with depth="aut
 DEFAULT_EVIDENCE_SAMPLES = 2000  # hyperparameters learned on at most this many points
 
 
+#: deepest network the estimators take: the kernel recursion costs O(depth) per pair, and
+#: past ~1e4 layers every kernel has reached its fixed point (depth 10,000 is tested)
+MAX_DEPTH = 100_000
+
+
 def _param(est: Any, name: str, constraint: str, ok: bool) -> None:
     if not ok:
         raise ValueError(
@@ -104,9 +109,9 @@ class InfiniteNetworkEstimator(BaseEstimator):
         _param(
             self,
             "depth",
-            "an integer >= 1 or 'auto'",
+            f"an integer in [1, {MAX_DEPTH}] or 'auto'",
             self.depth == "auto" if isinstance(self.depth, str) else (
-                _is_int(self.depth) and self.depth >= 1),
+                _is_int(self.depth) and 1 <= self.depth <= MAX_DEPTH),
         )  # fmt: skip
         for name in ("c_w", "c_b"):
             v = getattr(self, name)
