@@ -149,7 +149,8 @@ def test_bad_target_values():
 @pytest.mark.parametrize(
     ("params", "pattern"),
     [
-        ({"depth": 0}, "The 'depth' parameter of NNGPRegressor must be an integer >= 1 or 'auto'"),
+        ({"depth": 0}, r"depth. parameter of NNGPRegressor must be an integer in \[1, 100000\]"),
+        ({"depth": 10**12}, r"depth. parameter of NNGPRegressor must be an integer in \[1, 100000"),
         ({"alpha": -1.0}, "The 'alpha' parameter of NNGPRegressor must be a real number >= 0"),
         ({"solver": "lu"}, "The 'solver' parameter of NNGPRegressor must be one of"),
         ({"solver": "cg", "alpha": 0.0, "optimizer": None}, "must be > 0 for the CG solvers"),

@@ -39,9 +39,6 @@ __all__ = ["CatapultRun", "CatapultScan", "catapult_scan"]
 __fuzz_exempt__ = {
     "catapult_scan:nan": "NaN boundaries where no run reached the phase on the grid, and "
     "inf / NaN loss ratio and factor for diverged runs (documented)",
-    "catapult_scan:cases": {
-        "steps:1e12": "trains for as many steps as asked (time linear in steps)",
-    },
 }
 
 
