@@ -239,10 +239,22 @@ class HessianOperator:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")  # torch.fx's const-folding chatter
                         grad, fn = torch.func.linearize(g, self._flat.theta)
+                        # torch 2.13: the traced product of some models (GroupNorm) works
+                        # once and fails on the next call, so it is called twice here
+                        for _ in range(2):
+                            fn(torch.zeros_like(self._flat.theta))
                     use = "linearize"
-                except Exception:
+                except Exception as err:
                     if self.method == "linearize":
-                        raise
+                        raise ValueError(
+                            message(
+                                "method",
+                                "a product torch can trace for this model",
+                                "linearize",
+                                f"torch.func.linearize failed ({type(err).__name__}); "
+                                "use 'vjp' or 'auto'",
+                            )
+                        ) from err
                     use = self.method = "vjp"
             if use == "autograd":  # double backward through torch.autograd's own graph
                 theta = self._flat.theta.detach().requires_grad_(True)

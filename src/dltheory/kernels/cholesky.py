@@ -109,6 +109,25 @@ def _right_hand_side(b: Any, n: int) -> np.ndarray:
     return b
 
 
+def _check_fortran_square(name: str, a: Any) -> None:
+    """The in-place factorisations need a square Fortran-ordered float64 array."""
+    if (
+        not isinstance(a, np.ndarray)
+        or a.ndim != 2
+        or a.shape[0] != a.shape[1]
+        or a.dtype != np.float64
+        or not a.flags.f_contiguous
+    ):
+        raise ValueError(
+            message(
+                name,
+                "a square Fortran-ordered float64 array",
+                getattr(a, "shape", type(a).__name__),
+                "Use np.asfortranarray(k, dtype=np.float64)",
+            )
+        )
+
+
 def _restore_lower(a: np.ndarray, diagonal: np.ndarray) -> None:
     """Copy the strict upper triangle onto the lower one, panel by panel; reset the diagonal."""
     n = a.shape[0]
@@ -147,21 +166,7 @@ def cholesky_in_place(
     >>> np.round(np.tril(c.buffer), 12).tolist(), c.jitter
     ([[2.0, 0.0], [1.0, 1.0]], 0.0)
     """
-    if (
-        not isinstance(a, np.ndarray)
-        or a.ndim != 2
-        or a.shape[0] != a.shape[1]
-        or a.dtype != np.float64
-        or not a.flags.f_contiguous
-    ):
-        raise ValueError(
-            message(
-                "a",
-                "a square Fortran-ordered float64 array",
-                getattr(a, "shape", type(a).__name__),
-                "Use np.asfortranarray(k, dtype=np.float64)",
-            )
-        )
+    _check_fortran_square("a", a)
     shift = check_nonnegative("shift", shift)
     max_tries = check_int("max_tries", max_tries, minimum=1)
     diagonal = np.diagonal(a).copy()
@@ -324,7 +329,7 @@ class MixedCholesky:
         stopping. Stops at backward error ``tol``, after ``max_iter`` iterations, or
         when the error stops falling (halved at most once in three iterations).
         """
-        b = np.asarray(b, dtype=np.float64)
+        b = _right_hand_side(b, self.matrix.shape[0])
         rhs = b.reshape(len(b), -1)
         norm_b = np.linalg.norm(rhs, axis=0)
         x = np.zeros_like(rhs)
@@ -400,7 +405,7 @@ class MixedCholesky:
         with F is float64 (A in float64, M's float32 entries used exactly).
         """
         root = np.sqrt(self.scale)
-        b = np.asarray(b, dtype=np.float64)
+        b = _right_hand_side(b, self.matrix.shape[0])
         w = self._triangular64(b.reshape(len(b), -1), False) / root
         v, term = w.copy(), w
         for k in range(1, 200):
@@ -454,21 +459,7 @@ def mixed_cholesky(
     >>> np.round(m.solve(np.array([6.0, 4.0])), 12).tolist()
     [1.0, 1.0]
     """
-    if (
-        not isinstance(k, np.ndarray)
-        or k.ndim != 2
-        or k.shape[0] != k.shape[1]
-        or k.dtype != np.float64
-        or not k.flags.f_contiguous
-    ):
-        raise ValueError(
-            message(
-                "k",
-                "a square Fortran-ordered float64 array",
-                getattr(k, "shape", type(k).__name__),
-                "Use np.asfortranarray(k, dtype=np.float64)",
-            )
-        )
+    _check_fortran_square("k", k)
     shift = check_nonnegative("shift", shift)
     n = len(k)
     diagonal = np.diagonal(k).copy()
