@@ -156,3 +156,10 @@ def test_tied_weights_products_match_finite_differences_and_leave_the_model():
     for method in ("linearize", "jvp"):  # torch 2.13: a segfault / an error on tied weights
         with pytest.raises(ValueError, match="method must be 'auto', 'vjp' or 'autograd'"):
             HessianOperator(model, loss_fn, (x, y), method=method)
+
+
+def test_a_model_that_refuses_the_data_is_named_in_one_line():
+    model = torch.nn.Linear(4, 2).double()
+    data = (torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 2, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"data inputs must be inputs the model accepts"):
+        HessianOperator(model, torch.nn.MSELoss(), data)

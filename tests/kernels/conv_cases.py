@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from dltheory import Dense, Nonlinearity, Serial
-from dltheory.spec import AvgPool, Conv, Flatten, GlobalAvgPool
+from dltheory.spec import AvgPool, Conv, Flatten, GlobalAvgPool, LayerNorm
 
 DATA = Path(__file__).parent / "data" / "conv_nt.npz"
 
@@ -23,6 +23,8 @@ def spec_of(case: dict) -> Serial:
             layers.append(Conv(ch, tuple(k), stride=tuple(s), padding=padding, c_w=c_w, c_b=c_b))
         elif kind in ("relu", "erf"):
             layers.append(Nonlinearity(kind))
+        elif kind == "layernorm":  # ("layernorm", over, eps): stax.LayerNorm without affine
+            layers.append(LayerNorm(affine=False, eps=layer[2], over=layer[1]))
         elif kind == "avgpool":
             _, w, s, padding = layer
             layers.append(AvgPool(tuple(w), stride=tuple(s), padding=padding))

@@ -20,36 +20,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conv_cases import spec_of
 
 from dltheory import Dense, Nonlinearity, Serial
 from dltheory.spec import Conv, Flatten, GlobalAvgPool, LayerNorm
 
 DATA = Path(__file__).parent / "data" / "conv_ln_nt.npz"
-
-
-def _spec_of_nt(case: dict) -> Serial:
-    layers = []
-    for layer in case["layers"]:
-        kind = layer[0]
-        if kind == "conv":
-            _, ch, k, s, padding, c_w, c_b = layer
-            layers.append(Conv(ch, tuple(k), stride=tuple(s), padding=padding, c_w=c_w, c_b=c_b))
-        elif kind == "relu":
-            layers.append(Nonlinearity("relu"))
-        elif kind == "layernorm":
-            layers.append(LayerNorm(affine=False, eps=layer[2], over=layer[1]))
-        elif kind == "avgpool":
-            from dltheory.spec import AvgPool
-
-            _, w, s, padding = layer
-            layers.append(AvgPool(tuple(w), stride=tuple(s), padding=padding))
-        elif kind == "gap":
-            layers.append(GlobalAvgPool())
-        elif kind == "flatten":
-            layers.append(Flatten())
-        elif kind == "dense":
-            layers.append(Dense(layer[1], layer[2], width=1))
-    return Serial(*layers)
 
 
 def _nt_cases():
@@ -66,7 +42,7 @@ NT = _nt_cases()
 def test_matches_neural_tangents(index):
     case, data = NT[index]
     x2 = None if data["x2"].size == 0 else data["x2"]
-    k = _spec_of_nt(case).kernel(torch.from_numpy(data["x1"]), x2)
+    k = spec_of(case).kernel(torch.from_numpy(data["x1"]), x2)
     # NNGP: float64 sums of a few hundred terms on both sides (~1e-15); 1e-12 relative.
     scale = np.abs(data["nngp"]).max()
     np.testing.assert_allclose(k.nngp.numpy(), data["nngp"], rtol=0, atol=1e-12 * scale)

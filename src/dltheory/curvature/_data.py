@@ -80,8 +80,6 @@ def as_batches(data: Any, model: nn.Module) -> list[Batch]:
                     message("data targets", "finite (no NaN or inf)", "non-finite entries")
                 )
         batches.append((x, y.to(device=x.device)))
-    # a model that refuses these inputs: one line naming them, before any product
-    FunctionalModel(model).outputs("data inputs", batches[0][0])
     return batches
 
 
@@ -273,7 +271,19 @@ def prepare(model: Any, loss_fn: Any, data: Any) -> tuple[FlatParameters, list[B
     """Validate a (model, loss_fn, data) triple once: flat parameters and checked batches."""
     flat = FlatParameters(model)
     batches = as_batches(data, model)
-    out = flat.output(batches[0][0])
+    x = batches[0][0]
+    try:  # the one forward pass of the checks; a model that refuses x: one line
+        out = flat.output(x)
+    except (RuntimeError, ValueError, TypeError, IndexError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            message(
+                "data inputs",
+                "inputs the model accepts",
+                f"shape {tuple(x.shape)}",
+                f"The model raised on {x.dtype} inputs: {first}",
+            )
+        ) from err
     check_targets(loss_fn, out, batches)
     check_loss_fn(loss_fn, out, batches[0][1])
     return flat, batches

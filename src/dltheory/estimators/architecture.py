@@ -106,7 +106,8 @@ def learn_noise(k: np.ndarray, y: np.ndarray, start: float) -> tuple[float, floa
 
     log p(y) = -1/2 sum_c y_c^T (K + alpha I)^-1 y_c - (n_c / 2) log det(K + alpha I)
     - (N n_c / 2) log 2 pi, on the eigendecomposition K = U diag(l) U^T, over
-    log alpha in [log(1e-10 s), log(10 s)] with s = mean(diag K).
+    log alpha in [log(1e-10 s), log(10 s)] with s = mean(diag K) (the evidence of
+    Rasmussen & Williams 2006, Eq. 2.30, per target column).
     """
     lam, u = np.linalg.eigh(k)
     lam = np.maximum(lam, 0.0)
