@@ -468,8 +468,13 @@ def mixed_cholesky(
         raise MixedPrecisionError(message("kernel", "a finite positive diagonal", "otherwise"))
     scale = 2.0 ** round(np.log2(mean))
     low = np.empty((n, n), dtype=np.float32, order="F")
-    for j in range(0, n, _PANEL):  # cast panel by panel: no N x N float64 temporary
-        low[:, j : j + _PANEL] = k[:, j : j + _PANEL] / scale
+    low_t, k_t = torch.from_numpy(low), torch.from_numpy(k)
+    if 1e-30 < mean and diagonal.max() < 1e38:  # |K_ij| <= max K_ii: K fits float32 as is
+        low_t.copy_(k_t)  # one threaded cast, then an exact power-of-two scaling
+        low_t.mul_(1.0 / scale)
+    else:  # scale first, panel by panel: no N x N float64 temporary
+        for j in range(0, n, _PANEL):
+            low_t[:, j : j + _PANEL].copy_(k_t[:, j : j + _PANEL] / scale)
     low[np.diag_indices(n)] = ((diagonal + shift) / scale).astype(np.float32)
     info = torch.empty((), dtype=torch.int32)  # LAPACK potrf in place (column-major view)
     torch.linalg.cholesky_ex(torch.from_numpy(low), out=(torch.from_numpy(low), info))

@@ -21,6 +21,8 @@ All three solve for the coefficients alpha of f(x) = sum_i alpha_i k(x, c_i):
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +43,7 @@ from ..parallel import Pool
 from ..spec.layers import Serial
 from .blocked import kernel
 from .cholesky import (
+    REFINE_TOL,
     Cholesky,
     MixedCholesky,
     MixedPrecisionError,
@@ -57,6 +60,7 @@ from .gram import (
     kernel_product,
     stored_normal_product,
 )
+from .gram_cg import gram_cg
 
 __all__ = ["KernelRidgeFit", "fit_exact", "fit_falkon", "fit_pcg"]
 
@@ -83,8 +87,10 @@ class KernelRidgeFit:
             :class:`Cholesky` (float64) or :class:`MixedCholesky`; else None.
         log_marginal_likelihood: the exact solver's GP evidence log p(y) (summed over
             the output columns; sample weights count as repeated samples), else None.
-        precision: what the exact solver ran: ``"float64"`` or ``"mixed"`` (float32
-            factor, float64 refinement); ``"float64"`` for the CG solvers.
+        precision: what the exact solver ran: ``"float64"`` (float64 Cholesky),
+            ``"mixed"`` (float32 factor, float64 refinement) or ``"cg"`` (float64 CG on
+            the stored Gram, no factor: ``fit_exact(factor=False)``); ``"float64"`` for
+            the CG solvers.
     """
 
     alpha: np.ndarray
@@ -169,6 +175,7 @@ def fit_exact(
     block_rows: int | None = None,
     weights: Any = None,
     precision: str = "auto",
+    factor: bool = True,
 ) -> KernelRidgeFit:
     """alpha = (K + ridge W^-1)^-1 y, the kernel written and factorised in one buffer.
 
@@ -187,6 +194,15 @@ def fit_exact(
     says which ran. In mixed precision the evidence's log-determinant is the float32
     factor's (float32-accurate, see :class:`MixedCholesky`); the coefficients are not.
 
+    ``factor=False`` asks for the coefficients only (no factor for posterior variances,
+    no evidence): ``"auto"`` then first runs CG on the stored Gram, preconditioned by
+    a Nystrom approximation (:func:`~dltheory.kernels.gram_cg.gram_cg`), O(N^2) per
+    iteration, to the backward error of the float64 solve; it gives up for the
+    factorisation (finishing from the CG iterate) once its observed convergence
+    predicts more time than a float32 Cholesky at the machine's measured GEMM rate.
+    ``precision="cg"`` runs the CG alone (``converged`` says whether it reached that
+    error within 1000 iterations).
+
     y is scaled internally by a power of two (exact), so y near float64's range gives
     the right coefficients, or a ValueError if they overflow.
 
@@ -195,7 +211,10 @@ def fit_exact(
         kind: ``"nngp"`` or ``"ntk"``; ridge: noise variance / ridge (>= 0).
         block_rows: rows per kernel panel (see :func:`gram_matrix`).
         weights: None or (N,) sample weights > 0.
-        precision: ``"auto"``, ``"float64"`` or ``"mixed"``.
+        precision: ``"auto"``, ``"float64"``, ``"mixed"`` or ``"cg"`` (``factor=False``).
+        factor: keep the Cholesky factor and the evidence (True), or the coefficients
+            only (False: ``factor`` and ``log_marginal_likelihood`` of the result are None
+            when the CG ran).
 
     >>> import torch
     >>> from dltheory import MLP
@@ -207,40 +226,94 @@ def fit_exact(
     'float64'
     """
     check_choice("kind", kind, ("nngp", "ntk"))
-    check_choice("precision", precision, ("auto", "float64", "mixed"))
+    check_choice("precision", precision, ("auto", "float64", "mixed", "cg"))
+    if not isinstance(factor, bool):
+        raise TypeError(message("factor", "True or False", repr(factor)))
+    if precision == "cg" and factor:
+        raise ValueError(
+            message(
+                "precision",
+                "'cg' only with factor=False",
+                "'cg' with factor=True",
+                "CG does not factorise the kernel: pass factor=False",
+            )
+        )
     x, y = _inputs(x, y)
     y, y_scale = _scale_targets(y)
     ridge = check_nonnegative("ridge", ridge)
     w = _weights(weights, len(x))
+    if precision == "cg" and ridge <= 0:
+        raise ValueError(message("ridge", "> 0 for precision='cg'", ridge))
     buffer = gram_matrix(spec, x, kind=kind, block_rows=block_rows)
+    n = len(x)
+    d = np.full(n, ridge) if w is None else ridge / w  # the diagonal added to K
+    start = np.zeros_like(y)
+    if precision == "cg" or (
+        precision == "auto" and not factor and ridge > 0 and n >= MIXED_MIN_SIZE
+    ):
+        budget = math.inf if precision == "cg" else _float32_cholesky_seconds(n)
+        cg = gram_cg(buffer, y, d, rank=min(GRAM_CG_RANK, n), tol=REFINE_TOL, budget_s=budget)
+        if cg.converged or precision == "cg":
+            coef = _unscale(cg.x, y_scale)
+            return KernelRidgeFit(
+                coef, x, 0.0, cg.iterations, cg.residuals, cg.converged, None, None, "cg"
+            )
+        start = cg.x  # the factorisation finishes from the CG iterate
+    rhs = y if not start.any() else _remaining(buffer, d, y, start)
     if w is not None:  # ridge / w_i on the diagonal: ridge below, the rest here
-        buffer[np.diag_indices(len(x))] += ridge * (1.0 / w - 1.0)
-    factor: Cholesky | MixedCholesky | None = None
+        buffer[np.diag_indices(n)] += ridge * (1.0 / w - 1.0)
+    chol: Cholesky | MixedCholesky | None = None
     iterations, residuals = 0, ()
-    if precision == "mixed" or (precision == "auto" and len(x) >= MIXED_MIN_SIZE):
+    if precision == "mixed" or (precision == "auto" and n >= MIXED_MIN_SIZE):
         try:
-            factor = mixed_cholesky(buffer, shift=ridge)
+            chol = mixed_cholesky(buffer, shift=ridge)
         except MixedPrecisionError:
             if precision == "mixed":
                 raise
-        if factor is not None:
-            out = factor.refine(y)
+        if chol is not None:
+            out = chol.refine(rhs)
             coef, iterations, residuals = out.x, out.iterations, out.residuals
             if not out.converged and precision == "auto":
-                factor = None  # the float32 copy is freed before the float64 factor
-    if factor is None:
-        factor = cholesky_in_place(buffer, shift=ridge)
-        coef, iterations, residuals, converged = factor.solve(y), 0, (), True
+                chol = None  # the float32 copy is freed before the float64 factor
+    if chol is None:
+        chol = cholesky_in_place(buffer, shift=ridge)
+        coef, iterations, residuals, converged = chol.solve(rhs), 0, (), True
         used = "float64"
     else:
         converged, used = out.converged, "mixed"
-    lml = _scaled_evidence(y, coef, factor.logdet(), y_scale)
+    coef = coef + start
+    lml = _scaled_evidence(y, coef, chol.logdet(), y_scale)
     coef = _unscale(coef, y_scale)
     if w is not None and ridge > 0:  # w copies of a sample: their (w - 1) extra noise factors
         lml -= 0.5 * y.shape[1] * float(((w - 1.0) * np.log(2 * np.pi * ridge) + np.log(w)).sum())
-    return KernelRidgeFit(
-        coef, x, factor.jitter, iterations, residuals, converged, factor, lml, used
-    )
+    if not factor:
+        chol, lml = None, None
+    return KernelRidgeFit(coef, x, chol.jitter if chol is not None else 0.0, iterations,
+                          residuals, converged, chol, lml, used)  # fmt: skip
+
+
+GRAM_CG_RANK = 500  # Nystrom columns of fit_exact(factor=False)'s CG preconditioner
+_GEMM_RATE: list[float] = []  # float32 flop/s of this machine's BLAS, measured once
+
+
+def _float32_cholesky_seconds(n: int) -> float:
+    """N^3 / 3 flops at the float32 GEMM rate measured here (a lower bound of the
+    float32 Cholesky's time: LAPACK potrf runs at most at the GEMM rate)."""
+    if not _GEMM_RATE:
+        a = torch.ones(1024, 1024, dtype=torch.float32)
+        best = math.inf
+        for _ in range(3):
+            t = time.perf_counter()
+            a @ a
+            best = min(best, time.perf_counter() - t)
+        _GEMM_RATE.append(2 * 1024**3 / max(best, 1e-9))
+    return n**3 / 3 / _GEMM_RATE[0]
+
+
+def _remaining(k: np.ndarray, d: np.ndarray, y: np.ndarray, x0: np.ndarray) -> np.ndarray:
+    """y - (K + diag(d)) x0 in float64."""
+    kx = (torch.from_numpy(k) @ torch.from_numpy(np.ascontiguousarray(x0))).numpy()
+    return y - kx - d[:, None] * x0
 
 
 def _evidence(y: np.ndarray, coef: np.ndarray, logdet: float) -> float:
