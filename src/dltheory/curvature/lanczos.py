@@ -265,7 +265,7 @@ class _Basis:
         # w = V h + alpha v + w_perp (Gram-Schmidt twice).
         basis = [*self.V, v]
         h = torch.zeros(m + 1, dtype=torch.float64)
-        norm = float(w.norm())
+        norm = w_norm = float(w.norm())
         for _ in range(2):  # a second pass only when the first cancelled much (DGKS)
             for i, u in enumerate(basis):
                 c = float(u @ w)
@@ -287,8 +287,11 @@ class _Basis:
         C[:m, :q] = self.C
         C[m, q] = 1.0
         cols, R = [], torch.zeros(q + 1, q + 1, dtype=torch.float64)
+        # Each candidate is judged against its norm before the reductions above (a unit
+        # Q vector: 1; w: ||A v||): judged against its own remainder, the rounding left
+        # after removing v from Q would pass as a new direction, one per product.
         for j, x in enumerate([*self.Q, w]):
-            norm0 = float(x.norm())
+            norm0 = 1.0 if j < q else w_norm
             for _ in range(2):
                 for i, u in cols:
                     c = float(u @ x)
