@@ -20,6 +20,7 @@ from ..spec.layers import Dense, Nonlinearity, Serial
 from ..spec.normalization import LayerNorm
 from ..spec.parametrization import Role, layer_scaling
 from ..spec.residual import Residual
+from .attention import ATTENTION_MODULE_RULES
 from .conv import CONV_MODULE_RULES
 
 __all__ = [
@@ -241,6 +242,7 @@ MODULE_RULES = {
     **CONV_MODULE_RULES,  # Conv, AvgPool, GlobalAvgPool, Flatten (finite/conv.py)
 }
 MODULE_RULES.update({Residual: _residual, LayerNorm: _layer_norm})
+MODULE_RULES.update(ATTENTION_MODULE_RULES)  # SelfAttention (finite/attention.py)
 
 
 def build_module(
