@@ -67,7 +67,7 @@ def test_empirical_ntk_approaches_the_kernel_ntk():
 
 
 def test_sampled_attention_is_neural_tangents_forward():
-    """One layer by hand: m(sigma_QK x W_K W_K^T x^T / (C d_k)) x W_V W_O sigma_OV / sqrt(C d_v H)."""
+    """One layer by hand: m(sigma_QK x W_K W_K^T x^T / (C d_k)) x W_V W_O sigma_OV / ..."""
     spec = Serial(
         SelfAttention(n_heads=2, w_value_std=0.7, b_std=0.2), Flatten(), Dense(), in_dim=3
     )
