@@ -9,9 +9,11 @@ Runs in the peer venv (neural-tangents 0.6.5, jax 0.4.23, float64):
 ``stax.Conv`` (window 1-3, 'SAME'), optionally ``Relu`` / ``Erf``, one or two
 ``GlobalSelfAttention(linear_scaling=True)`` with random standard deviations, bias and
 mechanism (SOFTMAX / IDENTITY / RELU / ABS), then ``GlobalAvgPool`` or ``Flatten`` and
-a ``Dense`` readout, NTK parametrisation. Inputs are drawn here and saved (N, C, T)
-(torch's Conv1d layout; neural-tangents reads them channels-last). Saved: ``cases``
-(JSON layer lists that ``tests/kernels/test_attention_nt.py`` rebuilds as specs) and,
+a ``Dense`` readout, NTK parametrisation; and 4 compositions: residual attention blocks
+(``FanOut`` / ``FanInSum``) and ``LayerNorm`` over each position's channels after it.
+Inputs are drawn here and saved (N, C, T) (torch's Conv1d layout; neural-tangents
+reads them channels-last). Saved: ``cases``
+(JSON layer lists that ``tests/kernels/test_attention.py`` rebuilds as specs) and,
 per case, ``x1_i``, ``x2_i`` (empty: the symmetric kernel), ``nngp_i``, ``ntk_i``.
 """
 
@@ -52,6 +54,21 @@ def random_cases(rng: np.random.Generator) -> list[dict]:
         layers.append(["gap"] if index % 3 != 2 else ["flatten"])
         layers.append(["dense", float(rng.uniform(0.5, 2.0)), float(rng.uniform(0.0, 0.2))])
         cases.append({"layers": layers, "shape": shape, "cross": index % 3 == 1})
+    # Compositions: a residual attention block (FanOut, Identity / attention, FanInSum)
+    # and LayerNorm over the channels of each position after attention.
+    for index in range(4):
+        shape = [3, 2, int(rng.integers(3, 6))]
+        stds = [float(rng.uniform(0.5, 1.5)) for _ in range(4)]
+        att = ["attention", MECHANISMS[index], *stds, 0.2 * index]
+        conv = ["conv", 8, [int(rng.integers(1, 4))], float(rng.uniform(0.5, 2.0)), 0.1]
+        if index % 2 == 0:
+            body = [conv, ["residual", [att]], ["relu"], conv, ["residual", [["relu"], att]]]
+        else:
+            body = [conv, att, ["layernorm", 1e-12], ["relu"], conv, ["erf"], att]
+            body += [["layernorm", 0.1]]
+        head = ["gap"] if index < 2 else ["flatten"]
+        layers = [*body, head, ["dense", 1.3, 0.05]]
+        cases.append({"layers": layers, "shape": shape, "cross": index == 1})
     return cases
 
 
@@ -91,6 +108,12 @@ def stax_layers(case: dict):
                     attention_mechanism=mech.upper(),
                 )
             )
+        elif kind == "residual":
+            branch = stax.serial(*stax_layers({"layers": layer[1]}))
+            out.append(stax.serial(stax.FanOut(2), stax.parallel(stax.Identity(), branch)))
+            out.append(stax.FanInSum())
+        elif kind == "layernorm":
+            out.append(stax.LayerNorm(axis=-1, eps=layer[1]))
         elif kind == "gap":
             out.append(stax.GlobalAvgPool())
         elif kind == "flatten":

@@ -99,12 +99,17 @@ def _self_attention(layer: SelfAttention, state: PairState, ctx: GraphContext) -
 ATTENTION_RULES = {SelfAttention: _self_attention}
 
 
+def _reads_pairs(layer) -> bool:
+    """Whether the layer, or a layer in one of its arms (``Residual``), is attention."""
+    if getattr(layer, "reads_pixel_pairs", False):
+        return True
+    arms = (getattr(layer, name, ()) for name in ("branch", "skip"))
+    return any(_reads_pairs(inner) for arm in arms for inner in (arm or ()))
+
+
 def plan_with_attention(layers, plan: LayoutPlan) -> LayoutPlan:
     """The layout plan with every layer up to the last attention layer on position pairs."""
-    last = max(
-        (i for i, layer in enumerate(layers) if getattr(layer, "reads_pixel_pairs", False)),
-        default=-1,
-    )
+    last = max((i for i, layer in enumerate(layers) if _reads_pairs(layer)), default=-1)
     if last < 0:
         return plan
     full_input = tuple(
