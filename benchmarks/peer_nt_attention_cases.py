@@ -5,7 +5,8 @@ Runs in the peer venv (neural-tangents 0.6.5, jax 0.4.23, float64):
     /work/peers/nt/bin/python benchmarks/peer_nt_attention_cases.py \
         tests/kernels/data/attention_nt.npz
 
-(or ``benchmarks/_peer/venv/bin/python``, see README.md). Each case is a 1-D stack:
+(or ``benchmarks/_peer/venv/bin/python``, see README.md); ``time N C T REPEATS`` times
+the problem of ``benchmarks/attention_kernels.py`` instead. Each case is a 1-D stack:
 ``stax.Conv`` (window 1-3, 'SAME'), optionally ``Relu`` / ``Erf``, one or two
 ``GlobalSelfAttention(linear_scaling=True)`` with random standard deviations, bias and
 mechanism (SOFTMAX / IDENTITY / RELU / ABS), then ``GlobalAvgPool`` or ``Flatten`` and
@@ -144,5 +145,40 @@ def main(path: str) -> None:
     print(f"saved {len(cases)} cases to {path}")
 
 
+def time_problem(n: int, c: int, t: int, repeats: int) -> None:
+    """``time N C T REPEATS``: the benchmark problem of benchmarks/attention_kernels.py."""
+    import time
+
+    warnings.filterwarnings("ignore", message="Linear scaling attention")
+    x = np.random.default_rng(0).standard_normal((n, c, t))
+    _, _, kernel_fn = stax.serial(*stax_layers({"layers": BENCH_LAYERS}))
+    kernel_fn = jax.jit(kernel_fn, static_argnames="get")
+    xt = np.moveaxis(x, 1, -1)
+    out = kernel_fn(xt, None, ("nngp", "ntk"))
+    jax.block_until_ready(out)
+    walls, cpus = [], []
+    for _ in range(repeats):
+        w, p = time.perf_counter(), time.process_time()
+        jax.block_until_ready(kernel_fn(xt, None, ("nngp", "ntk")))
+        walls.append(time.perf_counter() - w)
+        cpus.append(time.process_time() - p)
+    print(json.dumps({"wall": sorted(walls), "cpu": sorted(cpus), "nngp00": float(out.nngp[0, 0])}))
+
+
+# Conv(1), ReLU, attention (softmax), ReLU, Conv(1), GlobalAvgPool, Dense(1).
+BENCH_LAYERS = [
+    ["conv", 8, [1], 2.0, 0.1],
+    ["relu"],
+    ["attention", "softmax", 1.0, 1.0, 1.0, 1.0, 0.1],
+    ["relu"],
+    ["conv", 8, [1], 2.0, 0.1],
+    ["gap"],
+    ["dense", 1.0, 0.0],
+]
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if sys.argv[1] == "time":
+        time_problem(*(int(a) for a in sys.argv[2:6]))
+    else:
+        main(sys.argv[1])
