@@ -107,6 +107,7 @@ _EXPORTS = {
     "AvgPool": "spec",
     "GlobalAvgPool": "spec",
     "Flatten": "spec",
+    "SelfAttention": "spec",
 }
 
 if TYPE_CHECKING:  # what the lazy exports are, for type checkers and IDEs
@@ -166,6 +167,7 @@ if TYPE_CHECKING:  # what the lazy exports are, for type checkers and IDEs
         LayerNorm,
         Nonlinearity,
         Residual,
+        SelfAttention,
         Serial,
         spec_from_module,
     )
@@ -205,6 +207,7 @@ __all__ = [
     "Nonlinearity",
     "ProductNormLaw",
     "Residual",
+    "SelfAttention",
     "Serial",
     "TrainState",
     "Trajectory",

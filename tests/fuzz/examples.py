@@ -647,6 +647,7 @@ EXAMPLES: dict[str, Callable[[], Call]] = {
     "spec.LayerNorm.ntk_shift": _c(instance=lambda: spec.LayerNorm()),
     "spec.Residual": _c((spec.Nonlinearity("relu"), spec.Dense(2.0, 0.0)), 0.5),
     "spec.conv_layer_from_module": _c(nn.Conv2d(3, 4, 3)),
+    "spec.SelfAttention": _c(8, mechanism="identity"),
     "criticality.spec_criticality": _mk(lambda: ((residual_spec(),), {})),
     "criticality.measured_apjn": _mk(
         lambda: (([residual_spec().sample(8, in_dim=3, seed=s) for s in (0, 1)], x_data(4, 3)), {})

@@ -135,6 +135,14 @@ except ImportError:  # pragma: no cover
     pass
 
 
+try:  # self-attention mixes positions: its variance map needs position pairs
+    from ..spec.attention import SelfAttention
+
+    CRITICALITY_RULES[SelfAttention] = _pooling
+except ImportError:  # pragma: no cover
+    pass
+
+
 @dataclass(frozen=True)
 class SpecCriticality:
     """Layer-by-layer criticality of a spec (see :func:`spec_criticality`).

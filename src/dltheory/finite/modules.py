@@ -15,11 +15,13 @@ from torch import nn
 
 from .._checks import check_bytes, check_int, message
 from ..activations import Activation
+from ..spec.attention import SelfAttention
 from ..spec.conv import Conv
 from ..spec.layers import Dense, Nonlinearity, Serial
 from ..spec.normalization import LayerNorm
 from ..spec.parametrization import Role, layer_scaling
 from ..spec.residual import Residual
+from .attention import ATTENTION_MODULE_RULES
 from .conv import CONV_MODULE_RULES
 
 __all__ = [
@@ -241,6 +243,7 @@ MODULE_RULES = {
     **CONV_MODULE_RULES,  # Conv, AvgPool, GlobalAvgPool, Flatten (finite/conv.py)
 }
 MODULE_RULES.update({Residual: _residual, LayerNorm: _layer_norm})
+MODULE_RULES.update(ATTENTION_MODULE_RULES)  # SelfAttention (finite/attention.py)
 
 
 def build_module(
@@ -310,7 +313,7 @@ def build_module(
     if input_shape is None and spec.input_shape is not None:
         input_shape = spec.input_shape
         modules.append(nn.Unflatten(1, input_shape))
-    if isinstance(spec.layers[0], Conv):  # images: (channels, pixels or None)
+    if isinstance(spec.layers[0], Conv | SelfAttention):  # images: (channels, pixels or None)
         features = (in_dim, None if input_shape is None else tuple(input_shape[1:]))
     dense_at = [i for i, layer in enumerate(spec.layers) if isinstance(layer, Dense)]
     for i, layer in enumerate(spec.layers):

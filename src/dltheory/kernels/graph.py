@@ -43,6 +43,7 @@ from ..spec.layers import Dense, Layer, Nonlinearity, Serial
 from ..spec.normalization import LayerNorm
 from ..spec.residual import Residual
 from . import fused_graph
+from .attention import ATTENTION_RULES, plan_with_attention
 from .conv import CONV_RULES, to_diagonal
 from .normalization import activation_mean, layer_norm_rule
 from .residual import residual_rule
@@ -178,6 +179,7 @@ GRAPH_RULES: dict[type[Layer], Callable[[Any, PairState, GraphContext], PairStat
     Residual: residual_rule,
     LayerNorm: layer_norm_rule,
     **CONV_RULES,  # Conv, AvgPool, GlobalAvgPool, Flatten (kernels/conv.py)
+    **ATTENTION_RULES,  # SelfAttention (kernels/attention.py)
 }
 
 
@@ -315,6 +317,7 @@ def graph_kernel(
         # residual / LayerNorm MLPs: one compiled loop (kernels/fused_graph.py)
         return fused_graph.fused_graph_kernel(spec, x1, None if symmetric else x2)
     plan = plan_layout(spec.layers, pixels)
+    plan = plan_with_attention(spec.layers, plan)  # attention reads position pairs
     full = bool(pixels) and plan.full_input[0]
     ctx = GraphContext(width=spec.width)
     n1, n2 = len(x1), len(x2)

@@ -1,5 +1,6 @@
 """Network specs: data that the kernel recursion and the module builder interpret."""
 
+from .attention import SelfAttention
 from .conv import AvgPool, Conv, Flatten, GlobalAvgPool, conv_layer_from_module
 from .from_module import is_pass_through, module_activation, spec_from_module
 from .layers import PARAMETRIZATIONS, Dense, Layer, Nonlinearity, Parametrization, Serial
@@ -11,6 +12,7 @@ from .residual import Residual
 LAYER_KINDS: tuple[type[Layer], ...] = (Dense, Nonlinearity)
 LAYER_KINDS += (Conv, AvgPool, GlobalAvgPool, Flatten)  # spec/conv.py
 LAYER_KINDS += (Residual, LayerNorm)
+LAYER_KINDS += (SelfAttention,)  # spec/attention.py
 
 __all__ = [
     "LAYER_KINDS",
@@ -26,6 +28,7 @@ __all__ = [
     "Nonlinearity",
     "Parametrization",
     "Residual",
+    "SelfAttention",
     "Serial",
     "conv_layer_from_module",
     "is_pass_through",
