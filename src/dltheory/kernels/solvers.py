@@ -52,7 +52,6 @@ from .cholesky import (
 from .gram import (
     PRODUCT_MEMORY,
     KernelKind,
-    cross_blocks,
     gram_matrix,
     kernel_block,
     kernel_product,
@@ -438,20 +437,27 @@ def fit_falkon(
             def normal(u):
                 return _stored_normal(k_nm, u, w_all, bounds=bounds, groups=groups)
         else:
-            blocks = cross_blocks(spec, x, centres, kind=kind, block_rows=rows, pool=pool)
+            # Contiguous runs of blocks per worker (8 N m / workers bytes each), every
+            # later task of a block pinned to the worker holding it: nothing is copied.
             starts = list(range(0, n, rows))
+            addresses = pool.workers()
+            where = [addresses[b * len(addresses) // len(starts)] for b in range(len(starts))]
+            c_ref = pool.scatter(centres)
+            blocks = pool.persist(kernel_block, [{"spec": spec, "x1": x[i : i + rows].clone(),
+                                                  "x2": c_ref, "kind": kind} for i in starts],
+                                  workers=where)  # fmt: skip
             w_refs = pool.persist(_block_slice, [{"v": w_all, "lo": i, "hi": i + rows}
-                                                 for i in starts])  # fmt: skip
+                                                 for i in starts], workers=where)  # fmt: skip
             wy = np.ascontiguousarray((y * w_all[:, None]).T)
             tasks = [{"block": b, "ut": wy[:, i : i + rows], "w": wb, "chunk": chunk}
                      for b, wb, i in zip(blocks, w_refs, starts, strict=True)]  # fmt: skip
-            rhs = _sum_in_order(pool.map(_kept_block_product, tasks)).T.copy()
+            rhs = _sum_in_order(pool.map(_kept_block_product, tasks, workers=where)).T.copy()
 
             def normal(u):
                 u_ref = pool.scatter(np.ascontiguousarray(u.T, dtype=np.float64))
                 tasks = [{"block": b, "ut": u_ref, "w": wb, "chunk": chunk, "normal": True}
                          for b, wb in zip(blocks, w_refs, strict=True)]  # fmt: skip
-                return _sum_in_order(pool.map(_kept_block_product, tasks)).T.copy()
+                return _sum_in_order(pool.map(_kept_block_product, tasks, workers=where)).T.copy()
     else:
         rhs = _cross_transpose_product(spec, x, centres, y, kind, pool)
 
