@@ -276,30 +276,72 @@ class Pool:
         # hash=False: equal data scattered twice must not share (and free) one key.
         return self._client.scatter(value, broadcast=True, hash=False)
 
-    def map(self, fn: Callable[..., Any], tasks: Iterable[Mapping[str, Any]]) -> list[Any]:
-        """``[fn(**task) for task in tasks]``, in task order (futures in tasks are resolved)."""
-        tasks = [dict(t) for t in tasks]
-        if self._client is None:
-            return [_run_task(fn, task, self.threads_per_task) for task in tasks]
-        futures = [
-            self._client.submit(_run_task, fn, task, self.threads_per_task, pure=False)
-            for task in tasks
-        ]
-        return self._client.gather(futures)
+    def map(
+        self,
+        fn: Callable[..., Any],
+        tasks: Iterable[Mapping[str, Any]],
+        *,
+        workers: Sequence[str | None] | None = None,
+    ) -> list[Any]:
+        """``[fn(**task) for task in tasks]``, in task order (futures in tasks are resolved).
 
-    def persist(self, fn: Callable[..., Any], tasks: Iterable[Mapping[str, Any]]) -> list[Any]:
-        """Like :meth:`map`, but each result stays where it was computed.
-
-        Serial: the results. Dask: futures whose data the workers keep (until the
-        futures are dropped); pass them inside later tasks, which Dask schedules on
-        the worker that holds them.
+        ``workers`` (Dask): the worker address each task must run on (from
+        :meth:`placement`; None: anywhere), so that kept data is not copied.
         """
         tasks = [dict(t) for t in tasks]
         if self._client is None:
             return [_run_task(fn, task, self.threads_per_task) for task in tasks]
+        return self._client.gather(self._submit(fn, tasks, workers))
+
+    def persist(
+        self,
+        fn: Callable[..., Any],
+        tasks: Iterable[Mapping[str, Any]],
+        *,
+        workers: Sequence[str | None] | None = None,
+    ) -> list[Any]:
+        """Like :meth:`map`, but each result stays where it was computed.
+
+        Serial: the results. Dask: futures whose data the workers keep (until the
+        futures are dropped); pass them inside later tasks, with ``workers`` from
+        :meth:`placement` so that each runs where its data is.
+        """
+        tasks = [dict(t) for t in tasks]
+        if self._client is None:
+            return [_run_task(fn, task, self.threads_per_task) for task in tasks]
+        return self._submit(fn, tasks, workers)
+
+    def workers(self) -> list[str | None]:
+        """The Dask workers' addresses, sorted; serial: ``[None]``."""
+        if self._client is None:
+            return [None]
+        return sorted(self._client.scheduler_info()["workers"])
+
+    def placement(self, futures: Sequence[Any]) -> list[str | None]:
+        """The worker holding each of ``futures`` (after waiting for them); serial: None."""
+        if self._client is None:
+            return [None] * len(futures)
+        from dask.distributed import wait
+
+        wait(list(futures))
+        holders = self._client.who_has(list(futures))
+        return [sorted(holders[f.key])[0] for f in futures]
+
+    def _submit(self, fn, tasks, workers) -> list[Any]:
+        where = [None] * len(tasks) if workers is None else list(workers)
+        if len(where) != len(tasks):
+            raise ValueError(message("workers", f"one address per task ({len(tasks)})", where))
         return [
-            self._client.submit(_run_task, fn, task, self.threads_per_task, pure=False)
-            for task in tasks
+            self._client.submit(
+                _run_task,
+                fn,
+                task,
+                self.threads_per_task,
+                pure=False,
+                workers=None if w is None else [w],
+                allow_other_workers=False,
+            )
+            for task, w in zip(tasks, where, strict=True)
         ]
 
 

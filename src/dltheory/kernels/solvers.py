@@ -21,6 +21,7 @@ All three solve for the coefficients alpha of f(x) = sum_i alpha_i k(x, c_i):
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import dataclass
@@ -54,11 +55,9 @@ from .cholesky import (
 from .gram import (
     PRODUCT_MEMORY,
     KernelKind,
-    cross_blocks,
     gram_matrix,
     kernel_block,
     kernel_product,
-    stored_normal_product,
 )
 from .gram_cg import gram_cg
 
@@ -491,32 +490,47 @@ def fit_falkon(
         inner = solve(t_up, v, trans="T", check_finite=False)
         return solve(a_up, inner, trans="T", check_finite=False) / np.sqrt(n)
 
-    if keep_cross and pool is None:
-        rows = block_rows or max(1, min(n, PRODUCT_MEMORY // (8 * 3 * m)))
-        rows = check_int("block_rows", rows, minimum=1)
-        k_nm = _cross_matrix(spec, x, centres, kind, rows, np.dtype(cross_dtype))
-        w_all = np.ones(n) if w is None else w
-        rhs = _stored_normal(k_nm, None, w_all, y)
-
-        def normal(u):
-            return _stored_normal(k_nm, u, w_all)
-    elif keep_cross:
+    if keep_cross:
+        # One block partition for both backends (the entries of K(x_b, centres) can
+        # depend on the block's size in the last bit) and one fixed reduction order:
+        # per-chunk partial sums, chunks summed in order within a block, blocks in
+        # block order. Nothing depends on the thread count or on where a block lives,
+        # so serial and Dask fits give bitwise the same numbers.
         rows = block_rows or max(1, min(n, PRODUCT_MEMORY // (8 * 3 * m)))
         if block_rows is None:
             rows = min(rows, max(64, -(-n // 4)))
         rows = check_int("block_rows", rows, minimum=1)
-        blocks = cross_blocks(spec, x, centres, kind=kind, block_rows=rows, pool=pool)
-        starts = range(0, n, rows)
-        w_parts = None if w is None else [w[i : i + rows] for i in starts]
-        wy = y if w is None else y * w[:, None]
-        tasks = [{"block": b, "v": wy[i : i + rows]} for b, i in zip(blocks, starts, strict=True)]
-        parts = pool.map(_transpose_block, tasks)
-        rhs = parts[0].copy()
-        for part in parts[1:]:
-            rhs += part
+        w_all = np.ones(n) if w is None else w
+        chunk = _chunk_rows(n, m, y.shape[1], rows)
+        if pool is None:
+            k_nm = _cross_matrix(spec, x, centres, kind, rows, np.dtype(cross_dtype))
+            bounds, groups = _reduction_partition(n, rows, chunk)
+            rhs = _stored_normal(k_nm, None, w_all, y, bounds=bounds, groups=groups)
 
-        def normal(u):
-            return stored_normal_product(blocks, u, pool=pool, weights=w_parts)
+            def normal(u):
+                return _stored_normal(k_nm, u, w_all, bounds=bounds, groups=groups)
+        else:
+            # Contiguous runs of blocks per worker (8 N m / workers bytes each), every
+            # later task of a block pinned to the worker holding it: nothing is copied.
+            starts = list(range(0, n, rows))
+            addresses = pool.workers()
+            where = [addresses[b * len(addresses) // len(starts)] for b in range(len(starts))]
+            c_ref = pool.scatter(centres)
+            blocks = pool.persist(kernel_block, [{"spec": spec, "x1": x[i : i + rows].clone(),
+                                                  "x2": c_ref, "kind": kind} for i in starts],
+                                  workers=where)  # fmt: skip
+            w_refs = pool.persist(_block_slice, [{"v": w_all, "lo": i, "hi": i + rows}
+                                                 for i in starts], workers=where)  # fmt: skip
+            wy = np.ascontiguousarray((y * w_all[:, None]).T)
+            tasks = [{"block": b, "ut": wy[:, i : i + rows], "w": wb, "chunk": chunk}
+                     for b, wb, i in zip(blocks, w_refs, starts, strict=True)]  # fmt: skip
+            rhs = _sum_in_order(pool.map(_kept_block_product, tasks, workers=where)).T.copy()
+
+            def normal(u):
+                u_ref = pool.scatter(np.ascontiguousarray(u.T, dtype=np.float64))
+                tasks = [{"block": b, "ut": u_ref, "w": wb, "chunk": chunk, "normal": True}
+                         for b, wb in zip(blocks, w_refs, strict=True)]  # fmt: skip
+                return _sum_in_order(pool.map(_kept_block_product, tasks, workers=where)).T.copy()
     else:
         rhs = _cross_transpose_product(spec, x, centres, y, kind, pool)
 
@@ -544,29 +558,77 @@ def _cross_matrix(spec, x, centres, kind, rows: int, dtype: np.dtype) -> np.ndar
     return out
 
 
-def _stored_normal(k_nm: np.ndarray, u: np.ndarray | None, w: np.ndarray, y=None) -> np.ndarray:
+def _chunk_rows(n: int, m: int, cols: int, rows: int) -> int:
+    """Rows per reduction chunk: ~1,024, more where the (chunks, cols, m) partial sums
+    would pass 64 MiB; never more than a block."""
+    return max(1, min(rows, max(1024, -(-n * m * cols * 8 // (64 << 20)))))
+
+
+def _reduction_partition(n: int, rows: int, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """Chunk bounds (each block of ``rows`` rows cut into ``chunk``-row pieces) and
+    the index of each block's first chunk (with the chunk count appended)."""
+    bounds, groups = [], []
+    for lo in range(0, n, rows):
+        groups.append(len(bounds))
+        bounds.extend(range(lo, min(lo + rows, n), chunk))
+    groups.append(len(bounds))
+    bounds.append(n)
+    return np.asarray(bounds, dtype=np.int64), np.asarray(groups, dtype=np.int64)
+
+
+def _sum_in_order(parts) -> np.ndarray:
+    """parts[0] + parts[1] + ..., left to right (a fixed order, unlike ``np.sum``)."""
+    total = np.array(parts[0], dtype=np.float64, copy=True)
+    for part in parts[1:]:
+        total += part
+    return total
+
+
+def _stored_normal(
+    k_nm: np.ndarray,
+    u: np.ndarray | None,
+    w: np.ndarray,
+    y=None,
+    *,
+    bounds: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
+) -> np.ndarray:
     """K^T diag(w) K u (or, with ``y``, K^T diag(w) y): one pass over K, float64 sums.
 
-    Rows are split into one contiguous range per thread (the torch thread count);
-    each thread keeps its own (k, m) partial sum, added in thread order.
+    Rows are cut into chunks (``bounds``; default: one partition of 1,024-row
+    chunks); each chunk's (k, m) partial sum is accumulated row by row, the
+    threads share out the chunks, and the partial sums are added in a fixed order
+    (chunks within each group of ``groups``, then the groups): the result does not
+    depend on the thread count.
     """
-    threads = max(1, min(torch.get_num_threads(), len(k_nm)))
+    n = len(k_nm)
     cols = (u if y is None else y).shape[1]
-    parts = np.zeros((threads, cols, k_nm.shape[1]))
+    if bounds is None:
+        chunk = _chunk_rows(n, k_nm.shape[1], cols, max(n, 1))
+        bounds, groups = _reduction_partition(n, max(n, 1), chunk)
     if y is None:
         ut = np.ascontiguousarray(u.T, dtype=np.float64)
     else:
         ut = np.ascontiguousarray((y * w[:, None]).T, dtype=np.float64)
+    parts = _chunk_partials(k_nm, ut, w, bounds, y is None, torch.get_num_threads())
+    sums = [_sum_in_order(parts[lo:hi]) for lo, hi in itertools.pairwise(groups)]
+    return _sum_in_order(sums).T.copy()
+
+
+def _chunk_partials(k, ut, w, bounds, normal: bool, threads: int) -> np.ndarray:
+    """(chunks, cols, m): chunk c's K_c^T W_c K_c u (``normal``) or K_c^T v_c, rows of
+    chunk c from bounds[c] to bounds[c + 1], each accumulated in row order."""
+    parts = np.zeros((len(bounds) - 1, ut.shape[0], k.shape[1]))
     if _normal_rows is not None:
         _set_numba_threads(threads)
-        _normal_rows(k_nm, ut, w, parts, y is not None)
+        _normal_rows(k, ut, w, bounds, parts, not normal)
     else:  # pragma: no cover - numba is a dependency
-        for t in range(threads):
-            lo, hi = len(k_nm) * t // threads, len(k_nm) * (t + 1) // threads
-            block = k_nm[lo:hi].astype(np.float64)
-            s = ut[:, lo:hi].T if y is not None else (block @ ut.T) * w[lo:hi, None]
-            parts[t] = (block.T @ s).T
-    return parts.sum(0).T.copy()
+        for c in range(len(bounds) - 1):
+            lo, hi = bounds[c], bounds[c + 1]
+            block = k[lo:hi].astype(np.float64)
+            s = ut[:, lo:hi].T if not normal else (block @ ut.T) * w[lo:hi, None]
+            parts[c] = (block.T @ s).T
+    return parts
 
 
 def _set_numba_threads(n: int) -> None:
@@ -582,12 +644,11 @@ def _compile_normal_rows():
         return None
 
     @numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)
-    def normal_rows(k, ut, w, parts, transpose_only):  # pragma: no cover - compiled
-        n, m = k.shape
+    def normal_rows(k, ut, w, bounds, parts, transpose_only):  # pragma: no cover - compiled
+        m = k.shape[1]
         cols = ut.shape[0]
-        threads = parts.shape[0]
-        for t in numba.prange(threads):
-            lo, hi = n * t // threads, n * (t + 1) // threads
+        for t in numba.prange(len(bounds) - 1):
+            lo, hi = bounds[t], bounds[t + 1]
             acc = parts[t]
             s = np.empty(cols)
             for i in range(lo, hi):
@@ -612,6 +673,21 @@ def _compile_normal_rows():
 
 
 _normal_rows = _compile_normal_rows()
+
+
+def _block_slice(v: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """v[lo:hi] as its own array (a task: the worker keeps a block's weights)."""
+    return np.ascontiguousarray(v[lo:hi])
+
+
+def _kept_block_product(block, ut, w, chunk: int, normal: bool = False) -> np.ndarray:
+    """One kept block's (cols, m) K_b^T W_b K_b u (``normal``) or K_b^T v_b (a task).
+
+    The same chunks, compiled loop and order of sums as :func:`_stored_normal` uses
+    for these rows serially, on one thread: bitwise the serial block sum.
+    """
+    bounds, _ = _reduction_partition(len(block), len(block), chunk)
+    return _sum_in_order(_chunk_partials(block, np.ascontiguousarray(ut), w, bounds, normal, 1))
 
 
 def _transpose_block(block: np.ndarray, v: np.ndarray) -> np.ndarray:
