@@ -285,11 +285,14 @@ def main() -> None:
         metavar="DIR",
         help="tabulate the TASK.json / TASK.jsonl files of DIR (a chain of runs, cut or not)",
     )
+    parser.add_argument("--section", default=None, help="RESULTS.md section of --from-logs")
     args = parser.parse_args()
     if args.from_logs:
         res = from_logs(Path(args.from_logs))
         run_and_record(
-            f"resnet18-b{args.batch}", lambda: _table(res, args.batch, logs=True), args.quick
+            args.section or f"resnet18-b{args.batch}",
+            lambda: _table(res, args.batch, logs=True),
+            args.quick,
         )
         return
     if args.task:
