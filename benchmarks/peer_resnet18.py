@@ -21,22 +21,43 @@ TOL = 1e-3
 _T0 = [time.perf_counter(), time.process_time()]
 
 
+class Capped(Exception):
+    """Raised after ``$DLTHEORY_MAX_HVPS`` products: the run is reported as stopped."""
+
+
 def progress(n: int) -> None:
-    """One JSON line per HVP to ``$DLTHEORY_PROGRESS`` (a long run's partial timings)."""
+    """One JSON line per HVP to ``$DLTHEORY_PROGRESS`` (a long run's partial timings);
+    stops the run after ``$DLTHEORY_MAX_HVPS`` products (a cap that already settles a
+    comparison)."""
     path = os.environ.get("DLTHEORY_PROGRESS")
     if path:
         wall, cpu = time.perf_counter() - _T0[0], time.process_time() - _T0[1]
         with open(path, "a") as fh:
             rss = peak_rss_bytes() / 2**30
             fh.write(json.dumps({"hvps": n, "wall_s": wall, "cpu_s": cpu, "peak_gib": rss}) + "\n")
+    cap = os.environ.get("DLTHEORY_MAX_HVPS")
+    if cap and n >= int(cap):
+        raise Capped(n)
 
 
 def main() -> None:
     task, batch = sys.argv[1], int(sys.argv[2])
+    out: dict = {"task": task, "batch": batch}
+    try:
+        _measure(task, batch, out)
+    except Capped as cap:
+        out.update(stopped_at=cap.args[0], converged=False, hvps=cap.args[0])
+        out["wall_s"] = time.perf_counter() - _T0[0]
+        out["cpu_s"] = time.process_time() - _T0[1]
+        out["extra_bytes"] = max(0, peak_rss_bytes() - out["base_bytes"])
+    print(json.dumps(out))
+
+
+def _measure(task: str, batch: int, out: dict) -> None:
     torch.set_num_threads(1)
     model, x, y = problem("resnet18", batch)
     base = baseline_gradient(model, x, y)
-    out: dict = {"task": task, "batch": batch}
+    out["base_bytes"] = base
     t, c = time.perf_counter(), time.process_time()
     _T0[:] = []
     _T0.extend((t, c))
@@ -92,7 +113,6 @@ def main() -> None:
     out["wall_s"] = time.perf_counter() - t
     out["cpu_s"] = time.process_time() - c
     out["extra_bytes"] = max(0, peak_rss_bytes() - base)
-    print(json.dumps(out))
 
 
 if __name__ == "__main__":

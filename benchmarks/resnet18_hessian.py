@@ -15,6 +15,7 @@ The peers' venv: ``$DLTHEORY_PEER_CURV`` or ``--peer-python`` (default
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -42,7 +43,7 @@ def task(name: str, batch: int) -> dict:
     model, x, y = problem(net, batch)
     P = sum(p.numel() for p in model.parameters())
     base = baseline_gradient(model, x, y)
-    out: dict = {"task": name, "batch": batch, "P": P}
+    out: dict = {"task": name, "batch": batch, "P": P, "base_bytes": base}
     t, c = time.perf_counter(), time.process_time()
     # The targets' budgets: 60 P floats (conv1m), 2 GB (ResNet-18), split as
     # hessian_eigenvalues(memory_budget=...) does: half to the basis, half to products.
@@ -59,7 +60,7 @@ def task(name: str, batch: int) -> dict:
     )
     out["method"], out["micro_batch"] = H.method, max(len(b[0]) for b in H._batches)
     if name.endswith("eig"):
-        mv = _logged(H)
+        mv = _logged(H, base, P)
         r = lanczos_eigenpairs(mv, P, k=5, tol=TOL, dtype=H.dtype, memory_budget=basis_budget)
         out.update(
             eigenvalues=r.eigenvalues.tolist(),
@@ -87,8 +88,11 @@ def task(name: str, batch: int) -> dict:
     return out
 
 
-def _logged(H):
-    """H's products, one JSON line each to ``$DLTHEORY_PROGRESS`` (a long run's timings)."""
+def _logged(H, base: int = 0, P: int = 1):
+    """H's products, one JSON line each to ``$DLTHEORY_PROGRESS`` (a long run's timings).
+
+    ``base`` is the peak RSS of one plain forward/backward in this process: each line
+    carries the extra memory so far, so a cut run still gives its numbers."""
     path = os.environ.get("DLTHEORY_PROGRESS")
     t, c = time.perf_counter(), time.process_time()
 
@@ -100,6 +104,8 @@ def _logged(H):
                 "wall_s": time.perf_counter() - t,
                 "cpu_s": time.process_time() - c,
                 "peak_gib": peak_rss_bytes() / 2**30,
+                "base_gib": base / 2**30,
+                "extra_P_floats": max(0, peak_rss_bytes() - base) / (4 * P),
             }
             with open(path, "a") as fh:
                 fh.write(json.dumps(line) + "\n")
@@ -149,7 +155,7 @@ def report(batch: int, peer_python: str, only: list[str] | None) -> None:
     _table(res, batch)
 
 
-def _table(res: dict, batch: int) -> None:
+def _table(res: dict, batch: int, logs: bool = False) -> None:
     load = os.getloadavg()[0]
     print(f"## Curvature of a ResNet-18 ({time.strftime('%Y-%m-%d')})\n")
     print(
@@ -166,6 +172,14 @@ def _table(res: dict, batch: int) -> None:
         "estimate, not certified). Traces: Hutch++ with 30 HVPs (ours with a standard "
         "error; curvlinops' none), PyHessian's Hutchinson with at most 30.\n"
     )
+    if logs:
+        print(
+            "Rows from the per-run logs (`--from-logs`): a run without its final JSON was "
+            "cut (or still runs) and shows its last logged HVP; peer runs stop at a cap of "
+            "HVPs that already settles the comparison. Extra memory of a cut run: its peak "
+            "RSS minus the baseline of another run on the same model and batch. CPU s / HVP: "
+            "median over consecutive logged products.\n"
+        )
     print("| task | tool | HVPs | wall s | CPU s | extra memory | result |")
     print("|---|---|---|---|---|---|---|")
     for key, r in res.items():
@@ -181,13 +195,76 @@ def _table(res: dict, batch: int) -> None:
         elif "trace" in r:
             se = f" +- {r['stderr']:.4g}" if "stderr" in r else " (no standard error)"
             result = f"{r['trace']:.5g}{se}"
-        else:
+        elif "note" not in r:
             result = json.dumps(r.get("hvp_over_grad_cpu"))
+        else:
+            result = ""
+        if "note" in r:
+            result = f"{result} ({r['note']})".strip()
+        if "cpu_per_hvp" in r:
+            result += f"; {r['cpu_per_hvp']:.1f} CPU s / HVP"
         tool = key.split("_")[0]
+        extra = r.get("extra_bytes")
+        mem = "?" if extra is None else f"{extra / 2**30:.2f} GiB"
+        if extra is None and "peak_bytes" in r:
+            mem = f"? (peak RSS {r['peak_bytes'] / 2**30:.2f} GiB)"
         print(
             f"| {key} | {tool} | {r.get('hvps', '')} | {r['wall_s']:.0f} | {r['cpu_s']:.0f} "
-            f"| {r['extra_bytes'] / 2**30:.2f} GiB | {result} |"
+            f"| {mem} | {result} |"
         )
+
+
+CHAIN = (
+    "ours_eig",
+    "curvlinops_eig",
+    "ours_trace",
+    "pyhessian_eig",
+    "pyhessian_trace",
+    "curvlinops_trace",
+)
+
+
+def from_logs(folder: Path) -> dict:
+    """The runs logged in ``folder`` as ``_table`` rows: ``TASK.json`` (a finished run's
+    JSON line) or, for a run cut or still running, the last line of ``TASK.jsonl``
+    (one line per HVP), marked as such."""
+    names = [n for n in CHAIN if (folder / f"{n}.jsonl").exists()]
+    names += sorted({p.stem for p in folder.glob("*.json*")} - set(names) - {"chain"})
+    finals = {}
+    for name in names:
+        path = folder / f"{name}.json"
+        text = path.read_text() if path.exists() else ""
+        lines = [ln for ln in text.splitlines() if ln.startswith("{")]
+        if lines:
+            finals[name] = json.loads(lines[-1])
+    # A cut run has no baseline of its own: the same model's baseline from another run.
+    bases = {r.get("batch"): r["base_bytes"] for r in finals.values() if "base_bytes" in r}
+    res = {}
+    for name in names:
+        log_path = folder / f"{name}.jsonl"
+        log = (
+            [json.loads(ln) for ln in log_path.read_text().splitlines()]
+            if log_path.exists()
+            else []
+        )
+        r = dict(finals.get(name, {}))
+        if r and "stopped_at" in r:
+            r["note"] = f"stopped at {r['stopped_at']} HVPs, not converged"
+        if not r and log:
+            last = log[-1]
+            r = {"hvps": last["hvps"], "wall_s": last["wall_s"], "cpu_s": last["cpu_s"]}
+            r["note"] = f"cut or still running at {last['hvps']} HVPs (from the per-HVP log)"
+            base = last.get("base_gib", 0) * 2**30 or next(iter(bases.values()), None)
+            peak = max(line["peak_gib"] for line in log) * 2**30
+            r["extra_bytes"] = None if base is None else max(0, peak - base)
+            r["peak_bytes"] = peak
+        if not r:
+            continue
+        if log:
+            steps = [b["cpu_s"] - a["cpu_s"] for a, b in itertools.pairwise(log)]
+            r["cpu_per_hvp"] = statistics.median(steps) if steps else log[0]["cpu_s"]
+        res[name] = r
+    return res
 
 
 def main() -> None:
@@ -202,7 +279,22 @@ def main() -> None:
     parser.add_argument(
         "--peer-python", default=os.environ.get("DLTHEORY_PEER_CURV", str(DEFAULT_PEER))
     )
+    parser.add_argument(
+        "--from-logs",
+        default=None,
+        metavar="DIR",
+        help="tabulate the TASK.json / TASK.jsonl files of DIR (a chain of runs, cut or not)",
+    )
+    parser.add_argument("--section", default=None, help="RESULTS.md section of --from-logs")
     args = parser.parse_args()
+    if args.from_logs:
+        res = from_logs(Path(args.from_logs))
+        run_and_record(
+            args.section or f"resnet18-b{args.batch}",
+            lambda: _table(res, args.batch, logs=True),
+            args.quick,
+        )
+        return
     if args.task:
         print(json.dumps(task(args.task[0], int(args.task[1]))))
         return

@@ -101,12 +101,36 @@ def test_bad_input():
 def test_memory_budget_sets_the_basis():
     A = torch.diag(torch.linspace(0.0, 1.0, 400, dtype=torch.float64) ** 4)
     vector = 400 * 8
-    # 16 vectors of budget: 12 basis vectors + 4 work vectors; the answer is unchanged.
+    # 16 vectors of budget: 8 basis vectors + k + 5 = 8 work vectors; the answer is unchanged.
     r = lanczos_eigenpairs(lambda v: A @ v, 400, k=3, tol=1e-8, memory_budget=16 * vector)
     top = torch.linalg.eigvalsh(A).flip(0)[:3]
     assert r.converged and torch.allclose(r.eigenvalues, top, atol=1e-7)
-    with pytest.raises(ValueError, match="memory_budget must be at least 28800 bytes"):
+    with pytest.raises(ValueError, match="memory_budget must be at least 41600 bytes"):
         lanczos_eigenpairs(lambda v: A @ v, 400, k=3, memory_budget=8 * vector)
+
+
+def test_memory_budget_bounds_the_live_vectors():
+    # Counted independently of the accounting: every tensor of shape (dim,) alive (gc)
+    # at each product, the operand included, the product's own output excluded.
+    import gc
+    import warnings
+
+    dim, k = 300, 4
+    lam = torch.cat([torch.tensor([5.0, 4.9, 4.8, 4.7]), torch.linspace(0.0, 4.0, dim - 4)])
+    A = torch.diag(lam.double())
+    live = []
+
+    def mv(v):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # gc also lists deprecated torch objects
+            objects = gc.get_objects()
+            live.append(sum(isinstance(o, torch.Tensor) and o.shape == (dim,) for o in objects))
+        return A @ v
+
+    budget = 20
+    r = lanczos_eigenpairs(mv, dim, k=k, tol=1e-6, memory_budget=budget * dim * 8)
+    assert r.converged
+    assert max(live) <= budget
 
 
 def test_residuals_are_true_residuals_in_float32():

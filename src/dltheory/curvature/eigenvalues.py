@@ -49,7 +49,7 @@ def hessian_eigenvalues(
         max_matvecs: budget of Hessian-vector products (default as
             :func:`lanczos_eigenpairs`).
         seed: random start when ``v0`` is None.
-        max_basis: basis size at which Lanczos restarts (memory: max_basis + 4
+        max_basis: basis size at which Lanczos restarts (memory: max_basis + k + 5
             vectors of P numbers; default as :func:`lanczos_eigenpairs`).
         memory_budget: bytes beyond the model's own forward/backward: half (at most
             the default basis) goes to the Lanczos basis, the rest to the products,
@@ -73,7 +73,7 @@ def hessian_eigenvalues(
         flat = FlatParameters(model)
         vector = flat.dim * flat.theta.element_size()
         wanted = k if isinstance(k, int) else 1  # k itself is checked below
-        default = max(min(300, (1 << 25) // flat.dim), 20, 2 * wanted + 2) + 4
+        default = max(min(300, (1 << 25) // flat.dim), 20, 2 * wanted + 2) + wanted + 5
         basis_budget = min(memory_budget / 2, default * vector)
         del flat
     H = HessianOperator(

@@ -51,7 +51,15 @@ __all__ = ["EigenResult", "lanczos_eigenpairs", "lanczos_tridiagonal"]
 
 Which = Literal["largest", "smallest", "magnitude"]
 _BLOCK = 1 << 16  # columns per block when combining basis vectors in place
-_WORK = 4  # vectors beyond the basis: the product, residual directions, a combination
+_WORK = 4  # vectors beyond the basis and the residual directions: the product, its
+# reduced copy, the expansion vector, a combination
+
+
+def _work(k: int) -> int:
+    """Vectors beyond the basis: ``_WORK`` and the residual directions Q of the Lanczos
+    relation, one for the Krylov residual and one more per random vector added (at most
+    one per converged pair: k + 1)."""
+    return _WORK + k + 1
 
 
 class EigenResult(NamedTuple):
@@ -99,9 +107,10 @@ def lanczos_eigenpairs(
     claim residuals below float32 precision. Stops unconverged when ``max_matvecs``
     is spent. Repeated eigenvalues come out with their multiplicity (module docstring).
 
-    Memory: at most ``max_basis + 4`` vectors of size dim (the basis, the product
-    being folded in, the residual directions of the Lanczos relation and one
-    combination), grown one vector per product, never allocated up front.
+    Memory: at most ``max_basis + k + 5`` vectors of size dim (the basis, up to k + 1
+    residual directions of the Lanczos relation, the product being folded in and its
+    reduced copy, the expansion vector and one combination), grown one vector per
+    product, never allocated up front.
 
     Args:
         matvec: v (dim,) -> A v (dim,), A symmetric; or an object with ``.matvec``.
@@ -120,8 +129,8 @@ def lanczos_eigenpairs(
             fewer so that the basis takes at most 2^25 numbers, but at least
             max(20, 2 k + 2).
         memory_budget: bytes for the basis and its work vectors: max_basis is then
-            budget / (dim * itemsize) - 4 (at most 300); a one-line error when fewer
-            than k + 2 basis vectors fit.
+            budget / (dim * itemsize) - (k + 5) (at most 300); a one-line error when
+            fewer than k + 2 basis vectors fit.
 
     Returns:
         :class:`EigenResult`.
@@ -146,13 +155,13 @@ def lanczos_eigenpairs(
     if max_basis is None and memory_budget is not None:
         memory_budget = check_positive("memory_budget", memory_budget)
         vector = dim * torch.empty((), dtype=dtype).element_size()
-        max_basis = min(300, int(memory_budget // vector) - _WORK)
+        max_basis = min(300, int(memory_budget // vector) - _work(k))
         if max_basis < k + 2:
             raise ValueError(
                 message(
                     "memory_budget",
-                    f"at least {(k + 2 + _WORK) * vector} bytes ({k + 2} basis vectors "
-                    f"and {_WORK} work vectors of {vector} bytes)",
+                    f"at least {(k + 2 + _work(k)) * vector} bytes ({k + 2} basis vectors "
+                    f"and {_work(k)} work vectors of {vector} bytes)",
                     int(memory_budget),
                     "Raise it or ask for fewer eigenpairs",
                 )
@@ -161,7 +170,7 @@ def lanczos_eigenpairs(
         max_basis = max(min(300, (1 << 25) // dim), 20, 2 * k + 2)
     max_basis = min(check_int("max_basis", max_basis, minimum=k + 2), dim)
     item = torch.empty((), dtype=dtype).element_size()
-    check_bytes("dim", float(item) * dim * (k + 2 + _WORK), fix="Use a smaller operator")
+    check_bytes("dim", float(item) * dim * (k + 2 + _work(k)), fix="Use a smaller operator")
     gen = generator_from(seed)
     if v0 is None:
         start = torch.randn(dim, generator=gen, dtype=dtype, device=gen.device).to(device)
@@ -203,6 +212,7 @@ def lanczos_eigenpairs(
         while vec is None:  # the residual lay in the space: restart from random
             noise = torch.randn(dim, generator=gen, dtype=dtype, device=gen.device)
             vec = basis.orthonormal(noise.to(device=basis.device))
+        expand = noise = None  # freed before the product (memory_budget counts on it)
         basis.add(vec)
     sel = order[:k]
     res_all = [
@@ -265,7 +275,7 @@ class _Basis:
         # w = V h + alpha v + w_perp (Gram-Schmidt twice).
         basis = [*self.V, v]
         h = torch.zeros(m + 1, dtype=torch.float64)
-        norm = w_norm = float(w.norm())
+        norm = float(w.norm())
         for _ in range(2):  # a second pass only when the first cancelled much (DGKS)
             for i, u in enumerate(basis):
                 c = float(u @ w)
@@ -287,11 +297,11 @@ class _Basis:
         C[:m, :q] = self.C
         C[m, q] = 1.0
         cols, R = [], torch.zeros(q + 1, q + 1, dtype=torch.float64)
-        # Each candidate is judged against its norm before the reductions above (a unit
-        # Q vector: 1; w: ||A v||): judged against its own remainder, the rounding left
-        # after removing v from Q would pass as a new direction, one per product.
         for j, x in enumerate([*self.Q, w]):
-            norm0 = 1.0 if j < q else w_norm
+            # Q's columns were unit before v was taken out: a column that lay along v
+            # is measured against 1, not against its cancelled remainder (else rounding
+            # noise survives as a new direction and q grows at each restart).
+            norm0 = 1.0 if j < q else float(x.norm())
             for _ in range(2):
                 for i, u in cols:
                     c = float(u @ x)
