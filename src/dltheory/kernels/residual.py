@@ -52,6 +52,8 @@ def residual_rule(layer: Residual, state: PairState, ctx: GraphContext) -> PairS
         ntk=mix(skip.ntk, branch.ntk),
         var1=mix(skip.var1, branch.var1),
         var2=mix(skip.var2, branch.var2),
+        # full image layout: each input's own pixel-pair covariance mixes likewise
+        # (pooling after the block reads it for the variances)
         self1=None if branch.self1 is None else mix(skip.self1, branch.self1),
         self2=None if branch.self2 is None else mix(skip.self2, branch.self2),
         mean1=mean1,

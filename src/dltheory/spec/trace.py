@@ -45,11 +45,27 @@ _ACT_FUNCTIONS = {
     torch.erf: "erf",
 }
 _ACT_METHODS = {"relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid"}
+# the registry's activations under their torch / torch.nn.functional names (elu, softplus,
+# sin, cos, abs, sign, ...), taking no parameter beyond the tensor unless read below
+for _name in ("elu", "softplus", "sin", "cos", "abs", "sign", "relu", "tanh", "sigmoid"):
+    for _space in (F, torch):
+        if callable(getattr(_space, _name, None)):
+            _ACT_FUNCTIONS.setdefault(getattr(_space, _name), _name)
+    _ACT_METHODS.setdefault(_name, _name)
+_ADAPTIVE = (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, torch.adaptive_avg_pool1d)
+_AVG_POOL = (F.avg_pool1d, F.avg_pool2d, torch.avg_pool1d)
+_NORMS = (F.layer_norm, F.group_norm, torch.layer_norm, torch.group_norm)
+
+
+class _Param:
+    """A parameter or buffer read in forward (a ``get_attr`` node): only norms take one."""
+
+
 _ADD = (operator.add, torch.add, operator.iadd)
 _SUB = (operator.sub, torch.sub, operator.isub)
 _MUL = (operator.mul, torch.mul, operator.imul)
 _DIV = (operator.truediv, torch.div, operator.itruediv)
-_IDENTITY_FUNCTIONS = (F.dropout, torch.flatten, F.alpha_dropout)
+_IDENTITY_FUNCTIONS = (F.dropout, F.alpha_dropout, F.dropout1d, F.dropout2d)
 
 
 @dataclass(frozen=True)
@@ -110,6 +126,28 @@ def _channels(value: _Value) -> int | None:
     return None
 
 
+def _image_dim(value: _Value) -> int:
+    """The spatial axes of an image value (the last conv's or pool's), 2 where unknown."""
+    for _, layer, _ in reversed(value.items):
+        if type(layer).__name__ == "Conv":
+            return len(layer.kernel_size)
+        if type(layer).__name__ == "AvgPool":
+            return len(layer.window)
+    return 2
+
+
+def _module_name(node: fx.Node) -> str:
+    """The module a node calls ("" for a function or method)."""
+    return node.target if node.op == "call_module" else ""
+
+
+def _arg(node: fx.Node, i: int, name: str, default: Any = None) -> Any:
+    """Argument ``name`` of a call node, given at position ``i`` or as a keyword."""
+    if len(node.args) > i:
+        return node.args[i]
+    return node.kwargs.get(name, default)
+
+
 def _is_conv(module: nn.Module) -> bool:
     """A module of the conv engine (``dltheory.spec.conv``), where present."""
     if _conv_hook() is None:
@@ -143,6 +181,20 @@ class _Lifter:
         self.n_linear = 0
         self.in_dim: int | None = None
         self.readouts: dict[fx.Node, str] = {}  # sum node -> module of its branch's readout
+
+    def once(self, node: fx.Node, value: _Value) -> None:
+        """Refuse a weight module applied again on its own path (tied weights).
+
+        One reached by two arms of a sum is refused at the sum (``add``).
+        """
+        if any(m == node.target for _, _, m in value.items):
+            raise self.refuse(
+                node,
+                "made of weight layers each applied once",
+                f"module {node.target!r} applied again (tied weights)",
+                "A reused weight matrix correlates the layers it feeds: the NTK gains "
+                "cross terms the spec does not carry; use separate modules",
+            )
 
     # errors -------------------------------------------------------------------------
     def refuse(self, node: fx.Node, constraint: str, got: Any, fix: str) -> ValueError:
@@ -280,7 +332,7 @@ class _Lifter:
             bias = affine and module.bias is not None
             if value.channels_last and len(shape) == 1:
                 over, per_pixel = "channels", False
-            elif not value.channels_last and len(shape) > 1:
+            elif not value.channels_last and len(shape) == _image_dim(value) + 1:
                 over, per_pixel = "all", True
             else:
                 raise self.refuse(
@@ -301,7 +353,7 @@ class _Lifter:
             )
         eps = float(module.eps)
         layer = LayerNorm(affine, bias, eps, over=over, per_pixel_affine=per_pixel and affine)
-        return self.append(node, value, layer, None, node.target)
+        return self.append(node, value, layer, None, _module_name(node))
 
     def permute(self, node, value: _Value, dims: tuple) -> _Value:
         """x.permute(0, 2, 3, 1) / (0, 2, 1) to channels-last and back, around LayerNorm."""
@@ -335,7 +387,7 @@ class _Lifter:
         affine = bool(module.elementwise_affine)
         bias = affine and module.bias is not None
         layer = LayerNorm(affine=affine, bias=bias, eps=float(module.eps))
-        return self.append(node, value, layer, value.features, node.target)
+        return self.append(node, value, layer, value.features, _module_name(node))
 
     def no_closed_form(self, node: fx.Node, module: nn.Module) -> ValueError:
         """The refusal of a layer whose infinite-width kernel has no closed form."""
@@ -374,6 +426,7 @@ class _Lifter:
         from ..finite.modules import FiniteDense, ImageLayerNorm
 
         if isinstance(module, nn.Linear | FiniteDense):
+            self.once(node, value)
             return self.linear(node, value, module)
         if isinstance(module, nn.LayerNorm):
             return self.layer_norm(node, value, module)
@@ -393,6 +446,8 @@ class _Lifter:
         if isinstance(module, _DROPOUT) or is_pass_through(module):
             return value
         if _is_conv(module):
+            if isinstance(module, nn.Conv1d | nn.Conv2d) or hasattr(module, "out_channels"):
+                self.once(node, value)
             if self.in_dim is None:  # the input's channels: the network's n_0
                 self.in_dim = getattr(module, "in_channels", None)
             return self.append(node, value, self.conv(node, module), None, node.target)
@@ -416,12 +471,196 @@ class _Lifter:
             )
         return self.append(node, value, Nonlinearity(act), value.features, node.target)
 
+    # functional forms ---------------------------------------------------------------
+    def param(self, node: fx.Node, arg: Any, name: str, fill: float) -> bool:
+        """Whether a norm's weight / bias argument is given; refused unless at its init."""
+        if arg is None:
+            return False
+        if not isinstance(arg, fx.Node) or arg.op != "get_attr":
+            raise self.refuse(
+                node,
+                f"made of normalisations whose {name} is a parameter of the model or None",
+                getattr(arg, "name", arg),
+                "Pass a module's parameter (self.weight) directly",
+            )
+        tensor = functools.reduce(getattr, arg.target.split("."), self.model)
+        if not torch.all(tensor == fill):
+            raise self.refuse(
+                node,
+                f"made of normalisations whose {name} is {fill:g} at initialisation "
+                "(the kernel is the model's at init)",
+                f"{arg.target} = {tensor.flatten()[:3].tolist()}...",
+                f"Lift the model before training, with the {name} at {fill:g}",
+            )
+        return True
+
+    def functional_norm(self, node: fx.Node, value: _Value) -> _Value:
+        """``F.layer_norm(x, shape, weight, bias, eps)`` / ``F.group_norm(x, groups, ...)``."""
+        fn = node.target
+        weight = self.param(node, _arg(node, 2, "weight"), "weight", 1.0)
+        bias = self.param(node, _arg(node, 3, "bias"), "bias", 0.0)
+        eps = float(_arg(node, 4, "eps", 1e-5))
+        if fn in (F.layer_norm, torch.layer_norm):
+            shape = _arg(node, 1, "normalized_shape")
+            shape = (shape,) if isinstance(shape, int) else shape
+            if not isinstance(shape, tuple | list) or not all(isinstance(n, int) for n in shape):
+                raise self.refuse(
+                    node,
+                    "made of layer_norm calls with a literal normalized_shape",
+                    shape,
+                    "Write the shape as integers (F.layer_norm(x, (C,)))",
+                )
+            if weight != bias and not weight:
+                raise self.refuse(
+                    node,
+                    "made of layer_norm calls with a weight where a bias is",
+                    "a bias without a weight",
+                    "Pass both or the weight alone",
+                )
+            module = nn.LayerNorm(tuple(shape), eps, elementwise_affine=weight, bias=bias)
+            return self.layer_norm(node, value, module)
+        groups = _arg(node, 1, "num_groups")
+        if weight != bias:
+            raise self.refuse(
+                node,
+                "made of group_norm calls with both weight and bias or neither",
+                "one of them",
+                "Pass both (nn.GroupNorm's affine pair) or neither",
+            )
+        if not _spatial(value) and not value.channels_last:
+            if groups == 1 and value.features is not None:  # (N, C): LayerNorm of the features
+                module = nn.LayerNorm(value.features, eps, elementwise_affine=weight, bias=bias)
+                return self.layer_norm(node, value, module)
+            raise self.refuse(
+                node,
+                "made of group_norm calls of one group",
+                f"{groups} groups",
+                "Use F.group_norm(x, 1, ...) (LayerNorm over channels and pixels)",
+            )
+        if groups != 1:
+            raise self.refuse(
+                node,
+                "made of group_norm calls of one group",
+                f"{groups} groups",
+                "Use F.group_norm(x, 1, ...) (LayerNorm over channels and pixels)",
+            )
+        module = nn.GroupNorm(1, _channels(value) or 1, eps, affine=weight)
+        return self.image_norm(node, value, module)
+
+    def pool(self, node: fx.Node, value: _Value) -> _Value:
+        """``F.adaptive_avg_pool*d(x, 1)`` (global) and ``F.avg_pool*d`` (windows)."""
+        fn = node.target
+        if not _spatial(value) or value.channels_last:
+            raise self.refuse(
+                node,
+                "made of poolings of channels-first images (after a convolution)",
+                "a feature vector" if not _spatial(value) else "a channels-last image",
+                "Pool the output of a Conv layer (N, C, H, W)",
+            )
+        if fn in _ADAPTIVE:
+            size = _arg(node, 1, "output_size")
+            sizes = tuple(size) if isinstance(size, tuple | list) else (size,)
+            if all(s == 1 for s in sizes):
+                return self.append(node, value, _conv_kind("GlobalAvgPool")(), None)
+            raise self.refuse(
+                node,
+                "made of adaptive poolings to size 1 (global average pooling)",
+                f"output_size {size}",
+                "The input's size is unknown when tracing: write the window, "
+                "F.avg_pool2d(x, H // s), for an output of size s",
+            )
+        window = _arg(node, 1, "kernel_size")
+        stride = _arg(node, 2, "stride") or None
+        padding = _arg(node, 3, "padding", 0)
+        ceil = _arg(node, 4, "ceil_mode", False)
+        count_pad = _arg(node, 5, "count_include_pad", True)
+        divisor = _arg(node, 6, "divisor_override")
+        if ceil or not count_pad or divisor:
+            raise self.refuse(
+                node,
+                "made of average poolings with count_include_pad=True, ceil_mode=False",
+                f"ceil_mode={ceil}, count_include_pad={count_pad}, divisor_override={divisor}",
+                "Use the defaults",
+            )
+        dim = _image_dim(value)
+
+        def tup(v):
+            return tuple(v) if isinstance(v, tuple | list) else (v,) * dim
+
+        try:
+            layer = _conv_kind("AvgPool")(
+                tup(window), stride=tup(stride) if stride else None, padding=tup(padding)
+            )
+        except (TypeError, ValueError) as err:
+            raise self.refuse(
+                node,
+                "made of average poolings with integer windows",
+                window,
+                str(err).splitlines()[0][:80],
+            ) from None
+        return self.append(node, value, layer, None)
+
+    def flatten(self, node: fx.Node, value: _Value, start: Any, end: Any) -> _Value:
+        """``torch.flatten(x, 1)`` / ``x.flatten(1)``: Flatten of an image, else a no-op."""
+        if start not in (1, -1 if value.features else 1) or end not in (-1, None):
+            raise self.refuse(
+                node,
+                "made of flattens of all axes but the batch",
+                f"flatten(start_dim={start}, end_dim={end})",
+                "Use torch.flatten(x, 1)",
+            )
+        if value.channels_last:
+            raise self.refuse(
+                node,
+                "made of flattens of channels-first images",
+                "a channels-last image",
+                "Permute back before flattening",
+            )
+        if _spatial(value):
+            return self.append(node, value, _conv_kind("Flatten")(), None)
+        return value
+
+    def mean(self, node: fx.Node, value: _Value, dims: Any) -> _Value:
+        """``x.mean((2, 3))`` / ``torch.mean(x, (-2, -1))``: global average pooling."""
+        dim = _image_dim(value)
+        dims = (dims,) if isinstance(dims, int) else dims
+        ok = _spatial(value) and not value.channels_last and isinstance(dims, tuple | list)
+        if ok and {d % (dim + 2) for d in dims if isinstance(d, int)} == set(range(2, dim + 2)):
+            return self.append(node, value, _conv_kind("GlobalAvgPool")(), None)
+        raise self.refuse(
+            node,
+            "made of means over all pixels of a channels-first image (global pooling)",
+            f"mean over {dims}" + ("" if _spatial(value) else " of a feature vector"),
+            "Only x.mean((2, 3)) after a convolution is read",
+        )
+
+    def no_params(self, node: fx.Node, tensors: list, env: dict) -> None:
+        """Refuse a parameter used outside a module (other than a norm's weight / bias)."""
+        for t in tensors:
+            if isinstance(env[t], _Param):
+                raise self.refuse(
+                    node,
+                    "made of modules (no parameters used directly in forward)",
+                    t.target,
+                    "Wrap the computation in a module",
+                )
+
     def call_function(self, node: fx.Node, env: dict) -> _Value:
         fn = node.target
         tensors = [a for a in node.args if isinstance(a, fx.Node)]
+        if fn in _NORMS and tensors and not isinstance(env[tensors[0]], _Param):
+            return self.functional_norm(node, env[tensors[0]])
+        self.no_params(node, tensors, env)
         if fn is torch.permute and len(tensors) == 1:
             dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dims", ())
             return self.permute(node, env[tensors[0]], tuple(dims))
+        if fn in _ADAPTIVE + _AVG_POOL and len(tensors) == 1:
+            return self.pool(node, env[tensors[0]])
+        if fn is torch.flatten and len(tensors) == 1:
+            start, end = _arg(node, 1, "start_dim", 0), _arg(node, 2, "end_dim", -1)
+            return self.flatten(node, env[tensors[0]], start, end)
+        if fn is torch.mean and len(tensors) == 1:
+            return self.mean(node, env[tensors[0]], _arg(node, 1, "dim"))
         numbers = [a for a in node.args if isinstance(a, int | float) and not isinstance(a, bool)]
         if fn in _ADD + _SUB and len(tensors) == 2 and not node.kwargs:
             sign = -1.0 if fn in _SUB else 1.0
@@ -453,18 +692,23 @@ class _Lifter:
             node,
             "made of operations with a layer kind",
             getattr(fn, "__name__", repr(fn)),
-            "Supported functions: +, -, * or / by a number, relu, tanh, sigmoid, gelu, "
-            "silu, leaky_relu, dropout, flatten",
+            "Supported functions: +, -, * or / by a number, the activations (relu, tanh, "
+            "gelu, ...), dropout, flatten, mean over pixels, avg_pool, adaptive_avg_pool "
+            "to 1, layer_norm, group_norm of one group",
         )
 
     def call_method(self, node: fx.Node, env: dict) -> _Value:
         tensors = [a for a in node.args if isinstance(a, fx.Node)]
+        self.no_params(node, tensors, env)
         if node.target in _ACT_METHODS and len(tensors) == 1:
             value = env[tensors[0]]
             act = Nonlinearity(_ACT_METHODS[node.target])
             return self.append(node, value, act, value.features)
         if node.target == "flatten" and len(tensors) == 1:
-            return env[tensors[0]]
+            start, end = _arg(node, 1, "start_dim", 0), _arg(node, 2, "end_dim", -1)
+            return self.flatten(node, env[tensors[0]], start, end)
+        if node.target == "mean" and len(tensors) == 1:
+            return self.mean(node, env[tensors[0]], _arg(node, 1, "dim"))
         if node.target == "permute" and len(tensors) == 1:
             dims = node.args[1:]
             if len(dims) == 1 and isinstance(dims[0], tuple | list):
@@ -477,7 +721,8 @@ class _Lifter:
             node,
             "made of operations with a layer kind",
             f"tensor.{node.target}()",
-            "Supported methods: relu, tanh, sigmoid, flatten, add, sub",
+            "Supported methods: the activations (relu, tanh, ...), flatten, mean over "
+            "pixels, permute, add, sub",
         )
 
     def add(self, node: fx.Node, a: _Value, b: _Value, sign: float) -> _Value:
@@ -581,6 +826,7 @@ def lift(model: nn.Module, c_w, c_b, parametrization, *, readouts: bool = False)
             arg = node.args[0] if node.args else None
             if len(node.args) != 1 or not isinstance(arg, fx.Node) or node.kwargs:
                 raise lifter.refuse(node, "made of modules of one tensor", node.args, "")
+            lifter.no_params(node, [arg], env)
             env[node] = lifter.call_module(node, env[arg])
         elif node.op == "call_function":
             env[node] = lifter.call_function(node, env)
@@ -589,19 +835,15 @@ def lift(model: nn.Module, c_w, c_b, parametrization, *, readouts: bool = False)
         elif node.op == "output":
             if not isinstance(node.args[0], fx.Node):
                 raise lifter.refuse(node, "a model of one tensor output", node.args[0], "")
+            lifter.no_params(node, [node.args[0]], env)
             out = lifter.settle(node, env[node.args[0]])
             if out.channels_last:
                 raise lifter.refuse(
                     node, "a model whose output is channels-first", "a channels-last image",
                     "Permute back before the output",
                 )  # fmt: skip
-        else:  # get_attr: a parameter used outside a module
-            raise lifter.refuse(
-                node,
-                "made of modules (no parameters used directly in forward)",
-                node.target,
-                "Wrap the computation in a module",
-            )
+        else:  # get_attr: a parameter read in forward, refused unless a norm's affine pair
+            env[node] = _Param()
     if out is None or not any(isinstance(layer, Dense) for _, layer, _ in out.items):
         raise ValueError(message("model", "a model with at least one Linear layer", model))
     spec = Serial(*(layer for _, layer, _ in out.items), in_dim=lifter.in_dim)
