@@ -1,0 +1,31 @@
+"""Tests that kill the surviving mutants of ``kernels/solvers.py`` (issue 24).
+
+Expected values come from dense NumPy solves and from closed forms of CG (on a
+system whose preconditioned matrix is a multiple of the identity CG stops after one
+step), never from the solvers' own output.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dltheory import MLP
+from dltheory.kernels import fit_pcg
+
+
+def test_pcg_preconditioner_floor_is_lam_r_plus_ridge():
+    # Identity network: K = c_w (c_w x x'/d + c_b) + c_b has rank d + 1 = 3 < rank 10 of
+    # the Nystrom sketch, so K = U diag(lam) U^T exactly, lam_r ~ 0, and
+    # P^-1 (K + ridge I) = (lam_r + ridge) U U^T + ridge (I - U U^T) ~ ridge I: one CG step.
+    # A floor lam_r - ridge makes the preconditioned matrix indefinite (-ridge and ridge).
+    spec = MLP(depth=1, activation="identity", c_w=1.0, c_b=0.5)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((60, 2))
+    y = rng.standard_normal(60)
+    fit = fit_pcg(spec, x, y, ridge=0.1, rank=10, tol=1e-8)
+    assert fit.iterations == 1 and fit.converged and fit.residuals[0] <= 1e-8
+    k = spec.kernel(torch.from_numpy(x)).nngp.numpy()
+    ref = np.linalg.solve(k + 0.1 * np.eye(60), y)
+    # cond(K + 0.1 I) ~ 600; a relative residual 1e-8 bounds the error by 600 * 1e-8.
+    np.testing.assert_allclose(fit.alpha[:, 0], ref, rtol=0, atol=1e-5 * np.abs(ref).max())
