@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from dltheory import MLP
-from dltheory.kernels import fit_pcg
+from dltheory.kernels import fit_falkon, fit_pcg
 
 
 def test_pcg_preconditioner_floor_is_lam_r_plus_ridge():
@@ -29,3 +29,16 @@ def test_pcg_preconditioner_floor_is_lam_r_plus_ridge():
     ref = np.linalg.solve(k + 0.1 * np.eye(60), y)
     # cond(K + 0.1 I) ~ 600; a relative residual 1e-8 bounds the error by 600 * 1e-8.
     np.testing.assert_allclose(fit.alpha[:, 0], ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+
+
+def test_falkon_without_keep_cross_never_stores_k_nm(monkeypatch):
+    # keep_cross=False recomputes the blocks every iteration: the (N, m) K_nm is never built.
+    from dltheory.kernels import solvers
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("K_nm built with keep_cross=False")
+
+    monkeypatch.setattr(solvers, "_cross_matrix", refuse)
+    x = np.random.default_rng(1).standard_normal((40, 3))
+    fit = fit_falkon(MLP(depth=1), x, np.sin(x[:, 0]), ridge=0.1, n_inducing=8, keep_cross=False)
+    assert fit.alpha.shape == (8, 1)
