@@ -8,10 +8,11 @@ step), never from the solvers' own output.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from dltheory import MLP
-from dltheory.kernels import fit_falkon, fit_pcg
+from dltheory.kernels import fit_exact, fit_falkon, fit_pcg
 
 
 def test_pcg_preconditioner_floor_is_lam_r_plus_ridge():
@@ -42,3 +43,17 @@ def test_falkon_without_keep_cross_never_stores_k_nm(monkeypatch):
     x = np.random.default_rng(1).standard_normal((40, 3))
     fit = fit_falkon(MLP(depth=1), x, np.sin(x[:, 0]), ridge=0.1, n_inducing=8, keep_cross=False)
     assert fit.alpha.shape == (8, 1)
+
+
+def test_all_zero_targets_give_zero_coefficients_and_the_gaussian_normaliser():
+    # y = 0: alpha = 0 and log p(0) = -log det(K + ridge I) / 2 - N log(2 pi) / 2 (dense
+    # slogdet; cond ~ 1e3, so ~1e-13 relative).
+    spec = MLP(depth=1, activation="relu", c_w=2.0, c_b=0.1)
+    x = np.random.default_rng(2).standard_normal((30, 3))
+    fit = fit_exact(spec, x, np.zeros(30), ridge=0.01)
+    assert not fit.alpha.any()
+    k = spec.kernel(torch.from_numpy(x)).nngp.numpy()
+    logdet = np.linalg.slogdet(k + 0.01 * np.eye(30))[1]
+    ref = -0.5 * logdet - 15 * np.log(2 * np.pi)
+    assert fit.log_marginal_likelihood == pytest.approx(ref, rel=1e-10)
+    assert not fit_falkon(spec, x, np.zeros(30), ridge=0.01, n_inducing=5).alpha.any()
