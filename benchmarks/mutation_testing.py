@@ -333,6 +333,14 @@ def own_run(target: str, out: Path, timeout: float, budget: float, rescore: bool
     if code != 0:
         raise RuntimeError(f"the clean run of {target}'s tests failed (exit {code})")
     reached = {k: set(v) for k, v in json.loads(cover.read_text()).items()}
+    for f in files:  # lines run at import (constants, signatures with their defaults)
+        tree = ast.parse(f.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                reached[str(f)].update(range(node.lineno, node.body[0].lineno))
+        for node in tree.body:
+            if isinstance(node, (ast.Assign, ast.AnnAssign)):
+                reached[str(f)].update(range(node.lineno, node.end_lineno + 1))
     results, survivors = Counter(), []
     only = None
     if rescore:
