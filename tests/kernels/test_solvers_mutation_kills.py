@@ -57,3 +57,25 @@ def test_all_zero_targets_give_zero_coefficients_and_the_gaussian_normaliser():
     ref = -0.5 * logdet - 15 * np.log(2 * np.pi)
     assert fit.log_marginal_likelihood == pytest.approx(ref, rel=1e-10)
     assert not fit_falkon(spec, x, np.zeros(30), ridge=0.01, n_inducing=5).alpha.any()
+
+
+def test_fit_pcg_defaults_reach_the_solver(monkeypatch):
+    # Documented defaults: rank 200 Nystrom columns (capped at N), tol 1e-8, max_iter 500.
+    from dltheory.kernels import solvers
+
+    seen = {}
+    real_cg, real_centres = solvers._cg, solvers._centres
+
+    def cg(apply, rhs, precondition, tol, max_iter):
+        seen["cg"] = (tol, max_iter)
+        return real_cg(apply, rhs, precondition, tol, max_iter)
+
+    def centres(n, m, seed):
+        seen["centres"] = (n, m, seed)
+        return real_centres(n, m, seed)
+
+    monkeypatch.setattr(solvers, "_cg", cg)
+    monkeypatch.setattr(solvers, "_centres", centres)
+    x = np.random.default_rng(4).standard_normal((250, 2))
+    fit_pcg(MLP(depth=1), x, np.sin(x[:, 0]), ridge=0.1)
+    assert seen == {"cg": (1e-8, 500), "centres": (250, 200, 0)}
