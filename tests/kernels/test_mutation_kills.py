@@ -416,3 +416,38 @@ def test_gp_posterior_reports_evidence_and_the_blocks_it_was_given():
     cov = kx + fit.noise * np.eye(10)
     expected = scipy.stats.multivariate_normal(np.zeros(10), cov).logpdf(np.sin(x[:, 0]))
     assert fit.log_marginal_likelihood == pytest.approx(expected, rel=1e-9)
+
+
+def test_maximize_evidence_accepts_targets_of_magnitude_1e150_and_refuses_above():
+    # The documented bound is inclusive: y up to 1e150 gives finite evidence (y^T K^-1 y
+    # ~ 1e300 < float64's 1.8e308), above it the fit is refused in one line.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((20, 2))
+    y = np.sin(x[:, 0])
+    y = y / np.abs(y).max()
+    from dltheory.kernels import maximize_evidence
+
+    fit = maximize_evidence(x, 1e150 * y, depths=(1,), max_iter=2)
+    assert np.isfinite(fit.log_marginal_likelihood)
+    with pytest.raises(ValueError, match=r"y must be targets of magnitude <= 1e150\. Got 1.0"):
+        maximize_evidence(x, 1.0000001e150 * y, depths=(1,), max_iter=2)
+
+
+def test_maximize_evidence_default_is_50_l_bfgs_b_iterations_per_depth(monkeypatch):
+    # The documented default max_iter = 50 reaches scipy's L-BFGS-B as maxiter, per depth.
+    import scipy.optimize
+
+    from dltheory.kernels import maximize_evidence
+
+    seen = []
+    real = scipy.optimize.minimize
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs.get("method"), kwargs["options"]["maxiter"]))
+        kwargs["options"] = {**kwargs["options"], "maxiter": 1}  # keep the test fast
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(scipy.optimize, "minimize", spy)
+    x = np.random.default_rng(3).standard_normal((6, 2))
+    maximize_evidence(x, np.sin(x[:, 0]), depths=(1, 2))
+    assert seen == [("L-BFGS-B", 50), ("L-BFGS-B", 50)]

@@ -234,7 +234,7 @@ def maximize_evidence(
     biggest = float(np.abs(y).max())
     if biggest > 1e150:  # y^T K^-1 y and its gradient overflow: nothing could be learned
         raise ValueError(
-            message("y", "targets below 1e150 in magnitude", biggest, "Standardise y first")
+            message("y", "targets of magnitude <= 1e150", biggest, "Standardise y first")
         )
     if not depths:
         raise ValueError(message("depths", "a non-empty tuple of depths", depths))
