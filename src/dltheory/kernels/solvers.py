@@ -315,12 +315,6 @@ def _remaining(k: np.ndarray, d: np.ndarray, y: np.ndarray, x0: np.ndarray) -> n
     return y - kx - d[:, None] * x0
 
 
-def _evidence(y: np.ndarray, coef: np.ndarray, logdet: float) -> float:
-    """log p(y) = -y^T K_y^-1 y / 2 - log det K_y / 2 - N log(2 pi) / 2, summed over columns."""
-    n, k = y.shape
-    return float(-0.5 * (y * coef).sum() - 0.5 * k * logdet - 0.5 * k * n * np.log(2 * np.pi))
-
-
 def _cg(apply, rhs: np.ndarray, precondition, tol: float, max_iter: int):
     """Preconditioned CG on every column of ``rhs`` at once (independent step sizes)."""
     x = np.zeros_like(rhs)
