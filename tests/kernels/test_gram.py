@@ -123,3 +123,28 @@ def test_cholesky_error_names_the_smallest_eigenvalue():
         cholesky_in_place(np.ones((2, 3)))
     with pytest.raises(ValueError, match="shift must be a variance >= 0"):
         cholesky_in_place(np.asfortranarray(np.eye(2)), shift=-1.0)
+
+
+@pytest.mark.parametrize("tile", [None, 7])
+def test_tiled_gram_equals_a_numpy_arccos_recursion(tile):
+    """The tiled pass (per-tile x_a . x_b products, tiles not dividing N) against the
+    arc-cosine recursion written out in NumPy (Cho & Saul 2009; Jacot et al. 2018)."""
+    x = np.random.default_rng(3).standard_normal((300, 5))
+    c_w, c_b, depth = 2.0, 0.1, 3
+    k = c_b + c_w * (x @ x.T) / x.shape[1]
+    t = k.copy()
+    for _ in range(depth):
+        sd = np.sqrt(np.diag(k))
+        rho = np.clip(k / np.outer(sd, sd), -1.0, 1.0)
+        angle = np.pi - np.arccos(rho)
+        e_ss = np.outer(sd, sd) * (np.sqrt(1 - rho**2) + angle * rho) / (2 * np.pi)
+        e_dd = angle / (2 * np.pi)
+        k, t = c_b + c_w * e_ss, c_b + c_w * e_ss + c_w * e_dd * t
+    spec = MLP(depth=depth, activation="relu", c_w=c_w, c_b=c_b)
+    xt = torch.from_numpy(x)
+    for kind, want in (("nngp", k), ("ntk", t)):
+        got = gram_matrix(spec, xt, kind=kind, block_rows=tile)
+        # Both sides round a few ulps per layer (BLAS sums, arccos near rho = 1: ~1e-8
+        # there, scaled by sin): 1e-7 of the largest entry bounds it with margin.
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-7 * np.abs(want).max())
+        np.testing.assert_array_equal(got, got.T)

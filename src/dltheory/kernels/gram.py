@@ -39,6 +39,7 @@ KernelKind = Literal["nngp", "ntk"]
 _PANEL_FRACTION = 0.05  # transient panels use at most this fraction of the Gram's memory
 _ARRAYS_PER_PANEL = 3  # nngp, ntk and the input Gram of one panel, from ``kernel``
 _RECYCLED_BYTES = 30 << 20  # < 32 MiB, glibc's largest dynamic mmap threshold
+_TILE = 256  # side of a tile of the tiled Gram: its 512 kB buffer stays in L2
 PRODUCT_MEMORY = 256 << 20  # bytes of kernel blocks alive at once in ``kernel_product``
 
 
@@ -87,8 +88,9 @@ def gram_matrix(
         out: an (N, N) float64 Fortran-ordered buffer to fill (``None``: allocate).
         block_rows: rows per panel (default: :func:`panel_rows`); for chains whose
             activations all have scalar closed forms, the side of a tile of the one
-            tiled pass (default 64): x x^T by BLAS into ``out``, then each tile on and
-            below the diagonal through all layers and written with its mirror.
+            tiled pass (default 256): each tile on and below the diagonal gets its
+            x_a . x_b from a small BLAS product, runs through all layers and is
+            written with its mirror (the only pass over ``out``).
 
     Returns:
         ``out`` (or a new Fortran-ordered array), symmetric, both triangles filled.
@@ -122,7 +124,7 @@ def gram_matrix(
             )
         )
     if _tiled(spec, x):
-        _tiled_gram(spec, x, kind, out, 64 if block_rows is None else block_rows)
+        _tiled_gram(spec, x, kind, out, _TILE if block_rows is None else block_rows)
         return out
     if block_rows is None:
         # Panels under glibc's largest mmap threshold are recycled from the heap instead
@@ -150,8 +152,8 @@ def _tiled(spec: Serial, x: torch.Tensor) -> bool:
 
 
 def _tiled_gram(spec: Serial, x: torch.Tensor, kind: str, out: np.ndarray, tile: int) -> None:
-    """The whole Gram in one buffer: x x^T by BLAS into ``out``, then one parallel pass
-    of the fused loop over tiles of the lower triangle that also writes their mirrors."""
+    """The whole Gram in one buffer: one parallel pass of the fused loop over tiles of
+    the lower triangle (each its own x_a . x_b by BLAS) that also writes their mirrors."""
     tile = check_int("block_rows", tile, minimum=1)
     n, n0 = x.shape
     spec.check_network()
@@ -160,8 +162,6 @@ def _tiled_gram(spec: Serial, x: torch.Tensor, kind: str, out: np.ndarray, tile:
             message("x", f"inputs with in_dim={spec.in_dim} features", f"shape {tuple(x.shape)}")
         )
     diag = _diagonal_pass(spec, x, n0)
-    a = torch.from_numpy(out.T)  # C-ordered: its upper triangle is out's lower one
-    torch.mm(x, x.T, out=a)  # written by torch's BLAS threads (the first touch of out)
     program = fused._program(spec, n0)
     var = torch.stack(diag.variances).numpy() if diag.variances else np.zeros((1, n))
     n_tiles = -(-n // tile)
@@ -169,7 +169,10 @@ def _tiled_gram(spec: Serial, x: torch.Tensor, kind: str, out: np.ndarray, tile:
     sd = np.sqrt(var)
     isd = np.divide(1.0, sd, out=np.zeros_like(sd), where=sd > 0)
     with fused.keep_torch_threads():
-        fused.gram_in_place(out.T, float(n0), program, var, sd, isd, kind == "ntk", ti, tj, tile)
+        xs = np.ascontiguousarray(x.numpy())
+        with threadpoolctl.threadpool_limits(1, user_api="blas"):  # one BLAS thread per tile
+            fused.gram_tiles(out.T, xs, float(n0), program, var, sd, isd, kind == "ntk", ti, tj,
+                             tile)  # fmt: skip
     np.fill_diagonal(out, (diag.nngp if kind == "nngp" else diag.ntk)[-1].numpy())
 
 
