@@ -13,9 +13,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from tests.conftest import ZOO, TinyResNet
 from torch import nn
 
-from conftest import ZOO, TinyResNet
 from dltheory import empirical_ntk
 from dltheory.spec import spec_from_module
 from dltheory.spec.conv import AvgPool, Flatten
