@@ -75,6 +75,8 @@ EXEMPT = {
             "Pool",
             "Pool.map",
             "Pool.scatter",
+            "Pool.placement",
+            "Pool.workers",
             "configure",
             "pool",
             "sweep",
