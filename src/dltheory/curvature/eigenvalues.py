@@ -49,7 +49,7 @@ def hessian_eigenvalues(
         max_matvecs: budget of Hessian-vector products (default as
             :func:`lanczos_eigenpairs`).
         seed: random start when ``v0`` is None.
-        max_basis: basis size at which Lanczos restarts (memory: max_basis + k + 5
+        max_basis: basis size at which Lanczos restarts (memory: 2 max_basis + 4
             vectors of P numbers; default as :func:`lanczos_eigenpairs`).
         memory_budget: bytes beyond the model's own forward/backward: half (at most
             the default basis) goes to the Lanczos basis, the rest to the products,

@@ -55,11 +55,11 @@ _WORK = 4  # vectors beyond the basis and the residual directions: the product, 
 # reduced copy, the expansion vector, a combination
 
 
-def _work(k: int) -> int:
-    """Vectors beyond the basis: ``_WORK`` and the residual directions Q of the Lanczos
-    relation, one for the Krylov residual and one more per random vector added (at most
-    one per converged pair: k + 1)."""
-    return _WORK + k + 1
+def _vectors(max_basis: int) -> int:
+    """Vectors of size dim held at most: the basis, the residual directions Q of the
+    Lanczos relation (at most max_basis: compressed to the kept Ritz vectors' rank at
+    each restart, one more per product in between) and ``_WORK``."""
+    return 2 * max_basis + _WORK
 
 
 class EigenResult(NamedTuple):
@@ -107,9 +107,9 @@ def lanczos_eigenpairs(
     claim residuals below float32 precision. Stops unconverged when ``max_matvecs``
     is spent. Repeated eigenvalues come out with their multiplicity (module docstring).
 
-    Memory: at most ``max_basis + k + 5`` vectors of size dim (the basis, up to k + 1
-    residual directions of the Lanczos relation, the product being folded in and its
-    reduced copy, the expansion vector and one combination), grown one vector per
+    Memory: at most ``2 max_basis + 4`` vectors of size dim (the basis, at most
+    max_basis residual directions of the Lanczos relation, the product being folded in
+    and its reduced copy, the expansion vector and one combination), grown one vector per
     product, never allocated up front.
 
     Args:
@@ -129,7 +129,7 @@ def lanczos_eigenpairs(
             fewer so that the basis takes at most 2^25 numbers, but at least
             max(20, 2 k + 2).
         memory_budget: bytes for the basis and its work vectors: max_basis is then
-            budget / (dim * itemsize) - (k + 5) (at most 300); a one-line error when
+            (budget / (dim * itemsize) - 4) / 2 (at most 300); a one-line error when
             fewer than k + 2 basis vectors fit.
 
     Returns:
@@ -155,13 +155,13 @@ def lanczos_eigenpairs(
     if max_basis is None and memory_budget is not None:
         memory_budget = check_positive("memory_budget", memory_budget)
         vector = dim * torch.empty((), dtype=dtype).element_size()
-        max_basis = min(300, int(memory_budget // vector) - _work(k))
+        max_basis = min(300, (int(memory_budget // vector) - _WORK) // 2)
         if max_basis < k + 2:
             raise ValueError(
                 message(
                     "memory_budget",
-                    f"at least {(k + 2 + _work(k)) * vector} bytes ({k + 2} basis vectors "
-                    f"and {_work(k)} work vectors of {vector} bytes)",
+                    f"at least {_vectors(k + 2) * vector} bytes ({k + 2} basis vectors, as "
+                    f"many residual directions and {_WORK} work vectors of {vector} bytes)",
                     int(memory_budget),
                     "Raise it or ask for fewer eigenpairs",
                 )
@@ -170,7 +170,7 @@ def lanczos_eigenpairs(
         max_basis = max(min(300, (1 << 25) // dim), 20, 2 * k + 2)
     max_basis = min(check_int("max_basis", max_basis, minimum=k + 2), dim)
     item = torch.empty((), dtype=dtype).element_size()
-    check_bytes("dim", float(item) * dim * (k + 2 + _work(k)), fix="Use a smaller operator")
+    check_bytes("dim", float(item) * dim * _vectors(k + 2), fix="Use a smaller operator")
     gen = generator_from(seed)
     if v0 is None:
         start = torch.randn(dim, generator=gen, dtype=dtype, device=gen.device).to(device)
@@ -364,6 +364,27 @@ class _Basis:
         del self.V[p:]
         self.G = S.T @ self.G @ S
         self.C = S.T @ self.C
+        self._compress_residuals()
+
+    def _compress_residuals(self) -> None:
+        """Q C^T = (Q W)(U Sigma)^T with C = U Sigma W^T (thin SVD): after a restart C has
+        only p rows, so at most p directions of Q carry the relation; the others
+        (their singular values are zero) are dropped. Without this, an expansion by a
+        Ritz residual that mixes Q's directions leaves them all, one more per product."""
+        q = len(self.Q)
+        if q <= self.C.shape[0]:
+            return
+        U, sigma, Wt = torch.linalg.svd(self.C, full_matrices=False)
+        top = float(sigma[0]) if len(sigma) else 0.0
+        r = int((sigma > 2 * q * torch.finfo(torch.float64).eps * top).sum())
+        W = Wt[:r].T.to(dtype=self.dtype, device=self.device)  # (q, r), orthonormal columns
+        for a in range(0, self.dim, _BLOCK):
+            block = torch.stack([u[a : a + _BLOCK] for u in self.Q])
+            new = W.T @ block
+            for i in range(r):
+                self.Q[i][a : a + _BLOCK] = new[i]
+        del self.Q[r:]
+        self.C = U[:, :r] * sigma[:r]
 
 
 def lanczos_tridiagonal(
