@@ -41,7 +41,6 @@ __all__ = [
     "available",
     "closed_forms_only",
     "fused_kernel",
-    "gram_in_place",
     "gram_tiles",
     "keep_torch_threads",
     "mirror_upper",
@@ -261,56 +260,6 @@ if nb is not None:
             k[j] = (sd1 * sd2[j]) * (sin + angle * rho) * inv_2pi
             t[j] *= angle * inv_2pi
 
-    @nb.njit(parallel=True, cache=True, error_model="numpy")
-    def gram_in_place(a, n0, program, var, sd, isd, ntk, tiles_i, tiles_j, tile):
-        """K (or Theta with ``ntk``) of a closed-form chain, in place over a C-ordered
-        square ``a`` whose upper triangle holds the inputs' x_a . x_b.
-
-        Each tile (tiles_i[p], tiles_j[p]) on or above the diagonal runs through the
-        program in a small buffer (a row of pairs at a time, in cache), then is written
-        back with its transpose into the mirror tile: one pass over the matrix, both
-        triangles filled, exactly symmetric. The diagonal is left to the caller (the
-        exact 1-D recursion).
-        """
-        n = a.shape[0]
-        for p in nb.prange(tiles_i.shape[0]):
-            r0, c0 = tiles_i[p] * tile, tiles_j[p] * tile
-            r1, c1 = min(r0 + tile, n), min(c0 + tile, n)
-            diagonal = r0 == c0
-            buf = np.empty((r1 - r0, c1 - c0))
-            t = np.empty(c1 - c0)
-            for i in range(r0, r1):
-                j0 = i if diagonal else c0
-                m = c1 - j0
-                k = buf[i - r0, j0 - c0 :]
-                for j in range(m):
-                    k[j] = a[i, j0 + j] / n0
-                    t[j] = 0.0
-                tt = t[:m]
-                nl = 0
-                for row in range(program.shape[0]):
-                    if program[row, 0] == 0:
-                        c_w, c_b = program[row, 1], program[row, 2]
-                        lr_w, lr_b = program[row, 3], program[row, 4]
-                        for j in range(m):
-                            tt[j] = lr_b + lr_w * k[j] + c_w * tt[j]
-                            k[j] = c_b + c_w * k[j]
-                    else:
-                        code, param = np.int64(program[row, 5]), program[row, 6]
-                        if code == 1:
-                            relu_row(k, tt, sd[nl, i], isd[nl, i], sd[nl, j0:c1], isd[nl, j0:c1])
-                        else:
-                            closed_pair_row(code, param, var[nl, i], k, var[nl, j0:c1], tt)
-                        nl += 1
-                if ntk:
-                    for j in range(m):
-                        k[j] = tt[j]
-                for j in range(m):
-                    a[i, j0 + j] = k[j]
-            for j in range(c0, c1):  # the mirror tile, row by row of a
-                for i in range(r0, min(r1, j)):
-                    a[j, i] = buf[i - r0, j - c0]
-
 
 if nb is not None:
 
@@ -336,10 +285,15 @@ if nb is not None:
 
     @nb.njit(parallel=True, cache=True, error_model="numpy")
     def gram_tiles(a, x, n0, program, var, sd, isd, ntk, tiles_i, tiles_j, tile):
-        """As :func:`gram_in_place`, but each tile's x_a . x_b comes from a small
-        matrix product of the inputs inside the pass (BLAS on a tile x n_0 panel):
-        ``a`` is only written, once, by the worker threads (its first touch), and the
-        products of the tiles above the diagonal are never formed."""
+        """K (or Theta with ``ntk``) of a closed-form chain (``program``) into the
+        square ``a``, both triangles, exactly symmetric; the diagonal is left to the
+        caller (the exact 1-D recursion).
+
+        Each tile (tiles_i[p], tiles_j[p]) on or above the diagonal forms its x_a . x_b
+        by a small matrix product of the inputs (BLAS on a tile x n_0 panel), runs
+        through the program a row of pairs at a time in cache, and is written back with
+        its mirror: ``a`` is only written, once, by the worker threads (its first
+        touch), and the products of the tiles below the diagonal are never formed."""
         n = a.shape[0]
         for p in nb.prange(tiles_i.shape[0]):
             r0, c0 = tiles_i[p] * tile, tiles_j[p] * tile
